@@ -1,0 +1,148 @@
+//! The bundled example target of `tasktrace demo` and of the tests: an unmodified tokio program
+//! with the shapes the out-of-process reader decodes. It prints `ready <addr>` once every task
+//! is spawned and then runs until killed (with `--no-runtime`: never starts the runtime).
+//!
+//! Lines marked `// @name` are looked up by the tests (they assert the await lines).
+
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+/// Number of idle tasks (each waits on its own oneshot channel).
+const IDLE_TASKS: usize = 50;
+
+async fn foo() {
+    bar().await; // @foo_await
+}
+
+async fn bar() {
+    tokio::join!(fiz(), buz()); // @bar_join
+}
+
+async fn fiz() {
+    tokio::time::sleep(Duration::from_secs(3600)).await; // @fiz_sleep
+}
+
+async fn buz() {
+    tokio::time::sleep(Duration::from_secs(7200)).await; // @buz_sleep
+}
+
+async fn sleeper() -> u32 {
+    tokio::time::sleep(Duration::from_secs(5400)).await; // @sleeper_sleep
+    7
+}
+
+async fn wait_for(handle: tokio::task::JoinHandle<u32>) -> u32 {
+    handle.await.unwrap_or(0) // @wait_for_await
+}
+
+async fn select_loop(mut rx: mpsc::Receiver<u32>, notify: std::sync::Arc<Notify>) {
+    loop {
+        tokio::select! { // @select
+            Some(v) = rx.recv() => println!("got {v}"),
+            _ = notify.notified() => println!("notified"),
+        }
+    }
+}
+
+async fn boxed() {
+    let inner: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = Box::pin(fiz());
+    inner.await; // @boxed_await
+}
+
+async fn locker(mutex: std::sync::Arc<tokio::sync::Mutex<u32>>) {
+    let guard = mutex.lock().await; // @locker_lock
+    drop(guard);
+}
+
+async fn idle(rx: oneshot::Receiver<()>) {
+    let _ = rx.await; // @idle_await
+}
+
+/// A task that never yields: it stays inside `poll`, occupying one worker (reported as
+/// running).
+async fn spinner() {
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn echo_server(listener: TcpListener) {
+    loop {
+        let accepted = listener.accept().await; // @accept
+        let Ok((mut socket, _)) = accepted else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let mut buf = vec![0; 1024];
+            loop {
+                let read = socket.read(&mut buf).await; // @echo_read
+                let n = match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                if socket.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+fn main() {
+    // `--no-runtime`: a process with tokio's debuginfo but no runtime running (for the tests'
+    // "no tokio runtime found" case).
+    if std::env::args().any(|a| a == "--no-runtime") {
+        println!("ready (no runtime)");
+        std::thread::sleep(Duration::from_secs(120));
+        return;
+    }
+    // `--current-thread`: the same tasks on a current_thread runtime (without the spinner,
+    // which would hold its only thread).
+    let current_thread = std::env::args().any(|a| a == "--current-thread");
+    let mut builder = if current_thread {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(3);
+        b
+    };
+    builder
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(run(!current_thread));
+}
+
+async fn run(with_spinner: bool) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(foo());
+    let waited = tokio::spawn(sleeper());
+    tokio::spawn(wait_for(waited));
+    let (tx, rx) = mpsc::channel(4);
+    let notify = std::sync::Arc::new(Notify::new());
+    tokio::spawn(select_loop(rx, notify.clone()));
+    tokio::spawn(boxed());
+    let mutex = std::sync::Arc::new(tokio::sync::Mutex::new(0));
+    let held = mutex.clone().lock_owned().await;
+    tokio::spawn(locker(mutex));
+    let mut keep = Vec::new();
+    for _ in 0..IDLE_TASKS {
+        let (otx, orx) = oneshot::channel();
+        keep.push(otx);
+        tokio::spawn(idle(orx));
+    }
+    tokio::spawn(echo_server(listener));
+    if with_spinner {
+        tokio::spawn(spinner());
+    }
+    // Give every task its first poll so each sits at its await point.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    println!("ready {addr}");
+    loop {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        let _ = (&tx, &notify, &keep, &held);
+    }
+}

@@ -1,0 +1,599 @@
+//! End-to-end: run the bundled tokio target, read it from outside with `tasktrace attach` and
+//! from a `gcore` core file with `tasktrace core`, and assert the task trees' structure; bad
+//! inputs give one-line errors and a non-zero exit. Every child is killed on drop and every
+//! wait has a deadline.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tasktrace_model::{Dump, FrameKind, FrameStatus, Node, Task, TaskState};
+
+const TARGET: &str = env!("CARGO_BIN_EXE_tasktrace-demo-target");
+const TASKTRACE: &str = env!("CARGO_BIN_EXE_tasktrace");
+const SOURCE: &str = include_str!("../src/bin/tasktrace-demo-target.rs");
+const PREFIX: &str = "tasktrace_demo_target::";
+
+/// The line of the `// @name` marker in the target's source.
+fn line(name: &str) -> u32 {
+    let marker = format!("// @{name}");
+    SOURCE
+        .lines()
+        .position(|l| l.trim_end().ends_with(&marker))
+        .map(|i| i as u32 + 1)
+        .unwrap_or_else(|| panic!("no marker {marker}"))
+}
+
+/// A running target, killed on drop.
+struct Target {
+    child: Child,
+    addr: String,
+}
+
+impl Target {
+    fn start(args: &[&str]) -> Target {
+        Target::start_exe(TARGET, args)
+    }
+
+    fn start_exe(exe: &str, args: &[&str]) -> Target {
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the target");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines() {
+                let Ok(l) = l else { break };
+                let _ = tx.send(l);
+            }
+        });
+        let mut t = Target {
+            child,
+            addr: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let l = rx
+                .recv_timeout(left)
+                .expect("the target did not print `ready` within 60s");
+            if let Some(rest) = l.strip_prefix("ready") {
+                t.addr = rest.trim().to_string();
+                return t;
+            }
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `tasktrace` with a 120 s deadline.
+fn tasktrace(args: &[&str]) -> Output {
+    let mut child = Command::new(TASKTRACE)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tasktrace");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let o = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        s
+    });
+    let e = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tasktrace {args:?} did not finish within 120s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: o.join().expect("stdout thread"),
+        stderr: e.join().expect("stderr thread"),
+    }
+}
+
+fn dump_of(out: &Output) -> Dump {
+    assert!(
+        out.status.success(),
+        "tasktrace failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON dump")
+}
+
+fn root_fn(t: &Task) -> &str {
+    t.trace
+        .roots
+        .first()
+        .map(|r| r.frame.function.as_str())
+        .unwrap_or("")
+}
+
+fn tasks_of<'d>(d: &'d Dump, func: &str) -> Vec<&'d Task> {
+    let name = format!("{PREFIX}{func}");
+    d.tasks
+        .iter()
+        .filter(|t| root_fn(t) == name && t.trace.roots[0].frame.kind == FrameKind::AsyncFn)
+        .collect()
+}
+
+fn one<'d>(d: &'d Dump, func: &str) -> &'d Task {
+    let ts = tasks_of(d, func);
+    assert_eq!(ts.len(), 1, "tasks rooted at {func}: {d}");
+    ts[0]
+}
+
+fn root(t: &Task) -> &Node {
+    assert_eq!(t.trace.roots.len(), 1, "{t:?}");
+    &t.trace.roots[0]
+}
+
+/// Asserts `n` is the async fn `func` suspended at the marker line `at`.
+fn is_async(n: &Node, func: &str, at: &str) {
+    assert_eq!(n.frame.function, format!("{PREFIX}{func}"), "{n:#?}");
+    assert_eq!(n.frame.kind, FrameKind::AsyncFn, "{n:#?}");
+    let loc = n.frame.location.as_ref().expect("a location");
+    assert!(
+        loc.file.ends_with("src/bin/tasktrace-demo-target.rs"),
+        "{loc:?}"
+    );
+    assert_eq!(loc.line, line(at), "await line of {func}");
+}
+
+fn only_child(n: &Node) -> &Node {
+    assert_eq!(n.children.len(), 1, "{n:#?}");
+    &n.children[0]
+}
+
+fn is_leaf(n: &Node, ty: &str, note: &str) {
+    assert_eq!(n.frame.kind, FrameKind::Leaf, "{n:#?}");
+    assert!(n.frame.function.starts_with(ty), "{n:#?}");
+    let got = n.frame.note.as_deref().unwrap_or("");
+    assert!(got.contains(note), "note {got:?} lacks {note:?}");
+    assert!(n.children.is_empty());
+}
+
+/// The trees every read of the target must show (live or core).
+fn assert_trees(d: &Dump, live: bool, spinner: bool) {
+    let timer = if live { "left" } else { "waiting on timer" };
+    // foo → bar → join!(fiz, buz), each on its sleep.
+    let foo_node = root(one(d, "foo"));
+    is_async(foo_node, "foo", "foo_await");
+    let bar = only_child(foo_node);
+    is_async(bar, "bar", "bar_join");
+    assert_eq!(bar.children.len(), 2, "join branches apart: {bar:#?}");
+    is_async(&bar.children[0], "fiz", "fiz_sleep");
+    is_leaf(
+        only_child(&bar.children[0]),
+        "tokio::time::sleep::Sleep",
+        timer,
+    );
+    is_async(&bar.children[1], "buz", "buz_sleep");
+    is_leaf(
+        only_child(&bar.children[1]),
+        "tokio::time::sleep::Sleep",
+        timer,
+    );
+
+    // A task awaiting another's JoinHandle.
+    let sleeper = one(d, "sleeper");
+    is_async(root(sleeper), "sleeper", "sleeper_sleep");
+    let waiter = one(d, "wait_for");
+    is_async(root(waiter), "wait_for", "wait_for_await");
+    is_leaf(
+        only_child(root(waiter)),
+        "tokio::runtime::task::join::JoinHandle",
+        &format!("waiting on task {}", sleeper.id),
+    );
+    assert_eq!(waiter.awaits, vec![sleeper.id]);
+
+    // A select! loop: both branches.
+    let sel = root(one(d, "select_loop"));
+    is_async(sel, "select_loop", "select");
+    assert_eq!(sel.children.len(), 2, "{sel:#?}");
+    assert!(sel.children[0].frame.function.contains("mpsc"), "{sel:#?}");
+    is_leaf(
+        only_child(&sel.children[0]),
+        "core::future::poll_fn::PollFn",
+        "mpsc",
+    );
+    is_leaf(&sel.children[1], "tokio::sync::notify::Notified", "Notify");
+
+    // A boxed dyn future, through its vtable to the concrete type.
+    let boxed = root(one(d, "boxed"));
+    is_async(boxed, "boxed", "boxed_await");
+    let inner = only_child(boxed);
+    is_async(inner, "fiz", "fiz_sleep");
+    is_leaf(only_child(inner), "tokio::time::sleep::Sleep", timer);
+
+    // A mutex acquire (through tokio's `Mutex::lock` async fn).
+    let locker = root(one(d, "locker"));
+    is_async(locker, "locker", "locker_lock");
+    let mut leaf = locker;
+    while let Some(c) = leaf.children.first() {
+        leaf = c;
+    }
+    is_leaf(
+        leaf,
+        "tokio::sync::batch_semaphore::Acquire",
+        "semaphore/mutex",
+    );
+
+    // Many idle tasks.
+    let idle = tasks_of(d, "idle");
+    assert_eq!(idle.len(), 50);
+    for t in idle {
+        is_async(root(t), "idle", "idle_await");
+        is_leaf(
+            only_child(root(t)),
+            "tokio::sync::oneshot::Receiver",
+            "oneshot",
+        );
+    }
+
+    // The echo server: accept loop and one connection.
+    let server = root(one(d, "echo_server"));
+    is_async(server, "echo_server", "accept");
+    let accept = only_child(server);
+    assert!(accept.frame.function.contains("accept"), "{accept:#?}");
+    let conn = d
+        .tasks
+        .iter()
+        .find(|t| root(t).frame.kind == FrameKind::AsyncBlock)
+        .expect("the connection task");
+    let c = root(conn);
+    assert_eq!(c.frame.function, format!("{PREFIX}echo_server"));
+    assert_eq!(
+        c.frame.location.as_ref().map(|l| l.line),
+        Some(line("echo_read"))
+    );
+    let mut leaf = c;
+    while let Some(ch) = leaf.children.first() {
+        leaf = ch;
+    }
+    assert!(
+        leaf.frame.note.as_deref().unwrap_or("").contains("I/O"),
+        "{c:#?}"
+    );
+    // A task inside `poll` right now is reported as running, not decoded.
+    if spinner {
+        let spin = one(d, "spinner");
+        assert!(matches!(spin.state, TaskState::Running { .. }), "{spin:?}");
+        assert_eq!(root(spin).frame.status, FrameStatus::Running);
+    }
+    assert_eq!(d.tasks.len(), 50 + 7 + 1 + usize::from(spinner), "{d}");
+}
+
+/// Connects a client and waits (bounded) until the server runs its connection task.
+fn connect(t: &Target, tasks: usize) -> TcpStream {
+    let s = TcpStream::connect(&t.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = dump_of(&tasktrace(&["attach", &t.pid().to_string(), "--json"]));
+        if d.tasks.len() == tasks {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the connection task never appeared: {d}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn proc_state(pid: u32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after = &stat[stat.rfind(')').expect(")") + 2..];
+    after.chars().next().expect("state")
+}
+
+#[test]
+fn attach_reads_every_tree_and_leaves_the_target_running() {
+    let t = Target::start(&[]);
+    let mut client = connect(&t, 59);
+    let pid = t.pid().to_string();
+
+    let d = dump_of(&tasktrace(&["attach", &pid, "--json"]));
+    assert_trees(&d, true, true);
+
+    // Text output: the model's rendering.
+    let text = tasktrace(&["attach", &pid]);
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("╼ async fn tasktrace_demo_target::foo at "),
+        "{text}"
+    );
+    assert!(text.contains("waiting on task"), "{text}");
+
+    // --task filters by root fn.
+    let idle = dump_of(&tasktrace(&["attach", &pid, "--json", "--task", "::idle$"]));
+    assert_eq!(idle.tasks.len(), 50);
+
+    // Still running after every detach: not stopped, and it still echoes.
+    assert!(
+        !matches!(proc_state(t.pid()), 't' | 'T'),
+        "target left stopped"
+    );
+    client.write_all(b"ping").unwrap();
+    let mut buf = [0u8; 4];
+    client.read_exact(&mut buf).expect("echo after detach");
+    assert_eq!(&buf, b"ping");
+}
+
+#[test]
+fn demo_prints_the_bundled_targets_tasks() {
+    let out = tasktrace(&["demo"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("async fn tasktrace_demo_target::bar at "),
+        "{text}"
+    );
+    assert!(text.contains("waiting on timer"), "{text}");
+}
+
+#[test]
+fn core_file_shows_the_same_trees() {
+    if Command::new("gcore").arg("--version").output().is_err() {
+        eprintln!("gcore is not installed: skipping the core file test");
+        return;
+    }
+    let t = Target::start(&[]);
+    let _client = connect(&t, 59);
+    let dir = std::env::temp_dir().join(format!("tasktrace-core-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prefix = dir.join("core");
+    let out = Command::new("timeout")
+        .args(["120", "gcore", "-o"])
+        .arg(&prefix)
+        .arg(t.pid().to_string())
+        .output()
+        .expect("run gcore");
+    assert!(
+        out.status.success(),
+        "gcore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let core = format!("{}.{}", prefix.display(), t.pid());
+    drop(t); // the process has exited: only the core remains
+
+    let d = dump_of(&tasktrace(&["core", &core, "--exe", TARGET, "--json"]));
+    assert_trees(&d, false, true);
+    // Another executable than the one that dumped the core is refused.
+    let other = env!("CARGO_BIN_EXE_tasktrace");
+    fails_with(&["core", &core, "--exe", other], 1, "was not dumped by");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Builds the same target as an optimised non-PIE executable with full debuginfo (its own tiny
+/// workspace in `tests/nopie`).
+fn build_nopie() -> String {
+    let target_dir = std::path::Path::new(TARGET)
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("target dir")
+        .join("nopie");
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/nopie/Cargo.toml");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut child = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+            "--manifest-path",
+            manifest,
+        ])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("RUSTFLAGS", "-C relocation-model=static")
+        .spawn()
+        .expect("run cargo");
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("building the non-PIE target took over its 900s deadline");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "building the non-PIE target failed");
+    let exe = target_dir.join("x86_64-unknown-linux-gnu/release/tasktrace-demo-target");
+    exe.to_str().expect("utf-8 path").to_string()
+}
+
+#[test]
+fn attach_reads_an_optimised_non_pie_executable() {
+    let exe = build_nopie();
+    let elf = std::fs::read(&exe).expect("the non-PIE target");
+    assert_eq!(
+        u16::from_le_bytes([elf[16], elf[17]]),
+        2,
+        "ET_EXEC: not PIE"
+    );
+    let t = Target::start_exe(&exe, &[]);
+    let _client = connect(&t, 59);
+    let d = dump_of(&tasktrace(&["attach", &t.pid().to_string(), "--json"]));
+    assert_trees(&d, true, true);
+}
+
+#[test]
+fn attach_reads_a_current_thread_runtime() {
+    let t = Target::start(&["--current-thread"]);
+    let _client = connect(&t, 58);
+    let d = dump_of(&tasktrace(&["attach", &t.pid().to_string(), "--json"]));
+    assert_trees(&d, true, false);
+}
+
+#[test]
+fn interrupted_attach_detaches_and_the_target_runs_on() {
+    let t = Target::start(&[]);
+    let mut client = connect(&t, 59);
+    // Hold the target stopped (test hook), interrupt tasktrace meanwhile.
+    let mut tt = Command::new(TASKTRACE)
+        .args(["attach", &t.pid().to_string()])
+        .env("TASKTRACE_TEST_HOLD_MS", "20000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tasktrace");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(proc_state(t.pid()), 't' | 'T') {
+        assert!(
+            Instant::now() < deadline,
+            "tasktrace never stopped the target"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A second reader is refused while the first holds the target.
+    fails_with(
+        &["attach", &t.pid().to_string()],
+        1,
+        "is already traced by process",
+    );
+    // SAFETY: sends SIGINT to the tasktrace child we started.
+    unsafe { libc_kill(tt.id() as i32, 2) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = tt.try_wait().expect("wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = tt.kill();
+            let _ = tt.wait();
+            panic!("tasktrace did not exit within 30s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(130));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while matches!(proc_state(t.pid()), 't' | 'T') {
+        assert!(
+            Instant::now() < deadline,
+            "target left stopped after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    client.write_all(b"pong").unwrap();
+    let mut buf = [0u8; 4];
+    client.read_exact(&mut buf).expect("echo after Ctrl-C");
+    assert_eq!(&buf, b"pong");
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+fn fails_with(args: &[&str], code: i32, message: &str) {
+    let out = tasktrace(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+    assert!(err.contains(message), "{args:?}: {err:?} lacks {message:?}");
+    assert!(!err.contains("panicked"), "{err}");
+    if code == 1 {
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    }
+}
+
+#[test]
+fn bad_inputs_give_one_line_errors() {
+    let dir = std::env::temp_dir().join(format!("tasktrace-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("text");
+    std::fs::write(&text, "not an elf at all").unwrap();
+    let text = text.to_str().unwrap();
+    let truncated = dir.join("truncated");
+    // A core header that promises segments the file does not hold.
+    let exe = std::fs::read(TARGET).unwrap();
+    std::fs::write(&truncated, &exe[..64]).unwrap();
+    let truncated = truncated.to_str().unwrap();
+
+    fails_with(&["attach", "2147483647"], 1, "no such process: 2147483647");
+    fails_with(&["attach", "abc"], 2, "not a process id");
+    fails_with(&["core", text, "--exe", TARGET], 1, "not an ELF file");
+    fails_with(&["core", TARGET, "--exe", text], 1, "not an ELF file");
+    fails_with(&["core", TARGET, "--exe", TARGET], 1, "corrupt core file");
+    fails_with(
+        &["core", truncated, "--exe", TARGET],
+        1,
+        "corrupt core file",
+    );
+    fails_with(
+        &["core", "/nonexistent/core", "--exe", TARGET],
+        1,
+        "cannot read /nonexistent/core",
+    );
+    fails_with(&["core", text], 2, "--exe");
+    fails_with(&["frobnicate"], 2, "unknown command");
+    fails_with(&["attach", "1", "--timeout", "-3"], 2, "bad --timeout");
+    fails_with(&["attach", "1", "--task", "("], 2, "bad --task regex");
+    let help = tasktrace(&["--help"]);
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("tasktrace attach <PID>"));
+
+    // An executable without debuginfo: a stripped copy of the target.
+    let stripped = dir.join("stripped");
+    let st = Command::new("strip")
+        .arg("-g")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(TARGET)
+        .status();
+    if st.is_ok_and(|s| s.success()) {
+        fails_with(
+            &["core", text, "--exe", stripped.to_str().unwrap()],
+            1,
+            "debug = true",
+        );
+    }
+
+    // A process with tokio's debuginfo whose runtime never started.
+    let t = Target::start(&["--no-runtime"]);
+    fails_with(
+        &["attach", &t.pid().to_string()],
+        1,
+        "no tokio runtime found",
+    );
+    assert!(
+        !matches!(proc_state(t.pid()), 't' | 'T'),
+        "target left stopped"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

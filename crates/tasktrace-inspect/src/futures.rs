@@ -1,0 +1,316 @@
+//! Decodes a future's memory into logical frames.
+//!
+//! - `async fn` / `async` block state machines (`…::{async_fn_env#0}`): the variant selected by
+//!   `__state` (3+N = SuspendN) gives the await line (its `decl_line`; when a macro such as
+//!   `join!` owns the suspend point, the body's `__awaitee` local at the same offset gives the
+//!   caller's line) and the child (`__awaitee`, or every element of a `futures` tuple for
+//!   `join!`/`select!`).
+//! - Join branches (`MaybeDone`, recognised by [`Tokio`]; `Done` shows as a completed frame),
+//!   `Pin`/`Box` (thin, or `dyn Future` through its vtable's `{vtable_type}` to the concrete
+//!   type).
+//! - Leaves: whatever [`Tokio::leaf`] recognises (timers, join handles, channels, locks, I/O),
+//!   otherwise the type's name.
+//!
+//! Walks are bounded: depth, total nodes, and no `(address, type)` is decoded twice.
+
+use crate::tokio::{Branch, Leaf, Tokio};
+use crate::value::{last_segment, segments, Reader};
+use std::collections::HashSet;
+use tasktrace_model::{Frame, FrameKind, FrameStatus, Location, Node};
+
+/// Deepest chain decoded.
+const MAX_DEPTH: usize = 64;
+/// Most nodes per task.
+const MAX_NODES: usize = 4096;
+
+/// Decoding state for one task.
+pub struct Decoder<'r, 'a, 't> {
+    r: &'r Reader<'a>,
+    tokio: &'t Tokio<'r, 'a>,
+    seen: HashSet<(u64, u64)>,
+    nodes: usize,
+    /// Task ids this task awaits through join handles.
+    pub awaits: Vec<u64>,
+    /// Monotonic clock now, for a live target's timers.
+    now: Option<f64>,
+}
+
+/// The function a state machine type belongs to, and its kind: `a::b::{async_fn_env#0}` →
+/// (`a::b`, AsyncFn).
+pub fn async_env(name: &str) -> Option<(String, FrameKind)> {
+    let segs = segments(name);
+    let last = *segs.last()?;
+    let kind = if last.starts_with("{async_fn_env#") {
+        FrameKind::AsyncFn
+    } else if last.starts_with("{async_block_env#") {
+        FrameKind::AsyncBlock
+    } else {
+        return None;
+    };
+    Some((clean_path(&segs[..segs.len() - 1]), kind))
+}
+
+/// Joins path segments, leaving out compiler-made ones (`{closure#0}`, `{async_fn#0}`, …).
+fn clean_path(segs: &[&str]) -> String {
+    segs.iter()
+        .filter(|s| !s.starts_with('{'))
+        .copied()
+        .collect::<Vec<_>>()
+        .join("::")
+}
+
+/// A type's name without its compiler-made segments.
+fn clean_type(name: &str) -> String {
+    clean_path(&segments(name))
+}
+
+fn monotonic_now() -> f64 {
+    // SAFETY: all-zero is a valid timespec.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: clock_gettime writes one timespec to the pointer we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
+    /// A decoder for one task.
+    pub fn new(r: &'r Reader<'a>, tokio: &'t Tokio<'r, 'a>) -> Self {
+        Decoder {
+            r,
+            tokio,
+            seen: HashSet::new(),
+            nodes: 0,
+            awaits: Vec::new(),
+            now: r.target.is_live().then(monotonic_now),
+        }
+    }
+
+    /// Frames of the future `ty` at `addr` (usually one node with its subtree).
+    pub fn decode(&mut self, addr: u64, ty: u64, depth: usize) -> Vec<Node> {
+        let ty = self.r.strip(ty);
+        if depth > MAX_DEPTH || self.nodes > MAX_NODES || !self.seen.insert((addr, ty)) {
+            return vec![Node::new(
+                Frame::new("…", None)
+                    .with_kind(FrameKind::Leaf)
+                    .with_note("walk bounded (depth, size or cycle)"),
+            )];
+        }
+        self.nodes += 1;
+        let name = self.r.type_name(ty);
+        if let Some((func, kind)) = async_env(name) {
+            return self.state_machine(addr, ty, func, kind, depth);
+        }
+        let generic = name.split('<').next().unwrap_or(name);
+        if self.tokio.is_maybe_done(generic) {
+            return self.maybe_done(addr, ty, depth);
+        }
+        match generic {
+            "core::pin::Pin" | "alloc::boxed::Box" | "core::ptr::non_null::NonNull" => {
+                if let Some(nodes) = self.pointer(addr, ty, depth) {
+                    return nodes;
+                }
+            }
+            _ => {}
+        }
+        vec![Node::new(self.leaf(addr, ty, name))]
+    }
+
+    fn state_machine(
+        &mut self,
+        addr: u64,
+        ty: u64,
+        func: String,
+        kind: FrameKind,
+        depth: usize,
+    ) -> Vec<Node> {
+        let r = self.r;
+        let frame = |loc: Option<Location>| Frame::new(func.clone(), loc).with_kind(kind);
+        let variant = match r.variant(ty, addr) {
+            Ok(Some(v)) => v,
+            Ok(None) => return vec![Node::new(frame(None).with_note("unknown state"))],
+            Err(e) => return vec![Node::new(frame(None).with_note(format!("unreadable: {e}")))],
+        };
+        let loc = variant
+            .decl
+            .as_ref()
+            .map(|(f, l)| Location::new(f.clone(), *l, None));
+        match variant.name.as_str() {
+            "Unresumed" => {
+                return vec![Node::new(frame(loc).with_note("not yet polled"))];
+            }
+            "Returned" => {
+                return vec![Node::new(frame(loc).with_status(FrameStatus::Completed))];
+            }
+            "Panicked" => return vec![Node::new(frame(loc).with_note("panicked"))],
+            _ => {}
+        }
+        let base = addr + variant.offset;
+        let awaitee = r.member(variant.ty, "__awaitee");
+        let loc = self.await_location(ty, loc, awaitee);
+        let mut node = Node::new(frame(loc));
+        if let Some((f_off, f_ty)) = r.member(variant.ty, "futures") {
+            if r.type_name(f_ty).starts_with('(') {
+                for (_, off, t) in r.members(f_ty) {
+                    let children = self.decode(base + f_off + off, t, depth + 1);
+                    node.children.extend(children);
+                }
+                return vec![node];
+            }
+        }
+        if let Some((a_off, a_ty)) = awaitee {
+            node.children = self.decode(base + a_off, a_ty, depth + 1);
+        }
+        vec![node]
+    }
+
+    /// The await line of a suspend point; for a macro's (outside the fn's own file), the line
+    /// of the body's `__awaitee` local of the same type (or at the same offset).
+    fn await_location(
+        &self,
+        env_ty: u64,
+        loc: Option<Location>,
+        awaitee: Option<(u64, u64)>,
+    ) -> Option<Location> {
+        let r = self.r;
+        let own_file = r.variant_decl_file(env_ty, "Unresumed");
+        let loc = loc?;
+        if own_file.as_deref().is_none_or(|f| f == loc.file) {
+            return Some(loc);
+        }
+        let env = r.type_name(env_ty);
+        let body = env
+            .replace("{async_fn_env#", "{async_fn#")
+            .replace("{async_block_env#", "{async_block#");
+        let in_file: Vec<_> = r
+            .info
+            .awaitees(&body)
+            .iter()
+            .filter(|v| Some(&v.file) == own_file.as_ref())
+            .collect();
+        let same = |v: &&&crate::debuginfo::AwaiteeVar| match awaitee {
+            Some((off, ty)) => {
+                v.offset == Some(off) || v.ty.is_some_and(|t| r.type_name(t) == r.type_name(ty))
+            }
+            None => false,
+        };
+        in_file
+            .iter()
+            .find(same)
+            .or_else(|| in_file.first())
+            .map(|v| Location::new(v.file.clone(), v.line, None))
+            .or(Some(loc))
+    }
+
+    fn maybe_done(&mut self, addr: u64, ty: u64, depth: usize) -> Vec<Node> {
+        match self.tokio.maybe_done(addr, ty) {
+            Some(Branch::Pending(a, t)) => self.decode(a, t, depth + 1),
+            Some(Branch::Done(inner)) => {
+                let (func, kind) =
+                    async_env(&inner).unwrap_or_else(|| (clean_type(&inner), FrameKind::Fn));
+                vec![Node::new(
+                    Frame::new(func, None)
+                        .with_kind(kind)
+                        .with_status(FrameStatus::Completed),
+                )]
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// `Pin<P>`, `Box<T>`, `Box<dyn Future>`: follow to the pointee.
+    fn pointer(&mut self, addr: u64, ty: u64, depth: usize) -> Option<Vec<Node>> {
+        let r = self.r;
+        // A fat pointer somewhere inside: members `pointer` and `vtable`.
+        let mut t = ty;
+        let mut base = addr;
+        for _ in 0..4 {
+            let ms = r.members(t);
+            let p = ms.iter().find(|m| m.0 == "pointer");
+            let v = ms.iter().find(|m| m.0 == "vtable");
+            if let (Some(p), Some(v)) = (p, v) {
+                let data = r.u64(base + p.1).ok()?;
+                let vtable = r.u64(base + v.1).ok()?;
+                let concrete = r.info.vtable_type(vtable.wrapping_sub(r.bias))?;
+                return Some(self.decode(data, concrete, depth + 1));
+            }
+            match ms.first() {
+                Some((_, off, mt)) if ms.len() == 1 => {
+                    base += off;
+                    t = r.strip(*mt);
+                }
+                _ => break,
+            }
+        }
+        let (ptr, pointee) = r.thin_pointer(ty, addr).ok()??;
+        if ptr == 0 {
+            return None;
+        }
+        Some(self.decode(ptr, pointee?, depth + 1))
+    }
+
+    fn leaf(&mut self, addr: u64, ty: u64, name: &str) -> Frame {
+        // Generic arguments naming closures (`PollFn<…::{closure_env#0}>`) are noise.
+        let shown = if name.contains("{closure_env#") {
+            name.split('<').next().unwrap_or(name)
+        } else {
+            name
+        };
+        let frame = Frame::new(clean_type(shown), None).with_kind(FrameKind::Leaf);
+        match self.tokio.leaf(addr, ty, name, self.now) {
+            Some(Leaf { note, awaits }) => {
+                self.awaits.extend(awaits);
+                frame.with_note(note)
+            }
+            None => frame,
+        }
+    }
+}
+
+impl Reader<'_> {
+    /// The `decl_file` of the variant `name` of the state machine `env_ty`.
+    pub fn variant_decl_file(&self, env_ty: u64, name: &str) -> Option<String> {
+        use crate::debuginfo::Kind;
+        let d = self.info.die(self.strip(env_ty))?;
+        for part in d.children.iter().filter_map(|c| self.info.die(*c)) {
+            if part.kind != Kind::VariantPart {
+                continue;
+            }
+            for v in part.children.iter().filter_map(|c| self.info.die(*c)) {
+                for m in v.children.iter().filter_map(|c| self.info.die(*c)) {
+                    if m.kind == Kind::Member
+                        && m.ty
+                            .is_some_and(|t| last_segment(self.type_name(t)) == name)
+                    {
+                        return m.decl.as_ref().map(|d| d.0.clone());
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_machine_names_give_clean_paths() {
+        assert_eq!(
+            async_env("app::foo::{async_fn_env#0}"),
+            Some(("app::foo".to_string(), FrameKind::AsyncFn))
+        );
+        assert_eq!(
+            async_env("app::main::{closure#0}::{async_block_env#1}"),
+            Some(("app::main".to_string(), FrameKind::AsyncBlock))
+        );
+        assert_eq!(
+            async_env("tokio::sync::mpsc::bounded::{impl#0}::recv::{async_fn_env#0}<u32>"),
+            Some((
+                "tokio::sync::mpsc::bounded::recv".to_string(),
+                FrameKind::AsyncFn
+            ))
+        );
+        assert_eq!(async_env("tokio::time::sleep::Sleep"), None);
+    }
+}

@@ -1,0 +1,211 @@
+//! Out-of-process reader of tokio tasks: list every task of an unmodified tokio program (a
+//! live process by pid, or a core file) with the logical stack it is suspended in, from its
+//! DWARF debuginfo alone, as a [`tasktrace_model::Dump`].
+//!
+//! Layers, bottom up, one module each: [`target`] (memory and threads of a stopped process or
+//! a core file), [`debuginfo`] (an owned index of the executable's DWARF), [`value`] (typed
+//! reads), [`tokio`] (everything tokio-version-specific: runtime, owned task lists, task
+//! cells), [`futures`] (state machines and leaves → frames).
+//!
+//! Supported: tokio's multi-thread and current-thread runtimes (tested with 1.54.1; 1.47.1
+//! and 1.38.2 checked by hand), x86-64 Linux (glibc), PIE and non-PIE executables, debug or
+//! optimised, built with full debuginfo (`debug = true`).
+
+#![warn(missing_docs)]
+
+pub mod debuginfo;
+mod error;
+pub mod futures;
+pub mod target;
+pub mod tokio;
+pub mod value;
+
+pub use error::{Error, Result};
+
+use std::time::Duration;
+use tasktrace_model::{Dump, Frame, FrameKind, FrameStatus, Node, Task, TaskState, Trace};
+
+/// How to read a target.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Deadline for stopping every thread of a live process.
+    pub timeout: Duration,
+    /// Most tasks listed.
+    pub max_tasks: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            timeout: Duration::from_secs(5),
+            max_tasks: 100_000,
+        }
+    }
+}
+
+/// Reads every task of the live process `pid`: loads its executable's debuginfo, stops all
+/// its threads, reads, and detaches (on every path) before returning.
+pub fn attach(pid: i32, opts: &Options) -> Result<Dump> {
+    if pid <= 0 || std::fs::metadata(format!("/proc/{pid}")).is_err() {
+        return Err(Error::NoSuchProcess(pid));
+    }
+    let exe_link = format!("/proc/{pid}/exe");
+    let exe = std::fs::read_link(&exe_link).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            Error::PermissionDenied(format!("cannot read {exe_link}"))
+        } else if std::fs::metadata(format!("/proc/{pid}")).is_err() {
+            Error::NoSuchProcess(pid)
+        } else {
+            Error::Io(exe_link.clone(), e)
+        }
+    })?;
+    // Read the executable through /proc (works even if the file was replaced on disk).
+    let info = debuginfo::DebugInfo::load(&exe_link)
+        .map_err(|e| rename_path(e, &exe_link, &exe.to_string_lossy()))?;
+    let stopped = std::time::Instant::now();
+    let process = target::live::LiveProcess::attach(pid, opts.timeout)?;
+    // Test hook: keep the target stopped a while, so tests can interrupt a held attach.
+    if let Some(ms) = std::env::var("TASKTRACE_TEST_HOLD_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms.min(60_000)));
+    }
+    let dump = read(&process, &info, opts);
+    drop(process); // detach before formatting anything
+    let mut dump = dump?;
+    dump.notes.push(format!(
+        "process {pid} was stopped for {:.1} ms",
+        stopped.elapsed().as_secs_f64() * 1e3
+    ));
+    Ok(dump)
+}
+
+fn rename_path(e: Error, from: &str, to: &str) -> Error {
+    match e {
+        Error::NoDebugInfo(p) if p == from => Error::NoDebugInfo(to.to_string()),
+        Error::NotElf(p) if p == from => Error::NotElf(to.to_string()),
+        other => other,
+    }
+}
+
+/// Reads every task from the core file `core` of the executable `exe`.
+pub fn core(core: &str, exe: &str, opts: &Options) -> Result<Dump> {
+    let info = debuginfo::DebugInfo::load(exe)?;
+    let file = target::core::CoreFile::open(core)?;
+    check_core_matches(&file, &info, core, exe)?;
+    read(&file, &info, opts)
+}
+
+/// Checks that `exe` is the executable that dumped `core`: the first page of its image, as
+/// the core holds it (cores keep the ELF headers of file mappings), equals the file's.
+fn check_core_matches(
+    file: &target::core::CoreFile,
+    info: &debuginfo::DebugInfo,
+    core: &str,
+    exe: &str,
+) -> Result<()> {
+    use target::Target;
+    let entry = file
+        .at_entry()
+        .ok_or_else(|| Error::CorruptCore(format!("{core}: no NT_AUXV note (no entry point)")))?;
+    let bias = entry.wrapping_sub(info.entry);
+    let Some(&(vaddr, 0, len)) = info.loads.iter().find(|l| l.1 == 0) else {
+        return Ok(());
+    };
+    let n = len.min(4096) as usize;
+    let mut image = vec![0u8; n];
+    // Cores keep the first page of file mappings (the kernel's default coredump_filter and
+    // gcore both do); a core without it at the computed address is from another executable.
+    let in_core = file.read(vaddr.wrapping_add(bias), &mut image).is_ok();
+    if !in_core || info.file_data.get(..n) != Some(&image[..]) {
+        return Err(Error::Other(format!(
+            "{core} was not dumped by {exe}: the executable image in the core differs \
+             (wrong --exe, or rebuilt since?)"
+        )));
+    }
+    Ok(())
+}
+
+/// Reads every task of a stopped target.
+pub fn read(t: &dyn target::Target, info: &debuginfo::DebugInfo, opts: &Options) -> Result<Dump> {
+    let bias = match t.at_entry() {
+        Some(e) => e.wrapping_sub(info.entry),
+        None => 0,
+    };
+    let reader = value::Reader {
+        target: t,
+        info,
+        bias,
+    };
+    let tk = tokio::Tokio::new(&reader)?;
+    let handle = tk.runtime()?;
+    let (raw, mut notes) = tk.tasks(handle, opts.max_tasks)?;
+    let mut tasks = Vec::with_capacity(raw.len());
+    for rt in raw {
+        let mut task = Task::new(rt.id);
+        task.state = if rt.running {
+            TaskState::Running {
+                since: Duration::ZERO,
+            }
+        } else if rt.notified {
+            TaskState::Scheduled
+        } else {
+            TaskState::Idle {
+                since: Duration::ZERO,
+            }
+        };
+        task.error = rt.error.clone();
+        match rt.future {
+            Some((addr, ty)) if rt.running => {
+                let name = reader.type_name(ty);
+                let (func, kind) =
+                    futures::async_env(name).unwrap_or_else(|| (name.to_string(), FrameKind::Fn));
+                let frame = Frame::new(func, None)
+                    .with_kind(kind)
+                    .with_status(FrameStatus::Running)
+                    .with_note("being polled: its state is not stable");
+                let _ = addr;
+                task.trace = Trace {
+                    roots: std::sync::Arc::new(vec![Node::new(frame)]),
+                };
+            }
+            Some((addr, ty)) => {
+                // Target memory is untrusted: a corrupt value must cost this task its trace,
+                // never the whole read (nor leave a process stopped).
+                let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let mut dec = futures::Decoder::new(&reader, &tk);
+                    let nodes = dec.decode(addr, ty, 0);
+                    (nodes, dec.awaits)
+                }));
+                match decoded {
+                    Ok((nodes, awaits)) => {
+                        task.awaits = awaits;
+                        task.trace = Trace {
+                            roots: std::sync::Arc::new(nodes),
+                        };
+                    }
+                    Err(_) => task.error = Some("its future could not be decoded".into()),
+                }
+            }
+            None if rt.complete => {
+                task.error
+                    .get_or_insert_with(|| "completed; output not yet taken".into());
+            }
+            None => {
+                task.error
+                    .get_or_insert_with(|| "no future (stage not Running)".into());
+            }
+        }
+        tasks.push(task);
+    }
+    notes.push(format!(
+        "read out of process (tokio {}): idle and running durations are not known (shown as 0)",
+        info.tokio_version
+            .as_deref()
+            .unwrap_or("of unknown version")
+    ));
+    let mut dump = Dump::new(tasks);
+    dump.notes = notes;
+    Ok(dump)
+}

@@ -1,0 +1,311 @@
+//! A live process, stopped with ptrace for the time of one read.
+//!
+//! Invariants:
+//! - Who stops what: [`LiveProcess::attach`] `PTRACE_SEIZE`s every thread listed in
+//!   `/proc/PID/task` (re-listing until no new thread appears) and stops each with
+//!   `PTRACE_INTERRUPT`, then waits (with a deadline) until each reports its stop. Nothing
+//!   else is ever done to the threads: no signal is sent, no register or memory is written.
+//! - When it is detached: every seized thread is recorded before it is interrupted. The
+//!   `Drop` of [`LiveProcess`] detaches all of them — on success, on every error (the
+//!   value is dropped by `?`), on a timeout, and on a panic (unwinding drops it). A `SIGINT`
+//!   handler (installed while a process is held) detaches the recorded threads with raw
+//!   syscalls (async-signal-safe) before exiting with status 130.
+//! - Why that is safe even if all of this fails: `PTRACE_INTERRUPT` stops are not
+//!   group-stops, so if the tracer dies (even by `SIGKILL`) the kernel detaches every tracee
+//!   and lets it run on. A seized thread is never left in a state the target can observe.
+//! - A signal that reached a thread before our interrupt (a signal-delivery-stop) is given
+//!   back to it on detach, so the target sees every signal it was sent.
+//! - Memory is read with `process_vm_readv` (falling back to `/proc/PID/mem`), only while
+//!   the threads are stopped.
+
+use super::{auxv_entry, Target, Thread};
+use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Most threads recorded for the `SIGINT` handler.
+const MAX_SIGNAL_TIDS: usize = 4096;
+static SIGNAL_TIDS: [AtomicI32; MAX_SIGNAL_TIDS] = [const { AtomicI32::new(0) }; MAX_SIGNAL_TIDS];
+static SIGNAL_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    let n = SIGNAL_COUNT.load(Ordering::SeqCst).min(MAX_SIGNAL_TIDS);
+    for slot in &SIGNAL_TIDS[..n] {
+        let tid = slot.load(Ordering::SeqCst);
+        if tid > 0 {
+            // SAFETY: ptrace and _exit are async-signal-safe raw syscalls; detaching a thread
+            // we seized has no memory-safety effect on this process.
+            unsafe {
+                libc::ptrace(libc::PTRACE_DETACH, tid, 0usize, 0usize);
+            }
+        }
+    }
+    // SAFETY: terminating the process from a signal handler without running destructors.
+    unsafe { libc::_exit(130) };
+}
+
+/// A live process whose threads are all stopped; detached on drop.
+pub struct LiveProcess {
+    /// The `SIGINT`/`SIGTERM` actions before ours, restored on drop.
+    old_actions: Option<[libc::sigaction; 2]>,
+    pid: i32,
+    seized: Vec<i32>,
+    /// Signals that arrived before our interrupt, given back on detach.
+    signals: Vec<(i32, i32)>,
+    threads: Vec<Thread>,
+    entry: Option<u64>,
+}
+
+impl LiveProcess {
+    /// Seizes and stops every thread of `pid`, waiting at most `timeout` for them to stop.
+    pub fn attach(pid: i32, timeout: Duration) -> Result<LiveProcess> {
+        let deadline = Instant::now() + timeout;
+        let task_dir = format!("/proc/{pid}/task");
+        if pid <= 0 || std::fs::metadata(format!("/proc/{pid}")).is_err() {
+            return Err(Error::NoSuchProcess(pid));
+        }
+        let mut proc = LiveProcess {
+            old_actions: Some(install_sigint()),
+            pid,
+            seized: Vec::new(),
+            signals: Vec::new(),
+            threads: Vec::new(),
+            entry: None,
+        };
+        // Threads may be created while we seize: list again until nothing new appears.
+        for _round in 0..8 {
+            let mut new = 0;
+            let dir = std::fs::read_dir(&task_dir).map_err(|_| Error::NoSuchProcess(pid))?;
+            let mut tids: Vec<i32> = dir
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect();
+            tids.sort();
+            for tid in tids {
+                if proc.seized.contains(&tid) {
+                    continue;
+                }
+                // SAFETY: PTRACE_SEIZE takes no pointers (addr and data are 0).
+                let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, tid, 0usize, 0usize) };
+                if r != 0 {
+                    let err = std::io::Error::last_os_error();
+                    match err.raw_os_error() {
+                        Some(libc::ESRCH) => continue, // the thread exited meanwhile
+                        Some(libc::EPERM) | Some(libc::EACCES) => {
+                            return Err(Error::PermissionDenied(match tracer_of(pid) {
+                                Some(tracer) => format!(
+                                    "process {pid} is already traced by process {tracer} \
+                                     (a debugger?); detach it first"
+                                ),
+                                None => format!("cannot ptrace process {pid}: {err}"),
+                            }))
+                        }
+                        _ => {
+                            return Err(Error::Other(format!(
+                                "ptrace seize of thread {tid}: {err}"
+                            )))
+                        }
+                    }
+                }
+                proc.record(tid);
+                new += 1;
+                // SAFETY: PTRACE_INTERRUPT on a thread we seized; no pointers.
+                unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0usize, 0usize) };
+            }
+            if new == 0 {
+                break;
+            }
+        }
+        if proc.seized.is_empty() {
+            return Err(Error::NoSuchProcess(pid));
+        }
+        let mut stopped = Vec::new();
+        for i in 0..proc.seized.len() {
+            let tid = proc.seized[i];
+            if let Some(sig) = wait_stop(tid, deadline, timeout)? {
+                stopped.push(tid);
+                if sig != 0 {
+                    proc.signals.push((tid, sig));
+                }
+            }
+        }
+        proc.seized.retain(|t| stopped.contains(t));
+        for &tid in &proc.seized {
+            proc.threads.push(Thread {
+                tid,
+                fs_base: fs_base(tid)?,
+            });
+        }
+        // Main thread first.
+        proc.threads.sort_by_key(|t| (t.tid != pid, t.tid));
+        if let Ok(auxv) = std::fs::read(format!("/proc/{pid}/auxv")) {
+            proc.entry = auxv_entry(&auxv);
+        }
+        Ok(proc)
+    }
+
+    fn record(&mut self, tid: i32) {
+        self.seized.push(tid);
+        let i = SIGNAL_COUNT.fetch_add(1, Ordering::SeqCst);
+        if i < MAX_SIGNAL_TIDS {
+            SIGNAL_TIDS[i].store(tid, Ordering::SeqCst);
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+}
+
+/// The pid tracing `pid`, if any (`TracerPid` in `/proc/PID/status`).
+fn tracer_of(pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("TracerPid:"))?;
+    let tracer: i32 = line["TracerPid:".len()..].trim().parse().ok()?;
+    (tracer != 0).then_some(tracer)
+}
+
+/// Waits until `tid` reports a ptrace stop. `Ok(Some(sig))`: stopped; `sig` is a signal that
+/// was on its way to the thread (a signal-delivery-stop came before our interrupt) and must be
+/// passed back on detach, or 0. `Ok(None)`: the thread exited.
+fn wait_stop(tid: i32, deadline: Instant, timeout: Duration) -> Result<Option<i32>> {
+    loop {
+        let mut status = 0;
+        // SAFETY: `status` is a valid out-pointer for the duration of the call.
+        let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) };
+        if r == tid {
+            if libc::WIFSTOPPED(status) {
+                let event = (status >> 16) & 0xff;
+                let sig = if event == 0 {
+                    libc::WSTOPSIG(status)
+                } else {
+                    0
+                };
+                return Ok(Some(sig));
+            }
+            if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+                return Ok(None);
+            }
+        } else if r < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::ECHILD) {
+                return Ok(None);
+            }
+            return Err(Error::Other(format!("waitpid on thread {tid}: {err}")));
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout(format!(
+                "thread {tid} did not stop within the --timeout of {:.1}s (detached again)",
+                timeout.as_secs_f64()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn fs_base(tid: i32) -> Result<u64> {
+    // SAFETY: user_regs_struct is plain old data; all-zero is a valid value.
+    let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+    // SAFETY: PTRACE_GETREGS writes one user_regs_struct to the pointer we pass.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETREGS,
+            tid,
+            0usize,
+            &mut regs as *mut libc::user_regs_struct,
+        )
+    };
+    if r != 0 {
+        return Err(Error::Other(format!(
+            "cannot read the registers of thread {tid}: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(regs.fs_base)
+}
+
+/// Installs [`on_sigint`] for `SIGINT` and `SIGTERM`; returns the previous actions.
+fn install_sigint() -> [libc::sigaction; 2] {
+    // SAFETY: installs a handler that only makes async-signal-safe calls; the old actions are
+    // written to valid out-pointers.
+    unsafe {
+        let mut old: [libc::sigaction; 2] = std::mem::zeroed();
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigint as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGINT, &sa, &mut old[0]);
+        libc::sigaction(libc::SIGTERM, &sa, &mut old[1]);
+        old
+    }
+}
+
+impl Drop for LiveProcess {
+    fn drop(&mut self) {
+        for &tid in &self.seized {
+            let sig = self
+                .signals
+                .iter()
+                .find(|(t, _)| *t == tid)
+                .map_or(0, |(_, s)| *s) as usize;
+            // SAFETY: PTRACE_DETACH of a thread we seized and stopped; `data` is a signal
+            // number to deliver (0: none), not a pointer.
+            let r = unsafe { libc::ptrace(libc::PTRACE_DETACH, tid, 0usize, sig) };
+            if r != 0 {
+                // Not stopped yet (ESRCH): wait briefly for its stop, then detach again.
+                let grace = Duration::from_millis(200);
+                let _ = wait_stop(tid, Instant::now() + grace, grace);
+                // SAFETY: as above.
+                unsafe { libc::ptrace(libc::PTRACE_DETACH, tid, 0usize, 0usize) };
+            }
+            for slot in &SIGNAL_TIDS {
+                let _ = slot.compare_exchange(tid, 0, Ordering::SeqCst, Ordering::SeqCst);
+            }
+        }
+        if let Some(old) = self.old_actions.take() {
+            // SAFETY: restores the actions saved by `install_sigint`.
+            unsafe {
+                libc::sigaction(libc::SIGINT, &old[0], std::ptr::null_mut());
+                libc::sigaction(libc::SIGTERM, &old[1], std::ptr::null_mut());
+            }
+        }
+    }
+}
+
+impl Target for LiveProcess {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let local = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let remote = libc::iovec {
+            iov_base: addr as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        // SAFETY: `local` describes `buf`, which is writable for its length; the remote iovec
+        // is only interpreted by the kernel in the target's address space.
+        let n = unsafe { libc::process_vm_readv(self.pid, &local, 1, &remote, 1, 0) };
+        if n == buf.len() as isize {
+            return Ok(());
+        }
+        use std::os::unix::fs::FileExt;
+        let mem = std::fs::File::open(format!("/proc/{}/mem", self.pid))
+            .map_err(|_| Error::Memory(addr, buf.len()))?;
+        mem.read_exact_at(buf, addr)
+            .map_err(|_| Error::Memory(addr, buf.len()))
+    }
+
+    fn threads(&self) -> &[Thread] {
+        &self.threads
+    }
+
+    fn at_entry(&self) -> Option<u64> {
+        self.entry
+    }
+
+    fn is_live(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,36 @@
+//! A stopped view of a target: its memory and its threads, from a live process or a core file.
+
+pub mod core;
+pub mod live;
+
+use crate::error::Result;
+
+/// One thread of the target.
+#[derive(Clone, Copy, Debug)]
+pub struct Thread {
+    /// Kernel thread id.
+    pub tid: i32,
+    /// The `fs` segment base (x86-64 thread pointer): where its static TLS block ends.
+    pub fs_base: u64,
+}
+
+/// Memory and threads of a stopped target.
+pub trait Target {
+    /// Reads `buf.len()` bytes at `addr`.
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()>;
+    /// The threads, main thread first.
+    fn threads(&self) -> &[Thread];
+    /// `AT_ENTRY` from the auxiliary vector: the relocated entry point.
+    fn at_entry(&self) -> Option<u64>;
+    /// True for a live process (times such as a sleep's remaining time make sense).
+    fn is_live(&self) -> bool;
+}
+
+/// Finds `AT_ENTRY` (9) in a raw auxiliary vector.
+pub(crate) fn auxv_entry(auxv: &[u8]) -> Option<u64> {
+    auxv.chunks_exact(16).find_map(|c| {
+        let key = u64::from_le_bytes(c[..8].try_into().ok()?);
+        let val = u64::from_le_bytes(c[8..].try_into().ok()?);
+        (key == 9).then_some(val)
+    })
+}

@@ -1,0 +1,335 @@
+//! Typed reads of target memory: struct fields, Rust enums (variant parts, niche or tagged),
+//! pointers. Types are `.debug_info` offsets from [`DebugInfo`]; addresses are the target's.
+
+use crate::debuginfo::{DebugInfo, Kind};
+use crate::error::{Error, Result};
+use crate::target::Target;
+
+/// The active variant of an enum value.
+#[derive(Clone, Debug)]
+pub struct Variant {
+    /// The variant's name (`Some`, `Running`, `Suspend0`, …): last segment of its type name.
+    pub name: String,
+    /// Its payload type (a struct whose members are the variant's fields).
+    pub ty: u64,
+    /// Offset of the payload within the enum.
+    pub offset: u64,
+    /// `decl_file`/`decl_line` of the variant member (an await line for `SuspendN`).
+    pub decl: Option<(String, u32)>,
+}
+
+/// Reads typed values of one stopped target.
+pub struct Reader<'a> {
+    /// The target's memory.
+    pub target: &'a dyn Target,
+    /// The executable's debuginfo.
+    pub info: &'a DebugInfo,
+    /// Load bias: runtime address − link-time address of the executable.
+    pub bias: u64,
+}
+
+impl<'a> Reader<'a> {
+    /// Reads raw bytes; for a core file, read-only data it left out comes from the executable.
+    pub fn bytes(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        match self.target.read(addr, buf) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if addr >= self.bias && self.info.read_file_data(addr - self.bias, buf) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Reads an unsigned little-endian integer of `size` (1..=8) bytes.
+    pub fn uint(&self, addr: u64, size: u64) -> Result<u64> {
+        let mut b = [0u8; 8];
+        let n = size.clamp(1, 8) as usize;
+        self.bytes(addr, &mut b[..n])?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Reads a `u64` / pointer.
+    pub fn u64(&self, addr: u64) -> Result<u64> {
+        self.uint(addr, 8)
+    }
+
+    /// The type behind typedefs.
+    pub fn strip(&self, mut ty: u64) -> u64 {
+        for _ in 0..8 {
+            match self.info.die(ty) {
+                Some(d) if d.kind == Kind::Typedef => match d.ty {
+                    Some(t) => ty = t,
+                    None => break,
+                },
+                _ => break,
+            }
+        }
+        ty
+    }
+
+    /// Qualified name of a type.
+    pub fn type_name(&self, ty: u64) -> &'a str {
+        self.info.die(ty).map(|d| d.name.as_str()).unwrap_or("?")
+    }
+
+    /// Size of a type.
+    pub fn type_size(&self, ty: u64) -> u64 {
+        self.info.die(self.strip(ty)).map(|d| d.size).unwrap_or(0)
+    }
+
+    /// The direct member `name` of struct `ty`: (offset, type).
+    pub fn member(&self, ty: u64, name: &str) -> Option<(u64, u64)> {
+        let d = self.info.die(self.strip(ty))?;
+        d.children.iter().find_map(|c| {
+            let m = self.info.die(*c)?;
+            (m.kind == Kind::Member && m.name == name).then_some((m.offset, m.ty?))
+        })
+    }
+
+    /// The direct members of struct `ty`: (name, offset, type).
+    pub fn members(&self, ty: u64) -> Vec<(&'a str, u64, u64)> {
+        let Some(d) = self.info.die(self.strip(ty)) else {
+            return Vec::new();
+        };
+        d.children
+            .iter()
+            .filter_map(|c| {
+                let m = self.info.die(*c)?;
+                (m.kind == Kind::Member).then_some((m.name.as_str(), m.offset, m.ty?))
+            })
+            .collect()
+    }
+
+    /// A member `name` found breadth-first through nested struct members (not through enum
+    /// variants), at most `max_depth` levels down: (offset from `ty`, type).
+    pub fn member_deep(&self, ty: u64, name: &str, max_depth: usize) -> Option<(u64, u64)> {
+        let mut level = vec![(0u64, ty)];
+        for _ in 0..max_depth {
+            let mut next = Vec::new();
+            for (base, t) in level {
+                for (n, off, mt) in self.members(t) {
+                    if n == name {
+                        return Some((base + off, mt));
+                    }
+                    let mt = self.strip(mt);
+                    if self
+                        .info
+                        .die(mt)
+                        .is_some_and(|d| matches!(d.kind, Kind::Struct | Kind::Union))
+                    {
+                        next.push((base + off, mt));
+                    }
+                }
+            }
+            if next.is_empty() {
+                return None;
+            }
+            level = next;
+        }
+        None
+    }
+
+    /// Like [`member_deep`](Self::member_deep), naming the missing field in its error.
+    pub fn field(&self, ty: u64, name: &str, layout: &str) -> Result<(u64, u64)> {
+        self.member_deep(ty, name, 6).ok_or_else(|| {
+            Error::UnsupportedLayout(format!(
+                "{layout}: `{}` has no field `{name}`",
+                self.type_name(ty)
+            ))
+        })
+    }
+
+    /// The enum type at or inside `ty` (descending single members at offset 0): the type that
+    /// has a variant part, and its offset from `ty`.
+    pub fn find_enum(&self, ty: u64) -> Option<(u64, u64)> {
+        let mut t = self.strip(ty);
+        for _ in 0..6 {
+            let d = self.info.die(t)?;
+            if d.children.iter().any(|c| {
+                self.info
+                    .die(*c)
+                    .is_some_and(|v| v.kind == Kind::VariantPart)
+            }) {
+                return Some((0, t));
+            }
+            let ms = self.members(t);
+            match ms.as_slice() {
+                [(_, 0, mt)] => t = self.strip(*mt),
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    /// The active variant of the enum `ty` stored at `addr`.
+    pub fn variant(&self, ty: u64, addr: u64) -> Result<Option<Variant>> {
+        let ty = self.strip(ty);
+        let Some(d) = self.info.die(ty) else {
+            return Ok(None);
+        };
+        let Some(part) = d
+            .children
+            .iter()
+            .filter_map(|c| self.info.die(*c))
+            .find(|v| v.kind == Kind::VariantPart)
+        else {
+            return Ok(None);
+        };
+        let variants: Vec<_> = part
+            .children
+            .iter()
+            .filter_map(|c| self.info.die(*c))
+            .filter(|v| v.kind == Kind::Variant)
+            .collect();
+        let value = match part.discr.and_then(|o| self.info.die(o)) {
+            Some(tag) => {
+                let size = tag.ty.map(|t| self.type_size(t)).unwrap_or(1);
+                Some(self.uint(addr + tag.offset, size)?)
+            }
+            None => None,
+        };
+        let chosen = variants
+            .iter()
+            .find(|v| v.discr_value.is_some() && v.discr_value == value)
+            .or_else(|| variants.iter().find(|v| v.discr_value.is_none()))
+            .or_else(|| (variants.len() == 1).then(|| &variants[0]));
+        let Some(v) = chosen else { return Ok(None) };
+        let Some(member) = v
+            .children
+            .iter()
+            .filter_map(|c| self.info.die(*c))
+            .find(|m| m.kind == Kind::Member)
+        else {
+            return Ok(None);
+        };
+        let Some(mty) = member.ty else {
+            return Ok(None);
+        };
+        let name = self.type_name(mty);
+        let short = last_segment(name).to_string();
+        Ok(Some(Variant {
+            name: if short.is_empty() {
+                member.name.clone()
+            } else {
+                short
+            },
+            ty: mty,
+            offset: member.offset,
+            decl: member.decl.clone(),
+        }))
+    }
+
+    /// The type a pointer type points to.
+    pub fn pointee(&self, ty: u64) -> Option<u64> {
+        let d = self.info.die(self.strip(ty))?;
+        (d.kind == Kind::Pointer).then_some(d.ty).flatten()
+    }
+
+    /// Follows single members at offset 0 (`NonNull`, `Unique`, `Option<NonNull>`'s payload
+    /// lives at 0 too) down to a pointer type: the pointer's value and its pointee type.
+    pub fn thin_pointer(&self, ty: u64, addr: u64) -> Result<Option<(u64, Option<u64>)>> {
+        let mut t = self.strip(ty);
+        for _ in 0..8 {
+            let Some(d) = self.info.die(t) else {
+                return Ok(None);
+            };
+            if d.kind == Kind::Pointer {
+                return Ok(Some((self.u64(addr)?, d.ty)));
+            }
+            if let Some((0, inner)) = self.find_enum(t) {
+                if inner != t {
+                    t = inner;
+                    continue;
+                }
+                // Option<NonNull<T>>: niche at offset 0.
+                match self.variant(t, addr)? {
+                    Some(v) if v.name == "None" => return Ok(Some((0, None))),
+                    Some(v) => match self.member(v.ty, "__0") {
+                        Some((0, inner)) => {
+                            t = self.strip(inner);
+                            continue;
+                        }
+                        _ => return Ok(None),
+                    },
+                    None => return Ok(None),
+                }
+            }
+            let ms = self.members(t);
+            match ms.iter().find(|(_, off, _)| *off == 0) {
+                Some((_, _, mt)) => t = self.strip(*mt),
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The last `::` segment of a qualified name, ignoring `::` inside generic arguments.
+pub fn last_segment(name: &str) -> &str {
+    let mut depth = 0i32;
+    let mut start = 0;
+    let b = name.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'<' | b'(' | b'[' => depth += 1,
+            b'>' | b')' | b']' => depth -= 1,
+            b':' if depth == 0 && i + 1 < b.len() && b[i + 1] == b':' => {
+                start = i + 2;
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    &name[start..]
+}
+
+/// Splits a qualified name at top-level `::` (not inside generic arguments).
+pub fn segments(name: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    let b = name.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'<' | b'(' | b'[' => depth += 1,
+            b'>' | b')' | b']' => depth -= 1,
+            b':' if depth == 0 && i + 1 < b.len() && b[i + 1] == b':' => {
+                out.push(&name[start..i]);
+                start = i + 2;
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push(&name[start..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_ignore_colons_inside_generics() {
+        let name = "tokio::future::maybe_done::MaybeDone<app::fiz::{async_fn_env#0}>::Future";
+        assert_eq!(
+            segments(name),
+            [
+                "tokio",
+                "future",
+                "maybe_done",
+                "MaybeDone<app::fiz::{async_fn_env#0}>",
+                "Future"
+            ]
+        );
+        assert_eq!(last_segment(name), "Future");
+        assert_eq!(last_segment("u8"), "u8");
+    }
+}

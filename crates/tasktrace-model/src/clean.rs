@@ -1,0 +1,1134 @@
+//! Frame cleanup: from the frames a producer captured to the frames a person reads.
+//!
+//! Two views are built from a raw [`Trace`]:
+//!
+//! - [`Trace::normalized`] (the verbose view, `{:#}`): every frame, with readable names and
+//!   short paths. `seed::foo::{{closure}}`, `{async_fn#0}` and `seed::foo::{async_fn_env#0}`
+//!   become [`FrameKind::AsyncFn`] `seed::foo` (shown `async fn seed::foo`); async blocks and
+//!   closures are named after their enclosing function (`async block in app::main`); paths
+//!   inside generic arguments are cut to their last segment (`<PollFn<F> as Future>::poll`).
+//!   With `debug = "line-tables-only"` inlined async fns are only `{async_fn#0}`: their names
+//!   are recovered from the generic arguments of their neighbours
+//!   (`poll<seed::fiz::{async_fn_env#0}>` names the frame below it) and from other frames at
+//!   the same location; when nothing names them they read `async fn ??`.
+//! - [`Trace::clean`] (the default view): the normalized tree without runtime and combinator
+//!   plumbing (tokio, futures, core/std/alloc, the tracer itself, any frame located in the
+//!   toolchain's sources), keeping the structure that plumbing creates: the branches of a
+//!   `join!` stay siblings under the frame that joins. Each leaf gets a note derived from the
+//!   hidden frames below it (`waiting on timer`, `waiting on mpsc receive`, …).
+//!
+//! Both are idempotent: frames that are already clean (as the out-of-process reader produces
+//! them: `Frame { function: "app::foo", kind: AsyncFn }` with a relative path) stay as they are.
+//!
+//! Source paths ([`short_path`]): user files relative to their crate (`src/lib.rs`), registry
+//! sources as `tokio-1.54.1/src/time/sleep.rs`, toolchain sources as `core/src/task/wake.rs`.
+
+use crate::{Frame, FrameKind, Location, Node, Trace};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The name shown for an async fn whose name is in neither the debuginfo nor any neighbour.
+pub const UNNAMED: &str = "??";
+
+/// Crates whose frames are runtime or combinator plumbing, hidden in the default view.
+const PLUMBING_CRATES: &[&str] = &[
+    "core",
+    "std",
+    "alloc",
+    "tokio",
+    "tokio_util",
+    "tokio_stream",
+    "futures",
+    "futures_util",
+    "futures_core",
+    "futures_channel",
+    "futures_executor",
+    "futures_timer",
+    "pin_project",
+    "pin_project_lite",
+    "tasktrace",
+    "async_task",
+    "async_executor",
+    "async_io",
+    "async_channel",
+    "event_listener",
+    "backtrace",
+];
+
+// ---------------------------------------------------------------------------------------------
+// Paths
+// ---------------------------------------------------------------------------------------------
+
+/// A source path as people read it: registry sources from their crate directory
+/// (`tokio-1.54.1/src/time/sleep.rs`), toolchain sources from their library
+/// (`core/src/future/poll_fn.rs`), git checkouts from the repository name, absolute user paths
+/// from their crate root (`src/lib.rs`, `examples/demo.rs`, `tests/it.rs`). Relative paths are
+/// returned unchanged, so shortening twice is shortening once.
+///
+/// ```
+/// use tasktrace_model::clean::short_path;
+///
+/// assert_eq!(short_path("/home/me/app/crates/seed/src/lib.rs"), "src/lib.rs");
+/// assert_eq!(
+///     short_path("/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src/time/sleep.rs"),
+///     "tokio-1.54.1/src/time/sleep.rs"
+/// );
+/// assert_eq!(
+///     short_path("/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/future/poll_fn.rs"),
+///     "core/src/future/poll_fn.rs"
+/// );
+/// assert_eq!(short_path("src/lib.rs"), "src/lib.rs");
+/// ```
+pub fn short_path(file: &str) -> Cow<'_, str> {
+    if file.contains('\\') {
+        return Cow::Owned(short_path(&file.replace('\\', "/")).into_owned());
+    }
+    let absolute = file.starts_with('/') || file.as_bytes().get(1) == Some(&b':');
+    if !absolute && path_crate(file).is_some() {
+        // Already short: a registry or toolchain source.
+        return Cow::Borrowed(file);
+    }
+    if let Some(rest) = file.strip_prefix("/rustc/") {
+        // /rustc/<commit>/library/core/src/...
+        if let Some(i) = rest.find("/library/") {
+            return Cow::Borrowed(&rest[i + "/library/".len()..]);
+        }
+        return Cow::Borrowed(rest.split_once('/').map_or(rest, |(_, r)| r));
+    }
+    for marker in ["/lib/rustlib/src/rust/library/", "/rust/library/"] {
+        if let Some(i) = file.find(marker) {
+            return Cow::Borrowed(&file[i + marker.len()..]);
+        }
+    }
+    if let Some(i) = file.find("/registry/src/") {
+        // registry/src/<index>/<crate>-<version>/...
+        let rest = &file[i + "/registry/src/".len()..];
+        return Cow::Borrowed(rest.split_once('/').map_or(rest, |(_, r)| r));
+    }
+    if let Some(i) = file.find("/git/checkouts/") {
+        // git/checkouts/<repo>-<hash>/<rev>/...
+        let rest = &file[i + "/git/checkouts/".len()..];
+        if let Some((repo, r)) = rest.split_once('/') {
+            let repo = repo.rsplit_once('-').map_or(repo, |(name, _)| name);
+            let r = r.split_once('/').map_or(r, |(_, r)| r);
+            return Cow::Owned(format!("{repo}/{r}"));
+        }
+    }
+    // A user file: from its crate root, i.e. the last `src/` directory, or else the last
+    // `examples/`, `tests/` or `benches/` directory.
+    let dir_end = file.rfind('/').unwrap_or(0);
+    let dirs = &file[..dir_end];
+    let at_dir = |name: &str| {
+        let mut found = None;
+        let mut pos = 0;
+        for seg in dirs.split('/') {
+            if seg == name {
+                found = Some(pos);
+            }
+            pos += seg.len() + 1;
+        }
+        found
+    };
+    let start = at_dir("src").or_else(|| {
+        ["examples", "tests", "benches"]
+            .iter()
+            .filter_map(|d| at_dir(d))
+            .max()
+    });
+    match start {
+        Some(i) => Cow::Borrowed(&file[i..]),
+        None => Cow::Borrowed(file),
+    }
+}
+
+/// The crate a (short) path belongs to when it is a registry or toolchain source:
+/// `tokio-1.54.1/src/..` → `tokio`, `core/src/..` → `core`.
+fn path_crate(short: &str) -> Option<&str> {
+    let (first, rest) = short.split_once('/')?;
+    if matches!(first, "core" | "std" | "alloc" | "proc_macro" | "test") && rest.starts_with("src/")
+    {
+        return Some(first);
+    }
+    let (name, version) = first.rsplit_once('-')?;
+    if version.starts_with(|c: char| c.is_ascii_digit()) && version.contains('.') {
+        return Some(name);
+    }
+    None
+}
+
+fn is_plumbing_crate(name: &str) -> bool {
+    PLUMBING_CRATES.contains(&name.replace('-', "_").as_str())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names
+// ---------------------------------------------------------------------------------------------
+
+/// A compiler-generated path segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Marker {
+    /// `{{closure}}` (legacy mangling) or `{closure#N}` with a path (v0): an async fn body, an
+    /// async block or a closure; the symbol does not say which.
+    AnyClosure,
+    /// `{closure#N}` alone (a DWARF inlined name): a closure.
+    Closure,
+    /// `{async_fn#N}` / `{async_fn_env#N}`.
+    AsyncFn,
+    /// `{async_block#N}` / `{async_block_env#N}`.
+    AsyncBlock,
+    /// `{closure_env#N}`.
+    ClosureEnv,
+}
+
+fn marker(segment: &str) -> Option<Marker> {
+    // DWARF names of generic async fns carry their arguments: `{async_fn#0}<u32>`.
+    let segment = match segment.find("}<") {
+        Some(i) if segment.starts_with('{') && segment.ends_with('>') => &segment[..=i],
+        _ => segment,
+    };
+    let inner = segment.strip_prefix('{')?.strip_suffix('}')?;
+    if inner == "{closure}" {
+        return Some(Marker::AnyClosure);
+    }
+    let name = inner.split('#').next().unwrap_or(inner);
+    Some(match name {
+        "closure" => Marker::AnyClosure,
+        "async_fn" | "async_fn_env" => Marker::AsyncFn,
+        "async_block" | "async_block_env" => Marker::AsyncBlock,
+        "closure_env" => Marker::ClosureEnv,
+        _ => return None,
+    })
+}
+
+/// Splits `a::b<c::d>::e` at the `::` that are outside brackets.
+fn top_segments(name: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    let bytes = name.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'<' | b'(' | b'[' => depth += 1,
+            b'>' | b')' | b']' => depth -= 1,
+            b':' if depth == 0 && bytes.get(i + 1) == Some(&b':') => {
+                out.push(&name[start..i]);
+                i += 2;
+                start = i;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push(&name[start..]);
+    out
+}
+
+/// A function name without its compiler-generated suffix: the path and the markers.
+struct Parsed {
+    /// The path before the markers (empty for a bare DWARF name like `{async_fn#0}`).
+    base: String,
+    markers: Vec<Marker>,
+}
+
+fn parse(function: &str) -> Parsed {
+    let mut segs = top_segments(function);
+    // A legacy hash left by a demangler in its plain form.
+    if let Some(last) = segs.last() {
+        if last.len() == 17
+            && last.starts_with('h')
+            && last[1..].bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            segs.pop();
+        }
+    }
+    let mut markers = Vec::new();
+    while let Some(m) = segs.last().and_then(|s| marker(s)) {
+        markers.push(m);
+        segs.pop();
+    }
+    markers.reverse();
+    // Markers inside the path (an item nested in an async fn): `a::f::{{closure}}::g` → `a::f::g`.
+    segs.retain(|s| marker(s).is_none());
+    if segs.is_empty() && markers == [Marker::AnyClosure] && function.starts_with("{closure#") {
+        markers[0] = Marker::Closure;
+    }
+    Parsed {
+        base: segs.join("::"),
+        markers,
+    }
+}
+
+/// Cuts every path inside brackets to its last real segment:
+/// `<core::future::poll_fn::PollFn<F> as core::future::future::Future>::poll` →
+/// `<PollFn<F> as Future>::poll`. Paths outside brackets stay whole.
+pub fn trim_generics(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut depth = 0i32;
+    let mut chars = name.char_indices().peekable();
+    let is_path_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | ':' | '{' | '}' | '#');
+    while let Some((i, c)) = chars.next() {
+        if is_path_char(c) {
+            let mut end = i + c.len_utf8();
+            while let Some(&(j, d)) = chars.peek() {
+                if is_path_char(d) {
+                    end = j + d.len_utf8();
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            let run = &name[i..end];
+            if depth == 0 || !run.contains("::") {
+                out.push_str(run);
+            } else {
+                let turbofish = run.ends_with("::");
+                let last = run
+                    .split("::")
+                    .filter(|s| !s.is_empty() && marker(s).is_none())
+                    .last()
+                    .unwrap_or(run);
+                out.push_str(last);
+                if turbofish {
+                    out.push_str("::");
+                }
+            }
+            continue;
+        }
+        match c {
+            '<' | '(' | '[' => depth += 1,
+            '>' | ')' | ']' => depth -= 1,
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Paths named by generic arguments of `function` that end in `::{<marker>#N}` (e.g.
+/// `poll<seed::fiz::{async_fn_env#0}>` with `async_fn_env#0` gives `seed::fiz`), with their
+/// own trailing markers removed.
+fn hinted_paths(function: &str, marker_text: &str) -> Vec<String> {
+    let needle = format!("::{{{marker_text}}}");
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(pos) = function[from..].find(&needle) {
+        let at = from + pos;
+        let before = &function[..at];
+        let start = before
+            .rfind(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | ':' | '{' | '}' | '#')))
+            .map_or(0, |i| i + 1);
+        let path = parse(&before[start..]).base;
+        if !path.is_empty() && !out.contains(&path) {
+            out.push(path);
+        }
+        from = at + needle.len();
+    }
+    out
+}
+
+/// The number in a bare DWARF name like `{async_fn#3}`.
+fn bare_index(function: &str) -> &str {
+    function
+        .rsplit_once('#')
+        .map_or("0", |(_, n)| n.trim_end_matches('}'))
+}
+
+/// Whether a `{{closure}}` called by `parent` is a closure rather than an async fn or block
+/// body. State machines are polled by a `poll` method or by another state machine (or are the
+/// root); closures are called by `PollFn::poll`, `Option::map`, `catch_unwind`, `with_mut`, ….
+fn is_closure_caller(parent: &str) -> bool {
+    if parent.contains("PollFn") || parent.contains("poll_fn") {
+        return true;
+    }
+    let parsed = parse(parent);
+    if !parsed.markers.is_empty() {
+        return false;
+    }
+    let last = top_segments(&parsed.base)
+        .last()
+        .map_or("", |s| s.trim_start_matches('<'));
+    !last.starts_with("poll")
+}
+
+/// The clean kind and name of `frame`, given its raw parent and children (for names that only
+/// the neighbours carry).
+fn clean_name(frame: &Frame, parent: Option<&Frame>, children: &[Node]) -> (FrameKind, String) {
+    if frame.kind != FrameKind::Fn {
+        return (frame.kind, frame.function.clone());
+    }
+    let parsed = parse(&frame.function);
+    let Some(&last) = parsed.markers.last() else {
+        return (FrameKind::Fn, trim_generics(&frame.function));
+    };
+    let kind = match last {
+        Marker::AsyncFn => FrameKind::AsyncFn,
+        Marker::AsyncBlock => FrameKind::AsyncBlock,
+        Marker::Closure | Marker::ClosureEnv => FrameKind::Closure,
+        Marker::AnyClosure => {
+            if parent.is_some_and(|p| is_closure_caller(&p.function)) {
+                FrameKind::Closure
+            } else if parsed.markers.len() == 1 {
+                FrameKind::AsyncFn
+            } else {
+                FrameKind::AsyncBlock
+            }
+        }
+    };
+    if !parsed.base.is_empty() {
+        return (kind, trim_generics(&parsed.base));
+    }
+    // A bare DWARF name: look at the neighbours' generic arguments.
+    let n = bare_index(&frame.function);
+    let mut names: Vec<String> = Vec::new();
+    let parent_fn = parent.map_or("", |p| p.function.as_str());
+    match kind {
+        FrameKind::AsyncFn => {
+            names = hinted_paths(parent_fn, &format!("async_fn_env#{n}"));
+            if names.is_empty() {
+                for child in children {
+                    for m in ["closure_env#", "async_block_env#"] {
+                        let text = &child.frame.function;
+                        let needle = format!("{{async_fn#{n}}}::{{{m}");
+                        if let Some(pos) = text.find(&needle) {
+                            let head = &text[..pos + format!("{{async_fn#{n}}}").len()];
+                            for p in hinted_paths(head, &format!("async_fn#{n}")) {
+                                if !names.contains(&p) {
+                                    names.push(p);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        FrameKind::AsyncBlock => names = hinted_paths(parent_fn, &format!("async_block_env#{n}")),
+        FrameKind::Closure => names = hinted_paths(parent_fn, &format!("closure_env#{n}")),
+        _ => {}
+    }
+    match names.as_slice() {
+        [one] => (kind, trim_generics(one)),
+        _ => (kind, UNNAMED.to_string()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The verbose view: every frame, readable.
+// ---------------------------------------------------------------------------------------------
+
+fn normalize_frame(frame: &Frame, parent: Option<&Frame>, children: &[Node]) -> Frame {
+    let (kind, function) = clean_name(frame, parent, children);
+    let location = frame.location.as_ref().map(|l| Location {
+        file: short_path(&l.file).into_owned(),
+        line: l.line,
+        column: l.column,
+    });
+    Frame {
+        function,
+        location,
+        kind,
+        status: frame.status,
+        note: frame.note.clone(),
+    }
+}
+
+fn normalize_nodes(nodes: &[Node], parent: Option<&Frame>) -> Vec<Node> {
+    nodes
+        .iter()
+        .map(|n| Node {
+            frame: normalize_frame(&n.frame, parent, &n.children),
+            children: normalize_nodes(&n.children, Some(&n.frame)),
+        })
+        .collect()
+}
+
+/// Names unnamed async fns after a named frame at the same location elsewhere in the tree.
+fn fill_unnamed(nodes: &mut [Node]) {
+    fn collect(nodes: &[Node], names: &mut HashMap<(FrameKind, Location), String>) {
+        for n in nodes {
+            if let Some(loc) = &n.frame.location {
+                if n.frame.function != UNNAMED && n.frame.kind != FrameKind::Fn {
+                    names
+                        .entry((n.frame.kind, loc.clone()))
+                        .or_insert_with(|| n.frame.function.clone());
+                }
+            }
+            collect(&n.children, names);
+        }
+    }
+    fn fill(nodes: &mut [Node], names: &HashMap<(FrameKind, Location), String>) {
+        for n in nodes {
+            if n.frame.function == UNNAMED {
+                if let Some(loc) = &n.frame.location {
+                    if let Some(name) = names.get(&(n.frame.kind, loc.clone())) {
+                        n.frame.function = name.clone();
+                    }
+                }
+            }
+            fill(&mut n.children, names);
+        }
+    }
+    let mut names = HashMap::new();
+    collect(nodes, &mut names);
+    if !names.is_empty() {
+        fill(nodes, &names);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The default view: plumbing hidden, leaves annotated.
+// ---------------------------------------------------------------------------------------------
+
+/// True when a (normalized) frame is runtime or combinator plumbing: its source is in the
+/// toolchain or in a plumbing crate (tokio, futures, the tracer, …), or its name is in such a
+/// crate, or it has neither a location nor a path. Leaf frames (from the out-of-process reader)
+/// are never plumbing.
+pub fn is_plumbing(frame: &Frame) -> bool {
+    if frame.kind == FrameKind::Leaf {
+        return false;
+    }
+    if let Some(loc) = &frame.location {
+        if path_crate(&loc.file).is_some_and(is_plumbing_crate) {
+            return true;
+        }
+    }
+    let name = frame.function.trim_start_matches(['<', '&', '*']);
+    let name = name.strip_prefix("mut ").unwrap_or(name);
+    let name = name.strip_prefix("dyn ").unwrap_or(name);
+    match name.split_once("::") {
+        Some((krate, _)) if !krate.contains(['<', ' ', '(']) => is_plumbing_crate(krate),
+        _ => frame.location.is_none() && frame.function != UNNAMED,
+    }
+}
+
+/// True when the function's own path (the `Self` type of a `<T as Trait>::method`) is in a
+/// plumbing crate. Read on the raw name: normalizing cuts the paths inside `<…>`.
+fn name_in_plumbing_crate(function: &str) -> bool {
+    let name = function.trim_start_matches(['<', '&', '*']);
+    let name = name.strip_prefix("mut ").unwrap_or(name);
+    let name = name.strip_prefix("dyn ").unwrap_or(name);
+    match name.split_once("::") {
+        Some((krate, _)) if !krate.contains(['<', ' ', '(']) => is_plumbing_crate(krate),
+        _ => false,
+    }
+}
+
+/// The crate directory of a raw source path: the directory holding its last `src/`
+/// (`/work/crates/tasktrace/src/spawn.rs` → `tasktrace`, `…/tokio-1.54.1/src/…` → `tokio`).
+/// Catches plumbing crates built from a path or a vendored copy.
+fn raw_path_crate(file: &str) -> Option<&str> {
+    let i = file.rfind("/src/")?;
+    let dir = &file[..i];
+    let name = dir.rsplit('/').next()?;
+    match name.rsplit_once('-') {
+        Some((n, v)) if v.starts_with(|c: char| c.is_ascii_digit()) => Some(n),
+        _ => Some(name),
+    }
+}
+
+/// What a chain of hidden frames (outermost first) below the last visible frame waits on.
+fn classify(chain: &[&Frame]) -> Option<String> {
+    let has = |pat: &str| {
+        chain.iter().any(|f| {
+            f.function.contains(pat) || f.location.as_ref().is_some_and(|l| l.file.contains(pat))
+        })
+    };
+    let name_has = |pat: &str| chain.iter().any(|f| f.function.contains(pat));
+    let direction = |recv: &str, send: &str| {
+        if name_has("send") || name_has("reserve") || name_has("Send") || has("batch_semaphore") {
+            send.to_string()
+        } else {
+            recv.to_string()
+        }
+    };
+    let what = if has("task/join_set") || name_has("JoinSet") {
+        "JoinSet".to_string()
+    } else if has("runtime/task/join.rs") || name_has("JoinHandle") {
+        "task".to_string()
+    } else if has("sync/mutex.rs") || name_has("Mutex<") {
+        "Mutex lock".to_string()
+    } else if has("sync/rwlock") || name_has("RwLock") {
+        if name_has("write") {
+            "RwLock write".to_string()
+        } else {
+            "RwLock read".to_string()
+        }
+    } else if has("sync/mpsc/") || has("futures-channel") && has("/mpsc/") {
+        direction("mpsc receive", "mpsc send")
+    } else if has("sync/oneshot.rs") || has("oneshot") {
+        "oneshot receive".to_string()
+    } else if has("sync/broadcast.rs") {
+        direction("broadcast receive", "broadcast send")
+    } else if has("sync/watch.rs") {
+        "watch change".to_string()
+    } else if has("sync/notify.rs") || name_has("Notified") {
+        "Notify".to_string()
+    } else if has("semaphore") {
+        "semaphore acquire".to_string()
+    } else if has("/time/") || has("futures-timer") || name_has("Sleep") || name_has("Delay") {
+        "timer".to_string()
+    } else if name_has("accept") || has("/listener.rs") {
+        "socket accept".to_string()
+    } else if name_has("poll_read")
+        || name_has("read_ready")
+        || name_has("recv_from")
+        || has("io/util/read")
+    {
+        "socket read".to_string()
+    } else if name_has("poll_write")
+        || name_has("write_ready")
+        || name_has("send_to")
+        || has("io/util/write")
+    {
+        "socket write".to_string()
+    } else if has("runtime/io/") || has("io/poll_evented") {
+        "I/O readiness".to_string()
+    } else {
+        // Something else: name the outermost hidden frame that is not the standard library.
+        let f = chain.iter().find(|f| {
+            let file_std = f
+                .location
+                .as_ref()
+                .and_then(|l| path_crate(&l.file))
+                .is_some_and(|c| matches!(c, "core" | "std" | "alloc"));
+            !file_std && f.location.is_some()
+        })?;
+        return Some(format!("waiting in {}", f.function));
+    };
+    Some(format!("waiting on {what}"))
+}
+
+/// Whether a chain of hidden frames passes through a `poll_fn`.
+fn via_poll_fn(chain: &[&Frame]) -> bool {
+    chain.iter().any(|f| {
+        f.function.contains("PollFn")
+            || f.function.contains("poll_fn")
+            || f.location
+                .as_ref()
+                .is_some_and(|l| l.file.ends_with("poll_fn.rs"))
+    })
+}
+
+fn add_note(frame: &mut Frame, notes: &[String]) {
+    if notes.is_empty() {
+        return;
+    }
+    let mut all: Vec<String> = frame.note.iter().cloned().collect();
+    for n in notes {
+        if !all.contains(n) {
+            all.push(n.clone());
+        }
+    }
+    frame.note = Some(join_notes(&all));
+}
+
+/// `["waiting on timer", "waiting on Notify"]` → `"waiting on timer, Notify"`.
+fn join_notes(notes: &[String]) -> String {
+    let mut out = String::new();
+    for (i, n) in notes.iter().enumerate() {
+        if i == 0 {
+            out.push_str(n);
+        } else {
+            out.push_str(", ");
+            out.push_str(n.strip_prefix("waiting on ").unwrap_or(n));
+        }
+    }
+    out
+}
+
+/// Adds `node` to `out`, merging it into a sibling that is the same logical frame.
+fn push_merged(out: &mut Vec<Node>, node: Node) {
+    if let Some(existing) = out
+        .iter_mut()
+        .find(|n| n.frame.same_logical_frame(&node.frame) && n.frame.kind == node.frame.kind)
+    {
+        if let Some(note) = &node.frame.note {
+            add_note(&mut existing.frame, std::slice::from_ref(note));
+        }
+        for child in node.children {
+            push_merged(&mut existing.children, child);
+        }
+    } else {
+        out.push(node);
+    }
+}
+
+/// The visible nodes among `nodes` (hidden ones replaced by their visible descendants) and the
+/// notes of the leaves reached through hidden frames only. `chain` holds the hidden frames
+/// since the last visible ancestor.
+fn simplify<'a>(
+    raw: &[Node],
+    nodes: &'a [Node],
+    chain: &mut Vec<&'a Frame>,
+) -> (Vec<Node>, Vec<String>) {
+    let mut visible = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let note = |n: String, notes: &mut Vec<String>| {
+        if !notes.contains(&n) {
+            notes.push(n);
+        }
+    };
+    for (r, n) in raw.iter().zip(nodes) {
+        let hidden = is_plumbing(&n.frame)
+            || (n.frame.kind != FrameKind::Leaf
+                && (name_in_plumbing_crate(&r.frame.function)
+                    || r.frame
+                        .location
+                        .as_ref()
+                        .and_then(|l| raw_path_crate(&l.file))
+                        .is_some_and(is_plumbing_crate)));
+        if hidden {
+            chain.push(&n.frame);
+            let (kids, sub_notes) = simplify(&r.children, &n.children, chain);
+            if n.children.is_empty() {
+                if let Some(what) = classify(chain) {
+                    note(what, &mut notes);
+                }
+            }
+            chain.pop();
+            for k in kids {
+                push_merged(&mut visible, k);
+            }
+            for s in sub_notes {
+                note(s, &mut notes);
+            }
+            continue;
+        }
+        let mut below = Vec::new();
+        let (kids, sub_notes) = simplify(&r.children, &n.children, &mut below);
+        // A closure handed to `poll_fn` that is itself the leaf: it is how its async fn waits.
+        if kids.is_empty() && n.frame.kind == FrameKind::Closure && via_poll_fn(chain) {
+            let what = match &n.frame.location {
+                Some(loc) => format!("waiting on closure at {loc}"),
+                None => "waiting on closure".to_string(),
+            };
+            note(what, &mut notes);
+            continue;
+        }
+        let mut frame = n.frame.clone();
+        add_note(&mut frame, &sub_notes);
+        push_merged(
+            &mut visible,
+            Node {
+                frame,
+                children: kids,
+            },
+        );
+    }
+    (visible, notes)
+}
+
+impl Trace {
+    /// The verbose view's tree: every frame, with clean names ([`FrameKind`] set, async fn
+    /// names recovered where the debuginfo lacks them) and short paths. Idempotent.
+    pub fn normalized(&self) -> Trace {
+        let mut roots = normalize_nodes(&self.roots, None);
+        fill_unnamed(&mut roots);
+        Trace {
+            roots: Arc::new(roots),
+        }
+    }
+
+    /// The default view's tree: [`normalized`](Self::normalized), then runtime and combinator
+    /// plumbing hidden (see [`is_plumbing`]) with the structure it creates kept: the branches
+    /// of a `join!` are siblings under the frame that joins, and nodes that become the same
+    /// logical frame merge. Each leaf carries a note on what it waits on, derived from the
+    /// hidden frames below it (`waiting on timer`, `waiting on mpsc receive`, `waiting on
+    /// task`, `waiting on closure at src/lib.rs:12:33` for a closure given to `poll_fn`, …). Idempotent.
+    ///
+    /// A trace made of plumbing only is its outermost frame, with the note.
+    pub fn clean(&self) -> Trace {
+        let normalized = self.normalized();
+        let (roots, notes) = simplify(&self.roots, &normalized.roots, &mut Vec::new());
+        if roots.is_empty() {
+            // Plumbing only (a task spawned straight on a tokio leaf): its outermost frame,
+            // with the note.
+            let Some(first) = normalized.roots.first() else {
+                return normalized;
+            };
+            let mut frame = first.frame.clone();
+            add_note(&mut frame, &notes);
+            return Trace {
+                roots: Arc::new(vec![Node::new(frame)]),
+            };
+        }
+        Trace {
+            roots: Arc::new(roots),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(name: &str, file: &str, line: u32) -> Frame {
+        Frame::new(name, Some(Location::new(file, line, Some(5))))
+    }
+
+    const CORE: &str = "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src";
+    const TOKIO: &str =
+        "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src";
+
+    #[test]
+    fn short_paths() {
+        assert_eq!(
+            short_path(&format!("{CORE}/task/wake.rs")),
+            "core/src/task/wake.rs"
+        );
+        assert_eq!(
+            short_path(&format!("{TOKIO}/time/sleep.rs")),
+            "tokio-1.54.1/src/time/sleep.rs"
+        );
+        assert_eq!(short_path("/w/app/examples/demo.rs"), "examples/demo.rs");
+        assert_eq!(short_path("/w/app/tests/it.rs"), "tests/it.rs");
+        assert_eq!(short_path("/w/src/app/src/bin/x.rs"), "src/bin/x.rs");
+        assert_eq!(
+            short_path("/home/u/.cargo/git/checkouts/tokio-abc123/5f2e1a/tokio/src/lib.rs"),
+            "tokio/tokio/src/lib.rs"
+        );
+        assert_eq!(
+            short_path(
+                "/home/u/.rustup/toolchains/stable/lib/rustlib/src/rust/library/std/src/panic.rs"
+            ),
+            "std/src/panic.rs"
+        );
+        assert_eq!(short_path("/elsewhere/build.rs"), "/elsewhere/build.rs");
+        assert_eq!(short_path("crates/seed/tests/it.rs"), "tests/it.rs");
+        for p in [
+            "src/lib.rs",
+            "tokio-1.54.1/src/time/sleep.rs",
+            "core/src/task/wake.rs",
+        ] {
+            assert_eq!(short_path(p), p, "idempotent");
+        }
+    }
+
+    #[test]
+    fn names() {
+        let name = |s: &str| clean_name(&Frame::new(s, None), None, &[]);
+        assert_eq!(
+            name("seed::foo::{{closure}}"),
+            (FrameKind::AsyncFn, "seed::foo".into())
+        );
+        assert_eq!(
+            name("seed::foo::{async_fn_env#0}"),
+            (FrameKind::AsyncFn, "seed::foo".into())
+        );
+        assert_eq!(
+            name("app::main::{{closure}}::{{closure}}"),
+            (FrameKind::AsyncBlock, "app::main".into())
+        );
+        assert_eq!(
+            name("app::main::{async_block#1}"),
+            (FrameKind::AsyncBlock, "app::main".into())
+        );
+        assert_eq!(name("{async_fn#0}"), (FrameKind::AsyncFn, UNNAMED.into()));
+        assert_eq!(name("{closure#0}"), (FrameKind::Closure, UNNAMED.into()));
+        assert_eq!(
+            name("{async_fn#0}<tokio::time::sleep::Sleep>"),
+            (FrameKind::AsyncFn, UNNAMED.into())
+        );
+        assert_eq!(
+            name("<core::future::poll_fn::PollFn<F> as core::future::future::Future>::poll"),
+            (FrameKind::Fn, "<PollFn<F> as Future>::poll".into())
+        );
+        assert_eq!(
+            name("app::run::<alloc::string::String>"),
+            (FrameKind::Fn, "app::run::<String>".into())
+        );
+        assert_eq!(
+            name("seed::foo::{{closure}}::h0123456789abcdef"),
+            (FrameKind::AsyncFn, "seed::foo".into())
+        );
+        // A closure called by `PollFn::poll`.
+        let parent = Frame::new("<core::future::poll_fn::PollFn<F> as Future>::poll", None);
+        let closure = Frame::new("seed::pending::{{closure}}::{{closure}}", None);
+        assert_eq!(
+            clean_name(&closure, Some(&parent), &[]),
+            (FrameKind::Closure, "seed::pending".into())
+        );
+        // Called by a plain function: a closure; polled by a `poll` method: an async fn.
+        let with_mut = Frame::new(
+            "tokio::loom::std::unsafe_cell::UnsafeCell<T>::with_mut",
+            None,
+        );
+        let sem = Frame::new(
+            "tokio::sync::batch_semaphore::Semaphore::poll_acquire::{{closure}}",
+            None,
+        );
+        assert_eq!(clean_name(&sem, Some(&with_mut), &[]).0, FrameKind::Closure);
+        let maybe_done = Frame::new(
+            "<tokio::future::maybe_done::MaybeDone<Fut> as core::future::future::Future>::poll",
+            None,
+        );
+        let fiz = Frame::new("seed::fiz::{{closure}}", None);
+        assert_eq!(
+            clean_name(&fiz, Some(&maybe_done), &[]).0,
+            FrameKind::AsyncFn
+        );
+        assert_eq!(clean_name(&fiz, Some(&closure), &[]).0, FrameKind::AsyncFn);
+        // Already clean: unchanged.
+        let clean = Frame::new("app::foo", None).with_kind(FrameKind::AsyncFn);
+        assert_eq!(
+            clean_name(&clean, None, &[]),
+            (FrameKind::AsyncFn, "app::foo".into())
+        );
+    }
+
+    #[test]
+    fn bare_names_recovered_from_neighbours() {
+        let parent = Frame::new("poll<seed::fiz::{async_fn_env#0}>", None);
+        let bare = Frame::new("{async_fn#0}", None);
+        assert_eq!(
+            clean_name(&bare, Some(&parent), &[]),
+            (FrameKind::AsyncFn, "seed::fiz".into())
+        );
+        let child = Node::new(Frame::new(
+            "poll<(), seed::pending::{async_fn#0}::{closure_env#0}>",
+            None,
+        ));
+        assert_eq!(
+            clean_name(&bare, None, std::slice::from_ref(&child)),
+            (FrameKind::AsyncFn, "seed::pending".into())
+        );
+        let closure = Frame::new("{closure#0}", None);
+        assert_eq!(
+            clean_name(&closure, Some(&child.frame), &[]),
+            (FrameKind::Closure, "seed::pending".into())
+        );
+    }
+
+    /// The seed's dev-build trace, as captured (abridged to its distinct frame kinds).
+    fn seed_like() -> Trace {
+        let lib = "/work/app/crates/seed/src/lib.rs";
+        let pollfn = || {
+            f(
+                "<core::future::poll_fn::PollFn<F> as core::future::future::Future>::poll",
+                &format!("{CORE}/future/poll_fn.rs"),
+                151,
+            )
+        };
+        let clone = || {
+            f(
+                "<core::task::wake::Waker as core::clone::Clone>::clone",
+                &format!("{CORE}/task/wake.rs"),
+                619,
+            )
+        };
+        let head = vec![
+            f("seed::foo::{{closure}}", lib, 20),
+            f("seed::bar::{{closure}}", lib, 25),
+            pollfn(),
+            f(
+                "seed::bar::{{closure}}::{{closure}}",
+                &format!("{TOKIO}/macros/join.rs"),
+                179,
+            ),
+            f(
+                "<tokio::future::maybe_done::MaybeDone<Fut> as core::future::future::Future>::poll",
+                &format!("{TOKIO}/future/maybe_done.rs"),
+                65,
+            ),
+        ];
+        let tail = vec![
+            f("seed::pending::{{closure}}", lib, 15),
+            pollfn(),
+            f("seed::pending::{{closure}}::{{closure}}", lib, 12),
+            clone(),
+        ];
+        let mut t = Trace::new();
+        let mut a = head.clone();
+        a.push(f("seed::fiz::{{closure}}", lib, 30));
+        a.extend(tail.clone());
+        let mut b = head;
+        b.push(f("seed::buz::{{closure}}", lib, 35));
+        b.push(f("seed::baz::{{closure}}", lib, 40));
+        b.extend(tail);
+        t.insert_path(a);
+        t.insert_path(b);
+        t
+    }
+
+    #[test]
+    fn clean_seed_tree() {
+        let clean = seed_like().clean();
+        let expected = "\
+╼ async fn seed::foo at src/lib.rs:20:5
+  └╼ async fn seed::bar at src/lib.rs:25:5
+     ├╼ async fn seed::fiz at src/lib.rs:30:5
+     │  └╼ async fn seed::pending at src/lib.rs:15:5 [waiting on closure at src/lib.rs:12:5]
+     └╼ async fn seed::buz at src/lib.rs:35:5
+        └╼ async fn seed::baz at src/lib.rs:40:5
+           └╼ async fn seed::pending at src/lib.rs:15:5 [waiting on closure at src/lib.rs:12:5]
+";
+        assert_eq!(clean.to_string(), expected);
+        assert_eq!(clean.clean(), clean, "idempotent");
+        assert_eq!(clean.normalized(), clean, "clean frames stay clean");
+        let verbose = seed_like().normalized();
+        assert_eq!(verbose.node_count(), seed_like().node_count());
+        assert_eq!(verbose.normalized(), verbose, "idempotent");
+    }
+
+    /// The seed as captured with `debug = "line-tables-only"` (release-lines): inlined async
+    /// fns are `{async_fn#0}`; their neighbours' generic arguments name some of them.
+    #[test]
+    fn line_tables_only_names_from_neighbours() {
+        let lib = "/work/app/crates/seed/src/lib.rs";
+        let maybe_done = format!("{TOKIO}/future/maybe_done.rs");
+        let pollfn = format!("{CORE}/future/poll_fn.rs");
+        let tail = |t: &mut Vec<Frame>| {
+            t.push(f("{async_fn#0}", lib, 15));
+            t.push(f(
+                "poll<(), seed::pending::{async_fn#0}::{closure_env#0}>",
+                &pollfn,
+                151,
+            ));
+            t.push(f("{closure#0}", lib, 12));
+            t.push(f("clone", &format!("{CORE}/task/wake.rs"), 619));
+        };
+        let head = vec![
+            f("{async_fn#0}", lib, 20),
+            f("{async_fn#0}", lib, 25),
+            f(
+                "poll<((), ()), seed::bar::{async_fn#0}::{closure_env#0}>",
+                &pollfn,
+                151,
+            ),
+            f("{closure#0}", &format!("{TOKIO}/macros/join.rs"), 179),
+        ];
+        let mut a = head.clone();
+        a.push(f("poll<seed::fiz::{async_fn_env#0}>", &maybe_done, 65));
+        a.push(f("{async_fn#0}", lib, 30));
+        tail(&mut a);
+        let mut b = head;
+        b.push(f("poll<seed::buz::{async_fn_env#0}>", &maybe_done, 65));
+        b.push(f("{async_fn#0}", lib, 35));
+        b.push(f("{async_fn#0}", lib, 40));
+        tail(&mut b);
+        let mut t = Trace::new();
+        t.insert_path(a);
+        t.insert_path(b);
+        let expected = "\
+╼ async fn ?? at src/lib.rs:20:5
+  └╼ async fn seed::bar at src/lib.rs:25:5
+     ├╼ async fn seed::fiz at src/lib.rs:30:5
+     │  └╼ async fn seed::pending at src/lib.rs:15:5 [waiting on closure at src/lib.rs:12:5]
+     └╼ async fn seed::buz at src/lib.rs:35:5
+        └╼ async fn ?? at src/lib.rs:40:5
+           └╼ async fn seed::pending at src/lib.rs:15:5 [waiting on closure at src/lib.rs:12:5]
+";
+        assert_eq!(t.to_string(), expected);
+        assert_eq!(t.clean().clean(), t.clean());
+    }
+
+    #[test]
+    fn leaf_kinds() {
+        let reg = "/c/registry/src/idx";
+        let note = |frames: &[(&str, &str)]| {
+            let frames: Vec<Frame> = frames
+                .iter()
+                .map(|(name, file)| f(name, &format!("{reg}/{file}"), 1).clone())
+                .collect();
+            let normalized: Vec<Frame> = frames
+                .iter()
+                .map(|fr| normalize_frame(fr, None, &[]))
+                .collect();
+            classify(&normalized.iter().collect::<Vec<_>>())
+        };
+        assert_eq!(
+            note(&[
+                (
+                    "tokio::sync::rwlock::RwLock<T>::write::{{closure}}",
+                    "tokio-1.54.1/src/sync/rwlock.rs"
+                ),
+                (
+                    "<tokio::sync::batch_semaphore::Acquire as core::future::future::Future>::poll",
+                    "tokio-1.54.1/src/sync/batch_semaphore.rs"
+                ),
+            ])
+            .as_deref(),
+            Some("waiting on RwLock write")
+        );
+        assert_eq!(
+            note(&[
+                ("tokio::task::join_set::JoinSet<T>::join_next::{{closure}}", "tokio-1.54.1/src/task/join_set.rs"),
+                ("<tokio::runtime::task::join::JoinHandle<T> as core::future::future::Future>::poll", "tokio-1.54.1/src/runtime/task/join.rs"),
+            ]).as_deref(),
+            Some("waiting on JoinSet")
+        );
+        assert_eq!(
+            note(&[(
+                "futures_channel::mpsc::Receiver<T>::next_message",
+                "futures-channel-0.3.31/src/mpsc/mod.rs"
+            )])
+            .as_deref(),
+            Some("waiting on mpsc receive")
+        );
+        assert_eq!(
+            note(&[(
+                "tokio::net::udp::UdpSocket::recv_from::{{closure}}",
+                "tokio-1.54.1/src/net/udp.rs"
+            )])
+            .as_deref(),
+            Some("waiting on socket read")
+        );
+        assert_eq!(
+            note(&[(
+                "<hyper::client::conn::ResponseFuture as core::future::future::Future>::poll",
+                "hyper-1.5.0/src/client/conn.rs"
+            )])
+            .as_deref(),
+            Some("waiting in <ResponseFuture as Future>::poll")
+        );
+    }
+
+    #[test]
+    fn join_of_leaves_keeps_both_notes() {
+        let lib = "/w/app/src/main.rs";
+        let mut t = Trace::new();
+        let select = f(
+            "app::main::{{closure}}::{{closure}}::{{closure}}",
+            &format!("{TOKIO}/macros/select.rs"),
+            710,
+        );
+        t.insert_path([
+            f("app::main::{{closure}}", lib, 9),
+            select.clone(),
+            f(
+                "<tokio::time::sleep::Sleep as core::future::future::Future>::poll",
+                &format!("{TOKIO}/time/sleep.rs"),
+                457,
+            ),
+        ]);
+        t.insert_path([
+            f("app::main::{{closure}}", lib, 9),
+            select,
+            f(
+                "tokio::sync::notify::Notified::poll_notified",
+                &format!("{TOKIO}/sync/notify.rs"),
+                1026,
+            ),
+        ]);
+        let clean = t.clean();
+        assert_eq!(clean.node_count(), 1);
+        assert_eq!(
+            clean.roots[0].frame.note.as_deref(),
+            Some("waiting on timer, Notify")
+        );
+    }
+
+    #[test]
+    fn leaf_frames_from_the_reader_are_kept() {
+        let mut t = Trace::new();
+        t.insert_path([
+            Frame::new("app::foo", Some(Location::new("src/main.rs", 3, None)))
+                .with_kind(FrameKind::AsyncFn),
+            Frame::new("tokio::time::Sleep", None)
+                .with_kind(FrameKind::Leaf)
+                .with_note("waiting on timer"),
+        ]);
+        assert_eq!(t.clean(), t);
+    }
+}

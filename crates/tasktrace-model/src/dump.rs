@@ -1,0 +1,298 @@
+//! Every task of a program at one moment.
+
+use crate::{Location, Trace};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+/// Version of the JSON schema of [`Dump`] (see `docs/json-schema.md`). Bumped on any change
+/// that is not a pure addition of optional fields.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What a task is doing at the moment of the dump.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum TaskState {
+    /// Suspended, not scheduled: waiting for a wake-up since its last poll ended.
+    Idle {
+        /// Time since the last poll ended.
+        #[serde(with = "millis", rename = "for_ms")]
+        since: Duration,
+    },
+    /// Inside a call to `poll` right now (possibly blocked in synchronous code).
+    Running {
+        /// Time since that poll began.
+        #[serde(with = "millis", rename = "for_ms")]
+        since: Duration,
+    },
+    /// Woken and waiting in a run queue to be polled.
+    Scheduled,
+    /// The producer could not tell.
+    Unknown,
+}
+
+impl fmt::Display for TaskState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskState::Idle { since } => write!(f, "idle for {}", HumanDuration(*since)),
+            TaskState::Running { since } => {
+                write!(f, "running (inside poll for {})", HumanDuration(*since))
+            }
+            TaskState::Scheduled => f.write_str("scheduled"),
+            TaskState::Unknown => f.write_str("state unknown"),
+        }
+    }
+}
+
+/// A duration printed the way people read it: `850µs`, `12.3ms`, `4.2s`, `3m05s`.
+#[derive(Clone, Copy, Debug)]
+pub struct HumanDuration(pub Duration);
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        let secs = d.as_secs_f64();
+        if secs < 1e-3 {
+            write!(f, "{}µs", d.as_micros())
+        } else if secs < 1.0 {
+            write!(f, "{:.1}ms", secs * 1e3)
+        } else if secs < 60.0 {
+            write!(f, "{secs:.1}s")
+        } else {
+            let whole = d.as_secs();
+            write!(f, "{}m{:02}s", whole / 60, whole % 60)
+        }
+    }
+}
+
+/// One task: its identity, state and logical stack trace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// Unique id within the dump (the producer's task id).
+    pub id: u64,
+    /// The name given at spawn, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Where the task was spawned (or its traced future created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawned_at: Option<Location>,
+    /// The task that spawned this one, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u64>,
+    /// Idle, running, scheduled.
+    #[serde(flatten)]
+    pub state: TaskState,
+    /// Number of polls so far, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polls: Option<u64>,
+    /// Ids of the tasks whose completion this task awaits (through their join handles).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub awaits: Vec<u64>,
+    /// The logical stack trace; empty when it could not be captured (see `error`).
+    pub trace: Trace,
+    /// Why the trace is missing or partial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Task {
+    /// A task with the given id, an unknown state and no trace.
+    pub fn new(id: u64) -> Self {
+        Task {
+            id,
+            name: None,
+            spawned_at: None,
+            parent: None,
+            state: TaskState::Unknown,
+            polls: None,
+            awaits: Vec::new(),
+            trace: Trace::new(),
+            error: None,
+        }
+    }
+
+    /// The header line of this task in text dumps.
+    pub fn header(&self) -> String {
+        let mut s = String::new();
+        let _ = self.write_header(&mut s);
+        s
+    }
+
+    /// Writes [`header`](Self::header) to `out`, without allocating (text dumps write one
+    /// per task).
+    pub fn write_header(&self, out: &mut dyn fmt::Write) -> fmt::Result {
+        write!(out, "task {}", self.id)?;
+        if let Some(name) = &self.name {
+            write!(out, " \"{name}\"")?;
+        }
+        write!(out, " — {}", self.state)?;
+        if let Some(loc) = &self.spawned_at {
+            let file = crate::clean::short_path(&loc.file);
+            write!(out, ", spawned at {file}:{}", loc.line)?;
+            if let Some(col) = loc.column {
+                write!(out, ":{col}")?;
+            }
+        }
+        if let Some(parent) = self.parent {
+            write!(out, " by task {parent}")?;
+        }
+        if let Some(polls) = self.polls {
+            write!(out, ", {polls} polls")?;
+        }
+        for id in &self.awaits {
+            write!(out, ", awaits task {id}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every task of a program at one moment, as one producer saw it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Dump {
+    /// The JSON schema version ([`SCHEMA_VERSION`]).
+    pub schema_version: u32,
+    /// The tasks, in id order.
+    pub tasks: Vec<Task>,
+    /// Cycles of tasks that await each other: each a list of task ids, in await order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deadlocks: Vec<Vec<u64>>,
+    /// Warnings about the dump itself (partial reads, tasks that could not be captured in time).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl Default for Dump {
+    fn default() -> Self {
+        Dump::new(Vec::new())
+    }
+}
+
+impl Dump {
+    /// A dump of these tasks (sorted by id), with its deadlock cycles computed.
+    pub fn new(mut tasks: Vec<Task>) -> Self {
+        tasks.sort_by_key(|t| t.id);
+        let mut dump = Dump {
+            schema_version: SCHEMA_VERSION,
+            tasks,
+            deadlocks: Vec::new(),
+            notes: Vec::new(),
+        };
+        dump.deadlocks = dump.find_deadlocks();
+        dump
+    }
+
+    /// The task with this id.
+    pub fn task(&self, id: u64) -> Option<&Task> {
+        self.tasks
+            .binary_search_by_key(&id, |t| t.id)
+            .ok()
+            .map(|i| &self.tasks[i])
+    }
+
+    /// Cycles in the task-awaits-task graph, each reported once, starting at its smallest id.
+    pub fn find_deadlocks(&self) -> Vec<Vec<u64>> {
+        let mut cycles: Vec<Vec<u64>> = Vec::new();
+        for start in &self.tasks {
+            // Follow await edges from `start`; a cycle through `start` is found when we return to
+            // it. Only the first edge of each task is followed to keep this linear per start; a
+            // task awaiting several tasks gets each edge tried as a start path below.
+            for &first in &start.awaits {
+                let mut path = vec![start.id];
+                let mut seen = std::collections::HashSet::from([start.id]);
+                let mut cur = first;
+                loop {
+                    if cur == start.id {
+                        let min_pos = path
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|(_, id)| **id)
+                            .map(|(i, _)| i)
+                            .unwrap_or(0);
+                        path.rotate_left(min_pos);
+                        if !cycles.contains(&path) {
+                            cycles.push(path);
+                        }
+                        break;
+                    }
+                    if !seen.insert(cur) {
+                        break;
+                    }
+                    path.push(cur);
+                    match self.task(cur).and_then(|t| t.awaits.first()) {
+                        Some(&next) => cur = next,
+                        None => break,
+                    }
+                }
+            }
+        }
+        cycles.sort();
+        cycles
+    }
+}
+
+/// Serde helper: a [`Duration`] as a number of milliseconds (fractional).
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64() * 1e3)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let ms = f64::deserialize(d)?;
+        Ok(Duration::from_secs_f64(ms.max(0.0) / 1e3))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: u64, awaits: &[u64]) -> Task {
+        let mut t = Task::new(id);
+        t.awaits = awaits.to_vec();
+        t
+    }
+
+    #[test]
+    fn finds_a_two_task_cycle_once() {
+        let d = Dump::new(vec![task(7, &[3]), task(3, &[7]), task(5, &[3])]);
+        assert_eq!(d.deadlocks, vec![vec![3, 7]]);
+        assert!(d
+            .to_string()
+            .starts_with("DEADLOCK: task 3 -> task 7 -> task 3"));
+    }
+
+    #[test]
+    fn self_await_is_a_cycle() {
+        let d = Dump::new(vec![task(1, &[1])]);
+        assert_eq!(d.deadlocks, vec![vec![1]]);
+    }
+
+    #[test]
+    fn chain_without_cycle_is_not_a_deadlock() {
+        let d = Dump::new(vec![task(1, &[2]), task(2, &[3]), task(3, &[])]);
+        assert!(d.deadlocks.is_empty());
+    }
+
+    #[test]
+    fn json_has_tasks_array_and_state() {
+        let mut t = Task::new(4);
+        t.state = TaskState::Idle {
+            since: Duration::from_millis(1500),
+        };
+        let json = serde_json::to_value(Dump::new(vec![t])).unwrap();
+        assert_eq!(json["schema_version"], 1);
+        assert_eq!(json["tasks"][0]["id"], 4);
+        assert_eq!(json["tasks"][0]["state"], "idle");
+        assert_eq!(json["tasks"][0]["for_ms"], 1500.0);
+        let back: Dump = serde_json::from_value(json).unwrap();
+        assert_eq!(
+            back.tasks[0].state,
+            TaskState::Idle {
+                since: Duration::from_millis(1500)
+            }
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! Logical frames: one function (async or not) at one source location.
+
+use crate::Location;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What kind of code a frame is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameKind {
+    /// The state machine of an `async fn`.
+    AsyncFn,
+    /// The state machine of an `async { }` block.
+    AsyncBlock,
+    /// A closure.
+    Closure,
+    /// A plain function (including hand-written `Future::poll`s).
+    #[default]
+    Fn,
+    /// The leaf a task waits on (a timer, channel, socket, lock, another task, …).
+    Leaf,
+}
+
+/// Where a frame stands in its future's life. In-process captures only ever see suspended
+/// frames; the out-of-process reader also sees join branches that already completed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameStatus {
+    /// Suspended here, waiting for its children.
+    #[default]
+    Suspended,
+    /// Finished (a completed `join!` branch, kept to show the branch exists).
+    Completed,
+    /// Being polled right now.
+    Running,
+}
+
+/// One logical frame of a trace.
+///
+/// Two frames are the same logical frame when their function and location are equal; that is
+/// what trees merge on (never on a raw instruction pointer, which differs between the two
+/// branches of one `join!`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Frame {
+    /// The function's name as found in the symbols or the debuginfo (demangled, not cleaned).
+    pub function: String,
+    /// Where in that function the trace passes: the call or await site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// What kind of code this is.
+    #[serde(default)]
+    pub kind: FrameKind,
+    /// Suspended, completed or running.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub status: FrameStatus,
+    /// What a leaf waits on (`"waiting on timer"`), or other facts worth a glance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+impl Frame {
+    /// A suspended frame of kind [`FrameKind::Fn`].
+    pub fn new(function: impl Into<String>, location: Option<Location>) -> Self {
+        Frame {
+            function: function.into(),
+            location,
+            kind: FrameKind::Fn,
+            status: FrameStatus::Suspended,
+            note: None,
+        }
+    }
+
+    /// The same frame with another kind.
+    pub fn with_kind(mut self, kind: FrameKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// The same frame with a note.
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+
+    /// The same frame with another status.
+    pub fn with_status(mut self, status: FrameStatus) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// True when `other` is the same logical frame (function and location).
+    pub fn same_logical_frame(&self, other: &Frame) -> bool {
+        self.function == other.function && self.location == other.location
+    }
+}
+
+impl fmt::Display for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            FrameKind::AsyncFn => write!(f, "async fn {}", self.function)?,
+            FrameKind::AsyncBlock => write!(f, "async block in {}", self.function)?,
+            FrameKind::Closure => write!(f, "closure in {}", self.function)?,
+            _ => f.write_str(&self.function)?,
+        }
+        if let Some(loc) = &self.location {
+            write!(f, " at {loc}")?;
+        }
+        if self.status == FrameStatus::Completed {
+            f.write_str(" (completed)")?;
+        }
+        if let Some(note) = &self.note {
+            write!(f, " [{note}]")?;
+        }
+        Ok(())
+    }
+}

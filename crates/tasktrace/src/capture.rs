@@ -1,0 +1,86 @@
+//! Walking the current stack between two boundaries.
+//!
+//! A capture keeps the physical frames strictly between a *leaf boundary* and a *root
+//! boundary*, both given as addresses of locals ("markers") that live in the frames of the two
+//! boundary functions. Stacks grow down, and the unwinder reports each frame's stack pointer at
+//! its call site (`_Unwind_GetCFA` in libgcc and LLVM libunwind), so:
+//!
+//! - the frame holding the leaf marker, and every frame it called (our own machinery, the
+//!   unwinder), have `sp <= leaf_marker`: they are dropped;
+//! - the frame holding the root marker has the greatest `sp <= root_marker`: it is kept, as the
+//!   *root frame*, because the async fns the optimiser inlined into it live there;
+//! - frames with `sp > root_marker` are outside the capture.
+//!
+//! This never compares symbol addresses, so it does not break when the optimiser turns the
+//! boundary call into a tail call or inlines callees into the boundary functions (the two ways
+//! the published `tasktrace` crate lost every frame in release builds).
+
+/// Physical frames of one root-to-leaf path, innermost first. Every address is a return
+/// address (symbolise `ip - 1`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct RawPath {
+    /// Return addresses, innermost first; the last one is in the root frame when
+    /// `reached_root` is true.
+    pub ips: Vec<usize>,
+    /// Whether the walk reached the root boundary (false: the unwinder stopped early).
+    pub reached_root: bool,
+}
+
+/// Longest path kept; deeper stacks lose frames at the leaf end (the root side is what merges
+/// paths into one tree).
+const MAX_FRAMES: usize = 256;
+
+/// Frames walked at most before giving up on finding the root (runaway or corrupt stacks).
+const MAX_WALK: usize = 4096;
+
+/// The address of `marker`, to be used as a boundary. `marker` must be a local of the boundary
+/// function, kept in memory by [`std::hint::black_box`].
+#[inline(always)]
+pub(crate) fn marker_addr(marker: &u8) -> usize {
+    std::hint::black_box(marker) as *const u8 as usize
+}
+
+/// Records the physical frames between the frame holding `leaf_marker` (excluded) and the
+/// frame holding `root_marker` (included). Both markers must be on the current thread's stack,
+/// with `leaf_marker` below `root_marker`.
+#[inline(never)]
+pub(crate) fn capture_between(leaf_marker: usize, root_marker: usize) -> RawPath {
+    let mut path = RawPath {
+        ips: Vec::with_capacity(32),
+        reached_root: false,
+    };
+    if cfg!(miri) {
+        // Miri has no native unwinder; the waker protocol is what runs under it.
+        return path;
+    }
+    let mut walked = 0usize;
+    let mut visit = |frame: &backtrace::Frame| {
+        walked += 1;
+        let sp = frame.sp() as usize;
+        if sp <= leaf_marker {
+            return walked < MAX_WALK;
+        }
+        if sp > root_marker {
+            path.reached_root = !path.ips.is_empty();
+            return false;
+        }
+        path.ips.push(frame.ip() as usize);
+        walked < MAX_WALK
+    };
+    // SAFETY: `trace_unsynchronized` only requires that no other unwind through backtrace-rs
+    // runs concurrently *on platforms whose unwinder is not thread-safe* (dbghelp on Windows).
+    // On Unix it calls `_Unwind_Backtrace`, which is thread-safe (libgcc and LLVM libunwind
+    // lock their own caches). Skipping backtrace-rs's global lock keeps captures on different
+    // workers from serialising.
+    #[cfg(unix)]
+    unsafe {
+        backtrace::trace_unsynchronized(&mut visit)
+    };
+    #[cfg(not(unix))]
+    backtrace::trace(&mut visit);
+    if path.ips.len() > MAX_FRAMES {
+        // Keep the root side (it anchors the path in the tree); drop innermost frames.
+        path.ips.drain(..path.ips.len() - MAX_FRAMES);
+    }
+    path
+}

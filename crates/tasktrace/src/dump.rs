@@ -1,0 +1,466 @@
+//! `dump()`: every registered task, its state and its logical stack trace, at once.
+//!
+//! How a dump runs, and why it never stops the program:
+//! 1. It copies the registry (each shard locked only to clone `Arc`s) and reads each task's
+//!    poll stamp: idle since when, inside a poll since when, or never polled.
+//! 2. It queues one request per task and wakes it (the handshake of [`crate::traced`]). Each
+//!    task answers on its own next poll, on whatever worker or executor polls it, with a
+//!    tracing waker: captures run concurrently, spread over the workers, and no worker ever
+//!    waits for another.
+//! 3. It waits — as an ordinary future, one wake-up per answer — until every task has answered,
+//!    or the deadline passes, or every task still silent is stuck inside one poll for at least
+//!    [`DumpOptions::stuck_after`]. Such a task is reported as running, never waited for.
+//! 4. It builds the [`Dump`] — symbolising each distinct capture once (addresses are cached
+//!    process-wide) — on tokio's blocking pool when a tokio runtime is current, so that a cold
+//!    symbolisation or a dump of many tasks does not hold a worker; elsewhere in place.
+
+use crate::capture::RawPath;
+use crate::clock::Elapsed;
+use crate::registry;
+use crate::sync::Arc;
+use crate::traced::{Captured, Shared, Slot, Stamp};
+use crate::TraceError;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+use tasktrace_model::{Dump, Location, Task, TaskState};
+
+/// How long a dump waits for tasks to answer unless told otherwise.
+pub const DEFAULT_DUMP_DEADLINE: Duration = Duration::from_secs(1);
+
+/// How often a waiting dump checks whether the silent tasks are all stuck inside a poll.
+const STUCK_CHECK: Duration = Duration::from_millis(10);
+
+/// Options of [`dump_with`].
+///
+/// ```
+/// use std::time::Duration;
+/// let options = tasktrace::DumpOptions::default().deadline(Duration::from_millis(250));
+/// assert_eq!(options.deadline, Duration::from_millis(250));
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct DumpOptions {
+    /// The longest a dump waits for tasks to be polled (default 1 s). Tasks that have not
+    /// answered by then are reported without a trace, with their state.
+    pub deadline: Duration,
+    /// A task inside one poll for at least this long is taken to be stuck (blocked in
+    /// synchronous code): once only such tasks are left, the dump ends early (default 50 ms).
+    pub stuck_after: Duration,
+}
+
+impl Default for DumpOptions {
+    fn default() -> Self {
+        DumpOptions {
+            deadline: DEFAULT_DUMP_DEADLINE,
+            stuck_after: Duration::from_millis(50),
+        }
+    }
+}
+
+impl DumpOptions {
+    /// Sets [`deadline`](Self::deadline).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Sets [`stuck_after`](Self::stuck_after).
+    pub fn stuck_after(mut self, stuck_after: Duration) -> Self {
+        self.stuck_after = stuck_after;
+        self
+    }
+}
+
+/// Every registered task — each [`traced`](crate::traced()) future and each task of
+/// [`spawn`](crate::spawn()) — with its id, name, spawn site, parent, state, poll count,
+/// the tasks it awaits, and its logical stack trace. Deadlock cycles are in
+/// [`Dump::deadlocks`].
+///
+/// Works on any executor; never blocks one; returns within the deadline (1 s) plus the
+/// symbolisation time. See [`dump_with`] for the options.
+///
+/// ```
+/// # #[tokio::main]
+/// # async fn main() {
+/// async fn wait_for_orders(rx: tokio::sync::oneshot::Receiver<u32>) -> u32 {
+///     rx.await.unwrap()
+/// }
+/// let (_tx, rx) = tokio::sync::oneshot::channel();
+/// let task = tasktrace::spawn_named("orders", wait_for_orders(rx));
+/// let dump = tasktrace::dump().await;
+/// let entry = dump.task(task.id()).unwrap();
+/// assert_eq!(entry.name.as_deref(), Some("orders"));
+/// assert!(entry.trace.to_string().contains("wait_for_orders"));
+/// println!("{dump}");
+/// task.abort();
+/// # }
+/// ```
+pub async fn dump() -> Dump {
+    dump_with(DumpOptions::default()).await
+}
+
+/// [`dump`] with options.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// use std::time::Duration;
+/// let dump = tasktrace::dump_with(
+///     tasktrace::DumpOptions::default().deadline(Duration::from_millis(100)),
+/// )
+/// .await;
+/// println!("{}", serde_json::to_string(&dump).unwrap());
+/// # });
+/// ```
+pub async fn dump_with(options: DumpOptions) -> Dump {
+    let tasks = registry::snapshot();
+    let start = Elapsed::start();
+    let collector = std::sync::Arc::new(Collector::default());
+    let waker = Waker::from(collector.clone());
+    let mut asked = Vec::with_capacity(tasks.len());
+    for shared in tasks {
+        let before = shared.stamp();
+        let slot = Arc::new(Slot::with_waker(waker.clone()));
+        // A closed task has finished since the snapshot: left out.
+        if shared.request(slot.clone()).is_ok() {
+            asked.push(Asked {
+                shared,
+                before,
+                slot,
+                answer: None,
+                after: None,
+            });
+        }
+    }
+    drop(waker);
+    collector.expect(asked.len());
+
+    Wait {
+        collector: &collector,
+        asked: &mut asked,
+        deadline: futures_timer::Delay::new(options.deadline),
+        check: futures_timer::Delay::new(STUCK_CHECK),
+        stuck_after: options.stuck_after,
+    }
+    .await;
+
+    // Answers and the states of the silent tasks are read now; the rest is plain CPU work on
+    // owned data, done off the worker.
+    let end = Elapsed::start();
+    for a in &mut asked {
+        if a.answer.is_none() {
+            a.answer = a.slot.take_answer().or_else(|| {
+                a.shared.withdraw(&a.slot);
+                a.slot.take_answer()
+            });
+        }
+        if a.answer.is_none() {
+            a.after = Some(a.shared.stamp());
+        }
+    }
+    let deadline = options.deadline;
+    off_worker(move || assemble(asked, &start, &end, deadline)).await
+}
+
+/// Builds the dump from the answers: one `Task` per task still alive, each distinct capture
+/// symbolised once.
+fn assemble(asked: Vec<Asked>, start: &Elapsed, end: &Elapsed, deadline: Duration) -> Dump {
+    let mut uniques: Vec<&Captured> = Vec::new();
+    let mut index: HashMap<&[RawPath], usize, BuildAddrHasher> = HashMap::default();
+    let mut tasks = Vec::with_capacity(asked.len());
+    let mut trace_of: Vec<Option<usize>> = Vec::with_capacity(asked.len());
+    let (mut finished, mut silent) = (0usize, 0usize);
+    for a in &asked {
+        let mut task = describe(&a.shared, a.before.polls);
+        let mut unique = None;
+        match (&a.answer, &a.after) {
+            (Some(Ok(captured)), _) => {
+                task.state = state_before(&a.before, start);
+                task.awaits = captured.awaits.clone();
+                if captured.paths.is_empty() {
+                    task.error = Some(
+                        "no leaf touched the waker in the capturing poll (std::future::pending, \
+                         or a child of FuturesUnordered?)"
+                            .into(),
+                    );
+                } else {
+                    if captured.foreign > 0 {
+                        task.error = Some(format!(
+                            "{} waker clone(s) on other threads during the capture are not shown",
+                            captured.foreign
+                        ));
+                    }
+                    let next = uniques.len();
+                    let i = *index.entry(&captured.paths).or_insert(next);
+                    if i == next {
+                        uniques.push(captured);
+                    }
+                    unique = Some(i);
+                }
+            }
+            (Some(Err(TraceError::Finished | TraceError::Dropped)), _) => {
+                finished += 1;
+                continue;
+            }
+            (Some(Err(e)), _) => {
+                task.state = TaskState::Unknown;
+                task.error = Some(e.to_string());
+            }
+            (None, after) => {
+                silent += 1;
+                let now = after.unwrap_or(a.before);
+                if now.in_poll {
+                    let since = end.since(now.tick);
+                    task.state = TaskState::Running { since };
+                    task.error = Some(format!("inside poll for {since:.1?}; not captured"));
+                } else if now.polls == 0 {
+                    task.state = TaskState::Scheduled;
+                    task.error = Some(format!(
+                        "never polled since it was created {:.1?} ago; not captured",
+                        end.since(a.shared.task.created)
+                    ));
+                } else {
+                    task.state = TaskState::Scheduled;
+                    task.error = Some(format!(
+                        "woken for the dump but not polled within {deadline:?}; not captured"
+                    ));
+                }
+            }
+        }
+        tasks.push(task);
+        trace_of.push(unique);
+    }
+    let traces: Vec<tasktrace_model::Trace> =
+        uniques.iter().map(|c| c.to_trace().into_model()).collect();
+    for (task, unique) in tasks.iter_mut().zip(trace_of) {
+        if let Some(i) = unique {
+            task.trace = traces[i].clone();
+        }
+    }
+    let mut dump = Dump::new(tasks);
+    if silent > 0 {
+        dump.notes.push(format!(
+            "{silent} task(s) could not be captured (inside a poll, or not polled in time)"
+        ));
+    }
+    if finished > 0 {
+        dump.notes.push(format!(
+            "{finished} task(s) finished during the dump and are left out"
+        ));
+    }
+    dump
+}
+
+/// Hashes the capture keys of [`assemble`]: a few dozen return addresses per task, hashed once
+/// per task. SipHash (the default) was ~2.5 % of a 10k-task dump; these keys are addresses of
+/// our own process, not attacker-chosen, so a multiply-rotate hash is enough.
+#[derive(Clone, Copy, Default)]
+struct BuildAddrHasher;
+
+impl std::hash::BuildHasher for BuildAddrHasher {
+    type Hasher = AddrHasher;
+    fn build_hasher(&self) -> AddrHasher {
+        AddrHasher(0)
+    }
+}
+
+struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+}
+
+/// Runs `f` on tokio's blocking pool when a tokio runtime is current (so that a cold
+/// symbolisation of many tasks does not hold a worker), else right here.
+async fn off_worker<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    #[cfg(all(feature = "tokio", not(tasktrace_loom)))]
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        let job = std::sync::Arc::new(Mutex::new(Some(f)));
+        let taken = job.clone();
+        let out = rt
+            .spawn_blocking(move || {
+                let f = taken.lock().unwrap_or_else(|e| e.into_inner()).take();
+                f.map(|f| f())
+            })
+            .await;
+        match out {
+            Ok(Some(r)) => return r,
+            Ok(None) => unreachable!("the job runs once"),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled: the runtime is shutting down and never ran it.
+            Err(_) => {}
+        }
+        let f = job.lock().unwrap_or_else(|e| e.into_inner()).take();
+        return f.expect("a cancelled job was not run")();
+    }
+    f()
+}
+
+/// One task asked for its trace.
+struct Asked {
+    shared: Arc<Shared>,
+    /// Its stamp when the dump began.
+    before: Stamp,
+    slot: Arc<Slot>,
+    answer: Option<Result<Arc<Captured>, TraceError>>,
+    /// Its stamp when the dump gave up on it (no answer).
+    after: Option<Stamp>,
+}
+
+/// The task's identity and poll count when the dump began, without state or trace.
+fn describe(shared: &Shared, polls: u64) -> Task {
+    let info = &shared.task;
+    let mut task = Task::new(info.id);
+    task.name = info.name.as_deref().map(str::to_owned);
+    let at = shared.created_at;
+    task.spawned_at = Some(Location::new(at.file(), at.line(), Some(at.column())));
+    task.parent = (info.parent != 0).then_some(info.parent);
+    task.polls = Some(polls);
+    task
+}
+
+/// The state of a task at the moment the dump began.
+fn state_before(before: &Stamp, start: &Elapsed) -> TaskState {
+    if before.polls == 0 && !before.in_poll {
+        TaskState::Scheduled
+    } else if before.in_poll {
+        TaskState::Running {
+            since: start.since(before.tick),
+        }
+    } else {
+        TaskState::Idle {
+            since: start.since(before.tick),
+        }
+    }
+}
+
+/// Counts answers and wakes the dump (one waker shared by every slot).
+///
+/// Only the last expected answer wakes the dump (the deadline and stuck-check timers wake it
+/// otherwise): one wake-up per dump instead of one per task, which with 10,000 tasks was a
+/// futex wake of the dumping thread from the workers for nearly every answer.
+struct Collector {
+    answered: AtomicUsize,
+    /// How many answers the dump waits for; `usize::MAX` while requests are being queued.
+    expected: AtomicUsize,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Default for Collector {
+    fn default() -> Self {
+        Collector {
+            answered: AtomicUsize::new(0),
+            expected: AtomicUsize::new(usize::MAX),
+            waker: Mutex::new(None),
+        }
+    }
+}
+
+impl Collector {
+    /// Sets the number of answers to wait for. `Wait::poll` reads the count after it
+    /// registered its waker, and each answer reads `expected` after it counted itself, all
+    /// sequentially consistent: either the dump sees the last answer, or the last answer sees
+    /// `expected` and the registered waker.
+    fn expect(&self, n: usize) {
+        self.expected.store(n, Ordering::SeqCst);
+    }
+}
+
+impl Wake for Collector {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref()
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        let answered = self.answered.fetch_add(1, Ordering::SeqCst) + 1;
+        if answered < self.expected.load(Ordering::SeqCst) {
+            return;
+        }
+        let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+/// Waits for every answer, the deadline, or only stuck tasks left.
+struct Wait<'a> {
+    collector: &'a Collector,
+    asked: &'a mut Vec<Asked>,
+    deadline: futures_timer::Delay,
+    check: futures_timer::Delay,
+    stuck_after: Duration,
+}
+
+impl Wait<'_> {
+    /// True when every task that has not answered is inside one poll for `stuck_after` or
+    /// more. Takes the answers that have come meanwhile.
+    fn only_stuck_left(&mut self) -> bool {
+        let now = Elapsed::start();
+        let mut stuck = true;
+        for a in self.asked.iter_mut() {
+            if a.answer.is_none() {
+                a.answer = a.slot.take_answer();
+            }
+            if a.answer.is_none() {
+                let s = a.shared.stamp();
+                if !(s.in_poll && now.since(s.tick) >= self.stuck_after) {
+                    stuck = false;
+                }
+            }
+        }
+        stuck
+    }
+}
+
+impl Future for Wait<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        *this
+            .collector
+            .waker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+        if this.collector.answered.load(Ordering::SeqCst) >= this.asked.len() {
+            return Poll::Ready(());
+        }
+        if Pin::new(&mut this.deadline).poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        while Pin::new(&mut this.check).poll(cx).is_ready() {
+            if this.only_stuck_left() {
+                return Poll::Ready(());
+            }
+            this.check.reset(STUCK_CHECK);
+        }
+        Poll::Pending
+    }
+}

@@ -1,0 +1,55 @@
+//! Logical stack traces of async tasks that stay complete in optimised builds.
+//!
+//! Wrap a future with [`traced`]; ask the returned [`TraceHandle`] for its
+//! [`backtrace`](TraceHandle::backtrace) at any time: you get the tree of futures it is
+//! suspended in, from its root async fn down to every leaf it waits on, with `file:line:col`.
+//! No annotations in user code: leaf futures clone the waker, and the waker handed in during a
+//! requested poll records the stack at each clone.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! async fn foo() { bar().await }
+//! async fn bar() { tokio::join!(fiz(), buz()); }
+//! async fn fiz() { tokio::time::sleep(std::time::Duration::from_secs(60)).await }
+//! async fn buz() { std::future::pending::<()>().await }
+//!
+//! let (fut, handle) = tasktrace::traced(foo());
+//! let task = tokio::spawn(fut);
+//! println!("{}", handle.backtrace().await.unwrap());
+//! # task.abort();
+//! # }
+//! ```
+//!
+//! Every traced future is also in a process-wide registry: [`dump()`] asks them all at once
+//! and returns a [`model::Dump`] (ids, names, spawn sites, parents, idle/running/scheduled
+//! states, task-awaits-task edges and deadlock cycles; `Display` and JSON). With the `tokio`
+//! feature (default), [`spawn()`] / [`spawn_named()`] spawn registered tasks whose
+//! [`JoinHandle`] records which task awaits which.
+//!
+//! Release builds need line tables for locations: `[profile.release] debug = "line-tables-only"`
+//! (or `"limited"` for full names of inlined async fns).
+
+mod capture;
+mod clock;
+mod dump;
+mod error;
+mod registry;
+#[cfg(feature = "tokio")]
+mod spawn;
+mod symbolize;
+mod sync;
+mod trace;
+mod traced;
+mod waker;
+
+pub use dump::{dump, dump_with, DumpOptions, DEFAULT_DUMP_DEADLINE};
+pub use error::TraceError;
+pub use registry::{current_task_id, registered_tasks};
+#[cfg(feature = "tokio")]
+pub use spawn::{spawn, spawn_local, spawn_named, JoinHandle};
+pub use trace::Trace;
+pub use traced::{traced, traced_named, TraceHandle, Traced, DEFAULT_DEADLINE};
+
+/// The plain data model shared with the out-of-process reader (frames, trees, dumps).
+pub use tasktrace_model as model;

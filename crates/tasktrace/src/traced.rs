@@ -1,0 +1,754 @@
+//! `traced(fut)`: a future that can be asked for its logical stack trace.
+//!
+//! # Protocol between a [`TraceHandle`] and its [`Traced`] future
+//!
+//! Shared state ([`Shared`], one `Arc` per traced future, cloned by its handles and by the
+//! registry until the future closes):
+//! - `flags` (atomic): `REQUESTED` is set by a handle after it queued a request and cleared by
+//!   the future when it takes the queue; `CLOSED` is set once, when the future completes or is
+//!   dropped. Both are also guarded by the `inner` mutex where they matter: a request is queued
+//!   and `REQUESTED` set under the lock, and the queue is taken under the lock, so no request is
+//!   ever left queued without the flag.
+//! - `inner` (mutex): the task's waker (updated only when the executor hands in a waker that
+//!   would not wake the same task) and the queue of pending requests.
+//! - `stamp`, `polls` (atomics, written only by the polling thread): the tick of the last poll
+//!   start or end with an `IN_POLL` bit, and the poll count. Readers only display them.
+//! - `task` (immutable): the task's identity in the [registry](crate::registry) — id, name,
+//!   parent, creation tick, and its registry slot. A `Shared` is in the registry from
+//!   [`traced`] until `CLOSED` is set.
+//!
+//! The fast path of `poll` when nobody asks: one relaxed load of `flags`, a `will_wake`
+//! comparison (two words), two relaxed stores of the stamp and the count, and the thread's
+//! current task id set for the poll and restored after it (thread-local, see
+//! [`crate::registry`]). No allocation, no lock, no syscall. The flag may be read stale; that
+//! is fine, because the handle wakes the task after setting it, and the executor's wake/poll
+//! handshake orders the flag before the next poll.
+//!
+//! Why no request is lost: `poll` registers a new waker (under the lock) *before* it loads
+//! `flags`. A request whose critical section came first is ordered before that lock
+//! acquisition, so the load sees `REQUESTED`; one that came after finds the new waker and wakes
+//! it. With an unchanged waker, a request always finds a waker that wakes this task.
+//!
+//! A request is answered on the next poll, which runs the inner future with a tracing waker
+//! (see [`crate::waker`]). If that poll never comes (the future is stuck inside a poll, or its
+//! executor stopped), the handle gives up at its deadline and says which.
+
+use crate::capture::{marker_addr, RawPath};
+use crate::registry::{self, TaskInfo};
+use crate::sync::{Arc, AtomicU64, AtomicU8, Mutex, MutexGuard, Ordering};
+use crate::waker::{self, CaptureScope};
+use crate::{clock, symbolize, Trace, TraceError};
+use pin_project_lite::pin_project;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+const REQUESTED: u8 = 1;
+const CLOSED: u8 = 2;
+const IN_POLL: u64 = 1;
+
+/// Deadline of [`TraceHandle::backtrace`] unless set with [`TraceHandle::with_deadline`].
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(1);
+
+/// What one capturing poll recorded: one raw path per leaf that touched the waker.
+#[derive(Debug, Default)]
+pub(crate) struct Captured {
+    pub(crate) paths: Vec<RawPath>,
+    /// Wakers cloned on other threads during the poll (counted, not walked).
+    pub(crate) foreign: usize,
+    /// Registered tasks whose join handles were pending in this poll (task-awaits-task edges).
+    pub(crate) awaits: Vec<u64>,
+}
+
+impl Captured {
+    /// Symbolises and merges the paths into one tree.
+    pub(crate) fn to_trace(&self) -> Trace {
+        let mut trace = tasktrace_model::Trace::new();
+        for path in &self.paths {
+            trace.insert_path(symbolize::symbolize(path, None));
+        }
+        // Branches of one join or select are captured in the order the combinator polls them,
+        // which rotates for fairness; source order is stable and reads naturally.
+        trace.sort_by_location();
+        Trace::from(trace)
+    }
+}
+
+type Answer = Result<Arc<Captured>, TraceError>;
+
+/// One pending request: filled by the future, read by the handle.
+#[derive(Default)]
+pub(crate) struct Slot {
+    state: Mutex<SlotState>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    answer: Option<Answer>,
+    waker: Option<Waker>,
+}
+
+impl Slot {
+    /// A slot that wakes `waker` when it is answered (one waker for many slots: `dump`).
+    pub(crate) fn with_waker(waker: Waker) -> Self {
+        Slot {
+            state: Mutex::new(SlotState {
+                answer: None,
+                waker: Some(waker),
+            }),
+        }
+    }
+
+    /// The answer, if there is one yet (taken: a second call returns `None`).
+    pub(crate) fn take_answer(&self) -> Option<Answer> {
+        lock(&self.state).answer.take()
+    }
+
+    fn fill(&self, answer: Answer) {
+        let waker = {
+            let mut s = lock(&self.state);
+            if s.answer.is_some() {
+                return;
+            }
+            s.answer = Some(answer);
+            s.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    fn poll_answer(&self, cx: &mut Context<'_>) -> Poll<Answer> {
+        let mut s = lock(&self.state);
+        match s.answer.take() {
+            Some(a) => Poll::Ready(a),
+            None => {
+                if !matches!(&s.waker, Some(w) if w.will_wake(cx.waker())) {
+                    s.waker = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Requests taken by a capturing poll. Answered explicitly; if the poll unwinds instead, the
+/// drop answers `Panicked`, so no handle waits for a poll that will not come back.
+struct Taken(Vec<Arc<Slot>>);
+
+impl Taken {
+    fn answer(mut self, answer: Answer) {
+        for slot in self.0.drain(..) {
+            slot.fill(answer.clone());
+        }
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        for slot in self.0.drain(..) {
+            slot.fill(Err(TraceError::Panicked));
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means a panic elsewhere; the data (wakers, queues) stays valid.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// State shared by a traced future and its handles (and the registry).
+pub(crate) struct Shared {
+    flags: AtomicU8,
+    stamp: AtomicU64,
+    polls: AtomicU64,
+    inner: Mutex<Inner>,
+    pub(crate) created_at: &'static Location<'static>,
+    pub(crate) task: TaskInfo,
+}
+
+#[derive(Default)]
+struct Inner {
+    waker: Option<Waker>,
+    requests: Vec<Arc<Slot>>,
+    closed: Option<TraceError>,
+}
+
+/// How a traced future stands, read without disturbing it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stamp {
+    /// Tick of the last poll start (in poll) or end (idle); 0 before the first poll.
+    pub(crate) tick: u64,
+    pub(crate) in_poll: bool,
+    pub(crate) polls: u64,
+}
+
+impl Shared {
+    /// A registered `Shared` (see [`crate::registry`]).
+    pub(crate) fn registered(
+        created_at: &'static Location<'static>,
+        name: Option<Box<str>>,
+    ) -> Arc<Self> {
+        clock::init();
+        registry::register(name, |task| {
+            Arc::new(Shared {
+                flags: AtomicU8::new(0),
+                stamp: AtomicU64::new(0),
+                polls: AtomicU64::new(0),
+                inner: Mutex::new(Inner::default()),
+                created_at,
+                task,
+            })
+        })
+    }
+
+    pub(crate) fn stamp(&self) -> Stamp {
+        let raw = self.stamp.load(Ordering::Relaxed);
+        Stamp {
+            tick: raw & !IN_POLL,
+            in_poll: raw & IN_POLL != 0,
+            polls: self.polls.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Queues a request and wakes the future. Fails at once if the future is gone.
+    pub(crate) fn request(&self, slot: Arc<Slot>) -> Result<(), TraceError> {
+        let waker = {
+            let mut inner = lock(&self.inner);
+            if let Some(err) = &inner.closed {
+                return Err(err.clone());
+            }
+            inner.requests.push(slot);
+            self.flags.fetch_or(REQUESTED, Ordering::Release);
+            inner.waker.clone()
+        };
+        // Woken outside the lock: some executors poll from inside `wake`.
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Withdraws a request that timed out.
+    pub(crate) fn withdraw(&self, slot: &Arc<Slot>) {
+        lock(&self.inner).requests.retain(|s| !Arc::ptr_eq(s, slot));
+    }
+
+    fn take_requests(&self) -> Taken {
+        let mut inner = lock(&self.inner);
+        self.flags.fetch_and(!REQUESTED, Ordering::Relaxed);
+        Taken(std::mem::take(&mut inner.requests))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn register_waker(&self, waker: &Waker) {
+        lock(&self.inner).waker = Some(waker.clone());
+    }
+
+    fn close(&self, why: TraceError) {
+        let requests = {
+            let mut inner = lock(&self.inner);
+            if inner.closed.is_some() {
+                return;
+            }
+            inner.closed = Some(why.clone());
+            inner.waker = None;
+            self.flags.fetch_or(CLOSED, Ordering::Release);
+            Taken(std::mem::take(&mut inner.requests))
+        };
+        registry::unregister(&self.task);
+        requests.answer(Err(why));
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & CLOSED != 0
+    }
+}
+
+pin_project! {
+    /// A future wrapped by [`traced`]: behaves exactly like the inner future, and answers its
+    /// [`TraceHandle`]'s requests for a logical stack trace on its next poll.
+    pub struct Traced<F> {
+        #[pin]
+        inner: F,
+        shared: Arc<Shared>,
+        // The waker of the last poll, to notice cheaply (`will_wake`) when it changes.
+        last_waker: Option<Waker>,
+        finished: bool,
+    }
+
+    impl<F> PinnedDrop for Traced<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !*this.finished {
+                this.shared.close(TraceError::Dropped);
+            }
+        }
+    }
+}
+
+/// Wraps `fut` so that its logical stack trace can be asked for at any time through the
+/// returned handle. Works with any executor; costs next to nothing while nobody asks.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// async fn wait_forever() {
+///     std::future::pending::<()>().await
+/// }
+/// async fn leaf() {
+///     tokio::time::sleep(std::time::Duration::from_secs(60)).await
+/// }
+/// async fn root() {
+///     leaf().await
+/// }
+/// let (fut, handle) = tasktrace::traced(root());
+/// let task = tokio::spawn(fut);
+/// let trace = handle.backtrace().await.unwrap();
+/// assert!(trace.to_string().contains("leaf"));
+/// task.abort();
+/// # }
+/// ```
+#[track_caller]
+pub fn traced<F: Future>(fut: F) -> (Traced<F>, TraceHandle) {
+    traced_at(fut, None, Location::caller())
+}
+
+/// [`traced`] with a name, shown in [`dump`](crate::dump())s.
+///
+/// ```
+/// let (fut, handle) = tasktrace::traced_named("worker", async { 1 });
+/// assert_eq!(handle.name(), Some("worker"));
+/// assert_eq!(futures::executor::block_on(fut), 1);
+/// ```
+#[track_caller]
+pub fn traced_named<F: Future>(name: impl Into<String>, fut: F) -> (Traced<F>, TraceHandle) {
+    traced_at(fut, Some(name.into().into_boxed_str()), Location::caller())
+}
+
+pub(crate) fn traced_at<F: Future>(
+    fut: F,
+    name: Option<Box<str>>,
+    created_at: &'static Location<'static>,
+) -> (Traced<F>, TraceHandle) {
+    let shared = Shared::registered(created_at, name);
+    let handle = TraceHandle {
+        shared: shared.clone(),
+        deadline: DEFAULT_DEADLINE,
+    };
+    (Traced::from_shared(fut, shared), handle)
+}
+
+impl<F> Traced<F> {
+    pub(crate) fn from_shared(inner: F, shared: Arc<Shared>) -> Self {
+        Traced {
+            inner,
+            shared,
+            last_waker: None,
+            finished: false,
+        }
+    }
+
+    /// A new handle to this future.
+    pub fn handle(&self) -> TraceHandle {
+        TraceHandle {
+            shared: self.shared.clone(),
+            deadline: DEFAULT_DEADLINE,
+        }
+    }
+}
+
+/// Marks the end of a poll on every path out of it, unwinding included, and gives the thread
+/// back its previous current task.
+struct PollStamp<'a> {
+    stamp: &'a AtomicU64,
+    outer_task: u64,
+}
+
+impl Drop for PollStamp<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.stamp.store(clock::now() & !IN_POLL, Ordering::Relaxed);
+        registry::set_current(self.outer_task);
+    }
+}
+
+impl<F: Future> Future for Traced<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let shared: &Shared = this.shared;
+        shared
+            .stamp
+            .store(clock::now() | IN_POLL, Ordering::Relaxed);
+        let stamp = PollStamp {
+            stamp: &shared.stamp,
+            outer_task: registry::set_current(shared.task.id),
+        };
+        shared
+            .polls
+            .store(shared.polls.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        if !matches!(this.last_waker, Some(w) if w.will_wake(cx.waker())) {
+            // Inside an outer capture the waker is a tracing waker: keep the real one, and
+            // do not let this bookkeeping clone show up in the outer trace.
+            let real = waker::untraced(cx.waker());
+            if !matches!(this.last_waker, Some(w) if w.will_wake(real)) {
+                shared.register_waker(real);
+                *this.last_waker = Some(real.clone());
+            }
+        }
+        let out = if shared.flags.load(Ordering::Relaxed) & REQUESTED != 0 {
+            poll_capturing(this.inner, cx, shared)
+        } else {
+            this.inner.poll(cx)
+        };
+        drop(stamp);
+        if out.is_ready() {
+            *this.finished = true;
+            shared.close(TraceError::Finished);
+        }
+        out
+    }
+}
+
+/// The root boundary of a capture: polls `inner` with a tracing waker. Never inlined, and not
+/// a tail call (the marker is used after the poll), so its frame is on the stack during the
+/// poll and holds `marker`; whatever the optimiser inlined into it is kept in the trace.
+#[inline(never)]
+fn poll_capturing<F: Future>(
+    inner: Pin<&mut F>,
+    cx: &mut Context<'_>,
+    shared: &Shared,
+) -> Poll<F::Output> {
+    let marker = 0u8;
+    let requests = shared.take_requests();
+    let scope = CaptureScope::new(cx.waker(), marker_addr(&marker));
+    let waker = scope.waker();
+    let mut tracing_cx = Context::from_waker(&waker);
+    let awaits = registry::AwaitScope::enter();
+    let out = inner.poll(&mut tracing_cx);
+    std::hint::black_box(&marker);
+    let awaits = awaits.finish();
+    if out.is_ready() {
+        requests.answer(Err(TraceError::Finished));
+    } else {
+        let (paths, foreign) = scope.into_paths();
+        requests.answer(Ok(Arc::new(Captured {
+            paths,
+            foreign,
+            awaits,
+        })));
+    }
+    out
+}
+
+/// Asks a [`Traced`] future for its logical stack trace. Cheap to clone; `Send + Sync`.
+#[derive(Clone)]
+pub struct TraceHandle {
+    pub(crate) shared: Arc<Shared>,
+    deadline: Duration,
+}
+
+impl std::fmt::Debug for TraceHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceHandle")
+            .field("id", &self.shared.task.id)
+            .field("created_at", &self.shared.created_at)
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
+
+impl TraceHandle {
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
+        TraceHandle {
+            shared,
+            deadline: DEFAULT_DEADLINE,
+        }
+    }
+
+    /// The same handle with another deadline for [`backtrace`](Self::backtrace).
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Where the traced future was created (the call to [`traced`], or to
+    /// [`spawn`](crate::spawn())).
+    pub fn created_at(&self) -> &'static Location<'static> {
+        self.shared.created_at
+    }
+
+    /// The task's id in the registry: the `id` it has in a [`dump`](crate::dump()).
+    pub fn id(&self) -> u64 {
+        self.shared.task.id
+    }
+
+    /// The name given with [`traced_named`] or [`spawn_named`](crate::spawn_named()).
+    pub fn name(&self) -> Option<&str> {
+        self.shared.task.name.as_deref()
+    }
+
+    /// True once the traced future has completed or been dropped (it has then left the
+    /// registry).
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+
+    /// The logical stack trace of the traced future: the tree of futures it is suspended in,
+    /// from its root down to every leaf it waits on.
+    ///
+    /// The future is woken and traced on its next poll. Fails at once if it has completed or
+    /// been dropped, and after the deadline (default 1 s) if it is not polled in time — for
+    /// instance because it is stuck inside a blocking call.
+    pub async fn backtrace(&self) -> Result<Trace, TraceError> {
+        let captured = self.capture(self.deadline).await?;
+        Ok(captured.to_trace())
+    }
+
+    /// Requests a capture and waits for it, up to `deadline`.
+    pub(crate) fn capture(&self, deadline: Duration) -> Request {
+        Request::new(self.shared.clone(), deadline)
+    }
+}
+
+/// A pending capture request, answered by the traced future or by the deadline.
+pub(crate) struct Request {
+    shared: Arc<Shared>,
+    slot: Arc<Slot>,
+    deadline: Duration,
+    timer: futures_timer::Delay,
+    queued: Option<Result<(), TraceError>>,
+}
+
+impl Request {
+    fn new(shared: Arc<Shared>, deadline: Duration) -> Self {
+        Request {
+            shared,
+            slot: Arc::new(Slot::default()),
+            deadline,
+            timer: futures_timer::Delay::new(deadline),
+            queued: None,
+        }
+    }
+}
+
+impl Future for Request {
+    type Output = Result<Arc<Captured>, TraceError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if this.queued.is_none() {
+            let queued = this.shared.request(this.slot.clone());
+            if let Err(e) = &queued {
+                return Poll::Ready(Err(e.clone()));
+            }
+            this.queued = Some(queued);
+        }
+        if let Poll::Ready(answer) = this.slot.poll_answer(cx) {
+            return Poll::Ready(answer);
+        }
+        if Pin::new(&mut this.timer).poll(cx).is_ready() {
+            this.shared.withdraw(&this.slot);
+            // The answer may have raced the timer.
+            if let Poll::Ready(answer) = this.slot.poll_answer(cx) {
+                return Poll::Ready(answer);
+            }
+            let stamp = this.shared.stamp();
+            return Poll::Ready(Err(TraceError::Timeout {
+                deadline: this.deadline,
+                in_poll: stamp.in_poll,
+                never_polled: stamp.polls == 0,
+            }));
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        if matches!(self.queued, Some(Ok(()))) {
+            self.shared.withdraw(&self.slot);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The request/answer handshake driven by hand (these run under Miri in CI).
+    use super::*;
+    use std::pin::pin;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct Counter(AtomicUsize);
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A leaf that stores a clone of the waker and stays pending until `ready` is set.
+    struct Leaf {
+        stored: Option<Waker>,
+        ready: bool,
+    }
+    impl Future for Leaf {
+        type Output = u32;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+            if self.ready {
+                return Poll::Ready(5);
+            }
+            self.stored = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn request_wakes_the_task_and_the_next_poll_answers() {
+        let task_wakes = Arc::new(Counter(AtomicUsize::new(0)));
+        let task_waker = Waker::from(task_wakes.clone());
+        let mut task_cx = Context::from_waker(&task_waker);
+        let (fut, handle) = traced(Leaf {
+            stored: None,
+            ready: false,
+        });
+        let mut fut = pin!(fut);
+        assert!(fut.as_mut().poll(&mut task_cx).is_pending());
+
+        let asker = Waker::from(Arc::new(Counter(AtomicUsize::new(0))));
+        let mut request = pin!(handle.capture(Duration::from_secs(30)));
+        assert!(request
+            .as_mut()
+            .poll(&mut Context::from_waker(&asker))
+            .is_pending());
+        assert_eq!(task_wakes.0.load(Ordering::SeqCst), 1, "the task was woken");
+
+        assert!(fut.as_mut().poll(&mut task_cx).is_pending());
+        let Poll::Ready(Ok(captured)) = request.as_mut().poll(&mut Context::from_waker(&asker))
+        else {
+            panic!("the capturing poll answered");
+        };
+        assert_eq!(captured.foreign, 0);
+        if !cfg!(miri) {
+            assert_eq!(captured.paths.len(), 1, "one leaf cloned the waker");
+        }
+        // The leaf kept the task's real waker, not the tracing one.
+        let stored = fut.as_mut().project().inner.stored.clone().unwrap();
+        assert_eq!(stored.data(), task_waker.data());
+        stored.wake();
+        assert_eq!(task_wakes.0.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn completion_and_drop_answer_pending_requests() {
+        let task_waker = Waker::from(Arc::new(Counter(AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&task_waker);
+        let (fut, handle) = traced(Leaf {
+            stored: None,
+            ready: false,
+        });
+        let mut fut = pin!(fut);
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        let mut request = pin!(handle.capture(Duration::from_secs(30)));
+        assert!(request.as_mut().poll(&mut cx).is_pending());
+        fut.as_mut().project().inner.ready = true;
+        assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready(5));
+        assert!(matches!(
+            request.as_mut().poll(&mut cx),
+            Poll::Ready(Err(TraceError::Finished))
+        ));
+
+        let (fut, handle) = traced(Leaf {
+            stored: None,
+            ready: false,
+        });
+        let mut request = pin!(handle.capture(Duration::from_secs(30)));
+        assert!(request.as_mut().poll(&mut cx).is_pending());
+        drop(fut);
+        assert!(matches!(
+            request.as_mut().poll(&mut cx),
+            Poll::Ready(Err(TraceError::Dropped))
+        ));
+    }
+}
+
+#[cfg(all(test, tasktrace_loom))]
+mod loom_tests {
+    //! Model-checks the handshake: whatever the interleaving of a request and the future's
+    //! poll (first poll registering its waker, or a later one), the request is either answered
+    //! by that poll or the task is woken so that its next poll answers it.
+    use super::*;
+    use std::pin::pin;
+    use std::task::Wake;
+
+    struct Flag(loom::sync::atomic::AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn check(polled_before: bool) {
+        loom::model(move || {
+            let (fut, handle) = traced(std::future::pending::<()>());
+            let woken = std::sync::Arc::new(Flag(loom::sync::atomic::AtomicBool::new(false)));
+            let waker = Waker::from(woken.clone());
+            let mut fut = Box::pin(fut);
+            if polled_before {
+                assert!(fut
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_pending());
+            }
+            let slot = Arc::new(Slot::default());
+            let shared = handle.shared.clone();
+            let requester = {
+                let slot = slot.clone();
+                loom::thread::spawn(move || shared.request(slot).unwrap())
+            };
+            assert!(fut
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
+            requester.join().unwrap();
+            let asker = Waker::from(std::sync::Arc::new(Flag(
+                loom::sync::atomic::AtomicBool::new(false),
+            )));
+            let answered = slot
+                .poll_answer(&mut Context::from_waker(&asker))
+                .is_ready();
+            let woke = woken.0.load(Ordering::SeqCst);
+            assert!(answered || woke, "request lost: neither answered nor woken");
+            if !answered {
+                // The wake-up leads to a poll that answers.
+                assert!(fut
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_pending());
+                let mut answer = pin!(std::future::poll_fn(|cx| slot.poll_answer(cx)));
+                assert!(answer
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&asker))
+                    .is_ready());
+            }
+        });
+    }
+
+    #[test]
+    fn request_racing_the_first_poll() {
+        check(false);
+    }
+
+    #[test]
+    fn request_racing_a_later_poll() {
+        check(true);
+    }
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Build testdata/tokio-targets/main.rs against one tokio version.
+#
+#   build.sh VERSION [PROFILE] [OUT_DIR]
+#
+# VERSION  exact tokio version, e.g. 1.38.2
+# PROFILE  dev (default) | release (opt-level 3, debug = true)
+#          | release-limited (opt-level 3, debug = "limited")
+# OUT_DIR  where the throw-away cargo project goes
+#          (default: ${TMPDIR:-/tmp}/tasktrace-tokio-targets)
+#
+# Prints the absolute path of the built binary on stdout (cargo's output goes
+# to stderr). Tries `cargo build --offline` first, then crates.io.
+set -euo pipefail
+
+usage() {
+    echo "usage: $0 VERSION [dev|release|release-limited] [OUT_DIR]" >&2
+    exit 2
+}
+
+[ $# -ge 1 ] && [ $# -le 3 ] || usage
+version=$1
+profile=${2:-dev}
+out=${3:-${TMPDIR:-/tmp}/tasktrace-tokio-targets}
+
+case "$version" in
+    1.[0-9]*.[0-9]*) ;;
+    *) echo "bad tokio version: $version" >&2; usage ;;
+esac
+case "$profile" in
+    dev) profile_dir=debug ;;
+    release | release-limited) profile_dir=$profile ;;
+    *) echo "bad profile: $profile" >&2; usage ;;
+esac
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+proj="$out/tokio-$version"
+mkdir -p "$proj/src"
+cp "$here/main.rs" "$proj/src/main.rs"
+
+cat >"$proj/Cargo.toml.new" <<TOML
+[package]
+name = "tokio-target"
+version = "0.1.0"
+edition = "2021"
+publish = false
+
+[[bin]]
+name = "tokio-target"
+path = "src/main.rs"
+
+[dependencies]
+tokio = { version = "=$version", features = ["rt", "rt-multi-thread", "macros", "net", "time", "sync", "io-util"] }
+futures = "0.3"
+
+[profile.dev]
+debug = true
+
+[profile.release]
+debug = true
+opt-level = 3
+
+[profile.release-limited]
+inherits = "release"
+debug = "limited"
+
+[workspace]
+TOML
+# Keep the old file (and cargo's freshness) when nothing changed.
+if cmp -s "$proj/Cargo.toml.new" "$proj/Cargo.toml"; then
+    rm "$proj/Cargo.toml.new"
+else
+    mv "$proj/Cargo.toml.new" "$proj/Cargo.toml"
+fi
+
+build() {
+    CARGO_TARGET_DIR="$proj/target" cargo build --manifest-path "$proj/Cargo.toml" --profile "$profile" "$@" 1>&2
+}
+if ! build --offline 2>/dev/null; then
+    build
+fi
+
+bin="$proj/target/$profile_dir/tokio-target"
+[ -x "$bin" ] || { echo "no binary at $bin" >&2; exit 1; }
+echo "$bin"
