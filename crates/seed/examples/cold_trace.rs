@@ -13,5 +13,8 @@ async fn main() {
     let _second = handle.backtrace().await.expect("trace");
     let warm = t1.elapsed();
     task.abort();
-    println!("cold first trace: {cold:?} ({} nodes); warm: {warm:?}", first.node_count());
+    println!(
+        "cold first trace: {cold:?} ({} nodes); warm: {warm:?}",
+        first.node_count()
+    );
 }

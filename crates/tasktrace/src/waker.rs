@@ -275,6 +275,8 @@ mod tests {
     }
 
     #[test]
+    // The clone is the point: it is what a leaf on another thread does.
+    #[allow(clippy::waker_clone_wake)]
     fn clone_on_another_thread_is_counted_not_walked() {
         let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
         let real = Waker::from(counter.clone());

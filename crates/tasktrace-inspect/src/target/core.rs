@@ -1,0 +1,292 @@
+//! An ELF core file (the kernel's or `gcore`'s) as a [`Target`].
+//!
+//! What a core holds, and what this reader takes from it:
+//! - `PT_LOAD` segments: the process memory. A segment's `p_filesz` may be smaller than its
+//!   `p_memsz` (pages the dumper left out, e.g. unmodified file-backed text): bytes past
+//!   `p_filesz` are not in the core. Those are read from the mapped file named by `NT_FILE`,
+//!   when it is still on disk; otherwise the read fails (never returns made-up zeros).
+//! - `NT_PRSTATUS`, one per thread: `pr_pid` (at 32) is the thread id, `pr_reg` (at 112) the
+//!   x86-64 `user_regs_struct`, whose `fs_base` (at +168) is the thread pointer.
+//! - `NT_AUXV`: the auxiliary vector, for `AT_ENTRY` (the relocation bias of a PIE).
+//!
+//! Everything in the file is untrusted: every offset and length is checked, and a malformed
+//! core gives [`Error::CorruptCore`], never a panic.
+
+use super::{auxv_entry, Target, Thread};
+use crate::error::{Error, Result};
+use object::elf;
+use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
+use object::Endianness;
+
+/// `pr_reg` in `struct elf_prstatus` on x86-64.
+const PRSTATUS_REGS: usize = 112;
+/// `pr_pid` in `struct elf_prstatus` on x86-64.
+const PRSTATUS_PID: usize = 32;
+/// `fs_base` in `struct user_regs_struct` on x86-64.
+const REGS_FS_BASE: usize = 168;
+
+/// One `PT_LOAD` segment: `[vaddr, vaddr + memsz)`, of which the first `filesz` bytes are
+/// at `offset` in the core.
+#[derive(Clone, Copy, Debug)]
+struct Segment {
+    vaddr: u64,
+    memsz: u64,
+    offset: u64,
+    filesz: u64,
+}
+
+/// One `NT_FILE` entry: `[start, end)` maps `path` from byte `offset`.
+#[derive(Clone, Debug)]
+struct Mapping {
+    start: u64,
+    end: u64,
+    offset: u64,
+    path: String,
+}
+
+/// A core file, read into memory.
+pub struct CoreFile {
+    data: Vec<u8>,
+    segments: Vec<Segment>,
+    mappings: Vec<Mapping>,
+    threads: Vec<Thread>,
+    entry: Option<u64>,
+}
+
+impl CoreFile {
+    /// Reads and indexes the core file at `path`.
+    pub fn open(path: &str) -> Result<CoreFile> {
+        let data = std::fs::read(path).map_err(|e| Error::Io(path.to_string(), e))?;
+        Self::parse(data, path)
+    }
+
+    /// Indexes the bytes of a core file; `path` only names it in errors.
+    pub fn parse(data: Vec<u8>, path: &str) -> Result<CoreFile> {
+        let corrupt = |why: &str| Error::CorruptCore(format!("{path}: {why}"));
+        let file = ElfFile64::<Endianness>::parse(&*data).map_err(|_| {
+            if data.starts_with(b"\x7fELF") {
+                corrupt("malformed ELF headers")
+            } else {
+                Error::NotElf(path.to_string())
+            }
+        })?;
+        let header = file.elf_header();
+        let endian = file.endian();
+        if header.e_type(endian) != elf::ET_CORE {
+            return Err(corrupt(
+                "an ELF file, but not a core file (e_type is not ET_CORE)",
+            ));
+        }
+        if header.e_machine(endian) != elf::EM_X86_64 {
+            return Err(corrupt(
+                "not an x86-64 core (only x86-64 Linux is supported)",
+            ));
+        }
+        let mut segments = Vec::new();
+        let mut threads = Vec::new();
+        let mut mappings = Vec::new();
+        let mut entry = None;
+        for ph in file.elf_program_headers() {
+            match ph.p_type(endian) {
+                elf::PT_LOAD => {
+                    let seg = Segment {
+                        vaddr: ph.p_vaddr(endian),
+                        memsz: ph.p_memsz(endian),
+                        offset: ph.p_offset(endian),
+                        filesz: ph.p_filesz(endian),
+                    };
+                    if seg.offset.saturating_add(seg.filesz) > data.len() as u64 {
+                        return Err(corrupt(
+                            "a PT_LOAD segment runs past the end (truncated core?)",
+                        ));
+                    }
+                    segments.push(seg);
+                }
+                elf::PT_NOTE => {
+                    let notes = ph
+                        .notes(endian, &*data)
+                        .map_err(|_| corrupt("unreadable PT_NOTE segment"))?;
+                    let Some(mut notes) = notes else { continue };
+                    while let Some(note) = notes.next().map_err(|_| corrupt("malformed note"))? {
+                        let desc = note.desc();
+                        match note.n_type(endian) {
+                            elf::NT_PRSTATUS => {
+                                threads.push(prstatus_thread(desc).ok_or_else(|| {
+                                    corrupt("NT_PRSTATUS note too short for x86-64")
+                                })?)
+                            }
+                            elf::NT_AUXV => entry = auxv_entry(desc),
+                            elf::NT_FILE => mappings = parse_nt_file(desc).unwrap_or_default(),
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if segments.is_empty() {
+            return Err(corrupt("no PT_LOAD segments (no memory in the core)"));
+        }
+        if threads.is_empty() {
+            return Err(corrupt("no NT_PRSTATUS notes (no threads in the core)"));
+        }
+        segments.sort_by_key(|s| s.vaddr);
+        Ok(CoreFile {
+            data,
+            segments,
+            mappings,
+            threads,
+            entry,
+        })
+    }
+
+    /// Copies what the core holds of `[addr, addr + buf.len())` into `buf`, reading left-out
+    /// pages from their mapped files. False if any byte is in neither.
+    fn read_into(&self, addr: u64, buf: &mut [u8]) -> bool {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = addr.wrapping_add(done as u64);
+            let seg_idx = self.segments.partition_point(|s| s.vaddr <= at);
+            let Some(seg) = seg_idx.checked_sub(1).map(|i| self.segments[i]) else {
+                return false;
+            };
+            let rel = at - seg.vaddr;
+            if rel >= seg.memsz {
+                return false;
+            }
+            let want = (buf.len() - done) as u64;
+            let n = if rel < seg.filesz {
+                let n = want.min(seg.filesz - rel);
+                let start = (seg.offset + rel) as usize;
+                buf[done..done + n as usize].copy_from_slice(&self.data[start..start + n as usize]);
+                n
+            } else {
+                let n = want.min(seg.memsz - rel);
+                if !self.read_mapped_file(at, &mut buf[done..done + n as usize]) {
+                    return false;
+                }
+                n
+            };
+            done += n as usize;
+        }
+        true
+    }
+
+    /// Reads `buf` from the file mapped at `addr` (a page the dumper left out).
+    fn read_mapped_file(&self, addr: u64, buf: &mut [u8]) -> bool {
+        use std::os::unix::fs::FileExt;
+        let Some(m) = self
+            .mappings
+            .iter()
+            .find(|m| m.start <= addr && addr.saturating_add(buf.len() as u64) <= m.end)
+        else {
+            return false;
+        };
+        let Ok(f) = std::fs::File::open(&m.path) else {
+            return false;
+        };
+        f.read_exact_at(buf, m.offset + (addr - m.start)).is_ok()
+    }
+}
+
+/// The thread of one `NT_PRSTATUS` note.
+fn prstatus_thread(desc: &[u8]) -> Option<Thread> {
+    let word = |at: usize| -> Option<[u8; 8]> { desc.get(at..at + 8)?.try_into().ok() };
+    let pid: [u8; 4] = desc.get(PRSTATUS_PID..PRSTATUS_PID + 4)?.try_into().ok()?;
+    Some(Thread {
+        tid: i32::from_le_bytes(pid),
+        fs_base: u64::from_le_bytes(word(PRSTATUS_REGS + REGS_FS_BASE)?),
+    })
+}
+
+/// Parses an `NT_FILE` note: `count`, `page_size`, then `count` × (start, end, page offset),
+/// then `count` NUL-terminated paths.
+fn parse_nt_file(desc: &[u8]) -> Option<Vec<Mapping>> {
+    let word = |i: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(
+            desc.get(i * 8..i * 8 + 8)?.try_into().ok()?,
+        ))
+    };
+    let count = usize::try_from(word(0)?).ok()?;
+    let page = word(1)?;
+    let names_at = count.checked_mul(24)?.checked_add(16)?;
+    let mut names = desc.get(names_at..)?.split(|&b| b == 0);
+    let mut out = Vec::with_capacity(count.min(4096));
+    for i in 0..count {
+        let (start, end, pgoff) = (word(2 + 3 * i)?, word(3 + 3 * i)?, word(4 + 3 * i)?);
+        let path = String::from_utf8_lossy(names.next()?).into_owned();
+        out.push(Mapping {
+            start,
+            end,
+            offset: pgoff.checked_mul(page)?,
+            path,
+        });
+    }
+    Some(out)
+}
+
+impl Target for CoreFile {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        if self.read_into(addr, buf) {
+            Ok(())
+        } else {
+            Err(Error::Memory(addr, buf.len()))
+        }
+    }
+
+    fn threads(&self) -> &[Thread] {
+        &self.threads
+    }
+
+    fn at_entry(&self) -> Option<u64> {
+        self.entry
+    }
+
+    fn is_live(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_not_elf() {
+        let err = CoreFile::parse(b"not an elf at all".to_vec(), "x.core")
+            .err()
+            .expect("rejected");
+        assert!(matches!(err, Error::NotElf(_)), "{err}");
+    }
+
+    #[test]
+    fn truncated_elf_is_corrupt() {
+        let err = CoreFile::parse(b"\x7fELF\x02\x01\x01".to_vec(), "x.core")
+            .err()
+            .expect("rejected");
+        assert!(matches!(err, Error::CorruptCore(_)), "{err}");
+    }
+
+    #[test]
+    fn executable_is_not_a_core() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let err = CoreFile::parse(exe, "self").err().expect("rejected");
+        assert!(err.to_string().contains("not a core file"), "{err}");
+    }
+
+    #[test]
+    fn nt_file_parses_and_bounds() {
+        let mut d = Vec::new();
+        for w in [1u64, 4096, 0x1000, 0x3000, 2] {
+            d.extend_from_slice(&w.to_le_bytes());
+        }
+        d.extend_from_slice(b"/bin/x\0");
+        let m = parse_nt_file(&d).expect("parsed");
+        assert_eq!((m[0].start, m[0].end, m[0].offset), (0x1000, 0x3000, 8192));
+        assert_eq!(m[0].path, "/bin/x");
+        assert!(parse_nt_file(&d[..30]).is_none(), "short note rejected");
+        let mut huge = d.clone();
+        huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(parse_nt_file(&huge).is_none(), "absurd count rejected");
+    }
+}
