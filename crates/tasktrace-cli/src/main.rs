@@ -4,69 +4,109 @@
 //!
 //! Errors are one line on stderr and a non-zero exit status (2: bad usage, 1: failure).
 
+use clap::{Args, Parser, Subcommand};
 use regex::Regex;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tasktrace_inspect::Options;
-use tasktrace_model::Dump;
+use tasktrace_model::{Dump, Format};
 
-const USAGE: &str = "usage:
-  tasktrace attach <PID> [--json] [--task REGEX] [--timeout SECS]
-  tasktrace core <CORE> --exe <BIN> [--json] [--task REGEX]
-  tasktrace demo [--json]";
+const USAGE: &str = "tasktrace attach <PID> [--format FMT] [--task REGEX] [--timeout SECS]
+       tasktrace core <CORE> --exe <BIN> [--format FMT] [--task REGEX]
+       tasktrace demo [--format FMT]";
 
-struct Args {
-    command: String,
-    target: Option<String>,
-    exe: Option<String>,
-    json: bool,
-    task: Option<Regex>,
-    timeout: Duration,
+/// Dump the async tasks of a running tokio program, or of a core file, from outside: every
+/// task with the logical stack it is suspended in, read from DWARF debuginfo alone.
+#[derive(Parser, Debug)]
+#[command(name = "tasktrace", version, override_usage = USAGE)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
 }
 
-fn parse(argv: &[String]) -> Result<Args, String> {
-    let mut it = argv.iter();
-    let command = it.next().ok_or("missing command")?.clone();
-    if command == "-h" || command == "--help" || command == "help" {
-        return Err(String::new());
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Stop every thread of a live process, read its tasks, detach (on every path).
+    Attach {
+        /// The process id.
+        #[arg(value_parser = parse_pid)]
+        pid: i32,
+        /// Deadline for stopping every thread, in seconds.
+        #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_timeout,
+              allow_negative_numbers = true)]
+        timeout: Duration,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Read the tasks of a core file (e.g. from `gcore PID`).
+    Core {
+        /// The core file.
+        core: String,
+        /// The executable that dumped it.
+        #[arg(long, value_name = "BIN")]
+        exe: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Start the bundled example target, attach to it and print its tasks.
+    Demo {
+        /// Deadline for stopping every thread, in seconds.
+        #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_timeout,
+              allow_negative_numbers = true)]
+        timeout: Duration,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+/// How the dump is printed.
+#[derive(Args, Debug)]
+struct Output {
+    /// Output format: text, verbose, grouped, json, json-raw, folded, svg, pprof (gzipped
+    /// profile.proto, one sample per task).
+    #[arg(long, value_name = "FMT", default_value = "text", value_parser = parse_format)]
+    format: OutFormat,
+    /// Same as `--format json-raw`: JSON with every frame as read (`json` hides plumbing).
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
+    /// Keep only the tasks whose root function matches this regular expression.
+    #[arg(long, value_name = "REGEX", value_parser = parse_regex)]
+    task: Option<Regex>,
+}
+
+/// A renderer of the model, or the pprof export (bytes, not text).
+#[derive(Clone, Copy, Debug)]
+enum OutFormat {
+    Model(Format),
+    Pprof,
+}
+
+fn parse_format(s: &str) -> Result<OutFormat, String> {
+    if s == "pprof" {
+        return Ok(OutFormat::Pprof);
     }
-    let mut args = Args {
-        command,
-        target: None,
-        exe: None,
-        json: false,
-        task: None,
-        timeout: Duration::from_secs(5),
-    };
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match a.as_str() {
-            "--json" => args.json = true,
-            "--exe" => args.exe = Some(value("--exe")?),
-            "--task" => {
-                let re = value("--task")?;
-                args.task = Some(Regex::new(&re).map_err(|e| format!("bad --task regex: {e}"))?);
-            }
-            "--timeout" => {
-                let v = value("--timeout")?;
-                let secs: f64 = v
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| s.is_finite() && *s > 0.0)
-                    .ok_or_else(|| format!("bad --timeout: {v} (seconds > 0)"))?;
-                args.timeout = Duration::from_secs_f64(secs);
-            }
-            "-h" | "--help" => return Err(String::new()),
-            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
-            s if args.target.is_none() => args.target = Some(s.to_string()),
-            s => return Err(format!("unexpected argument {s}")),
-        }
-    }
-    Ok(args)
+    s.parse()
+        .map(OutFormat::Model)
+        .map_err(|e: String| format!("{e}, pprof"))
+}
+
+fn parse_pid(s: &str) -> Result<i32, String> {
+    s.parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("not a process id: {s}"))
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    s.parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("bad --timeout: {s} (seconds > 0)"))
+}
+
+fn parse_regex(s: &str) -> Result<Regex, String> {
+    Regex::new(s).map_err(|e| format!("bad --task regex: {e}"))
 }
 
 /// Keeps tasks whose root frame's function matches `re`.
@@ -80,18 +120,25 @@ fn filter(mut dump: Dump, re: &Regex) -> Dump {
     dump
 }
 
-fn print(dump: &Dump, json: bool) -> Result<(), String> {
+fn print(dump: &Dump, out: &Output) -> Result<(), String> {
     use std::io::Write;
-    let text = if json {
-        let mut s =
-            serde_json::to_string_pretty(dump).map_err(|e| format!("cannot write JSON: {e}"))?;
-        s.push('\n');
-        s
+    let format = if out.json {
+        OutFormat::Model(Format::JsonRaw)
     } else {
-        dump.to_string()
+        out.format
     };
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    let bytes = match format {
+        OutFormat::Model(f) => {
+            let mut s = dump.render(f);
+            if !s.ends_with('\n') {
+                s.push('\n');
+            }
+            s.into_bytes()
+        }
+        OutFormat::Pprof => tasktrace_model::pprof::to_pprof(dump),
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(&bytes).and_then(|()| stdout.flush()) {
         // A closed pipe (`| head`) is the reader's choice, not an error.
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
             Err(format!("cannot write the output: {e}"))
@@ -110,7 +157,7 @@ impl Drop for DemoChild {
     }
 }
 
-fn demo(args: &Args) -> Result<Dump, String> {
+fn demo(timeout: Duration) -> Result<Dump, String> {
     let me = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let target = me.with_file_name("tasktrace-demo-target");
     if !target.exists() {
@@ -157,56 +204,35 @@ fn demo(args: &Args) -> Result<Dump, String> {
         target.display()
     );
     let opts = Options {
-        timeout: args.timeout,
+        timeout,
         ..Options::default()
     };
     tasktrace_inspect::attach(pid, &opts).map_err(|e| e.to_string())
 }
 
-fn run(argv: &[String]) -> Result<(), (i32, String)> {
-    let args = parse(argv).map_err(|e| {
-        if e.is_empty() {
-            (0, USAGE.to_string())
-        } else {
-            (2, format!("{e}\n{USAGE}"))
+fn run(cli: Cli) -> Result<(), String> {
+    let (dump, out) = match cli.command {
+        Cmd::Attach { pid, timeout, out } => {
+            let opts = Options {
+                timeout,
+                ..Options::default()
+            };
+            (
+                tasktrace_inspect::attach(pid, &opts).map_err(|e| e.to_string())?,
+                out,
+            )
         }
-    })?;
-    let opts = Options {
-        timeout: args.timeout,
-        ..Options::default()
+        Cmd::Core { core, exe, out } => (
+            tasktrace_inspect::core(&core, &exe, &Options::default()).map_err(|e| e.to_string())?,
+            out,
+        ),
+        Cmd::Demo { timeout, out } => (demo(timeout)?, out),
     };
-    let dump = match args.command.as_str() {
-        "attach" => {
-            let t = args
-                .target
-                .as_deref()
-                .ok_or((2, format!("attach needs a PID\n{USAGE}")))?;
-            let pid: i32 = t
-                .parse()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or((2, format!("not a process id: {t}")))?;
-            tasktrace_inspect::attach(pid, &opts).map_err(|e| (1, e.to_string()))?
-        }
-        "core" => {
-            let core = args
-                .target
-                .as_deref()
-                .ok_or((2, format!("core needs a core file\n{USAGE}")))?;
-            let exe = args.exe.as_deref().ok_or((
-                2,
-                "core needs --exe <BIN>: the executable that dumped it".to_string(),
-            ))?;
-            tasktrace_inspect::core(core, exe, &opts).map_err(|e| (1, e.to_string()))?
-        }
-        "demo" => demo(&args).map_err(|e| (1, e))?,
-        other => return Err((2, format!("unknown command {other}\n{USAGE}"))),
-    };
-    let dump = match &args.task {
+    let dump = match &out.task {
         Some(re) => filter(dump, re),
         None => dump,
     };
-    print(&dump, args.json).map_err(|e| (1, e))
+    print(&dump, &out)
 }
 
 fn main() {
@@ -225,13 +251,10 @@ fn main() {
             .unwrap_or_default();
         eprintln!("tasktrace: internal error: {what}{at}");
     }));
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    if let Err((code, msg)) = run(&argv) {
-        if code == 0 {
-            println!("{msg}");
-        } else {
-            eprintln!("tasktrace: {msg}");
-        }
-        std::process::exit(code);
+    // Bad usage: clap's message and exit status 2 (0 for --help / --version).
+    let cli = Cli::parse();
+    if let Err(msg) = run(cli) {
+        eprintln!("tasktrace: {msg}");
+        std::process::exit(1);
     }
 }

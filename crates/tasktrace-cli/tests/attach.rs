@@ -333,6 +333,40 @@ fn attach_reads_every_tree_and_leaves_the_target_running() {
     );
     assert!(text.contains("waiting on task"), "{text}");
 
+    // Folded stacks: foo;bar;fiz;…Sleep, root first, one line per join branch.
+    let folded = tasktrace(&["attach", &pid, "--format", "folded"]);
+    assert!(folded.status.success());
+    let folded = String::from_utf8_lossy(&folded.stdout);
+    let foo_lines: Vec<&str> = folded
+        .lines()
+        .filter(|l| l.starts_with("tasktrace_demo_target::foo at "))
+        .collect();
+    assert_eq!(foo_lines.len(), 2, "one line per join branch:\n{folded}");
+    for (line, branch) in foo_lines.iter().zip(["buz", "fiz"]) {
+        let frames: Vec<&str> = line.split(';').collect();
+        assert!(
+            frames[1].starts_with("tasktrace_demo_target::bar at "),
+            "{line}"
+        );
+        assert!(
+            frames[2].starts_with(&format!("tasktrace_demo_target::{branch} at ")),
+            "{line}"
+        );
+        assert_eq!(frames[3], "tokio::time::sleep::Sleep", "{line}");
+        assert!(line.ends_with(" 1"), "{line}");
+    }
+    assert!(
+        folded
+            .lines()
+            .any(|l| l.starts_with("tasktrace_demo_target::idle at ") && l.ends_with(" 50")),
+        "the 50 idle tasks fold into one line:\n{folded}"
+    );
+
+    // pprof: a gzip stream (its decoding is checked by Go's pprof in the seed crate).
+    let pprof = tasktrace(&["attach", &pid, "--format", "pprof"]);
+    assert!(pprof.status.success());
+    assert_eq!(pprof.stdout.get(..2), Some(&[0x1f, 0x8b][..]), "gzip magic");
+
     // --task filters by root fn.
     let idle = dump_of(&tasktrace(&["attach", &pid, "--json", "--task", "::idle$"]));
     assert_eq!(idle.tasks.len(), 50);
@@ -561,7 +595,7 @@ fn bad_inputs_give_one_line_errors() {
         "cannot read /nonexistent/core",
     );
     fails_with(&["core", text], 2, "--exe");
-    fails_with(&["frobnicate"], 2, "unknown command");
+    fails_with(&["frobnicate"], 2, "unrecognized subcommand");
     fails_with(&["attach", "1", "--timeout", "-3"], 2, "bad --timeout");
     fails_with(&["attach", "1", "--task", "("], 2, "bad --task regex");
     let help = tasktrace(&["--help"]);
