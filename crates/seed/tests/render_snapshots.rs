@@ -271,7 +271,7 @@ async fn many_tasks_every_format() {
     // The seed task counts once per join branch.
     assert_eq!(total as usize, scenario.len() + 1, "{folded}");
     let json: serde_json::Value = serde_json::from_str(&dump.render(Format::Json)).unwrap();
-    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["schema_version"], tasktrace::model::SCHEMA_VERSION);
     assert_eq!(json["tasks"].as_array().unwrap().len(), scenario.len());
     let back: Dump = serde_json::from_value(json).unwrap();
     assert_eq!(

@@ -284,7 +284,7 @@ fn assert_trees(d: &Dump, live: bool, spinner: bool) {
     // A task inside `poll` right now is reported as running, not decoded.
     if spinner {
         let spin = one(d, "spinner");
-        assert!(matches!(spin.state, TaskState::Running { .. }), "{spin:?}");
+        assert_eq!(spin.state, TaskState::InPoll, "{spin:?}");
         assert_eq!(root(spin).frame.status, FrameStatus::Running);
     }
     assert_eq!(d.tasks.len(), 50 + 7 + 1 + usize::from(spinner), "{d}");

@@ -139,21 +139,33 @@ pub fn read(t: &dyn target::Target, info: &debuginfo::DebugInfo, opts: &Options)
         bias,
     };
     let tk = tokio::Tokio::new(&reader)?;
-    let handle = tk.runtime()?;
-    let (raw, mut notes) = tk.tasks(handle, opts.max_tasks)?;
+    let contexts = tk.thread_contexts()?;
+    let runtimes = tk.runtimes(&contexts);
+    if runtimes.is_empty() {
+        return Err(Error::NoRuntime(
+            "no thread has a runtime handle in tokio's CONTEXT (has the runtime started?)".into(),
+        ));
+    }
+    let mut raw = Vec::new();
+    let mut notes = Vec::new();
+    for rt in &runtimes {
+        let left = opts.max_tasks.saturating_sub(raw.len());
+        let (mut tasks, n) = tk.tasks(rt, left)?;
+        raw.append(&mut tasks);
+        notes.extend(n);
+    }
+    if runtimes.len() > 1 {
+        notes.push(format!("{} runtimes", runtimes.len()));
+    }
     let mut tasks = Vec::with_capacity(raw.len());
     for rt in raw {
         let mut task = Task::new(rt.id);
         task.state = if rt.running {
-            TaskState::Running {
-                since: Duration::ZERO,
-            }
+            TaskState::InPoll
         } else if rt.notified {
             TaskState::Scheduled
         } else {
-            TaskState::Idle {
-                since: Duration::ZERO,
-            }
+            TaskState::Suspended
         };
         task.error = rt.error.clone();
         match rt.future {
@@ -200,7 +212,7 @@ pub fn read(t: &dyn target::Target, info: &debuginfo::DebugInfo, opts: &Options)
         tasks.push(task);
     }
     notes.push(format!(
-        "read out of process (tokio {}): idle and running durations are not known (shown as 0)",
+        "read out of process (tokio {}): how long tasks have been idle or running is not known (tokio records no poll times)",
         info.tokio_version
             .as_deref()
             .unwrap_or("of unknown version")

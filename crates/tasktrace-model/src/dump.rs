@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Version of the JSON schema of [`Dump`] (see `docs/json-schema.md`). Bumped on any change
 /// that is not a pure addition of optional fields.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// What a task is doing at the moment of the dump.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +27,11 @@ pub enum TaskState {
     },
     /// Woken and waiting in a run queue to be polled.
     Scheduled,
+    /// Suspended and not scheduled, for a time the producer does not know (out-of-process
+    /// reads: tokio records no poll times).
+    Suspended,
+    /// Inside a call to `poll` right now, for a time the producer does not know.
+    InPoll,
     /// The producer could not tell.
     Unknown,
 }
@@ -39,6 +44,8 @@ impl fmt::Display for TaskState {
                 write!(f, "running (inside poll for {})", HumanDuration(*since))
             }
             TaskState::Scheduled => f.write_str("scheduled"),
+            TaskState::Suspended => f.write_str("idle"),
+            TaskState::InPoll => f.write_str("running (inside poll)"),
             TaskState::Unknown => f.write_str("state unknown"),
         }
     }
@@ -283,7 +290,7 @@ mod tests {
             since: Duration::from_millis(1500),
         };
         let json = serde_json::to_value(Dump::new(vec![t])).unwrap();
-        assert_eq!(json["schema_version"], 1);
+        assert_eq!(json["schema_version"], SCHEMA_VERSION);
         assert_eq!(json["tasks"][0]["id"], 4);
         assert_eq!(json["tasks"][0]["state"], "idle");
         assert_eq!(json["tasks"][0]["for_ms"], 1500.0);

@@ -235,6 +235,8 @@ fn serde_state(task: &crate::Task) -> String {
         crate::TaskState::Idle { .. } => "idle",
         crate::TaskState::Running { .. } => "running",
         crate::TaskState::Scheduled => "scheduled",
+        crate::TaskState::Suspended => "suspended",
+        crate::TaskState::InPoll => "in_poll",
         crate::TaskState::Unknown => "unknown",
     }
     .to_string()

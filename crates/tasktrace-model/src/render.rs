@@ -263,7 +263,7 @@ impl Dump {
         let traces = self.tasks.iter().map(|t| {
             if t.trace.is_empty() {
                 let label = match t.state {
-                    TaskState::Running { .. } => "(running, no trace)",
+                    TaskState::Running { .. } | TaskState::InPoll => "(running, no trace)",
                     _ => "(no trace)",
                 };
                 let mut tr = Trace::new();
