@@ -11,6 +11,11 @@
 #
 # Prints the absolute path of the built binary on stdout (cargo's output goes
 # to stderr). Tries `cargo build --offline` first, then crates.io.
+#
+# TOKIO_TARGETS_SHARED_TARGET_DIR: one cargo target dir for every version (shared
+# dependencies such as futures compile once); each build's binary is then copied
+# to OUT_DIR/tokio-VERSION/bin/PROFILE/tokio-target, since all versions' builds
+# write the same target/PROFILE/tokio-target.
 set -euo pipefail
 
 usage() {
@@ -73,13 +78,21 @@ else
     mv "$proj/Cargo.toml.new" "$proj/Cargo.toml"
 fi
 
+target_dir=${TOKIO_TARGETS_SHARED_TARGET_DIR:-$proj/target}
 build() {
-    CARGO_TARGET_DIR="$proj/target" cargo build --manifest-path "$proj/Cargo.toml" --profile "$profile" "$@" 1>&2
+    CARGO_TARGET_DIR="$target_dir" cargo build --manifest-path "$proj/Cargo.toml" --profile "$profile" "$@" 1>&2
 }
 if ! build --offline 2>/dev/null; then
     build
 fi
 
-bin="$proj/target/$profile_dir/tokio-target"
+bin="$target_dir/$profile_dir/tokio-target"
 [ -x "$bin" ] || { echo "no binary at $bin" >&2; exit 1; }
+if [ -n "${TOKIO_TARGETS_SHARED_TARGET_DIR:-}" ]; then
+    mkdir -p "$proj/bin/$profile_dir"
+    # Copy to a temporary name and rename: a running copy of the old binary is not disturbed.
+    cp "$bin" "$proj/bin/$profile_dir/tokio-target.tmp"
+    mv -f "$proj/bin/$profile_dir/tokio-target.tmp" "$proj/bin/$profile_dir/tokio-target"
+    bin="$proj/bin/$profile_dir/tokio-target"
+fi
 echo "$bin"

@@ -19,6 +19,13 @@ pub enum Error {
     NoRuntime(String),
     /// The tokio data structures are not the ones this reader knows.
     UnsupportedLayout(String),
+    /// This tokio version's data structures lack a member the reader follows.
+    UnsupportedTokio {
+        /// `X.Y` (or `?`).
+        version: String,
+        /// `Type.member` that is missing.
+        missing: String,
+    },
     /// The core file is truncated or malformed.
     CorruptCore(String),
     /// A deadline passed.
@@ -50,6 +57,9 @@ impl fmt::Display for Error {
             ),
             Error::NoRuntime(why) => write!(f, "no tokio runtime found: {why}"),
             Error::UnsupportedLayout(why) => write!(f, "unsupported tokio layout: {why}"),
+            Error::UnsupportedTokio { version, missing } => {
+                write!(f, "unsupported tokio {version}: missing {missing}")
+            }
             Error::CorruptCore(why) => write!(f, "corrupt core file: {why}"),
             Error::Timeout(what) => write!(f, "timed out: {what}"),
             Error::Memory(addr, len) => {

@@ -7,8 +7,9 @@
 //! reads), [`tokio`] (everything tokio-version-specific: runtime, owned task lists, task
 //! cells), [`futures`] (state machines and leaves → frames).
 //!
-//! Supported: tokio's multi-thread and current-thread runtimes (tested with 1.54.1; 1.47.1
-//! and 1.38.2 checked by hand), x86-64 Linux (glibc), PIE and non-PIE executables, debug or
+//! Supported: tokio 1.38 – 1.54 (tested with 1.38.2, 1.43.1, 1.47.1, 1.50.0, 1.52.0, 1.54.1;
+//! the layout of each is in [`tokio::layout`]), multi-thread and current-thread runtimes, several
+//! runtimes in one process, x86-64 Linux (glibc), PIE and non-PIE executables, debug or
 //! optimised, built with full debuginfo (`debug = true`).
 
 #![warn(missing_docs)]

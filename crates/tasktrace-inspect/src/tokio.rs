@@ -1,8 +1,7 @@
-//! Everything that depends on tokio's internals, in one place (multi-thread and
-//! current-thread runtimes; tested with 1.54.1, checked by hand against 1.47.1 and 1.38.2,
-//! whose member paths differ only where the lookups below already search by name). Fields are found by their DWARF member names, never by
-//! hard-coded offsets; a missing one is reported as an unsupported layout naming the field
-//! and the tokio version found in the debuginfo.
+//! Everything that depends on tokio's internals, in one place: multi-thread and
+//! current-thread runtimes of tokio 1.38 – 1.54. The member chains of each version are in
+//! [`layout`] (by DWARF member names, never hard-coded offsets); a missing member gives
+//! `unsupported tokio X.Y: missing Type.member`.
 //!
 //! Path: thread-local `CONTEXT` (`fs_base − roundup(PT_TLS memsz, align) + offset`) →
 //! `current.handle` (`Option<scheduler::Handle>`) → `MultiThread`/`CurrentThread(Arc<Handle>)` →
@@ -11,8 +10,11 @@
 //! parameter `T` of the subprogram at `vtable.poll` (`raw::poll<T, S>`); the future itself is
 //! the `Running` variant of `core.stage.stage` in `Cell<T, S>`.
 
+pub mod layout;
+
 use crate::error::{Error, Result};
 use crate::value::Reader;
+use layout::Layout;
 use std::collections::{HashMap, HashSet};
 
 /// Most tasks read from one runtime (a bound on corrupt lists).
@@ -58,20 +60,61 @@ pub struct RawTask {
     pub error: Option<String>,
 }
 
+/// Which scheduler a runtime handle belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// `multi_thread::Handle`.
+    MultiThread,
+    /// `current_thread::Handle`.
+    CurrentThread,
+}
+
+/// One runtime found in the target: its scheduler handle (`ArcInner<Handle>.data`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Runtime {
+    /// Address of the handle.
+    pub addr: u64,
+    /// Its type (`multi_thread::handle::Handle` or `current_thread::Handle`).
+    pub ty: u64,
+    /// Its scheduler.
+    pub flavor: Flavor,
+}
+
+/// A thread's `scheduler::Context` (set while it runs a scheduler: a worker, or a
+/// current_thread `block_on`): the variant's payload.
+#[derive(Clone, Copy, Debug)]
+pub struct SchedulerContext {
+    /// Which scheduler.
+    pub flavor: Flavor,
+    /// Address of `multi_thread::worker::Context` / `current_thread::Context`.
+    pub addr: u64,
+    /// Its type.
+    pub ty: u64,
+}
+
+/// What tokio's `CONTEXT` thread-local holds on one thread.
+#[derive(Clone, Copy, Debug)]
+pub struct ThreadContext {
+    /// The thread.
+    pub thread: crate::target::Thread,
+    /// `current.handle`: the runtime the thread has entered.
+    pub handle: Option<Runtime>,
+    /// `scheduler`: set on workers and on a current_thread `block_on`.
+    pub scheduler: Option<SchedulerContext>,
+    /// `runtime`: `Entered` (true) or `NotEntered` (false).
+    pub entered: Option<bool>,
+    /// `current_task_id`.
+    pub task_id: Option<u64>,
+}
+
 /// The runtime's layout as found in the debuginfo.
 pub struct Tokio<'r, 'a> {
     r: &'r Reader<'a>,
-    header_ty: u64,
-    vtable_ty: u64,
-    trailer_ty: u64,
+    /// Member offsets of this tokio version.
+    pub layout: Layout,
     cells: HashMap<String, u64>,
-}
-
-fn version(r: &Reader<'_>) -> String {
-    r.info
-        .tokio_version
-        .clone()
-        .unwrap_or_else(|| "unknown version".to_string())
+    /// `Sleep` → deadline seconds and nanoseconds (offsets), when the version has one.
+    sleep_deadline: Option<(u64, u64, u64)>,
 }
 
 impl<'r, 'a> Tokio<'r, 'a> {
@@ -87,6 +130,18 @@ impl<'r, 'a> Tokio<'r, 'a> {
         let header_ty = ty("tokio::runtime::task::core::Header")?;
         let vtable_ty = ty("tokio::runtime::task::raw::Vtable")?;
         let trailer_ty = ty("tokio::runtime::task::core::Trailer")?;
+        let layout = Layout::new(r, header_ty, vtable_ty, trailer_ty)?;
+        let sleep_deadline = r
+            .info
+            .types_named("tokio::time::sleep::Sleep")
+            .first()
+            .and_then(|&sleep| {
+                let l = layout.resolver(r);
+                let (d_off, d_ty) = l.opt(sleep, layout::SLEEP_DEADLINE)?;
+                let (s_off, _) = l.opt(d_ty, layout::INSTANT_SECS)?;
+                let (n_off, _) = l.opt(d_ty, layout::INSTANT_NANOS)?;
+                Some((sleep, d_off + s_off, d_off + n_off))
+            });
         let mut cells = HashMap::new();
         for (_, cell) in r
             .info
@@ -106,23 +161,18 @@ impl<'r, 'a> Tokio<'r, 'a> {
         }
         Ok(Tokio {
             r,
-            header_ty,
-            vtable_ty,
-            trailer_ty,
+            layout,
             cells,
+            sleep_deadline,
         })
     }
 
-    fn layout(&self, what: &str) -> String {
-        format!("tokio {}: {what}", version(self.r))
-    }
-
-    /// Address and type of the runtime's scheduler `Handle` (multi-thread or current-thread),
-    /// from the first thread whose `CONTEXT` holds one.
-    pub fn runtime(&self) -> Result<(u64, u64)> {
+    /// The `CONTEXT` thread-local: its offset in the TLS block, the `Context` type, and the
+    /// offset of the `Context` inside the variable (`Storage<Context>.val.value`).
+    fn context_var(&self) -> Result<(u64, u64)> {
         let r = self.r;
         let ctx = &r.info.context_tls;
-        let (off, ctx_ty) = ctx
+        let (off, var_ty) = ctx
             .iter()
             .find(|(_, t)| r.type_name(*t).contains("Storage<"))
             .or_else(|| ctx.first())
@@ -132,94 +182,221 @@ impl<'r, 'a> Tokio<'r, 'a> {
                     "no `tokio::runtime::context::CONTEXT` thread-local in the debuginfo".into(),
                 )
             })?;
+        let l = self.layout.resolver(r);
+        let (v_off, ctx_ty) = if r.type_name(var_ty).contains("Storage<") {
+            l.one(var_ty, layout::CONTEXT_IN_STORAGE)?
+        } else {
+            (0, var_ty)
+        };
+        Ok((off + v_off, ctx_ty))
+    }
+
+    /// What `CONTEXT` says on every thread (threads whose TLS cannot be read are left out).
+    pub fn thread_contexts(&self) -> Result<Vec<ThreadContext>> {
+        let r = self.r;
+        let (off, ctx_ty) = self.context_var()?;
         let (memsz, align) = r
             .info
             .tls
             .ok_or_else(|| Error::NoRuntime("the executable has no PT_TLS segment".into()))?;
-        let block = memsz.div_ceil(align) * align;
-        let (cur_off, cur_ty) = r.field(ctx_ty, "current", &self.layout("CONTEXT"))?;
-        let (h_off, h_ty) = r.field(cur_ty, "handle", &self.layout("CONTEXT.current"))?;
-        let (v_off, cell_ty) = r.field(h_ty, "value", &self.layout("CONTEXT.current.handle"))?;
-        let (o_off, opt_ty) = r.find_enum(cell_ty).ok_or_else(|| {
-            Error::UnsupportedLayout(self.layout("CONTEXT.current.handle is not an Option"))
-        })?;
+        let block = memsz.div_ceil(align.max(1)) * align.max(1);
+        let l = self.layout.resolver(r);
+        let (h_off, h_ty) = l.one(ctx_ty, layout::CONTEXT_HANDLE)?;
+        let sched = l.opt(ctx_ty, layout::CONTEXT_SCHEDULER);
+        let task_id = l.opt(ctx_ty, layout::CONTEXT_TASK_ID);
+        let entered = l.opt(ctx_ty, layout::CONTEXT_RUNTIME);
+        let mut out = Vec::new();
         for t in r.target.threads() {
             if t.fs_base < block {
                 continue;
             }
-            let addr = t.fs_base - block + off + cur_off + h_off + v_off + o_off;
-            let Ok(Some(some)) = r.variant(opt_ty, addr) else {
-                continue;
+            let base = t.fs_base - block + off;
+            let mut c = ThreadContext {
+                thread: *t,
+                handle: self.handle_at(base + h_off, h_ty).ok().flatten(),
+                scheduler: None,
+                entered: None,
+                task_id: None,
             };
-            if some.name != "Some" {
-                continue;
+            if let Some((s_off, _)) = sched {
+                let p = r.u64(base + s_off).unwrap_or(0);
+                if p != 0 {
+                    c.scheduler = self.scheduler_context(p).ok().flatten();
+                }
             }
-            let Some((o0, handle_ty)) = r.member(some.ty, "__0") else {
-                continue;
-            };
-            let haddr = addr + some.offset + o0;
-            let Ok(Some(kind)) = r.variant(handle_ty, haddr) else {
-                continue;
-            };
-            // Both schedulers keep their tasks in `shared.owned` (an `OwnedTasks`).
-            if kind.name != "MultiThread" && kind.name != "CurrentThread" {
-                continue;
+            if let Some((e_off, e_ty)) = entered {
+                if let Ok(Some(v)) = r.variant(e_ty, base + e_off) {
+                    c.entered = Some(v.name == "Entered");
+                }
             }
-            let Some((a0, arc_ty)) = r.member(kind.ty, "__0") else {
-                continue;
-            };
-            let Ok(Some((inner, Some(inner_ty)))) =
-                r.thin_pointer(arc_ty, haddr + kind.offset + a0)
-            else {
-                continue;
-            };
-            let (d_off, d_ty) = r.field(inner_ty, "data", &self.layout("ArcInner"))?;
-            return Ok((inner + d_off, d_ty));
+            if let Some((i_off, i_ty)) = task_id {
+                c.task_id = self.option_u64(base + i_off, i_ty);
+            }
+            out.push(c);
         }
-        Err(Error::NoRuntime(
-            "no thread has a runtime handle in tokio's CONTEXT (has the runtime started?)".into(),
-        ))
+        Ok(out)
+    }
+
+    /// An `Option<u64-like>` (`Option<task::Id>`, niche or tagged): its value when `Some`.
+    fn option_u64(&self, addr: u64, ty: u64) -> Option<u64> {
+        let r = self.r;
+        let (e_off, e_ty) = r.find_enum(ty)?;
+        let v = r.variant(e_ty, addr + e_off).ok()??;
+        if v.name != "Some" {
+            return None;
+        }
+        let (o, t) = r.member(v.ty, "__0")?;
+        self.int(addr + e_off + v.offset + o, t)
+    }
+
+    /// An integer wrapped in single-member structs (`Id(NonZero<u64>)`, atomics, cells).
+    pub fn int(&self, addr: u64, ty: u64) -> Option<u64> {
+        let r = self.r;
+        let mut t = r.strip(ty);
+        let mut a = addr;
+        for _ in 0..8 {
+            let d = r.info.die(t)?;
+            if d.kind == crate::debuginfo::Kind::Base {
+                return r.uint(a, d.size).ok();
+            }
+            let ms = r.members(t);
+            let &(_, o, mt) = ms.first()?;
+            a += o;
+            t = r.strip(mt);
+        }
+        None
+    }
+
+    /// The runtime behind an `Option<scheduler::Handle>` at `addr`.
+    fn handle_at(&self, addr: u64, ty: u64) -> Result<Option<Runtime>> {
+        let r = self.r;
+        let Some((o_off, opt_ty)) = r.find_enum(ty) else {
+            return Err(self
+                .layout
+                .resolver(r)
+                .missing("Context.current.handle (not an Option)"));
+        };
+        let addr = addr + o_off;
+        let Some(some) = r.variant(opt_ty, addr)? else {
+            return Ok(None);
+        };
+        if some.name != "Some" {
+            return Ok(None);
+        }
+        let Some((o0, handle_ty)) = r.member(some.ty, "__0") else {
+            return Ok(None);
+        };
+        self.scheduler_handle(addr + some.offset + o0, handle_ty)
+    }
+
+    /// The runtime of a `scheduler::Handle` value at `addr`.
+    pub fn scheduler_handle(&self, addr: u64, handle_ty: u64) -> Result<Option<Runtime>> {
+        let r = self.r;
+        let Some(kind) = r.variant(handle_ty, addr)? else {
+            return Ok(None);
+        };
+        let flavor = match kind.name.as_str() {
+            "MultiThread" => Flavor::MultiThread,
+            "CurrentThread" => Flavor::CurrentThread,
+            _ => return Ok(None),
+        };
+        let Some((a0, arc_ty)) = r.member(kind.ty, "__0") else {
+            return Ok(None);
+        };
+        Ok(self
+            .arc_data(addr + kind.offset + a0, arc_ty)?
+            .map(|(addr, ty)| Runtime { addr, ty, flavor }))
+    }
+
+    /// The value behind an `Arc<T>` (or `Rc<T>`) stored at `addr`: (address, type).
+    pub fn arc_data(&self, addr: u64, arc_ty: u64) -> Result<Option<(u64, u64)>> {
+        let r = self.r;
+        let Some((inner, Some(inner_ty))) = r.thin_pointer(arc_ty, addr)? else {
+            return Ok(None);
+        };
+        if inner == 0 {
+            return Ok(None);
+        }
+        let (d_off, d_ty) = self.layout.resolver(r).one(inner_ty, layout::ARC_DATA)?;
+        Ok(Some((inner + d_off, d_ty)))
+    }
+
+    /// The `scheduler::Context` at `addr` (a worker's or a current_thread `block_on`'s).
+    fn scheduler_context(&self, addr: u64) -> Result<Option<SchedulerContext>> {
+        let r = self.r;
+        let Some(&ty) = r
+            .info
+            .types_named("tokio::runtime::scheduler::Context")
+            .first()
+        else {
+            return Ok(None);
+        };
+        let Some(v) = r.variant(ty, addr)? else {
+            return Ok(None);
+        };
+        let flavor = match v.name.as_str() {
+            "MultiThread" => Flavor::MultiThread,
+            "CurrentThread" => Flavor::CurrentThread,
+            _ => return Ok(None),
+        };
+        let Some((o, t)) = r.member(v.ty, "__0") else {
+            return Ok(None);
+        };
+        Ok(Some(SchedulerContext {
+            flavor,
+            addr: addr + v.offset + o,
+            ty: t,
+        }))
+    }
+
+    /// Every runtime some thread has entered (its `CONTEXT.current.handle`), first seen first.
+    pub fn runtimes(&self, contexts: &[ThreadContext]) -> Vec<Runtime> {
+        let mut out: Vec<Runtime> = Vec::new();
+        for c in contexts {
+            if let Some(h) = c.handle {
+                if !out.iter().any(|o| o.addr == h.addr) {
+                    out.push(h);
+                }
+            }
+        }
+        out
     }
 
     /// Every task in the runtime's owned lists.
-    pub fn tasks(&self, handle: (u64, u64), limit: usize) -> Result<(Vec<RawTask>, Vec<String>)> {
+    pub fn tasks(&self, rt: &Runtime, limit: usize) -> Result<(Vec<RawTask>, Vec<String>)> {
         let r = self.r;
-        let mut notes = Vec::new();
-        let (l_off, lists_ty) = r.field(
-            handle.1,
-            "lists",
-            &self.layout("multi_thread::Handle.shared.owned.list"),
-        )?;
-        let (p_off, p_ty) =
-            r.field(lists_ty, "data_ptr", &self.layout("owned lists (Box<[_]>)"))?;
-        let (n_off, _) = r.field(lists_ty, "length", &self.layout("owned lists (Box<[_]>)"))?;
-        let base = handle.0 + l_off;
+        let l = self.layout.resolver(r);
+        let (l_off, lists_ty) = l.one(rt.ty, layout::OWNED_LISTS)?;
+        let (p_off, p_ty) = l.one(lists_ty, &["data_ptr"])?;
+        let (n_off, _) = l.one(lists_ty, &["length"])?;
+        let base = rt.addr + l_off;
         let data = r.u64(base + p_off)?;
         let count = r.u64(base + n_off)?.min(1 << 16);
         let elem_ty = r
             .pointee(p_ty)
-            .ok_or_else(|| Error::UnsupportedLayout(self.layout("owned lists: no element type")))?;
+            .ok_or_else(|| l.missing("ShardedList.lists (no element type)"))?;
         let elem_size = r.type_size(elem_ty);
-        let (head_off, head_ty) = r.field(elem_ty, "head", &self.layout("owned list shard"))?;
-
-        let v = |name| r.field(self.vtable_ty, name, &self.layout("task Vtable"));
-        let (poll_off, _) = v("poll")?;
-        let (trailer_off_off, _) = v("trailer_offset")?;
-        let (id_off_off, _) = v("id_offset")?;
-        let (vt_off, _) = r.field(self.header_ty, "vtable", &self.layout("task Header"))?;
-        let (st_off, _) = r.field(self.header_ty, "state", &self.layout("task Header"))?;
-        let (owned_off, owned_ty) =
-            r.field(self.trailer_ty, "owned", &self.layout("task Trailer"))?;
-        let (next_off, _) = r.field(owned_ty, "next", &self.layout("task Trailer.owned"))?;
-
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
+        let (head_off, head_ty) = l.one(elem_ty, layout::SHARD_HEAD)?;
+        let mut heads = Vec::with_capacity(count as usize);
         for i in 0..count {
             let shard = data + i * elem_size;
-            let mut cur = match r.thin_pointer(head_ty, shard + head_off)? {
+            heads.push(match r.thin_pointer(head_ty, shard + head_off)? {
                 Some((p, _)) => p,
                 None => 0,
-            };
+            });
+        }
+        self.walk_lists(&heads, limit)
+    }
+
+    /// Every task in linked lists starting at `heads` (owned lists: `Trailer.owned` links).
+    pub fn walk_lists(&self, heads: &[u64], limit: usize) -> Result<(Vec<RawTask>, Vec<String>)> {
+        let r = self.r;
+        let lay = &self.layout;
+        let mut notes = Vec::new();
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (i, &head) in heads.iter().enumerate() {
+            let mut cur = head;
             while cur != 0 {
                 if !seen.insert(cur) {
                     notes.push(format!(
@@ -231,11 +408,11 @@ impl<'r, 'a> Tokio<'r, 'a> {
                     notes.push(format!("stopped after {limit} tasks"));
                     return Ok((out, notes));
                 }
-                let vtable = r.u64(cur + vt_off)?;
-                let state = r.u64(cur + st_off)?;
-                let id = r.u64(cur + r.u64(vtable + id_off_off)?)?;
-                let trailer = cur + r.u64(vtable + trailer_off_off)?;
-                let poll = r.u64(vtable + poll_off)?;
+                let vtable = r.u64(cur + lay.header_vtable)?;
+                let state = r.u64(cur + lay.header_state)?;
+                let id = r.u64(cur + r.u64(vtable + lay.vtable_id_offset)?)?;
+                let trailer = cur + r.u64(vtable + lay.vtable_trailer_offset)?;
+                let poll = r.u64(vtable + lay.vtable_poll)?;
                 let mut task = RawTask {
                     header: cur,
                     id,
@@ -250,7 +427,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
                     Err(e) => task.error = Some(e.to_string()),
                 }
                 out.push(task);
-                cur = r.u64(trailer + owned_off + next_off)?;
+                cur = r.u64(trailer + lay.trailer_next)?;
             }
         }
         Ok((out, notes))
@@ -278,17 +455,17 @@ impl<'r, 'a> Tokio<'r, 'a> {
             .cells
             .get(tname)
             .ok_or_else(|| Error::Other(format!("no task cell type for future `{tname}`")))?;
-        let (c_off, core_ty) = r.field(cell, "core", &self.layout("task Cell"))?;
-        let (s_off, stage_ty) = r.field(core_ty, "stage", &self.layout("task Core"))?;
+        let l = self.layout.resolver(r);
+        let (s_off, stage_ty) = l.one(cell, layout::CELL_STAGE)?;
         let (e_off, enum_ty) = r
             .find_enum(stage_ty)
-            .ok_or_else(|| Error::UnsupportedLayout(self.layout("task stage is not an enum")))?;
-        let addr = header + c_off + s_off + e_off;
+            .ok_or_else(|| l.missing("CoreStage.stage (not an enum)"))?;
+        let addr = header + s_off + e_off;
         match r.variant(enum_ty, addr)? {
             Some(v) if v.name == "Running" => {
-                let (f_off, f_ty) = r.member(v.ty, "__0").ok_or_else(|| {
-                    Error::UnsupportedLayout(self.layout("Stage::Running has no field"))
-                })?;
+                let (f_off, f_ty) = r
+                    .member(v.ty, "__0")
+                    .ok_or_else(|| l.missing("Stage::Running.__0"))?;
                 Ok(Some((addr + v.offset + f_off, f_ty)))
             }
             _ => Ok(None),
@@ -298,10 +475,8 @@ impl<'r, 'a> Tokio<'r, 'a> {
     /// The id of the task whose header is at `header` (for a `JoinHandle`'s raw task).
     pub fn task_id(&self, header: u64) -> Result<u64> {
         let r = self.r;
-        let (vt_off, _) = r.field(self.header_ty, "vtable", &self.layout("task Header"))?;
-        let (id_off_off, _) = r.field(self.vtable_ty, "id_offset", &self.layout("task Vtable"))?;
-        let vtable = r.u64(header + vt_off)?;
-        r.u64(header + r.u64(vtable + id_off_off)?)
+        let vtable = r.u64(header + self.layout.header_vtable)?;
+        r.u64(header + r.u64(vtable + self.layout.vtable_id_offset)?)
     }
 
     /// True for tokio's join branch type (`MaybeDone`).
@@ -343,15 +518,15 @@ impl<'r, 'a> Tokio<'r, 'a> {
         };
         match generic {
             "tokio::time::sleep::Sleep" => {
-                // 1.53+: `deadline: Instant` (std `Instant { t: Timespec { tv_sec, tv_nsec } }`).
-                let deadline = (|| {
-                    let (d_off, d_ty) = r.member_deep(ty, "deadline", 3)?;
-                    let sec = r.member_deep(d_ty, "tv_sec", 6)?;
-                    let nsec = r.member_deep(d_ty, "tv_nsec", 6)?;
-                    let s = r.u64(addr + d_off + sec.0).ok()?;
-                    let ns = r.uint(addr + d_off + nsec.0, 4).ok()?;
+                // The deadline's chain differs per version (see `layout::SLEEP_DEADLINE`).
+                let deadline = self.sleep_deadline.and_then(|(sleep, s_off, n_off)| {
+                    if r.strip(ty) != sleep && r.type_name(ty) != r.type_name(sleep) {
+                        return None;
+                    }
+                    let s = r.u64(addr + s_off).ok()?;
+                    let ns = r.uint(addr + n_off, 4).ok()?;
                     Some(s as f64 + ns as f64 * 1e-9)
-                })();
+                });
                 let text = match (deadline, now) {
                     (None, _) => "waiting on timer".to_string(),
                     (Some(d), Some(now)) if d >= now => {

@@ -1,0 +1,149 @@
+//! The out-of-process reader against every tokio version it supports: builds
+//! `testdata/tokio-targets` (dev profile) against tokio 1.38.2 … 1.54.1 with its `build.sh`,
+//! runs each, attaches with `tasktrace attach --json`, and asserts the task trees' structure
+//! (await lines, join branches — one completed —, sleep leaves, join handles, the second
+//! runtime's task), and that the target still runs after the detach; and that tokio 1.32 (an
+//! older layout) is refused with `unsupported tokio 1.32: missing OwnedTasks.list`.
+//!
+//! Builds are cached under the cargo target dir (`tokio-targets/`), sharing one target dir
+//! across versions so the common dependencies compile once; a rerun only checks freshness.
+//! Every wait has a deadline; nothing asserts on timing.
+
+mod support;
+
+use support::*;
+use tasktrace_model::{FrameKind, FrameStatus, Node};
+
+/// Every tokio version the reader supports (docs/tokio-layouts.md).
+const VERSIONS: &[&str] = &["1.38.2", "1.43.1", "1.47.1", "1.50.0", "1.52.0", "1.54.1"];
+
+/// Number of idle tasks the target spawns (its first argument).
+const N_IDLE: usize = 3;
+
+fn child_of<'n>(n: &'n Node, func: &str) -> &'n Node {
+    n.children
+        .iter()
+        .find(|c| c.frame.function == func)
+        .unwrap_or_else(|| panic!("no child {func} under {n:#?}"))
+}
+
+fn check_version(version: &str) {
+    let exe = build_target(version, "dev");
+    let t = Target::start(&exe, &[&N_IDLE.to_string()]);
+    let pid = t.pid.to_string();
+    let d = dump_of(&tasktrace(&["attach", &pid, "--json"]));
+    let ctx = format!("tokio {version}");
+    assert!(
+        d.notes.iter().any(|n| n.contains(&ctx)),
+        "{ctx}: version not in the notes {:?}",
+        d.notes
+    );
+
+    // foo → bar → join!(fiz (completed), buz → Sleep).
+    let foo_task = one(&d, "foo");
+    let foo_node = root(foo_task);
+    is_async(foo_node, "foo", "bar().await + 1");
+    let bar = only_child(foo_node);
+    is_async(bar, "bar", "tokio::join!(fiz(), buz())");
+    assert_eq!(bar.children.len(), 2, "{ctx}: both join branches: {bar:#?}");
+    let fiz = child_of(bar, &format!("{PREFIX}fiz"));
+    assert_eq!(fiz.frame.status, FrameStatus::Completed, "{ctx}: {fiz:#?}");
+    assert!(fiz.children.is_empty());
+    let buz = child_of(bar, &format!("{PREFIX}buz"));
+    is_async(buz, "buz", "tokio::time::sleep(LONG).await");
+    is_leaf(only_child(buz), "tokio::time::sleep::Sleep", "s left");
+
+    // A join handle on foo's task.
+    let waiter = one(&d, "wait_for");
+    is_async(root(waiter), "wait_for", "handle.await.unwrap_or(0)");
+    is_leaf(
+        only_child(root(waiter)),
+        "tokio::runtime::task::join::JoinHandle",
+        &format!("waiting on task {}", foo_task.id),
+    );
+    assert_eq!(waiter.awaits, vec![foo_task.id], "{ctx}");
+
+    // select! over three branches.
+    let sel = root(one(&d, "select_loop"));
+    is_async(sel, "select_loop", "tokio::select! {");
+    assert_eq!(sel.children.len(), 3, "{ctx}: select branches: {sel:#?}");
+    assert!(
+        sel.children
+            .iter()
+            .any(|c| c.frame.function == "tokio::sync::notify::Notified"),
+        "{sel:#?}"
+    );
+
+    // Semaphore and mutex waiters, idle tasks on oneshot channels.
+    for (func, line) in [
+        ("semaphore_waiter", "sem.acquire().await"),
+        ("mutex_waiter", "m.lock().await"),
+    ] {
+        let n = root(one(&d, func));
+        is_async(n, func, line);
+        let mut leaf = n;
+        while let Some(c) = leaf.children.first() {
+            leaf = c;
+        }
+        is_leaf(leaf, "tokio::sync::batch_semaphore::Acquire", "semaphore");
+    }
+    let idle = tasks_of(&d, "idle");
+    assert_eq!(idle.len(), N_IDLE, "{ctx}: idle tasks");
+    for t in idle {
+        is_async(root(t), "idle", "let _ = rx.await;");
+        is_leaf(
+            only_child(root(t)),
+            "tokio::sync::oneshot::Receiver",
+            "oneshot",
+        );
+    }
+
+    // The second runtime (current_thread, on its own thread): its spawned task.
+    let local = tasks_of(&d, "local_leaf");
+    assert!(
+        !local.is_empty(),
+        "{ctx}: no task of the current_thread runtime"
+    );
+    for t in local {
+        let n = root(t);
+        is_async(
+            n,
+            "local_leaf",
+            "sleep(LONG + Duration::from_secs(n)).await",
+        );
+        is_leaf(only_child(n), "tokio::time::sleep::Sleep", "s left");
+    }
+    assert!(d.notes.iter().any(|n| n.contains("2 runtimes")), "{ctx}");
+
+    let unordered = root(one(&d, "unordered_sleeps"));
+    is_async(
+        unordered,
+        "unordered_sleeps",
+        "while set.next().await.is_some()",
+    );
+    assert_eq!(unordered.frame.kind, FrameKind::AsyncFn);
+
+    t.assert_running_and_echoes();
+}
+
+/// A version outside the range: its owned task list is `OwnedTasks.inner: Mutex<…>` (≤ 1.34).
+const UNSUPPORTED: &str = "1.32.0";
+
+#[test]
+fn every_supported_tokio_version_reads_correctly() {
+    for v in VERSIONS {
+        check_version(v);
+    }
+    // An older layout: one clear line naming the version and the missing member, and the
+    // target runs on.
+    let exe = build_target(UNSUPPORTED, "dev");
+    let t = Target::start(&exe, &["1"]);
+    let out = tasktrace(&["attach", &t.pid.to_string()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        "tasktrace: unsupported tokio 1.32: missing OwnedTasks.list"
+    );
+    t.assert_running_and_echoes();
+}

@@ -1,0 +1,205 @@
+//! tokio's memory layouts, 1.38 – 1.54: every member chain the reader follows, by DWARF member
+//! names, with the alternatives of each version range (measured in `docs/tokio-layouts.md`).
+//! This is the only place that knows tokio's field names; offsets are always read from the
+//! debuginfo. A chain none of whose alternatives exists gives
+//! `unsupported tokio X.Y: missing Type.member`.
+//!
+//! Path syntax: members joined with `.`; `[Name]` steps into the variant `Name` of an enum
+//! whose variant is statically known (single dataful variants such as `Timer::Traditional`,
+//! `InjectQueue::Locked`).
+
+use crate::debuginfo::Kind;
+use crate::error::{Error, Result};
+use crate::value::{last_segment, Reader};
+
+/// A resolved member chain: offset from the start of the outer type, and the member's type.
+pub type Field = (u64, u64);
+
+/// The `X.Y` of a `X.Y.Z` tokio version, or `?` when the debuginfo does not say.
+pub fn short_version(v: Option<&str>) -> String {
+    match v {
+        Some(v) => v.splitn(3, '.').take(2).collect::<Vec<_>>().join("."),
+        None => "?".to_string(),
+    }
+}
+
+/// Where a chain stopped: (type name, member name).
+type Missing = (String, String);
+
+/// Short name of a type for messages: last path segment, without generic arguments.
+fn short_type(name: &str) -> String {
+    let last = last_segment(name);
+    last.split('<').next().unwrap_or(last).to_string()
+}
+
+/// Follows `path` from `ty`.
+fn walk(r: &Reader<'_>, ty: u64, path: &str) -> std::result::Result<Field, Missing> {
+    let mut off = 0u64;
+    let mut t = r.strip(ty);
+    for seg in path.split('.').filter(|s| !s.is_empty()) {
+        let found = if let Some(v) = seg.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            variant_member(r, t, v)
+        } else {
+            r.member(t, seg)
+        };
+        match found {
+            Some((o, mt)) => {
+                off += o;
+                t = r.strip(mt);
+            }
+            None => return Err((short_type(r.type_name(t)), seg.to_string())),
+        }
+    }
+    Ok((off, t))
+}
+
+/// The payload member of variant `name` of the enum `ty`: (offset, payload type).
+pub fn variant_member(r: &Reader<'_>, ty: u64, name: &str) -> Option<Field> {
+    let d = r.info.die(r.strip(ty))?;
+    for part in d.children.iter().filter_map(|c| r.info.die(*c)) {
+        if part.kind != Kind::VariantPart {
+            continue;
+        }
+        for v in part.children.iter().filter_map(|c| r.info.die(*c)) {
+            for m in v.children.iter().filter_map(|c| r.info.die(*c)) {
+                if m.kind != Kind::Member {
+                    continue;
+                }
+                let ty_name = m.ty.map(|t| r.type_name(t)).unwrap_or("");
+                if m.name == name || last_segment(ty_name) == name {
+                    return Some((m.offset, m.ty?));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The layout of one tokio version, as found in the debuginfo.
+pub struct Layout {
+    /// `X.Y` (for messages).
+    pub version: String,
+    /// `task::core::Header`.
+    pub header_ty: u64,
+    /// `Header.state` (the state word: RUNNING, COMPLETE, NOTIFIED bits).
+    pub header_state: u64,
+    /// `Header.vtable`.
+    pub header_vtable: u64,
+    /// `Header.queue_next` (inject / current_thread run queue link).
+    pub header_queue_next: u64,
+    /// `Vtable.poll`.
+    pub vtable_poll: u64,
+    /// `Vtable.trailer_offset`.
+    pub vtable_trailer_offset: u64,
+    /// `Vtable.id_offset`.
+    pub vtable_id_offset: u64,
+    /// `Trailer.owned` → next task's `Header` (the owned-list link).
+    pub trailer_next: u64,
+}
+
+impl Layout {
+    /// Resolves the chains every read needs; an error names the first missing member.
+    pub fn new(r: &Reader<'_>, header_ty: u64, vtable_ty: u64, trailer_ty: u64) -> Result<Self> {
+        let version = short_version(r.info.tokio_version.as_deref());
+        let l = Resolver {
+            r,
+            version: version.clone(),
+        };
+        Ok(Layout {
+            header_ty,
+            header_state: l.one(header_ty, &["state"])?.0,
+            header_vtable: l.one(header_ty, &["vtable"])?.0,
+            header_queue_next: l.one(header_ty, &["queue_next"])?.0,
+            vtable_poll: l.one(vtable_ty, &["poll"])?.0,
+            vtable_trailer_offset: l.one(vtable_ty, &["trailer_offset"])?.0,
+            vtable_id_offset: l.one(vtable_ty, &["id_offset"])?.0,
+            // `Pointers { inner: UnsafeCell<PointersInner { prev, next, _pin }> }`.
+            trailer_next: l.one(trailer_ty, &["owned.inner.value.next"])?.0,
+            version,
+        })
+    }
+
+    /// A resolver for further chains (types known only later: handles, futures, …).
+    pub fn resolver<'r, 'a>(&self, r: &'r Reader<'a>) -> Resolver<'r, 'a> {
+        Resolver {
+            r,
+            version: self.version.clone(),
+        }
+    }
+}
+
+/// Resolves member chains with alternatives, naming what is missing.
+pub struct Resolver<'r, 'a> {
+    r: &'r Reader<'a>,
+    version: String,
+}
+
+impl Resolver<'_, '_> {
+    /// The first of `paths` that exists from `ty`.
+    pub fn one(&self, ty: u64, paths: &[&str]) -> Result<Field> {
+        let mut first = None;
+        for p in paths {
+            match walk(self.r, ty, p) {
+                Ok(f) => return Ok(f),
+                Err(m) => {
+                    first.get_or_insert(m);
+                }
+            }
+        }
+        let (t, m) = first.unwrap_or_else(|| (short_type(self.r.type_name(ty)), String::new()));
+        Err(self.missing(&format!("{t}.{m}")))
+    }
+
+    /// Like [`one`](Self::one), `None` when no alternative exists.
+    pub fn opt(&self, ty: u64, paths: &[&str]) -> Option<Field> {
+        paths.iter().find_map(|p| walk(self.r, ty, p).ok())
+    }
+
+    /// The error for a missing member or type.
+    pub fn missing(&self, what: &str) -> Error {
+        Error::UnsupportedTokio {
+            version: self.version.clone(),
+            missing: what.to_string(),
+        }
+    }
+}
+
+/// Member chains of `tokio::time::sleep::Sleep`'s deadline (a `tokio::time::Instant`).
+pub const SLEEP_DEADLINE: &[&str] = &[
+    // 1.53+: on the Sleep itself.
+    "deadline",
+    // 1.49 – 1.52: `entry: runtime::Timer`, single dataful variant `Traditional(TimerEntry)`.
+    "entry.[Traditional].__0.deadline",
+    // ≤ 1.48: `entry: TimerEntry`.
+    "entry.deadline",
+];
+
+/// `tokio::time::Instant` → `Timespec.tv_sec` (i64) and `.tv_nsec` (u32).
+pub const INSTANT_SECS: &[&str] = &["std.__0.t.tv_sec", "std.t.tv_sec"];
+/// See [`INSTANT_SECS`].
+pub const INSTANT_NANOS: &[&str] = &["std.__0.t.tv_nsec.__0", "std.t.tv_nsec.__0"];
+
+/// From a scheduler handle (`multi_thread::Handle` or `current_thread::Handle`) to the owned
+/// task lists (`ShardedList.lists`, a `Box<[Mutex<LinkedList>]>`).
+pub const OWNED_LISTS: &[&str] = &["shared.owned.list.lists"];
+/// From one shard (`tokio::loom::std::Mutex<LinkedList>`) to its `head`.
+pub const SHARD_HEAD: &[&str] = &["__0.data.value.head", "data.value.head", "head"];
+
+/// `Storage<Context>` (the `CONTEXT` variable) → the `Context`.
+pub const CONTEXT_IN_STORAGE: &[&str] = &["val.value", "val"];
+/// `Context` → `current.handle`'s `Option<scheduler::Handle>` (inside a `RefCell`).
+pub const CONTEXT_HANDLE: &[&str] = &["current.handle.value.value", "current.handle.value"];
+/// `Context` → `scheduler.inner` (`Cell<*const scheduler::Context>`).
+pub const CONTEXT_SCHEDULER: &[&str] = &["scheduler.inner.value.value", "scheduler.inner.value"];
+/// `Context` → `current_task_id` (`Cell<Option<task::Id>>`).
+pub const CONTEXT_TASK_ID: &[&str] = &["current_task_id.value.value", "current_task_id.value"];
+/// `Context` → `runtime` (`Cell<EnterRuntime>`).
+pub const CONTEXT_RUNTIME: &[&str] = &["runtime.value.value", "runtime.value"];
+/// `ArcInner<T>` → `data`, `RcInner<T>` → `value`.
+pub const ARC_DATA: &[&str] = &["data", "value"];
+/// Task `Cell<T, S>` → `core.stage` (`CoreStage<T>`: the `Stage<T>` enum inside).
+pub const CELL_STAGE: &[&str] = &[
+    "core.stage.stage.__0.value",
+    "core.stage.stage",
+    "core.stage",
+];
