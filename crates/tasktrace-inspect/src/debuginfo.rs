@@ -117,6 +117,12 @@ impl DebugInfo {
     /// Reads and indexes the executable at `path`.
     pub fn load(path: &str) -> Result<DebugInfo> {
         let data = std::fs::read(path).map_err(|e| Error::Io(path.to_string(), e))?;
+        Self::parse(data, path)
+    }
+
+    /// Indexes the bytes of an executable; `path` only names it in errors. The bytes are
+    /// untrusted: a malformed ELF or DWARF gives an error, never a panic.
+    pub fn parse(data: Vec<u8>, path: &str) -> Result<DebugInfo> {
         if data.len() < 4 || &data[..4] != b"\x7fELF" {
             return Err(Error::NotElf(path.to_string()));
         }
@@ -464,10 +470,19 @@ impl DebugInfo {
 
     /// Reads `len` bytes of the executable's initialised data at unrelocated `addr`.
     pub fn read_file_data(&self, addr: u64, buf: &mut [u8]) -> bool {
+        // Addresses come from target memory and segments from the file: both untrusted, so
+        // every sum is checked.
+        let Some(end) = addr.checked_add(buf.len() as u64) else {
+            return false;
+        };
         for &(vaddr, off, len) in &self.loads {
-            if addr >= vaddr && addr + buf.len() as u64 <= vaddr + len {
-                let start = (off + addr - vaddr) as usize;
-                if let Some(src) = self.file_data.get(start..start + buf.len()) {
+            if addr >= vaddr && vaddr.checked_add(len).is_some_and(|seg_end| end <= seg_end) {
+                let src = off
+                    .checked_add(addr - vaddr)
+                    .and_then(|s| usize::try_from(s).ok())
+                    .and_then(|s| Some(s..s.checked_add(buf.len())?))
+                    .and_then(|r| self.file_data.get(r));
+                if let Some(src) = src {
                     buf.copy_from_slice(src);
                     return true;
                 }

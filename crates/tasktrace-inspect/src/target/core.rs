@@ -182,10 +182,18 @@ impl CoreFile {
         else {
             return false;
         };
+        let Some(at) = m.offset.checked_add(addr - m.start) else {
+            return false;
+        };
+        // Only regular files: a path in a (possibly crafted) core must not make the reader
+        // block on a FIFO or a device.
+        if !std::fs::metadata(&m.path).is_ok_and(|md| md.is_file()) {
+            return false;
+        }
         let Ok(f) = std::fs::File::open(&m.path) else {
             return false;
         };
-        f.read_exact_at(buf, m.offset + (addr - m.start)).is_ok()
+        f.read_exact_at(buf, at).is_ok()
     }
 }
 

@@ -1,0 +1,31 @@
+//! (b) The ELF/DWARF loader on arbitrary bytes: `DebugInfo::parse`, then the lookups the
+//! upper layers make. No input may panic, hang or take unbounded memory.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tasktrace_inspect::debuginfo::DebugInfo;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(info) = DebugInfo::parse(data.to_vec(), "fuzz.elf") else {
+        return;
+    };
+    for (_, off) in info.types_with_prefix("tokio::").take(64) {
+        if let Some(d) = info.die(off) {
+            for c in d.children.iter().take(64) {
+                let _ = info.die(*c);
+            }
+        }
+    }
+    let _ = info.types_named("tokio::runtime::task::core::Header");
+    let _ = info.subprogram_at(info.entry);
+    let _ = info.vtable_type(info.entry);
+    let mut buf = [0u8; 16];
+    for &(vaddr, _, len) in info.loads.iter().take(16) {
+        let _ = info.read_file_data(vaddr, &mut buf);
+        let _ = info.read_file_data(vaddr.wrapping_add(len).wrapping_sub(8), &mut buf);
+    }
+    let _ = info.read_file_data(u64::MAX - 4, &mut buf);
+    // A read of an empty target with this debuginfo: every layer above it on these types.
+    let empty = tasktrace_fuzz::MemTarget::from_bytes(&[]);
+    let _ = tasktrace_inspect::read(&empty, &info, &tasktrace_fuzz::options());
+});
