@@ -334,7 +334,7 @@ struct Asked {
 }
 
 /// The task's identity and poll count when the dump began, without state or trace.
-fn describe(shared: &Shared, polls: u64) -> Task {
+pub(crate) fn describe(shared: &Shared, polls: u64) -> Task {
     let info = &shared.task;
     let mut task = Task::new(info.id);
     task.name = info.name.as_deref().map(str::to_owned);

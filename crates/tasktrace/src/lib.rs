@@ -29,12 +29,20 @@
 //!
 //! Release builds need line tables for locations: `[profile.release] debug = "line-tables-only"`
 //! (or `"limited"` for full names of inlined async fns).
+//!
+//! Production hooks, each behind the cargo feature of its name: `http` (`GET /debug/tasks` in
+//! text, JSON, folded stacks, SVG or pprof), `signal` (a dump on `SIGUSR1`) and `watchdog`
+//! (blocked and stalled tasks reported through `tracing`).
 
 mod capture;
 mod clock;
 mod dump;
 mod error;
+#[cfg(feature = "http")]
+pub mod http;
 mod registry;
+#[cfg(all(feature = "signal", unix))]
+pub mod signal;
 #[cfg(feature = "tokio")]
 mod spawn;
 mod symbolize;
@@ -42,6 +50,8 @@ mod sync;
 mod trace;
 mod traced;
 mod waker;
+#[cfg(feature = "watchdog")]
+pub mod watchdog;
 
 pub use dump::{dump, dump_with, DumpOptions, DEFAULT_DUMP_DEADLINE};
 pub use error::TraceError;
@@ -50,6 +60,8 @@ pub use registry::{current_task_id, registered_tasks};
 pub use spawn::{spawn, spawn_local, spawn_named, JoinHandle};
 pub use trace::Trace;
 pub use traced::{traced, traced_named, TraceHandle, Traced, DEFAULT_DEADLINE};
+#[cfg(feature = "watchdog")]
+pub use watchdog::watchdog;
 
 /// The plain data model shared with the out-of-process reader (frames, trees, dumps).
 pub use tasktrace_model as model;

@@ -1,0 +1,396 @@
+//! `GET /debug/tasks`: the [`dump`](crate::dump()) of every registered task over HTTP
+//! (cargo feature `http`).
+//!
+//! **This endpoint exposes the internals of the process** — function names, source paths, task
+//! names, what every task waits on — and each request wakes every registered task. Serve it on
+//! loopback or an internal admin port, behind whatever authentication your other debug
+//! endpoints have; never on the public internet.
+//!
+//! - [`serve`] runs a small HTTP/1 server (hyper) on a listener you bind:
+//!   ```no_run
+//!   # #[tokio::main]
+//!   # async fn main() -> std::io::Result<()> {
+//!   let listener = tokio::net::TcpListener::bind("127.0.0.1:6669").await?;
+//!   tokio::spawn(tasktrace::http::serve(listener));
+//!   // curl 'http://127.0.0.1:6669/debug/tasks?format=folded&task=handle_'
+//!   # Ok(())
+//!   # }
+//!   ```
+//! - [`respond`] is the same handler without a server, to mount in a service you already run
+//!   (axum, hyper, anything that hands you the request target); see its example.
+//!
+//! Query parameters:
+//!
+//! | parameter | values | |
+//! | --- | --- | --- |
+//! | `format` | `text` (default), `verbose`, `grouped`, `json`, `json-raw`, `folded`, `svg`, `pprof` | the renderers of [`Dump::render`] (`svg`: a flame graph), and `pprof`: a gzipped `profile.proto` ([`model::pprof`](crate::model::pprof)) |
+//! | `task` | a regex | keep only the tasks whose root frame's function matches (as captured, `app::serve::{{closure}}`, or clean, `app::serve`); tasks without a trace have no root frame and are left out |
+//!
+//! Answers: `200` with the dump; `400` with a one-line message for an unknown format or
+//! parameter or a bad regex; `404` for any other path; `405` for a method other than `GET` or
+//! `HEAD` ([`serve`] only).
+
+use crate::model::{Dump, Format, Task};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::io;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// The path [`respond`] and [`serve`] answer.
+pub const PATH: &str = "/debug/tasks";
+
+/// The longest a `task=` regex may compile to (bytes of its automaton), so that a request
+/// cannot make the process build a huge one.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// An answer of [`respond`], for whatever HTTP library carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Response {
+    /// The HTTP status: 200, 400 or 404.
+    pub status: u16,
+    /// The `Content-Type` header.
+    pub content_type: &'static str,
+    /// The body: the rendered dump, or a one-line error message.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    fn error(status: u16, message: impl std::fmt::Display) -> Self {
+        Response {
+            status,
+            content_type: TEXT,
+            body: format!("{message}\n").into_bytes(),
+        }
+    }
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+/// What a request asks for.
+#[derive(Debug)]
+struct Query {
+    output: Output,
+    task: Option<regex::Regex>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Output {
+    Render(Format),
+    Pprof,
+}
+
+impl Output {
+    fn content_type(self) -> &'static str {
+        match self {
+            Output::Pprof => "application/octet-stream",
+            Output::Render(Format::Json | Format::JsonRaw) => "application/json",
+            Output::Render(Format::Svg) => "image/svg+xml",
+            Output::Render(_) => TEXT,
+        }
+    }
+}
+
+/// Parses a request target (`/debug/tasks?format=json&task=serve`): `Err` is the answer.
+fn parse(path_and_query: &str) -> Result<Query, Response> {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    // Also accept the target without its leading slash, or with a trailing one.
+    let path = path.trim_end_matches('/');
+    if path != PATH && path != &PATH[1..] {
+        return Err(Response::error(
+            404,
+            format_args!("not found: {path} (try {PATH})"),
+        ));
+    }
+    let mut out = Query {
+        output: Output::Render(Format::Text),
+        task: None,
+    };
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match &*key {
+            "format" if value == "pprof" => out.output = Output::Pprof,
+            "format" => {
+                out.output =
+                    Output::Render(value.parse::<Format>().map_err(|e| {
+                        Response::error(400, format_args!("bad format: {e}, or pprof"))
+                    })?)
+            }
+            "task" => {
+                let re = regex::RegexBuilder::new(&value)
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build()
+                    .map_err(|e| {
+                        // The regex crate's messages span several lines; one is enough here.
+                        let first = e.to_string();
+                        let first = first.lines().last().unwrap_or_default().trim().to_owned();
+                        Response::error(400, format_args!("bad task regex {value:?}: {first}"))
+                    })?;
+                out.task = Some(re);
+            }
+            other => {
+                return Err(Response::error(
+                    400,
+                    format_args!("unknown parameter {other:?} (known: format, task)"),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// True when a root frame of the task's trace names a function `re` matches, as captured or
+/// clean.
+fn root_matches(task: &Task, re: &regex::Regex) -> bool {
+    task.trace
+        .roots
+        .iter()
+        .any(|n| re.is_match(&n.frame.function))
+        || task
+            .trace
+            .clean()
+            .roots
+            .iter()
+            .any(|n| re.is_match(&n.frame.function))
+}
+
+fn filter(dump: Dump, re: &regex::Regex) -> Dump {
+    let total = dump.tasks.len();
+    let notes = dump.notes;
+    let kept: Vec<Task> = dump
+        .tasks
+        .into_iter()
+        .filter(|t| root_matches(t, re))
+        .collect();
+    let kept_len = kept.len();
+    let mut out = Dump::new(kept);
+    out.notes = notes;
+    out.notes.push(format!(
+        "{kept_len} of {total} task(s) shown: those whose root frame matches /{re}/"
+    ));
+    out
+}
+
+/// Renders the answer of a request to `/debug/tasks` — the request target, path and query, as
+/// in `/debug/tasks?format=json&task=serve` — with a [`dump`](crate::dump()) of every
+/// registered task taken now. Bad requests are answered without taking a dump. Concurrent
+/// calls take their dumps one at a time.
+///
+/// **It exposes the internals of the process: mount it only where your other debug endpoints
+/// are, never on the public internet** (see the [module docs](self)).
+///
+/// To mount it in a hyper service you already run (axum: the same, in a handler that gets
+/// the request's `Uri`):
+///
+/// ```no_run
+/// use http_body_util::Full;
+/// use hyper::body::{Bytes, Incoming};
+/// use hyper::{Request, Response};
+/// use hyper_util::rt::TokioIo;
+///
+/// async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+///     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+///     if req.uri().path() == tasktrace::http::PATH {
+///         let answer = tasktrace::http::respond(target).await;
+///         return Ok(Response::builder()
+///             .status(answer.status)
+///             .header("content-type", answer.content_type)
+///             .body(Full::new(Bytes::from(answer.body)))
+///             .expect("a valid response"));
+///     }
+///     Ok(Response::new(Full::new(Bytes::from_static(b"hello\n"))))
+/// }
+///
+/// # #[tokio::main]
+/// # async fn main() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// loop {
+///     let (stream, _) = listener.accept().await?;
+///     tokio::spawn(async move {
+///         let service = hyper::service::service_fn(app);
+///         let _ = hyper::server::conn::http1::Builder::new()
+///             .serve_connection(TokioIo::new(stream), service)
+///             .await;
+///     });
+/// }
+/// # }
+/// ```
+///
+/// Without a server:
+///
+/// ```
+/// # #[tokio::main]
+/// # async fn main() {
+/// let task = tasktrace::spawn_named("orders", std::future::pending::<()>());
+/// let answer = tasktrace::http::respond("/debug/tasks?format=json").await;
+/// assert_eq!((answer.status, answer.content_type), (200, "application/json"));
+/// assert!(String::from_utf8(answer.body).unwrap().contains("\"orders\""));
+///
+/// let answer = tasktrace::http::respond("/debug/tasks?format=yaml").await;
+/// assert_eq!(answer.status, 400);
+/// assert_eq!(tasktrace::http::respond("/metrics").await.status, 404);
+/// task.abort();
+/// # }
+/// ```
+pub async fn respond(path_and_query: &str) -> Response {
+    let query = match parse(path_and_query) {
+        Ok(q) => q,
+        Err(answer) => return answer,
+    };
+    // One dump at a time: each wakes every task, so a burst of requests is served in turn.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let dump = {
+        let _turn = ONE_AT_A_TIME.lock().await;
+        crate::dump().await
+    };
+    let dump = match &query.task {
+        Some(re) => filter(dump, re),
+        None => dump,
+    };
+    let body = match query.output {
+        Output::Pprof => crate::model::pprof::to_pprof(&dump),
+        Output::Render(format) => dump.render(format).into_bytes(),
+    };
+    Response {
+        status: 200,
+        content_type: query.output.content_type(),
+        body,
+    }
+}
+
+/// Serves `GET /debug/tasks` ([`respond`]) over HTTP/1 on `listener`, until the future is
+/// dropped or the listener fails. Each connection is served on its own tokio task (not a
+/// registered one: the endpoint does not show up in its own dumps).
+///
+/// **It exposes the internals of the process: bind it to loopback or an internal admin
+/// interface, never to the public internet** (see the [module docs](self)).
+///
+/// Errors: only those of the listener itself. A failed connection is dropped and the server
+/// goes on; running out of file descriptors pauses accepting for a moment.
+///
+/// ```no_run
+/// # #[tokio::main]
+/// # async fn main() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:6669").await?;
+/// tokio::spawn(async move {
+///     if let Err(e) = tasktrace::http::serve(listener).await {
+///         eprintln!("/debug/tasks server stopped: {e}");
+///     }
+/// });
+/// # Ok(())
+/// # }
+/// ```
+pub async fn serve(listener: TcpListener) -> io::Result<()> {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _peer)) => stream,
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) if is_resource_error(&e) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
+                .serve_connection(TokioIo::new(stream), service_fn(handle))
+                .await;
+        });
+    }
+}
+
+/// A failure of one connection being accepted: the listener is fine.
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
+}
+
+/// Out of descriptors or buffers: accepting can work again later.
+fn is_resource_error(e: &io::Error) -> bool {
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    const ENOBUFS: i32 = 105;
+    const ENOMEM: i32 = 12;
+    e.kind() == io::ErrorKind::OutOfMemory
+        || matches!(e.raw_os_error(), Some(EMFILE | ENFILE | ENOBUFS | ENOMEM))
+}
+
+async fn handle(req: hyper::Request<Incoming>) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let answer = if matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD) {
+        let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        respond(target).await
+    } else {
+        Response::error(
+            405,
+            format_args!("method {} not allowed (GET)", req.method()),
+        )
+    };
+    let mut response = hyper::Response::builder()
+        .status(answer.status)
+        .header(hyper::header::CONTENT_TYPE, answer.content_type)
+        .header(hyper::header::CACHE_CONTROL, "no-store");
+    if answer.status == 405 {
+        response = response.header(hyper::header::ALLOW, "GET, HEAD");
+    }
+    Ok(response
+        .body(Full::new(Bytes::from(answer.body)))
+        .expect("status and headers are valid"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_formats_and_filters() {
+        let q = parse("/debug/tasks").unwrap();
+        assert_eq!(q.output, Output::Render(Format::Text));
+        assert!(q.task.is_none());
+        let q = parse("/debug/tasks?format=pprof&task=seed%3A%3Afoo").unwrap();
+        assert_eq!(q.output, Output::Pprof);
+        assert_eq!(q.task.unwrap().as_str(), "seed::foo");
+        assert_eq!(
+            parse("/debug/tasks/?format=svg").unwrap().output,
+            Output::Render(Format::Svg)
+        );
+        assert_eq!(
+            parse("debug/tasks?format=json")
+                .unwrap()
+                .output
+                .content_type(),
+            "application/json"
+        );
+    }
+
+    #[test]
+    fn bad_requests_get_one_line() {
+        for (target, status) in [
+            ("/", 404),
+            ("/debug/tasksx", 404),
+            ("/debug/tasks?format=yaml", 400),
+            ("/debug/tasks?task=(", 400),
+            ("/debug/tasks?task=a%7B99999%7D%7B99999%7D", 400),
+            ("/debug/tasks?fromat=json", 400),
+        ] {
+            let answer = parse(target).unwrap_err();
+            assert_eq!(answer.status, status, "{target}");
+            let body = String::from_utf8(answer.body).unwrap();
+            assert_eq!(body.lines().count(), 1, "{target}: {body}");
+            assert!(body.ends_with('\n'));
+        }
+    }
+}
