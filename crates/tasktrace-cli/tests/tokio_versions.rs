@@ -49,6 +49,10 @@ fn check_version(version: &str) {
     let fiz = child_of(bar, &format!("{PREFIX}fiz"));
     assert_eq!(fiz.frame.status, FrameStatus::Completed, "{ctx}: {fiz:#?}");
     assert!(fiz.children.is_empty());
+    // Completed at fiz's closing brace (three lines below its `async fn` line).
+    let done_at = fiz.frame.location.as_ref().expect("where fiz completed");
+    assert!(done_at.file.ends_with("src/main.rs"), "{done_at:?}");
+    assert_eq!(done_at.line, line("async fn fiz()") + 3, "{ctx}: {fiz:#?}");
     let buz = child_of(bar, &format!("{PREFIX}buz"));
     is_async(buz, "buz", "tokio::time::sleep(LONG).await");
     is_leaf(only_child(buz), "tokio::time::sleep::Sleep", "s left");

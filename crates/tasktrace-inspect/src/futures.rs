@@ -5,7 +5,9 @@
 //!   `join!` owns the suspend point, the body's `__awaitee` local at the same offset gives the
 //!   caller's line) and the child (`__awaitee`, or every element of a `futures` tuple for
 //!   `join!`/`select!`).
-//! - Join branches (`MaybeDone`, recognised by [`Tokio`]; `Done` shows as a completed frame),
+//! - Join branches (`MaybeDone` of tokio or futures, recognised by [`Tokio`]): `Done` shows as
+//!   a completed frame at the branch fn's closing brace (its `Returned` variant's line), `Gone`
+//!   (output already taken) is left out;
 //!   `Pin`/`Box` (thin, or `dyn Future` through its vtable's `{vtable_type}` to the concrete
 //!   type).
 //! - Leaves: whatever [`Tokio::leaf`] recognises (timers, join handles, channels, locks, I/O),
@@ -207,8 +209,17 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             Some(Branch::Done(inner)) => {
                 let (func, kind) =
                     async_env(&inner).unwrap_or_else(|| (clean_type(&inner), FrameKind::Fn));
+                // An async fn's `Returned` variant is declared at its closing brace: where it
+                // completed.
+                let loc = self
+                    .r
+                    .info
+                    .types_named(&inner)
+                    .iter()
+                    .find_map(|&t| self.r.variant_decl(t, "Returned"))
+                    .map(|(f, l)| Location::new(f, l, None));
                 vec![Node::new(
-                    Frame::new(func, None)
+                    Frame::new(func, loc)
                         .with_kind(kind)
                         .with_status(FrameStatus::Completed),
                 )]
@@ -269,6 +280,12 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
 impl Reader<'_> {
     /// The `decl_file` of the variant `name` of the state machine `env_ty`.
     pub fn variant_decl_file(&self, env_ty: u64, name: &str) -> Option<String> {
+        self.variant_decl(env_ty, name).map(|d| d.0)
+    }
+
+    /// The `decl_file` and `decl_line` of the variant `name` (`Unresumed`, `Returned`,
+    /// `SuspendN`) of the state machine `env_ty`.
+    pub fn variant_decl(&self, env_ty: u64, name: &str) -> Option<(String, u32)> {
         use crate::debuginfo::Kind;
         let d = self.info.die(self.strip(env_ty))?;
         for part in d.children.iter().filter_map(|c| self.info.die(*c)) {
@@ -281,7 +298,7 @@ impl Reader<'_> {
                         && m.ty
                             .is_some_and(|t| last_segment(self.type_name(t)) == name)
                     {
-                        return m.decl.as_ref().map(|d| d.0.clone());
+                        return m.decl.clone();
                     }
                 }
             }

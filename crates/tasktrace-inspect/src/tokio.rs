@@ -398,21 +398,39 @@ impl<'r, 'a> Tokio<'r, 'a> {
         for (i, &head) in heads.iter().enumerate() {
             let mut cur = head;
             while cur != 0 {
+                // Notes starting with "partial:" mark a dump that lacks tasks.
                 if !seen.insert(cur) {
                     notes.push(format!(
-                        "owned task list {i} has a cycle at {cur:#x}; stopped there"
+                        "partial: owned task list {i} has a cycle at {cur:#x}; stopped there"
                     ));
                     break;
                 }
                 if out.len() >= limit {
-                    notes.push(format!("stopped after {limit} tasks"));
+                    notes.push(format!("partial: stopped after {limit} tasks"));
                     return Ok((out, notes));
                 }
-                let vtable = r.u64(cur + lay.header_vtable)?;
-                let state = r.u64(cur + lay.header_state)?;
-                let id = r.u64(cur + r.u64(vtable + lay.vtable_id_offset)?)?;
-                let trailer = cur + r.u64(vtable + lay.vtable_trailer_offset)?;
-                let poll = r.u64(vtable + lay.vtable_poll)?;
+                // Target memory is untrusted: an unreadable task or link (a dangling pointer,
+                // memory gone mid-walk) ends this list, and the dump says so.
+                let links = (|| {
+                    let vtable = r.u64(cur.wrapping_add(lay.header_vtable))?;
+                    let state = r.u64(cur.wrapping_add(lay.header_state))?;
+                    let id_at = r.u64(vtable.wrapping_add(lay.vtable_id_offset))?;
+                    let id = r.u64(cur.wrapping_add(id_at))?;
+                    let trailer_at = r.u64(vtable.wrapping_add(lay.vtable_trailer_offset))?;
+                    let poll = r.u64(vtable.wrapping_add(lay.vtable_poll))?;
+                    let next = r.u64(cur.wrapping_add(trailer_at).wrapping_add(lay.trailer_next))?;
+                    Ok::<_, Error>((state, id, poll, next))
+                })();
+                let (state, id, poll, next) = match links {
+                    Ok(l) => l,
+                    Err(e) => {
+                        notes.push(format!(
+                            "partial: owned task list {i}: the task at {cur:#x} is unreadable \
+                             ({e}); the rest of this list is not listed"
+                        ));
+                        break;
+                    }
+                };
                 let mut task = RawTask {
                     header: cur,
                     id,
@@ -427,7 +445,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
                     Err(e) => task.error = Some(e.to_string()),
                 }
                 out.push(task);
-                cur = r.u64(trailer + lay.trailer_next)?;
+                cur = next;
             }
         }
         Ok((out, notes))
@@ -479,9 +497,15 @@ impl<'r, 'a> Tokio<'r, 'a> {
         r.u64(header + r.u64(vtable + self.layout.vtable_id_offset)?)
     }
 
-    /// True for tokio's join branch type (`MaybeDone`).
+    /// True for a join branch type (`MaybeDone` of tokio's `join!`/`try_join!`, or of the
+    /// futures crate's `join!`/`join_all`): variants `Future`, `Done`, `Gone`.
     pub fn is_maybe_done(&self, generic: &str) -> bool {
-        generic == "tokio::future::maybe_done::MaybeDone"
+        matches!(
+            generic,
+            "tokio::future::maybe_done::MaybeDone"
+                | "futures_util::future::maybe_done::MaybeDone"
+                | "futures_util::future::try_maybe_done::TryMaybeDone"
+        )
     }
 
     /// The state of a `MaybeDone` join branch: `Future { future }` (1.54: a pin-projected
