@@ -418,7 +418,8 @@ impl<'r, 'a> Tokio<'r, 'a> {
                     let id = r.u64(cur.wrapping_add(id_at))?;
                     let trailer_at = r.u64(vtable.wrapping_add(lay.vtable_trailer_offset))?;
                     let poll = r.u64(vtable.wrapping_add(lay.vtable_poll))?;
-                    let next = r.u64(cur.wrapping_add(trailer_at).wrapping_add(lay.trailer_next))?;
+                    let next =
+                        r.u64(cur.wrapping_add(trailer_at).wrapping_add(lay.trailer_next))?;
                     Ok::<_, Error>((state, id, poll, next))
                 })();
                 let (state, id, poll, next) = match links {
