@@ -120,3 +120,16 @@ fn write_out(file: Option<&std::ffi::OsStr>, text: &str) {
     }
     let _ = io::stderr().lock().write_all(text.as_bytes());
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_runtime_without_io_is_an_error_not_a_panic() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let err = rt.block_on(async { super::dump_on_sigusr1() }).unwrap_err();
+        assert!(err.to_string().contains("I/O enabled"), "{err}");
+        assert!(!super::INSTALLED.load(std::sync::atomic::Ordering::Acquire));
+    }
+}

@@ -196,7 +196,7 @@ impl Drop for Watchdog {
     }
 }
 
-/// Starts a stall watchdog on its own thread (see the [module docs](crate::watchdog)): every
+/// Starts a stall watchdog on its own thread (see the [module docs](mod@crate::watchdog)): every
 /// [`interval`](WatchdogConfig::interval) it reports, as `tracing` warnings, the registered
 /// tasks stuck inside one poll and, when asked, those idle for too long, with their traces.
 ///
