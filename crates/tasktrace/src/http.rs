@@ -23,7 +23,7 @@
 //!
 //! | parameter | values | |
 //! | --- | --- | --- |
-//! | `format` | `text` (default), `verbose`, `grouped`, `json`, `json-raw`, `folded`, `svg`, `pprof` | the renderers of [`Dump::render`] (`svg`: a flame graph), and `pprof`: a gzipped `profile.proto` ([`model::pprof`](crate::model::pprof)) |
+//! | `format` | `text` (default), `verbose`, `grouped`, `json`, `json-raw`, `folded`, `svg`, `pprof`, `pprof-raw` | the renderers of [`Dump::render`] (`svg`: a flame graph), and a gzipped `profile.proto` ([`model::pprof`](crate::model::pprof)) of the traces in the default view (`pprof`: async fns and leaves, as the text shows them) or with every frame (`pprof-raw`) |
 //! | `task` | a regex | keep only the tasks whose root frame's function matches (as captured, `app::serve::{{closure}}`, or clean, `app::serve`); tasks without a trace have no root frame and are left out |
 //!
 //! Answers: `200` with the dump; `400` with a one-line message for an unknown format or
@@ -82,13 +82,16 @@ struct Query {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Output {
     Render(Format),
-    Pprof,
+    /// pprof of the default view (as `json`), or of every frame (`raw`, as `json-raw`).
+    Pprof {
+        raw: bool,
+    },
 }
 
 impl Output {
     fn content_type(self) -> &'static str {
         match self {
-            Output::Pprof => "application/octet-stream",
+            Output::Pprof { .. } => "application/octet-stream",
             Output::Render(Format::Json | Format::JsonRaw) => "application/json",
             Output::Render(Format::Svg) => "image/svg+xml",
             Output::Render(_) => TEXT,
@@ -115,12 +118,12 @@ fn parse(path_and_query: &str) -> Result<Query, Response> {
     };
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         match &*key {
-            "format" if value == "pprof" => out.output = Output::Pprof,
+            "format" if value == "pprof" => out.output = Output::Pprof { raw: false },
+            "format" if value == "pprof-raw" => out.output = Output::Pprof { raw: true },
             "format" => {
-                out.output =
-                    Output::Render(value.parse::<Format>().map_err(|e| {
-                        Response::error(400, format_args!("bad format: {e}, or pprof"))
-                    })?)
+                out.output = Output::Render(value.parse::<Format>().map_err(|e| {
+                    Response::error(400, format_args!("bad format: {e}, pprof, pprof-raw"))
+                })?)
             }
             "task" => {
                 let re = regex::RegexBuilder::new(&value)
@@ -254,7 +257,8 @@ pub async fn respond(path_and_query: &str) -> Response {
         None => dump,
     };
     let body = match query.output {
-        Output::Pprof => crate::model::pprof::to_pprof(&dump),
+        Output::Pprof { raw: false } => crate::model::pprof::to_pprof(&dump.cleaned()),
+        Output::Pprof { raw: true } => crate::model::pprof::to_pprof(&dump),
         Output::Render(format) => dump.render(format).into_bytes(),
     };
     Response {
@@ -361,7 +365,7 @@ mod tests {
         assert_eq!(q.output, Output::Render(Format::Text));
         assert!(q.task.is_none());
         let q = parse("/debug/tasks?format=pprof&task=seed%3A%3Afoo").unwrap();
-        assert_eq!(q.output, Output::Pprof);
+        assert_eq!(q.output, Output::Pprof { raw: false });
         assert_eq!(q.task.unwrap().as_str(), "seed::foo");
         assert_eq!(
             parse("/debug/tasks/?format=svg").unwrap().output,

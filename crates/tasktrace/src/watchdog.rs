@@ -81,7 +81,8 @@ pub struct WatchdogConfig {
     /// How long to wait for an idle task's trace before reporting it without (default 500 ms).
     pub trace_deadline: Duration,
     /// At most this many events per scan; the others come at the next scans, and one event
-    /// says how many were held back (default 20).
+    /// (at most once per [`repeat_after`](Self::repeat_after)) says how many were held back
+    /// (default 20).
     pub max_reports: usize,
     idle_filter: Option<IdleFilter>,
 }
@@ -257,6 +258,8 @@ struct Seen {
 struct State {
     seen: HashMap<u64, Seen>,
     scans: u64,
+    /// When the last "N more not reported" event was emitted (rate-limited like the others).
+    held_back_reported: Option<Instant>,
 }
 
 /// An idle task to trace and report.
@@ -352,7 +355,12 @@ impl State {
                 event.emit();
             }
         }
-        if held_back > 0 {
+        if held_back > 0
+            && self
+                .held_back_reported
+                .is_none_or(|at| now.duration_since(at) >= config.repeat_after)
+        {
+            self.held_back_reported = Some(now);
             tracing::warn!(
                 target: TARGET,
                 held_back,

@@ -296,6 +296,19 @@ async fn http_answers_every_format() {
     assert!(read < stack.len() - 1, "leaf first: {stack:?}");
     assert_eq!(profile.stacks_of("http-fanout-1").len(), 2, "two branches");
     assert_eq!(profile.sample_type(), ("tasks", "count"));
+    assert!(
+        !stack.iter().any(|f| f.contains("{{closure}}")),
+        "the default view: {stack:?}"
+    );
+    let raw = get(addr, "/debug/tasks?format=pprof-raw").await;
+    let raw = profile::decode(&raw.body);
+    let stack = &raw.stacks_of("http-orders-2")[0];
+    assert!(
+        stack.last().unwrap().contains("serve_orders::{{closure}}"),
+        "{stack:?}"
+    );
+    assert!(stack.len() > 2, "every frame: {stack:?}");
+    go_pprof_reads(&pprof.body);
 
     // task=<regex>: the tasks whose root frame matches
     let only = get(addr, "/debug/tasks?format=json&task=fan_out%24").await;
@@ -351,6 +364,43 @@ async fn http_answers_every_format() {
     assert!(!server.is_finished());
     server.abort();
     drop(service);
+}
+
+/// Go's own `pprof` reads the answer (as in `crates/seed/tests/pprof_reader.rs`; skipped where
+/// Go is not installed, except in CI, which installs it).
+fn go_pprof_reads(gz: &[u8]) {
+    let dir = std::env::temp_dir().join(format!("tasktrace-hooks-pprof-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tasks.pb.gz");
+    std::fs::write(&file, gz).unwrap();
+    let go = match Command::new("go")
+        .args(["tool", "pprof", "-traces"])
+        .arg(&file)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("SKIPPED the go pprof check: Go is not installed here ({e})");
+            return;
+        }
+        Err(e) => panic!("go tool pprof must run in CI: {e}"),
+    };
+    let stdout = String::from_utf8_lossy(&go.stdout);
+    assert!(
+        go.status.success(),
+        "pprof failed: {}",
+        String::from_utf8_lossy(&go.stderr)
+    );
+    let sample = stdout
+        .split("-----------+-------------------------------------------------------")
+        .find(|s| s.contains("http-orders-2"))
+        .unwrap_or_else(|| panic!("the sample of http-orders-2 in:\n{stdout}"));
+    let read = sample.find("read_order").expect("read_order in the stack");
+    let serve = sample
+        .find("serve_orders")
+        .expect("serve_orders in the stack");
+    assert!(read < serve, "leaf first, root last:\n{sample}");
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// A reader of the `profile.proto` fields the export writes (numbers from profile.proto).
