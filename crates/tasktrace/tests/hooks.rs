@@ -903,7 +903,7 @@ async fn wait_for_go(rx: oneshot::Receiver<()>) {
     let _ = rx.await;
 }
 
-/// `1.2s`, `350.0ms`, `20.5µs` (as `{:.1?}` prints a `Duration`).
+/// `1.2s`, `350.123456ms`, `20.5µs` (as `Debug` prints a `Duration`).
 fn parse_duration(s: &str) -> Duration {
     let unit = s.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
     let n: f64 = s[..s.len() - unit.len()].parse().unwrap();
@@ -962,12 +962,16 @@ fn watchdog_reports_an_idle_task_with_its_trace() {
     let second = logs.wait_for(|e| {
         e.contains("\"wd-idle\"") && e.contains("has been idle") && e != first.as_str()
     });
+    // The `idle_for` field, at full precision (`Debug` of a `Duration`).
     let idle_for = |e: &str| {
-        let at = e.find("has been idle for ").unwrap() + "has been idle for ".len();
-        parse_duration(e[at..].split(';').next().unwrap())
+        let at = e.find(" idle_for=").expect("the idle_for field") + " idle_for=".len();
+        parse_duration(e[at..].split(' ').next().unwrap())
     };
+    assert!(idle_for(&first) >= Duration::from_millis(150), "{first}");
+    // Reported again no sooner than 300 ms later, so idle at least that much longer (a reset
+    // by the capture would show about 300 ms, not 450+).
     assert!(
-        idle_for(&second) >= idle_for(&first) + Duration::from_millis(300),
+        idle_for(&second) >= idle_for(&first) + Duration::from_millis(290),
         "{first}\n{second}"
     );
     // Filtered out: no other task reported.
