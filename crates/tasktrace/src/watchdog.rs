@@ -504,3 +504,111 @@ fn block_on<F: Future>(fut: F) -> F::Output {
         std::thread::park();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Logs(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+        type Writer = Logs;
+        fn make_writer(&'a self) -> Logs {
+            self.clone()
+        }
+    }
+
+    impl Logs {
+        fn take(&self) -> String {
+            String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
+        }
+    }
+
+    #[test]
+    fn reports_are_capped_per_scan_and_each_task_reported_once() {
+        use tracing_subscriber::util::SubscriberInitExt;
+        let logs = Logs::default();
+        let _subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .without_time()
+            .finish()
+            .set_default();
+        // Three tasks, each blocked inside its poll on a thread of its own.
+        let release = std::sync::Arc::new(AtomicBool::new(false));
+        let mut ids = Vec::new();
+        let threads: Vec<_> = (0..3)
+            .map(|i| {
+                let release = release.clone();
+                let (fut, handle) = crate::traced_named(
+                    format!("capped-{i}"),
+                    std::future::poll_fn(move |_| {
+                        let until = Instant::now() + Duration::from_secs(30);
+                        while !release.load(Ordering::Acquire) && Instant::now() < until {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        Poll::Ready(())
+                    }),
+                );
+                ids.push(handle.id());
+                std::thread::spawn(move || futures::executor::block_on(fut))
+            })
+            .collect();
+        let until = Instant::now() + Duration::from_secs(30);
+        let in_poll = |shared: &Shared| {
+            let s = shared.stamp();
+            s.in_poll && Elapsed::start().since(s.tick) >= Duration::from_millis(60)
+        };
+        while registry::snapshot()
+            .iter()
+            .filter(|s| ids.contains(&s.task.id) && in_poll(s))
+            .count()
+            < 3
+        {
+            assert!(
+                Instant::now() < until,
+                "the three tasks block in their polls"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let config = WatchdogConfig::default()
+            .in_poll_after(Duration::from_millis(50))
+            .repeat_after(Duration::from_secs(3600))
+            .max_reports(2);
+        let ours = |text: &str| {
+            text.lines()
+                .filter(|l| l.contains("\"capped-") && l.contains("inside one poll"))
+                .count()
+        };
+        let mut state = State::default();
+        state.scan(&config);
+        let first = logs.take();
+        assert_eq!(ours(&first), 2, "{first}");
+        assert!(
+            first.contains("more stalled task(s) not reported"),
+            "{first}"
+        );
+        state.scan(&config);
+        let second = logs.take();
+        assert_eq!(ours(&second), 1, "the third one: {second}");
+        state.scan(&config);
+        let third = logs.take();
+        assert_eq!(ours(&third), 0, "each once: {third}");
+        release.store(true, Ordering::Release);
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+}
