@@ -64,7 +64,13 @@ pub fn attach(pid: i32, opts: &Options) -> Result<Dump> {
     let info = debuginfo::DebugInfo::load(&exe_link)
         .map_err(|e| rename_path(e, &exe_link, &exe.to_string_lossy()))?;
     let stopped = std::time::Instant::now();
-    let process = target::live::LiveProcess::attach(pid, opts.timeout)?;
+    let process = target::live::LiveProcess::attach(pid, opts.timeout).map_err(|e| {
+        if exited(pid) {
+            Error::Other(format!("process {pid} exited while it was being attached"))
+        } else {
+            e
+        }
+    })?;
     // Test hook: keep the target stopped a while, so tests can interrupt a held attach.
     if let Some(ms) = std::env::var("TASKTRACE_TEST_HOLD_MS")
         .ok()
@@ -74,12 +80,37 @@ pub fn attach(pid: i32, opts: &Options) -> Result<Dump> {
     }
     let dump = read(&process, &info, opts);
     drop(process); // detach before formatting anything
-    let mut dump = dump?;
+    // Killed (or exited) while stopped: its memory went away under the reader.
+    let mut dump = match dump {
+        Err(_) if exited(pid) => {
+            return Err(Error::Other(format!(
+                "process {pid} exited while it was being read"
+            )))
+        }
+        Ok(mut d) if exited(pid) => {
+            d.notes.push(format!(
+                "partial: process {pid} exited while it was being read"
+            ));
+            d
+        }
+        other => other?,
+    };
     dump.notes.push(format!(
         "process {pid} was stopped for {:.1} ms",
         stopped.elapsed().as_secs_f64() * 1e3
     ));
     Ok(dump)
+}
+
+/// True if `pid` is gone or a zombie.
+fn exited(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].trim_start().chars().next())
+            .is_none_or(|state| matches!(state, 'Z' | 'X' | 'x')),
+        Err(_) => true,
+    }
 }
 
 fn rename_path(e: Error, from: &str, to: &str) -> Error {

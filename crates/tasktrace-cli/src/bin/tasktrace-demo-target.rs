@@ -98,6 +98,25 @@ fn main() {
         std::thread::sleep(Duration::from_secs(120));
         return;
     }
+    // Fault injection for tests/faults.rs. `--exit-after-ms N`: the process exits by itself
+    // N ms after it started. `--thread-churn`: a thread creates and joins short-lived threads
+    // in a tight loop (threads appear and exit while a reader stops the process).
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(ms) = args
+        .iter()
+        .position(|a| a == "--exit-after-ms")
+        .and_then(|i| args.get(i + 1)?.parse::<u64>().ok())
+    {
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(ms));
+            std::process::exit(0);
+        });
+    }
+    if args.iter().any(|a| a == "--thread-churn") {
+        std::thread::spawn(|| loop {
+            let _ = std::thread::spawn(|| std::hint::black_box(0u64)).join();
+        });
+    }
     // `--current-thread`: the same tasks on a current_thread runtime (without the spinner,
     // which would hold its only thread).
     let current_thread = std::env::args().any(|a| a == "--current-thread");

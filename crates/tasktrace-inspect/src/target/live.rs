@@ -193,6 +193,10 @@ fn wait_stop(tid: i32, deadline: Instant, timeout: Duration) -> Result<Option<i3
             }
             return Err(Error::Other(format!("waitpid on thread {tid}: {err}")));
         }
+        if r == 0 && thread_gone(tid) {
+            // Killed before it reported the stop (the process was killed meanwhile).
+            return Ok(None);
+        }
         if Instant::now() >= deadline {
             return Err(Error::Timeout(format!(
                 "thread {tid} did not stop within the --timeout of {:.1}s (detached again)",
@@ -200,6 +204,17 @@ fn wait_stop(tid: i32, deadline: Instant, timeout: Duration) -> Result<Option<i3
             )));
         }
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// True if the thread `tid` has exited (no longer listed, or a zombie).
+fn thread_gone(tid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{tid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].trim_start().chars().next())
+            .is_none_or(|state| matches!(state, 'Z' | 'X' | 'x')),
+        Err(_) => true,
     }
 }
 
