@@ -401,10 +401,7 @@ fn check(result: Result<Dump>, clean: &Dump, what: &str, o: &mut Outcomes) {
 
 /// The address of the first task-list link of a clean read (the 8-byte read that returned
 /// the second listed task's header), and the first two tasks' headers.
-fn first_link(
-    t: &dyn tasktrace_inspect::target::Target,
-    info: &DebugInfo,
-) -> (u64, u64, u64) {
+fn first_link(t: &dyn tasktrace_inspect::target::Target, info: &DebugInfo) -> (u64, u64, u64) {
     let bias = t.at_entry().map_or(0, |e| e.wrapping_sub(info.entry));
     let rec = Faulty {
         log: Some(RefCell::new(Vec::new())),
