@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use tasktrace_inspect::Options;
 use tasktrace_model::{Dump, Format};
 
-const USAGE: &str = "tasktrace attach <PID> [--format FMT] [--task REGEX] [--timeout SECS]
-       tasktrace core <CORE> --exe <BIN> [--format FMT] [--task REGEX]
+const USAGE: &str =
+    "tasktrace attach <PID> [--format FMT] [--task REGEX] [--threads] [--timeout SECS]
+       tasktrace core <CORE> --exe <BIN> [--format FMT] [--task REGEX] [--threads]
        tasktrace demo [--format FMT]";
 
 /// Dump the async tasks of a running tokio program, or of a core file, from outside: every
@@ -72,6 +73,10 @@ struct Output {
     /// Keep only the tasks whose root function matches this regular expression.
     #[arg(long, value_name = "REGEX", value_parser = parse_regex)]
     task: Option<Regex>,
+    /// Also list the threads: workers (local queue, task being polled), block_on threads
+    /// with their root future (e.g. `#[tokio::main]`'s), blocking-pool threads.
+    #[arg(long)]
+    threads: bool,
 }
 
 /// A renderer of the model, or the pprof export (bytes, not text).
@@ -215,6 +220,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Attach { pid, timeout, out } => {
             let opts = Options {
                 timeout,
+                threads: out.threads,
                 ..Options::default()
             };
             (
@@ -222,10 +228,16 @@ fn run(cli: Cli) -> Result<(), String> {
                 out,
             )
         }
-        Cmd::Core { core, exe, out } => (
-            tasktrace_inspect::core(&core, &exe, &Options::default()).map_err(|e| e.to_string())?,
-            out,
-        ),
+        Cmd::Core { core, exe, out } => {
+            let opts = Options {
+                threads: out.threads,
+                ..Options::default()
+            };
+            (
+                tasktrace_inspect::core(&core, &exe, &opts).map_err(|e| e.to_string())?,
+                out,
+            )
+        }
         Cmd::Demo { timeout, out } => (demo(timeout)?, out),
     };
     let dump = match &out.task {

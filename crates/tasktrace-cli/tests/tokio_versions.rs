@@ -102,12 +102,11 @@ fn check_version(version: &str) {
         );
     }
 
-    // The second runtime (current_thread, on its own thread): its spawned task.
+    // The second runtime (current_thread, on its own thread) runs a LocalSet: two
+    // `spawn_local` tasks (in the LocalSet's own list, found through its `block_on` root
+    // future on that thread's stack) and one `tokio::spawn`ed (in the runtime's list).
     let local = tasks_of(&d, "local_leaf");
-    assert!(
-        !local.is_empty(),
-        "{ctx}: no task of the current_thread runtime"
-    );
+    assert_eq!(local.len(), 3, "{ctx}: current_thread and LocalSet tasks");
     for t in local {
         let n = root(t);
         is_async(
@@ -118,6 +117,7 @@ fn check_version(version: &str) {
         is_leaf(only_child(n), "tokio::time::sleep::Sleep", "s left");
     }
     assert!(d.notes.iter().any(|n| n.contains("2 runtimes")), "{ctx}");
+    assert!(d.notes.iter().any(|n| n.contains("1 LocalSet")), "{ctx}");
 
     let unordered = root(one(&d, "unordered_sleeps"));
     is_async(

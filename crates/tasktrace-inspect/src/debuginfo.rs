@@ -93,6 +93,8 @@ pub struct DebugInfo {
     dies: HashMap<u64, Die>,
     types_by_name: HashMap<String, Vec<u64>>,
     subprograms: HashMap<u64, Subprogram>,
+    /// Count of subprograms without code kept for their template parameters.
+    decl_subprograms: u64,
     vtables: HashMap<u64, u64>,
     awaitees: HashMap<String, Vec<AwaiteeVar>>,
     /// Offset of tokio's `CONTEXT` value in the executable's TLS block, and its type.
@@ -112,6 +114,10 @@ pub struct DebugInfo {
 }
 
 type R<'a> = gimli::EndianSlice<'a, RunTimeEndian>;
+
+/// Keys of [`DebugInfo::subprograms`] above this are not code addresses: subprograms without
+/// code (declarations, abstract instances) kept for their name and template parameters.
+pub const DECL_SUBPROGRAM_KEYS: u64 = 1 << 62;
 
 impl DebugInfo {
     /// Reads and indexes the executable at `path`.
@@ -158,6 +164,8 @@ impl DebugInfo {
                 .map_err(|e| Error::Other(format!("cannot load DWARF of {path}: {e}")))?;
             info.scan(&dwarf)
                 .map_err(|e| Error::Other(format!("cannot parse DWARF of {path}: {e}")))?;
+            info.subprograms
+                .retain(|&k, s| k < DECL_SUBPROGRAM_KEYS || !s.template_types.is_empty());
             // A symbol fallback for vtables: `<T as Future>::{vtable}` variables are found in
             // the DWARF scan; nothing else is needed from the symbol table.
         }
@@ -223,9 +231,19 @@ impl DebugInfo {
                     }
                     gimli::DW_TAG_subprogram => {
                         let qname = qualify(&name);
-                        if let Some(AttributeValue::Addr(pc)) =
-                            entry.attr_value(gimli::DW_AT_low_pc)
-                        {
+                        let key = match entry.attr_value(gimli::DW_AT_low_pc) {
+                            Some(AttributeValue::Addr(pc)) => Some(pc),
+                            // A method's declaration (its code is a separate DIE pointing
+                            // here with DW_AT_specification) or an abstract instance: it
+                            // holds the name and the template parameters. Kept under a key
+                            // no code address has (dropped at the end if not generic).
+                            _ if !name.is_empty() => {
+                                self.decl_subprograms += 1;
+                                Some(DECL_SUBPROGRAM_KEYS + self.decl_subprograms)
+                            }
+                            _ => None,
+                        };
+                        if let Some(pc) = key {
                             self.subprograms.insert(
                                 pc,
                                 Subprogram {
@@ -452,6 +470,12 @@ impl DebugInfo {
     /// The subprogram starting at this (unrelocated) address.
     pub fn subprogram_at(&self, pc: u64) -> Option<&Subprogram> {
         self.subprograms.get(&pc)
+    }
+
+    /// Every subprogram (entry address, unrelocated; keys from [`DECL_SUBPROGRAM_KEYS`] on are
+    /// generic declarations without code), in no particular order.
+    pub fn subprograms(&self) -> impl Iterator<Item = (u64, &Subprogram)> {
+        self.subprograms.iter().map(|(pc, s)| (*pc, s))
     }
 
     /// The concrete type behind a `dyn Future` vtable at this (unrelocated) address.

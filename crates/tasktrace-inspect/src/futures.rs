@@ -106,6 +106,9 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
         if self.tokio.is_maybe_done(generic) {
             return self.maybe_done(addr, ty, depth);
         }
+        if let Some((off, inner)) = self.tokio.inner_future(ty) {
+            return self.decode(addr + off, inner, depth + 1);
+        }
         match generic {
             "core::pin::Pin" | "alloc::boxed::Box" | "core::ptr::non_null::NonNull" => {
                 if let Some(nodes) = self.pointer(addr, ty, depth) {

@@ -18,6 +18,7 @@ pub mod debuginfo;
 mod error;
 pub mod futures;
 pub mod target;
+pub mod threads;
 pub mod tokio;
 pub mod value;
 
@@ -33,6 +34,9 @@ pub struct Options {
     pub timeout: Duration,
     /// Most tasks listed.
     pub max_tasks: usize,
+    /// Also list the threads ([`Dump::threads`]): workers with their local queue and the task
+    /// they poll, `block_on` threads with their root future, blocking-pool threads.
+    pub threads: bool,
 }
 
 impl Default for Options {
@@ -40,6 +44,7 @@ impl Default for Options {
         Options {
             timeout: Duration::from_secs(5),
             max_tasks: 100_000,
+            threads: false,
         }
     }
 }
@@ -80,7 +85,7 @@ pub fn attach(pid: i32, opts: &Options) -> Result<Dump> {
     }
     let dump = read(&process, &info, opts);
     drop(process); // detach before formatting anything
-    // Killed (or exited) while stopped: its memory went away under the reader.
+                   // Killed (or exited) while stopped: its memory went away under the reader.
     let mut dump = match dump {
         Err(_) if exited(pid) => {
             return Err(Error::Other(format!(
@@ -189,6 +194,44 @@ pub fn read(t: &dyn target::Target, info: &debuginfo::DebugInfo, opts: &Options)
     if runtimes.len() > 1 {
         notes.push(format!("{} runtimes", runtimes.len()));
     }
+    // Threads: their roles, and the root futures of `block_on` threads (found on their
+    // stacks). A `LocalSet::block_on` root leads to the LocalSet's own task list.
+    let mut facts = threads::threads(&reader, &tk, &contexts, &runtimes, &raw);
+    let mut local_sets = 0;
+    for f in &facts {
+        let Some(root) = f.root else { continue };
+        let left = opts.max_tasks.saturating_sub(raw.len());
+        match tk.local_set_tasks((root.addr, root.ty), left) {
+            Some(Ok((mut tasks, n))) => {
+                local_sets += 1;
+                raw.append(&mut tasks);
+                notes.extend(n);
+            }
+            Some(Err(e)) => notes.push(format!(
+                "partial: the LocalSet of thread {} could not be read: {e}",
+                f.info.tid
+            )),
+            None => {}
+        }
+    }
+    if local_sets > 0 {
+        notes.push(format!(
+            "{local_sets} LocalSet{} (found on block_on stacks)",
+            if local_sets == 1 { "" } else { "s" }
+        ));
+    }
+    if opts.threads {
+        for (f, c) in facts.iter_mut().zip(&contexts) {
+            if f.info.role == tasktrace_model::ThreadRole::BlockOn && f.info.task.is_none() {
+                f.info.task = c
+                    .task_id
+                    .filter(|&id| raw.iter().any(|t| t.id == id && t.running));
+            }
+            if let Some(root) = f.root {
+                f.info.trace = threads::decode_root(&reader, &tk, root);
+            }
+        }
+    }
     let mut tasks = Vec::with_capacity(raw.len());
     for rt in raw {
         let mut task = Task::new(rt.id);
@@ -251,5 +294,8 @@ pub fn read(t: &dyn target::Target, info: &debuginfo::DebugInfo, opts: &Options)
     ));
     let mut dump = Dump::new(tasks);
     dump.notes = notes;
+    if opts.threads {
+        dump.threads = facts.into_iter().map(|f| f.info).collect();
+    }
     Ok(dump)
 }

@@ -491,11 +491,121 @@ impl<'r, 'a> Tokio<'r, 'a> {
         }
     }
 
+    /// The index of the worker whose `multi_thread::worker::Context` is `ctx`.
+    pub fn worker_index(&self, ctx: &SchedulerContext) -> Option<u32> {
+        let r = self.r;
+        let l = self.layout.resolver(r);
+        let (w_off, w_ty) = l.opt(ctx.ty, layout::WORKER_CTX_WORKER)?;
+        let (worker, worker_ty) = self.arc_data(ctx.addr + w_off, w_ty).ok()??;
+        let (i_off, i_ty) = l.opt(worker_ty, layout::WORKER_INDEX)?;
+        self.int(worker + i_off, i_ty).map(|i| i as u32)
+    }
+
+    /// Tasks in the local run queue of worker `index` of the multi-thread runtime `rt`.
+    pub fn local_queue_len(&self, rt: &Runtime, index: u64) -> Option<u64> {
+        let r = self.r;
+        let l = self.layout.resolver(r);
+        let (rm_off, rm_ty) = l.opt(rt.ty, layout::MT_REMOTES)?;
+        let (p_off, p_ty) = l.opt(rm_ty, &["data_ptr"])?;
+        let (n_off, _) = l.opt(rm_ty, &["length"])?;
+        let data = r.u64(rt.addr + rm_off + p_off).ok()?;
+        let n = r.u64(rt.addr + rm_off + n_off).ok()?;
+        if index >= n {
+            return None;
+        }
+        let remote_ty = r.pointee(p_ty)?;
+        let remote = data + index * r.type_size(remote_ty);
+        let (q_off, q_ty) = l.opt(remote_ty, layout::REMOTE_QUEUE)?;
+        let (inner, inner_ty) = self.arc_data(remote + q_off, q_ty).ok()??;
+        let (h_off, h_ty) = l.opt(inner_ty, layout::QUEUE_HEAD)?;
+        let (t_off, t_ty) = l.opt(inner_ty, layout::QUEUE_TAIL)?;
+        let head = self.int(inner + h_off, h_ty)?;
+        let tail = self.int(inner + t_off, t_ty)?;
+        // `head` packs (steal, real) halves; the length counts from the real head.
+        let half = r.type_size(t_ty).clamp(1, 4) * 8;
+        let mask = (1u64 << half) - 1;
+        Some(tail.wrapping_sub(head & mask) & mask)
+    }
+
+    /// Tasks in the run queue of a current_thread scheduler (`current_thread::Context` at
+    /// `ctx`), when its core is in place.
+    pub fn current_thread_queue_len(&self, ctx: &SchedulerContext) -> Option<u64> {
+        let r = self.r;
+        let l = self.layout.resolver(r);
+        let (c_off, c_ty) = l.opt(ctx.ty, layout::CT_CTX_CORE)?;
+        let (core, core_ty) = r.thin_pointer(c_ty, ctx.addr + c_off).ok()??;
+        if core == 0 {
+            return None;
+        }
+        let (q_off, q_ty) = l.opt(core_ty?, layout::CT_CORE_QUEUE_LEN)?;
+        self.int(core + q_off, q_ty)
+    }
+
+    /// The `RunUntil` (the future `LocalSet::block_on`/`run_until` drives) at `root` or
+    /// awaited by it (`run_until`'s async fn awaits it), at most a few awaits down.
+    fn find_run_until(&self, root: (u64, u64), depth: usize) -> Option<(u64, u64)> {
+        let r = self.r;
+        let name = r.type_name(root.1);
+        if name.starts_with(layout::RUN_UNTIL_TYPE) {
+            return Some(root);
+        }
+        if depth >= 3 || crate::futures::async_env(name).is_none() {
+            return None;
+        }
+        let v = r.variant(root.1, root.0).ok()??;
+        let (a_off, a_ty) = r.member(v.ty, "__awaitee")?;
+        self.find_run_until((root.0 + v.offset + a_off, r.strip(a_ty)), depth + 1)
+    }
+
+    /// The tasks of the `LocalSet` driven by the root future `root` (a `RunUntil`, or an
+    /// async fn awaiting one), if it is one: its `LocalOwnedTasks` list.
+    pub fn local_set_tasks(
+        &self,
+        root: (u64, u64),
+        limit: usize,
+    ) -> Option<Result<(Vec<RawTask>, Vec<String>)>> {
+        let r = self.r;
+        let root = self.find_run_until(root, 0)?;
+        let l = self.layout.resolver(r);
+        let set = (|| {
+            let (ls_off, ls_ty) = l.one(root.1, layout::RUN_UNTIL_LOCAL_SET)?;
+            let (set, set_ty) = r
+                .thin_pointer(ls_ty, root.0 + ls_off)?
+                .ok_or_else(|| l.missing("RunUntil.local_set"))?;
+            let set_ty = set_ty.ok_or_else(|| l.missing("RunUntil.local_set (type)"))?;
+            let (c_off, c_ty) = l.one(set_ty, layout::LOCAL_SET_CONTEXT)?;
+            let (ctx, ctx_ty) = self
+                .arc_data(set + c_off, c_ty)?
+                .ok_or_else(|| l.missing("LocalSet.context"))?;
+            let (s_off, s_ty) = l.one(ctx_ty, layout::LOCAL_CONTEXT_SHARED)?;
+            let (shared, shared_ty) = self
+                .arc_data(ctx + s_off, s_ty)?
+                .ok_or_else(|| l.missing("local::Context.shared"))?;
+            let (h_off, h_ty) = l.one(shared_ty, layout::LOCAL_OWNED_HEAD)?;
+            let head = match r.thin_pointer(h_ty, shared + h_off)? {
+                Some((p, _)) => p,
+                None => 0,
+            };
+            self.walk_lists(&[head], limit)
+        })();
+        Some(set)
+    }
+
     /// The id of the task whose header is at `header` (for a `JoinHandle`'s raw task).
     pub fn task_id(&self, header: u64) -> Result<u64> {
         let r = self.r;
         let vtable = r.u64(header + self.layout.header_vtable)?;
         r.u64(header + r.u64(vtable + self.layout.vtable_id_offset)?)
+    }
+
+    /// The future a tokio wrapper future drives, when `ty` is one whose own frame says
+    /// nothing (`RunUntil`, the future of `LocalSet::block_on`/`run_until`): (offset, type).
+    pub fn inner_future(&self, ty: u64) -> Option<(u64, u64)> {
+        let r = self.r;
+        if !r.type_name(ty).starts_with(layout::RUN_UNTIL_TYPE) {
+            return None;
+        }
+        self.layout.resolver(r).opt(ty, layout::RUN_UNTIL_FUTURE)
     }
 
     /// True for a join branch type (`MaybeDone` of tokio's `join!`/`try_join!`, or of the

@@ -166,6 +166,10 @@ pub struct Dump {
     /// Warnings about the dump itself (partial reads, tasks that could not be captured in time).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The program's threads (workers, `block_on` threads with their root future), when the
+    /// producer was asked for them; empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub threads: Vec<crate::ThreadInfo>,
 }
 
 impl Default for Dump {
@@ -183,6 +187,7 @@ impl Dump {
             tasks,
             deadlocks: Vec::new(),
             notes: Vec::new(),
+            threads: Vec::new(),
         };
         dump.deadlocks = dump.find_deadlocks();
         dump

@@ -7,7 +7,8 @@
 //! - [`Location`]: a source position (`file:line:col`).
 //! - [`Frame`]: one logical frame (an async fn, async block, plain fn or leaf) with its location.
 //! - [`Trace`]: a tree of frames (a forest of [`Node`]s), built by merging root-to-leaf paths.
-//! - [`Task`], [`Dump`]: every task of a program with its state and trace.
+//! - [`Task`], [`Dump`]: every task of a program with its state and trace; [`ThreadInfo`]: its
+//!   threads (workers, `block_on` threads with their root future), when the producer knows them.
 //! - [`clean`]: from captured frames to readable ones. `Display` of a [`Trace`] or [`Dump`] is
 //!   the default view ([`Trace::clean`]: `seed::foo::{{closure}}` reads `async fn seed::foo`,
 //!   runtime and combinator plumbing is hidden, leaves say what they wait on); `{:#}` is the
@@ -42,10 +43,12 @@ mod location;
 #[cfg(feature = "pprof")]
 pub mod pprof;
 mod render;
+mod thread;
 mod trace;
 
 pub use dump::{Dump, Task, TaskState, SCHEMA_VERSION};
 pub use frame::{Frame, FrameKind, FrameStatus};
 pub use location::Location;
 pub use render::Format;
+pub use thread::{ThreadInfo, ThreadRole};
 pub use trace::{Node, Trace};

@@ -195,6 +195,9 @@ impl Dump {
     pub fn cleaned(&self) -> Dump {
         let mut cache = CleanCache::default();
         let mut dump = self.clone();
+        for thread in &mut dump.threads {
+            thread.trace = cache.clean(&thread.trace);
+        }
         for task in &mut dump.tasks {
             task.trace = cache.for_task(task);
             if let Some(loc) = &mut task.spawned_at {
@@ -253,6 +256,29 @@ impl Dump {
         }
         for note in &self.notes {
             writeln!(out, "note: {note}")?;
+        }
+        Ok(())
+    }
+
+    /// The threads section (when the producer listed threads): one header line per thread,
+    /// and the root future of a `block_on` thread.
+    fn write_threads(&self, out: &mut dyn fmt::Write, verbose: bool) -> fmt::Result {
+        if self.threads.is_empty() {
+            return Ok(());
+        }
+        if !self.deadlocks.is_empty() || !self.notes.is_empty() {
+            writeln!(out)?;
+        }
+        for thread in &self.threads {
+            writeln!(out, "{thread}")?;
+            if !thread.trace.is_empty() {
+                let view = if verbose {
+                    thread.trace.normalized()
+                } else {
+                    thread.trace.clean()
+                };
+                view.write_tree(out, "  ", &|frame| frame.to_string())?;
+            }
         }
         Ok(())
     }
@@ -333,6 +359,7 @@ impl fmt::Display for Dump {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verbose = f.alternate();
         self.write_preamble(f)?;
+        self.write_threads(f, verbose)?;
         // Many tasks share one trace (a pool of workers, a thousand idle connections): each
         // distinct trace is rendered once and its text reused. Comparing two trees is much
         // cheaper than cleaning and formatting one; a few recent texts are kept, so interleaved
@@ -341,7 +368,11 @@ impl fmt::Display for Dump {
         let mut recent: Vec<(&Trace, String)> = Vec::with_capacity(RECENT);
         let mut next_slot = 0;
         for (i, task) in self.tasks.iter().enumerate() {
-            if i > 0 || !self.deadlocks.is_empty() || !self.notes.is_empty() {
+            if i > 0
+                || !self.deadlocks.is_empty()
+                || !self.notes.is_empty()
+                || !self.threads.is_empty()
+            {
                 writeln!(f)?;
             }
             task.write_header(f)?;

@@ -12,7 +12,7 @@
 //! Everything in the file is untrusted: every offset and length is checked, and a malformed
 //! core gives [`Error::CorruptCore`], never a panic.
 
-use super::{auxv_entry, Target, Thread};
+use super::{auxv_entry, Registers, Target, Thread};
 use crate::error::{Error, Result};
 use object::elf;
 use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
@@ -50,6 +50,7 @@ pub struct CoreFile {
     segments: Vec<Segment>,
     mappings: Vec<Mapping>,
     threads: Vec<Thread>,
+    regs: Vec<(i32, Registers)>,
     entry: Option<u64>,
 }
 
@@ -84,6 +85,7 @@ impl CoreFile {
         }
         let mut segments = Vec::new();
         let mut threads = Vec::new();
+        let mut regs = Vec::new();
         let mut mappings = Vec::new();
         let mut entry = None;
         for ph in file.elf_program_headers() {
@@ -111,9 +113,16 @@ impl CoreFile {
                         let desc = note.desc();
                         match note.n_type(endian) {
                             elf::NT_PRSTATUS => {
-                                threads.push(prstatus_thread(desc).ok_or_else(|| {
+                                let t = prstatus_thread(desc).ok_or_else(|| {
                                     corrupt("NT_PRSTATUS note too short for x86-64")
-                                })?)
+                                })?;
+                                if let Some(r) = desc
+                                    .get(PRSTATUS_REGS..)
+                                    .and_then(Registers::from_user_regs)
+                                {
+                                    regs.push((t.tid, r));
+                                }
+                                threads.push(t);
                             }
                             elf::NT_AUXV => entry = auxv_entry(desc),
                             elf::NT_FILE => mappings = parse_nt_file(desc).unwrap_or_default(),
@@ -136,6 +145,7 @@ impl CoreFile {
             segments,
             mappings,
             threads,
+            regs,
             entry,
         })
     }
@@ -252,6 +262,10 @@ impl Target for CoreFile {
 
     fn is_live(&self) -> bool {
         false
+    }
+
+    fn registers(&self, tid: i32) -> Option<Registers> {
+        self.regs.iter().find(|r| r.0 == tid).map(|r| r.1)
     }
 }
 

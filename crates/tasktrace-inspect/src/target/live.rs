@@ -18,7 +18,7 @@
 //! - Memory is read with `process_vm_readv` (falling back to `/proc/PID/mem`), only while
 //!   the threads are stopped.
 
-use super::{auxv_entry, Target, Thread};
+use super::{auxv_entry, Registers, Target, Thread};
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -53,6 +53,8 @@ pub struct LiveProcess {
     /// Signals that arrived before our interrupt, given back on detach.
     signals: Vec<(i32, i32)>,
     threads: Vec<Thread>,
+    /// Registers and name of each thread, read while it is stopped.
+    regs: Vec<(i32, Registers, Option<String>)>,
     entry: Option<u64>,
 }
 
@@ -70,6 +72,7 @@ impl LiveProcess {
             seized: Vec::new(),
             signals: Vec::new(),
             threads: Vec::new(),
+            regs: Vec::new(),
             entry: None,
         };
         // Threads may be created while we seize: list again until nothing new appears.
@@ -130,10 +133,23 @@ impl LiveProcess {
         }
         proc.seized.retain(|t| stopped.contains(t));
         for &tid in &proc.seized {
+            let regs = user_regs(tid)?;
             proc.threads.push(Thread {
                 tid,
-                fs_base: fs_base(tid)?,
+                fs_base: regs.fs_base,
             });
+            let name = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+                .ok()
+                .map(|s| s.trim_end().to_string());
+            proc.regs.push((
+                tid,
+                Registers {
+                    rip: regs.rip,
+                    rsp: regs.rsp,
+                    rbp: regs.rbp,
+                },
+                name,
+            ));
         }
         // Main thread first.
         proc.threads.sort_by_key(|t| (t.tid != pid, t.tid));
@@ -218,7 +234,7 @@ fn thread_gone(tid: i32) -> bool {
     }
 }
 
-fn fs_base(tid: i32) -> Result<u64> {
+fn user_regs(tid: i32) -> Result<libc::user_regs_struct> {
     // SAFETY: user_regs_struct is plain old data; all-zero is a valid value.
     let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
     // SAFETY: PTRACE_GETREGS writes one user_regs_struct to the pointer we pass.
@@ -236,7 +252,7 @@ fn fs_base(tid: i32) -> Result<u64> {
             std::io::Error::last_os_error()
         )));
     }
-    Ok(regs.fs_base)
+    Ok(regs)
 }
 
 /// Installs [`on_sigint`] for `SIGINT` and `SIGTERM`; returns the previous actions.
@@ -322,5 +338,16 @@ impl Target for LiveProcess {
 
     fn is_live(&self) -> bool {
         true
+    }
+
+    fn registers(&self, tid: i32) -> Option<Registers> {
+        self.regs.iter().find(|r| r.0 == tid).map(|r| r.1)
+    }
+
+    fn thread_name(&self, tid: i32) -> Option<String> {
+        self.regs
+            .iter()
+            .find(|r| r.0 == tid)
+            .and_then(|r| r.2.clone())
     }
 }

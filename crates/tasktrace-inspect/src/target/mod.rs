@@ -14,6 +14,31 @@ pub struct Thread {
     pub fs_base: u64,
 }
 
+/// The registers of one stopped thread that the reader uses (x86-64): where its stack is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Registers {
+    /// Instruction pointer.
+    pub rip: u64,
+    /// Stack pointer.
+    pub rsp: u64,
+    /// Frame pointer (or a general register in code built without frame pointers).
+    pub rbp: u64,
+}
+
+impl Registers {
+    /// Reads `rip`, `rsp`, `rbp` from a raw x86-64 `user_regs_struct` (as in `NT_PRSTATUS`).
+    pub fn from_user_regs(regs: &[u8]) -> Option<Registers> {
+        let word = |at: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(regs.get(at..at + 8)?.try_into().ok()?))
+        };
+        Some(Registers {
+            rbp: word(32)?,
+            rip: word(128)?,
+            rsp: word(152)?,
+        })
+    }
+}
+
 /// Memory and threads of a stopped target.
 pub trait Target {
     /// Reads `buf.len()` bytes at `addr`.
@@ -24,6 +49,14 @@ pub trait Target {
     fn at_entry(&self) -> Option<u64>;
     /// True for a live process (times such as a sleep's remaining time make sense).
     fn is_live(&self) -> bool;
+    /// The registers of thread `tid`, when the target has them.
+    fn registers(&self, _tid: i32) -> Option<Registers> {
+        None
+    }
+    /// The name of thread `tid` (`comm`), when the target knows it.
+    fn thread_name(&self, _tid: i32) -> Option<String> {
+        None
+    }
 }
 
 /// Finds `AT_ENTRY` (9) in a raw auxiliary vector.

@@ -203,3 +203,41 @@ pub const CELL_STAGE: &[&str] = &[
     "core.stage.stage",
     "core.stage",
 ];
+
+/// `multi_thread::worker::Context` → `worker` (`Arc<Worker>`).
+pub const WORKER_CTX_WORKER: &[&str] = &["worker"];
+/// `multi_thread::worker::Worker` → `index`.
+pub const WORKER_INDEX: &[&str] = &["index"];
+/// `multi_thread::Handle` → `shared.remotes` (`Box<[Remote]>`).
+pub const MT_REMOTES: &[&str] = &["shared.remotes"];
+/// `worker::Remote` → `steal.__0` (`Arc<queue::Inner>`).
+pub const REMOTE_QUEUE: &[&str] = &["steal.__0", "steal"];
+/// `queue::Inner` → `head` (packed: low half = real head) and `tail`.
+pub const QUEUE_HEAD: &[&str] = &["head"];
+/// See [`QUEUE_HEAD`].
+pub const QUEUE_TAIL: &[&str] = &["tail"];
+/// `current_thread::Context` → `core` (`RefCell<Option<Box<Core>>>`).
+pub const CT_CTX_CORE: &[&str] = &["core.value.value", "core.value"];
+/// `current_thread::Core` → `tasks.len` (the local run queue, a `VecDeque`).
+pub const CT_CORE_QUEUE_LEN: &[&str] = &["tasks.len"];
+/// Subprograms whose template parameter `F` is a `block_on` root future, inline in their frame.
+pub const BLOCK_ON_FNS: &[&str] = &[
+    "tokio::runtime::park::CachedParkThread::block_on<",
+    "tokio::runtime::scheduler::current_thread::CurrentThread::block_on<",
+];
+/// `task::local::RunUntil` (the root future of `LocalSet::block_on`) → `local_set`
+/// (`&LocalSet`) and `future`.
+pub const RUN_UNTIL_LOCAL_SET: &[&str] = &["local_set"];
+/// See [`RUN_UNTIL_LOCAL_SET`].
+pub const RUN_UNTIL_FUTURE: &[&str] = &["future"];
+/// `LocalSet` → `context` (`Rc<local::Context>`).
+pub const LOCAL_SET_CONTEXT: &[&str] = &["context"];
+/// `local::Context` → `shared` (`Arc<local::Shared>`).
+pub const LOCAL_CONTEXT_SHARED: &[&str] = &["shared"];
+/// `local::Shared` → the head of its `LocalOwnedTasks` list.
+pub const LOCAL_OWNED_HEAD: &[&str] = &[
+    "local_state.owned.inner.__0.value.list.head",
+    "local_state.owned.inner.value.list.head",
+];
+/// The type name of `RunUntil` (generic: a prefix).
+pub const RUN_UNTIL_TYPE: &str = "tokio::task::local::RunUntil<";

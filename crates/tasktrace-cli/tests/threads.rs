@@ -1,0 +1,147 @@
+//! `tasktrace attach PID --threads` on `testdata/tokio-targets` (tokio 1.54.1), in a debug and
+//! in an optimised build (where `block_on`'s future local is optimised out and is found on the
+//! stack): every worker with its index and local queue, the `#[tokio::main]` thread with
+//! main's own future suspended at `listener.accept().await`, the current_thread runtime's
+//! `LocalSet::block_on` thread with its root future, the blocking-pool thread; and the target
+//! still runs after the detach.
+
+mod support;
+
+use support::*;
+use tasktrace_model::{Dump, FrameKind, Node, ThreadInfo, ThreadRole};
+
+fn leaves(n: &Node) -> Vec<&Node> {
+    if n.children.is_empty() {
+        return vec![n];
+    }
+    n.children.iter().flat_map(leaves).collect()
+}
+
+fn find<'n>(n: &'n Node, func: &str) -> Option<&'n Node> {
+    if n.frame.function == func {
+        return Some(n);
+    }
+    n.children.iter().find_map(|c| find(c, func))
+}
+
+fn threads_with(d: &Dump, role: ThreadRole) -> Vec<&ThreadInfo> {
+    d.threads.iter().filter(|t| t.role == role).collect()
+}
+
+fn check(profile: &str) {
+    let exe = build_target("1.54.1", profile);
+    let t = Target::start(&exe, &["3"]);
+    let pid = t.pid.to_string();
+    let d = dump_of(&tasktrace(&["attach", &pid, "--threads", "--json"]));
+    let ctx = format!("{profile} build");
+    assert_eq!(
+        d.threads.len(),
+        5,
+        "{ctx}: main, 2 workers, local-rt, blocking: {d:#?}"
+    );
+
+    // Workers: distinct indexes, a local queue each.
+    let workers = threads_with(&d, ThreadRole::Worker);
+    assert!(!workers.is_empty(), "{ctx}: no worker");
+    let mut idx: Vec<u32> = workers.iter().map(|w| w.worker.expect("index")).collect();
+    idx.sort();
+    idx.dedup();
+    assert_eq!(idx.len(), workers.len(), "{ctx}: worker indexes {idx:?}");
+    for w in &workers {
+        assert_eq!(w.runtime, Some(1), "{ctx}: {w:?}");
+        assert_eq!(w.scheduler.as_deref(), Some("multi_thread"));
+        assert!(w.local_queue.is_some(), "{ctx}: {w:?}");
+        assert!(w.trace.is_empty());
+    }
+
+    // The `#[tokio::main]` thread: main's future, suspended at the accept.
+    let main = d
+        .threads
+        .iter()
+        .find(|th| th.tid == u64::from(t.pid))
+        .expect("the main thread");
+    assert_eq!(main.role, ThreadRole::BlockOn, "{ctx}: {main:?}");
+    assert_eq!(main.runtime, Some(1));
+    assert_eq!(main.trace.roots.len(), 1, "{ctx}: {main:#?}");
+    let root = &main.trace.roots[0];
+    assert_eq!(root.frame.function, format!("{PREFIX}main"), "{root:#?}");
+    assert_eq!(root.frame.kind, FrameKind::AsyncBlock);
+    let at = root.frame.location.as_ref().expect("await line");
+    assert!(at.file.ends_with("src/main.rs"), "{at:?}");
+    assert_eq!(
+        at.line,
+        line("match listener.accept().await"),
+        "{ctx}: {root:#?}"
+    );
+    assert!(!root.children.is_empty(), "{ctx}: the accept: {root:#?}");
+    assert!(
+        leaves(root)
+            .iter()
+            .any(|l| l.frame.note.as_deref().unwrap_or("").contains("I/O")),
+        "{ctx}: waiting on the listener: {root:#?}"
+    );
+
+    // The current_thread runtime's thread, in `LocalSet::block_on`: its async block, joining
+    // three join handles on the LocalSet's and the runtime's tasks.
+    let local = d
+        .threads
+        .iter()
+        .find(|th| th.name.as_deref() == Some("local-rt"))
+        .expect("the local-rt thread");
+    assert_eq!(local.role, ThreadRole::BlockOn, "{ctx}: {local:?}");
+    assert_eq!(local.runtime, Some(2));
+    assert_eq!(local.scheduler.as_deref(), Some("current_thread"));
+    // (Under tokio's own `run_until` async fn, which the JSON-raw view keeps.)
+    let lroot = find(&local.trace.roots[0], &format!("{PREFIX}local_runtime"))
+        .unwrap_or_else(|| panic!("{ctx}: no local_runtime frame: {local:#?}"));
+    assert_eq!(lroot.frame.kind, FrameKind::AsyncBlock);
+    assert_eq!(
+        lroot.frame.location.as_ref().map(|l| l.line),
+        Some(line("let _ = tokio::join!(a, b, c);")),
+        "{ctx}: {lroot:#?}"
+    );
+    let local_ids: Vec<u64> = tasks_of(&d, "local_leaf").iter().map(|t| t.id).collect();
+    assert_eq!(local_ids.len(), 3, "{ctx}");
+    for l in leaves(lroot) {
+        assert!(
+            l.frame
+                .function
+                .starts_with("tokio::runtime::task::join::JoinHandle"),
+            "{l:#?}"
+        );
+    }
+
+    // The blocking pool thread runs the `spawn_blocking` sleep.
+    let blocking = threads_with(&d, ThreadRole::Blocking);
+    assert_eq!(blocking.len(), 1, "{ctx}: {blocking:?}");
+    assert!(blocking[0].task.is_some());
+
+    // The text view lists them before the tasks.
+    let text = tasktrace(&["attach", &pid, "--threads"]);
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("block_on of runtime 1 (multi_thread)"),
+        "{text}"
+    );
+    assert!(text.contains("— worker 0 of runtime 1"), "{text}");
+    assert!(
+        text.contains("async block in tokio_target::main at src/main.rs:"),
+        "{text}"
+    );
+    // Without --threads, no threads.
+    let plain = dump_of(&tasktrace(&["attach", &pid, "--json"]));
+    assert!(plain.threads.is_empty());
+
+    t.assert_running_and_echoes();
+}
+
+#[test]
+fn threads_view_of_a_debug_build() {
+    check("dev");
+}
+
+#[test]
+fn threads_view_of_a_release_build() {
+    check("release");
+}

@@ -1,0 +1,355 @@
+//! The threads view: what each OS thread of the target does for tokio, from its `CONTEXT`
+//! thread-local (see [`ThreadContext`]) and its stack.
+//!
+//! - Workers (`CONTEXT.scheduler` = a multi-thread worker context): worker index, local run
+//!   queue length (`remotes[index]`'s queue: `tail − real head`), and the task it polls now
+//!   (`current_task_id`, when that task's header has the RUNNING bit).
+//! - `block_on` threads (a multi-thread runtime entered without a scheduler: `#[tokio::main]`;
+//!   or a current_thread scheduler context): the root future. Its local is optimised out in
+//!   release builds, so it is found by scanning the thread's stack upwards from `rsp` for an
+//!   inline value of one of the types `block_on` is instantiated with (template parameter `F`
+//!   of the `block_on` subprograms), whose state machine is suspended and whose pointers check
+//!   out ([`Scan::plausible`]); the innermost best match is decoded like a task.
+//! - Blocking-pool threads (a runtime handle, not entered): the blocking task they run.
+//!
+//! The same scan finds `LocalSet`s: a `LocalSet::block_on` root future (`RunUntil`) points at
+//! its `LocalSet`, whose `LocalOwnedTasks` list the local tasks.
+
+use crate::futures::{async_env, Decoder};
+use crate::tokio::{layout, Flavor, RawTask, Runtime, ThreadContext, Tokio};
+use crate::value::Reader;
+use tasktrace_model::{Node, ThreadInfo, ThreadRole, Trace};
+
+/// Bytes of stack scanned above `rsp` for a root future.
+const STACK_WINDOW: u64 = 512 * 1024;
+/// Read granularity of the scan (a read failing ends the stack).
+const CHUNK: u64 = 64 * 1024;
+/// Smallest read of the scan, near the top of a stack mapping.
+const PAGE: u64 = 4096;
+
+/// A root future found on a `block_on` thread's stack.
+#[derive(Clone, Copy, Debug)]
+pub struct RootFuture {
+    /// Its address.
+    pub addr: u64,
+    /// Its type.
+    pub ty: u64,
+}
+
+/// What the reader knows of one thread.
+pub struct ThreadFacts {
+    /// The model's view.
+    pub info: ThreadInfo,
+    /// The root future of a `block_on` thread.
+    pub root: Option<RootFuture>,
+}
+
+/// Classifies every thread; finds and decodes the root futures of `block_on` threads.
+pub fn threads(
+    r: &Reader<'_>,
+    tk: &Tokio<'_, '_>,
+    contexts: &[ThreadContext],
+    runtimes: &[Runtime],
+    tasks: &[RawTask],
+) -> Vec<ThreadFacts> {
+    let scan = Scan::new(r, tk);
+    let runtime_no = |rt: &Runtime| {
+        runtimes
+            .iter()
+            .position(|o| o.addr == rt.addr)
+            .map(|i| i as u32 + 1)
+    };
+    let flavor_name = |f: Flavor| match f {
+        Flavor::MultiThread => "multi_thread",
+        Flavor::CurrentThread => "current_thread",
+    };
+    let running = |id: u64| tasks.iter().any(|t| t.id == id && t.running);
+    let mut out = Vec::new();
+    for c in contexts {
+        let tid = c.thread.tid;
+        let mut info = ThreadInfo::new(tid as u64, ThreadRole::Other);
+        info.name = r.target.thread_name(tid);
+        if let Some(h) = &c.handle {
+            info.runtime = runtime_no(h);
+            info.scheduler = Some(flavor_name(h.flavor).to_string());
+        }
+        let mut root = None;
+        match (&c.scheduler, c.entered, &c.handle) {
+            (Some(s), _, _) if s.flavor == Flavor::MultiThread => {
+                info.role = ThreadRole::Worker;
+                info.worker = tk.worker_index(s);
+                if let (Some(i), Some(h)) = (info.worker, &c.handle) {
+                    info.local_queue = tk.local_queue_len(h, i as u64);
+                }
+                info.task = c.task_id.filter(|&id| running(id));
+            }
+            (Some(s), _, _) => {
+                info.role = ThreadRole::BlockOn;
+                info.local_queue = tk.current_thread_queue_len(s);
+                info.task = c.task_id.filter(|&id| running(id));
+                root = scan.root_future(tid);
+            }
+            (None, Some(true), Some(_)) => {
+                info.role = ThreadRole::BlockOn;
+                root = scan.root_future(tid);
+            }
+            (None, _, Some(_)) => {
+                info.role = ThreadRole::Blocking;
+                info.task = c.task_id;
+            }
+            _ => {}
+        }
+        if info.role == ThreadRole::BlockOn && root.is_none() {
+            info.note = Some(if r.target.registers(tid).is_none() {
+                "no registers: its root future cannot be looked for".into()
+            } else {
+                "its root future was not found on its stack".into()
+            });
+        }
+        out.push(ThreadFacts { info, root });
+    }
+    out
+}
+
+/// Decodes a root future into a trace (like a task's).
+pub fn decode_root(r: &Reader<'_>, tk: &Tokio<'_, '_>, root: RootFuture) -> Trace {
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut dec = Decoder::new(r, tk);
+        dec.decode(root.addr, root.ty, 0)
+    }));
+    match decoded {
+        Ok(nodes) => Trace {
+            roots: std::sync::Arc::new(nodes),
+        },
+        Err(_) => Trace {
+            roots: std::sync::Arc::new(Vec::<Node>::new()),
+        },
+    }
+}
+
+/// Where a state machine keeps its discriminant, and the values of its suspend variants.
+#[derive(Clone, Debug)]
+struct Tag {
+    /// Offset of the tag from the start of the candidate type.
+    offset: u64,
+    /// Its size in bytes.
+    size: u64,
+    /// Discriminant values of `SuspendN` variants.
+    suspend: Vec<u64>,
+}
+
+/// The stack scan for root futures.
+pub struct Scan<'r, 'a, 't> {
+    r: &'r Reader<'a>,
+    tk: &'t Tokio<'r, 'a>,
+    /// Candidate types with their quick-check tag.
+    candidates: Vec<(u64, u64, Tag)>,
+}
+
+impl<'r, 'a, 't> Scan<'r, 'a, 't> {
+    /// Collects the candidate root future types from the `block_on` subprograms.
+    pub fn new(r: &'r Reader<'a>, tk: &'t Tokio<'r, 'a>) -> Self {
+        let mut types: Vec<u64> = Vec::new();
+        for (_, sp) in r.info.subprograms() {
+            if !layout::BLOCK_ON_FNS.iter().any(|p| sp.name.starts_with(p)) {
+                continue;
+            }
+            for (n, t) in &sp.template_types {
+                let t = r.strip(*t);
+                // The same type appears once per compilation unit: keep one.
+                if n == "F" && !types.iter().any(|&o| r.type_name(o) == r.type_name(t)) {
+                    types.push(t);
+                }
+            }
+        }
+        let mut candidates = Vec::new();
+        for t in types {
+            let size = r.type_size(t);
+            if size == 0 || size > STACK_WINDOW / 2 {
+                continue;
+            }
+            if let Some(tag) = tag_of(r, t, 0) {
+                candidates.push((t, size, tag));
+            }
+        }
+        if std::env::var_os("TASKTRACE_DEBUG_SCAN").is_some() {
+            for (t, size, tag) in &candidates {
+                eprintln!("candidate {} size {size} tag {tag:?}", r.type_name(*t));
+            }
+        }
+        Scan { r, tk, candidates }
+    }
+
+    /// The root future on the stack of thread `tid`.
+    pub fn root_future(&self, tid: i32) -> Option<RootFuture> {
+        if self.candidates.is_empty() {
+            return None;
+        }
+        let regs = self.r.target.registers(tid)?;
+        let start = regs.rsp & !7;
+        let stack = read_stack(self.r, start);
+        let mut best: Option<(u32, RootFuture)> = None;
+        for &(ty, size, ref tag) in &self.candidates {
+            let mut o = 0u64;
+            while o + size <= stack.len() as u64 {
+                let at = (o + tag.offset) as usize;
+                let mut b = [0u8; 8];
+                b[..tag.size as usize].copy_from_slice(&stack[at..at + tag.size as usize]);
+                let v = u64::from_le_bytes(b);
+                if tag.suspend.contains(&v) {
+                    let addr = start + o;
+                    if let Some(score) = self.plausible(addr, ty, 0) {
+                        // Best score wins; on a tie the innermost (lowest) copy.
+                        if best.is_none_or(|(s, _)| score > s) {
+                            best = Some((score, RootFuture { addr, ty }));
+                        }
+                    }
+                }
+                o += 8;
+            }
+        }
+        best.map(|b| b.1)
+    }
+
+    /// Whether a value of type `ty` at `addr` looks live: state machines in a valid state
+    /// (the root: suspended), join handles pointing at task headers whose vtable's `poll` is
+    /// a known function, `Arc`s with sane counts, references and boxes readable. `None`:
+    /// implausible; otherwise a score (more checked pointers: more certain).
+    pub fn plausible(&self, addr: u64, ty: u64, depth: usize) -> Option<u32> {
+        let r = self.r;
+        let ty = r.strip(ty);
+        if depth > 4 {
+            return Some(0);
+        }
+        let name = r.type_name(ty);
+        let generic = name.split('<').next().unwrap_or(name);
+        if async_env(name).is_some() {
+            let v = r.variant(ty, addr).ok()??;
+            let ok = if depth == 0 {
+                v.name.starts_with("Suspend")
+            } else {
+                v.name.starts_with("Suspend") || v.name == "Unresumed"
+            };
+            if !ok {
+                return None;
+            }
+            let mut score = 1;
+            for (_, off, mt) in r.members(v.ty) {
+                score += self.plausible(addr + v.offset + off, mt, depth + 1)?;
+            }
+            return Some(score);
+        }
+        match generic {
+            "tokio::runtime::task::join::JoinHandle" => {
+                let header = r.u64(addr).ok()?;
+                let lay = &self.tk.layout;
+                let vtable = r.u64(header.checked_add(lay.header_vtable)?).ok()?;
+                let poll = r.u64(vtable.checked_add(lay.vtable_poll)?).ok()?;
+                r.info.subprogram_at(poll.wrapping_sub(r.bias))?;
+                Some(3)
+            }
+            "alloc::sync::Arc" | "alloc::rc::Rc" => {
+                let p = r.u64(addr).ok()?;
+                if p == 0 || p % 8 != 0 {
+                    return None;
+                }
+                let strong = r.u64(p).ok()?;
+                let weak = r.u64(p + 8).ok()?;
+                ((1..1 << 40).contains(&strong) && (1..1 << 40).contains(&weak)).then_some(1)
+            }
+            "alloc::boxed::Box" => {
+                let p = r.u64(addr).ok()?;
+                let mut b = [0u8; 1];
+                (p != 0 && r.bytes(p, &mut b).is_ok()).then_some(0)
+            }
+            _ => {
+                let d = r.info.die(ty)?;
+                if d.kind == crate::debuginfo::Kind::Pointer {
+                    // References must point somewhere readable; raw pointers may be anything.
+                    if name.starts_with('&') {
+                        let p = r.u64(addr).ok()?;
+                        let mut b = [0u8; 1];
+                        return (p != 0 && r.bytes(p, &mut b).is_ok()).then_some(0);
+                    }
+                    return Some(0);
+                }
+                if d.kind != crate::debuginfo::Kind::Struct || depth >= 3 {
+                    return Some(0);
+                }
+                let mut score = 0;
+                for (_, off, mt) in r.members(ty) {
+                    score += self.plausible(addr + off, mt, depth + 1)?;
+                }
+                Some(score)
+            }
+        }
+    }
+}
+
+/// The readable stack from `start` upwards (at most [`STACK_WINDOW`] bytes): big reads,
+/// then page by page near the end of the mapping.
+fn read_stack(r: &Reader<'_>, start: u64) -> Vec<u8> {
+    let mut stack = Vec::new();
+    let mut step = CHUNK;
+    while (stack.len() as u64) < STACK_WINDOW {
+        let mut chunk = vec![0u8; step as usize];
+        if r.target
+            .read(start + stack.len() as u64, &mut chunk)
+            .is_ok()
+        {
+            stack.extend_from_slice(&chunk);
+        } else if step > PAGE {
+            step = PAGE;
+        } else {
+            break;
+        }
+    }
+    stack
+}
+
+/// The quick-check tag of a candidate: its own state machine's, or that of the first state
+/// machine among its members (e.g. `RunUntil.future`).
+fn tag_of(r: &Reader<'_>, ty: u64, depth: usize) -> Option<Tag> {
+    use crate::debuginfo::Kind;
+    let ty = r.strip(ty);
+    let d = r.info.die(ty)?;
+    if async_env(r.type_name(ty)).is_some() {
+        let part = d
+            .children
+            .iter()
+            .filter_map(|c| r.info.die(*c))
+            .find(|c| c.kind == Kind::VariantPart)?;
+        let tag = r.info.die(part.discr?)?;
+        let size = tag.ty.map(|t| r.type_size(t)).unwrap_or(1).clamp(1, 8);
+        let mut suspend = Vec::new();
+        for v in part.children.iter().filter_map(|c| r.info.die(*c)) {
+            if v.kind != Kind::Variant {
+                continue;
+            }
+            let Some(value) = v.discr_value else { continue };
+            let is_suspend = v.children.iter().filter_map(|c| r.info.die(*c)).any(|m| {
+                m.kind == Kind::Member
+                    && m.ty.is_some_and(|t| {
+                        crate::value::last_segment(r.type_name(t)).starts_with("Suspend")
+                    })
+            });
+            if is_suspend {
+                suspend.push(value);
+            }
+        }
+        return (!suspend.is_empty()).then_some(Tag {
+            offset: tag.offset,
+            size,
+            suspend,
+        });
+    }
+    if depth >= 2 || d.kind != Kind::Struct {
+        return None;
+    }
+    r.members(ty).into_iter().find_map(|(_, off, mt)| {
+        tag_of(r, mt, depth + 1).map(|t| Tag {
+            offset: t.offset + off,
+            ..t
+        })
+    })
+}

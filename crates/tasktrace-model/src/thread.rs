@@ -1,0 +1,111 @@
+//! The OS threads of a program, as an out-of-process reader sees them: runtime workers, the
+//! threads blocked in `block_on` with their root future, blocking-pool threads.
+
+use crate::Trace;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What a thread does for the async runtime.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadRole {
+    /// A worker of a multi-thread runtime (it polls tasks).
+    Worker,
+    /// A thread inside `block_on` (e.g. `#[tokio::main]`'s), driving one root future; on a
+    /// current-thread runtime it also polls that runtime's tasks.
+    BlockOn,
+    /// A blocking-pool thread (`spawn_blocking`, or idle in the pool).
+    Blocking,
+    /// Not a runtime thread.
+    #[default]
+    Other,
+}
+
+/// One thread.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ThreadInfo {
+    /// Kernel thread id.
+    pub tid: u64,
+    /// Its name (`/proc/PID/task/TID/comm`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What it does.
+    pub role: ThreadRole,
+    /// Which runtime it belongs to: 1-based, in the order the producer found them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<u32>,
+    /// The runtime's scheduler: `"multi_thread"` or `"current_thread"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<String>,
+    /// Worker index within its runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<u32>,
+    /// Tasks waiting in its local run queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_queue: Option<u64>,
+    /// The task it is polling (or, on a blocking thread, the blocking task it runs) now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<u64>,
+    /// The root future of a `block_on` thread; empty otherwise.
+    #[serde(default, skip_serializing_if = "Trace::is_empty")]
+    pub trace: Trace,
+    /// Anything else worth a glance (why the root future is missing, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl ThreadInfo {
+    /// A thread with this id and role, nothing else known.
+    pub fn new(tid: u64, role: ThreadRole) -> Self {
+        ThreadInfo {
+            tid,
+            role,
+            ..ThreadInfo::default()
+        }
+    }
+
+    /// The header line of this thread in text dumps.
+    pub fn header(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for ThreadInfo {
+    /// `thread 1234 "tokio-rt-worker" — worker 0 of runtime 1 (multi_thread), local queue 0,
+    /// polling task 7`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "thread {}", self.tid)?;
+        if let Some(name) = &self.name {
+            write!(f, " \"{name}\"")?;
+        }
+        f.write_str(" — ")?;
+        match self.role {
+            ThreadRole::Worker => match self.worker {
+                Some(i) => write!(f, "worker {i}")?,
+                None => f.write_str("worker")?,
+            },
+            ThreadRole::BlockOn => f.write_str("block_on")?,
+            ThreadRole::Blocking => f.write_str("blocking pool")?,
+            ThreadRole::Other => f.write_str("not a runtime thread")?,
+        }
+        if let Some(rt) = self.runtime {
+            write!(f, " of runtime {rt}")?;
+            if let Some(s) = &self.scheduler {
+                write!(f, " ({s})")?;
+            }
+        }
+        if let Some(n) = self.local_queue {
+            write!(f, ", local queue {n}")?;
+        }
+        match (self.task, self.role) {
+            (Some(id), ThreadRole::Blocking) => write!(f, ", running blocking task {id}")?,
+            (Some(id), _) => write!(f, ", polling task {id}")?,
+            (None, ThreadRole::Worker) => f.write_str(", idle")?,
+            _ => {}
+        }
+        if let Some(note) = &self.note {
+            write!(f, " ({note})")?;
+        }
+        Ok(())
+    }
+}
