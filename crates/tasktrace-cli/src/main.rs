@@ -36,6 +36,10 @@ enum Cmd {
         #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_timeout,
               allow_negative_numbers = true)]
         timeout: Duration,
+        /// A separate debug file for the executable (when it has no debuginfo of its own
+        /// and none is found by build id or `.gnu_debuglink`).
+        #[arg(long, value_name = "FILE")]
+        debuginfo: Option<String>,
         #[command(flatten)]
         out: Output,
     },
@@ -46,6 +50,9 @@ enum Cmd {
         /// The executable that dumped it.
         #[arg(long, value_name = "BIN")]
         exe: String,
+        /// A separate debug file for the executable (see `attach --debuginfo`).
+        #[arg(long, value_name = "FILE")]
+        debuginfo: Option<String>,
         #[command(flatten)]
         out: Output,
     },
@@ -217,10 +224,16 @@ fn demo(timeout: Duration) -> Result<Dump, String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     let (dump, out) = match cli.command {
-        Cmd::Attach { pid, timeout, out } => {
+        Cmd::Attach {
+            pid,
+            timeout,
+            debuginfo,
+            out,
+        } => {
             let opts = Options {
                 timeout,
                 threads: out.threads,
+                debuginfo,
                 ..Options::default()
             };
             (
@@ -228,9 +241,15 @@ fn run(cli: Cli) -> Result<(), String> {
                 out,
             )
         }
-        Cmd::Core { core, exe, out } => {
+        Cmd::Core {
+            core,
+            exe,
+            debuginfo,
+            out,
+        } => {
             let opts = Options {
                 threads: out.threads,
+                debuginfo,
                 ..Options::default()
             };
             (

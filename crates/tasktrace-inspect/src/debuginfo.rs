@@ -126,16 +126,48 @@ impl DebugInfo {
         Self::parse(data, path)
     }
 
+    /// Reads the executable at `path` and indexes its debuginfo, from the executable itself
+    /// or from a separate debug file ([`crate::debugfile`]: `explicit`, build id,
+    /// `.gnu_debuglink` relative to `real_path`, the executable's path on disk).
+    pub fn load_with(path: &str, real_path: &str, explicit: Option<&str>) -> Result<DebugInfo> {
+        let data = std::fs::read(path).map_err(|e| Error::Io(path.to_string(), e))?;
+        if data.len() < 4 || &data[..4] != b"\x7fELF" {
+            return Err(Error::NotElf(path.to_string()));
+        }
+        match crate::debugfile::find(&data, real_path, explicit)? {
+            Some(f) => Self::parse_split(data, Some((f.data, &f.path)), path),
+            None => Self::parse(data, path),
+        }
+    }
+
     /// Indexes the bytes of an executable; `path` only names it in errors. The bytes are
     /// untrusted: a malformed ELF or DWARF gives an error, never a panic.
     pub fn parse(data: Vec<u8>, path: &str) -> Result<DebugInfo> {
+        Self::parse_split(data, None, path)
+    }
+
+    /// Like [`parse`](Self::parse), with the DWARF from a separate debug file (its bytes and
+    /// path) when given: the executable still gives the program headers and its data.
+    pub fn parse_split(
+        data: Vec<u8>,
+        debug: Option<(Vec<u8>, &str)>,
+        path: &str,
+    ) -> Result<DebugInfo> {
         if data.len() < 4 || &data[..4] != b"\x7fELF" {
             return Err(Error::NotElf(path.to_string()));
         }
         let mut info = DebugInfo::default();
         {
             let obj = object::File::parse(&*data).map_err(|_| Error::NotElf(path.to_string()))?;
-            if obj.section_by_name(".debug_info").is_none() {
+            let debug_obj = match &debug {
+                Some((d, p)) => {
+                    Some(object::File::parse(&**d).map_err(|_| Error::NotElf(p.to_string()))?)
+                }
+                None => None,
+            };
+            let dwarf_obj = debug_obj.as_ref().unwrap_or(&obj);
+            let path = debug.as_ref().map_or(path, |d| d.1);
+            if dwarf_obj.section_by_name(".debug_info").is_none() {
                 return Err(Error::NoDebugInfo(path.to_string()));
             }
             info.entry = obj.entry();
@@ -154,7 +186,7 @@ impl DebugInfo {
                 info.loads.push((seg.address(), off, len));
             }
             let section = |id: gimli::SectionId| -> std::result::Result<R<'_>, gimli::Error> {
-                let bytes = obj
+                let bytes = dwarf_obj
                     .section_by_name(id.name())
                     .and_then(|s| s.data().ok())
                     .unwrap_or(&[]);

@@ -14,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+pub mod debugfile;
 pub mod debuginfo;
 mod error;
 pub mod futures;
@@ -37,6 +38,10 @@ pub struct Options {
     /// Also list the threads ([`Dump::threads`]): workers with their local queue and the task
     /// they poll, `block_on` threads with their root future, blocking-pool threads.
     pub threads: bool,
+    /// A separate debug file for the executable (`objcopy --only-keep-debug` output, a
+    /// distribution's `.debug` file). Without it, an executable without debuginfo is looked up
+    /// by build id and `.gnu_debuglink` ([`debugfile`]).
+    pub debuginfo: Option<String>,
 }
 
 impl Default for Options {
@@ -45,6 +50,7 @@ impl Default for Options {
             timeout: Duration::from_secs(5),
             max_tasks: 100_000,
             threads: false,
+            debuginfo: None,
         }
     }
 }
@@ -66,8 +72,12 @@ pub fn attach(pid: i32, opts: &Options) -> Result<Dump> {
         }
     })?;
     // Read the executable through /proc (works even if the file was replaced on disk).
-    let info = debuginfo::DebugInfo::load(&exe_link)
-        .map_err(|e| rename_path(e, &exe_link, &exe.to_string_lossy()))?;
+    let info = debuginfo::DebugInfo::load_with(
+        &exe_link,
+        &exe.to_string_lossy(),
+        opts.debuginfo.as_deref(),
+    )
+    .map_err(|e| rename_path(e, &exe_link, &exe.to_string_lossy()))?;
     let stopped = std::time::Instant::now();
     let process = target::live::LiveProcess::attach(pid, opts.timeout).map_err(|e| {
         if exited(pid) {
@@ -128,7 +138,7 @@ fn rename_path(e: Error, from: &str, to: &str) -> Error {
 
 /// Reads every task from the core file `core` of the executable `exe`.
 pub fn core(core: &str, exe: &str, opts: &Options) -> Result<Dump> {
-    let info = debuginfo::DebugInfo::load(exe)?;
+    let info = debuginfo::DebugInfo::load_with(exe, exe, opts.debuginfo.as_deref())?;
     let file = target::core::CoreFile::open(core)?;
     check_core_matches(&file, &info, core, exe)?;
     read(&file, &info, opts)

@@ -22,7 +22,7 @@ pub const PREFIX: &str = "tokio_target::";
 static BUILD: Mutex<()> = Mutex::new(());
 
 /// The cargo target dir of this test run (`…/target`).
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     std::path::Path::new(TASKTRACE)
         .parent()
         .and_then(|p| p.parent())
@@ -157,8 +157,14 @@ impl Drop for Target {
 
 /// Runs `tasktrace` with a 120 s deadline.
 pub fn tasktrace(args: &[&str]) -> Output {
+    tasktrace_env(args, &[])
+}
+
+/// Runs `tasktrace` with extra environment variables, with a 120 s deadline.
+pub fn tasktrace_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(TASKTRACE)
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

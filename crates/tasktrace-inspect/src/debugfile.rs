@@ -1,0 +1,178 @@
+//! Debuginfo in a separate file, the way distributions and `objcopy --only-keep-debug` ship
+//! it. For an executable without `.debug_info`, in this order (gdb's):
+//!
+//! 1. the file given explicitly (`--debuginfo FILE`, [`crate::Options::debuginfo`]);
+//! 2. the build-id layout: `DIR/.build-id/xx/rest.debug` for the executable's
+//!    `NT_GNU_BUILD_ID` note (hex `xxrest…`), for each debug directory `DIR` (`/usr/lib/debug`,
+//!    or the `:`-separated list in `TASKTRACE_DEBUG_FILE_DIRECTORY`);
+//! 3. `.gnu_debuglink` (a file name and the CRC-32 of that file): next to the executable,
+//!    in its `.debug/` subdirectory, and under `DIR/<the executable's directory>/`.
+//!
+//! A candidate is used only if it matches: same build id when both files have one, and for a
+//! debuglink the CRC. An explicit file that does not match is an error, not skipped.
+
+use crate::error::{Error, Result};
+use object::{Object, ObjectSection};
+use std::path::{Path, PathBuf};
+
+/// Where distributions install separate debug files.
+const DEFAULT_DEBUG_DIR: &str = "/usr/lib/debug";
+
+/// A separate debug file: its bytes and path.
+pub struct DebugFile {
+    /// The file's bytes.
+    pub data: Vec<u8>,
+    /// Where it was found.
+    pub path: String,
+}
+
+/// The build id (`NT_GNU_BUILD_ID`) of an ELF file.
+pub fn build_id(obj: &object::File<'_>) -> Option<Vec<u8>> {
+    obj.build_id().ok().flatten().map(<[u8]>::to_vec)
+}
+
+/// `.gnu_debuglink`: the debug file's name and its CRC-32.
+pub fn debuglink(obj: &object::File<'_>) -> Option<(String, u32)> {
+    let (name, crc) = obj.gnu_debuglink().ok().flatten()?;
+    Some((String::from_utf8_lossy(name).into_owned(), crc))
+}
+
+/// The debug directories searched (build-id and debuglink layouts).
+fn debug_dirs() -> Vec<PathBuf> {
+    match std::env::var("TASKTRACE_DEBUG_FILE_DIRECTORY") {
+        Ok(v) if !v.is_empty() => v.split(':').map(PathBuf::from).collect(),
+        _ => vec![PathBuf::from(DEFAULT_DEBUG_DIR)],
+    }
+}
+
+/// CRC-32 (IEEE 802.3, the one `.gnu_debuglink` records).
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut table = [0u32; 256];
+    for (i, e) in table.iter_mut().enumerate() {
+        let mut c = i as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+        *e = c;
+    }
+    let mut crc = !0u32;
+    for &b in data {
+        crc = table[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
+fn has_debug_info(obj: &object::File<'_>) -> bool {
+    obj.section_by_name(".debug_info")
+        .is_some_and(|s| s.size() > 0 && s.data().is_ok_and(|d| !d.is_empty()))
+}
+
+/// Checks that `data` is debuginfo for the executable with build id `want`: an ELF with
+/// `.debug_info` and, when both have one, the same build id.
+fn matches(data: &[u8], want: Option<&[u8]>) -> std::result::Result<(), String> {
+    let obj = object::File::parse(data).map_err(|_| "not an ELF file".to_string())?;
+    if !has_debug_info(&obj) {
+        return Err("it has no .debug_info".into());
+    }
+    if let (Some(want), Some(got)) = (want, build_id(&obj)) {
+        if want != got.as_slice() {
+            return Err(format!(
+                "its build id {} is not the executable's {}",
+                hex(&got),
+                hex(want)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The separate debug file of the executable `exe_data` (found at `exe_path`: the directory
+/// debuglinks are relative to), or `None` when the executable carries its own debuginfo and
+/// none was asked for. `Err` when none is found for an executable without debuginfo (saying
+/// where it looked), or when the explicit one does not match.
+pub fn find(exe_data: &[u8], exe_path: &str, explicit: Option<&str>) -> Result<Option<DebugFile>> {
+    let obj = object::File::parse(exe_data).map_err(|_| Error::NotElf(exe_path.to_string()))?;
+    let id = build_id(&obj);
+    if let Some(path) = explicit {
+        let data = std::fs::read(path).map_err(|e| Error::Io(path.to_string(), e))?;
+        matches(&data, id.as_deref()).map_err(|why| {
+            Error::Other(format!("--debuginfo {path} does not fit {exe_path}: {why}"))
+        })?;
+        return Ok(Some(DebugFile {
+            data,
+            path: path.to_string(),
+        }));
+    }
+    if has_debug_info(&obj) {
+        return Ok(None);
+    }
+    let mut looked = Vec::new();
+    let try_file = |p: &Path, crc: Option<u32>, looked: &mut Vec<String>| -> Option<DebugFile> {
+        looked.push(p.display().to_string());
+        let data = std::fs::read(p).ok()?;
+        if crc.is_some_and(|c| crc32(&data) != c) {
+            return None;
+        }
+        matches(&data, id.as_deref()).ok()?;
+        Some(DebugFile {
+            data,
+            path: p.display().to_string(),
+        })
+    };
+    let dirs = debug_dirs();
+    if let Some(id) = id.as_deref().filter(|id| id.len() >= 2) {
+        let h = hex(id);
+        for d in &dirs {
+            let p = d
+                .join(".build-id")
+                .join(&h[..2])
+                .join(format!("{}.debug", &h[2..]));
+            if let Some(f) = try_file(&p, None, &mut looked) {
+                return Ok(Some(f));
+            }
+        }
+    }
+    if let Some((name, crc)) = debuglink(&obj) {
+        let exe_dir = Path::new(exe_path)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let mut candidates = vec![exe_dir.join(&name), exe_dir.join(".debug").join(&name)];
+        for d in &dirs {
+            let rel = exe_dir.strip_prefix("/").unwrap_or(&exe_dir);
+            candidates.push(d.join(rel).join(&name));
+        }
+        for p in candidates {
+            if let Some(f) = try_file(&p, Some(crc), &mut looked) {
+                return Ok(Some(f));
+            }
+        }
+    }
+    if looked.is_empty() {
+        return Err(Error::NoDebugInfo(exe_path.to_string()));
+    }
+    Err(Error::Other(format!(
+        "{}; no separate debug file either (looked for {}): give one with --debuginfo FILE",
+        Error::NoDebugInfo(exe_path.to_string()),
+        looked.join(", ")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+        assert_eq!(crc32(b""), 0);
+    }
+}
