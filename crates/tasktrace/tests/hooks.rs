@@ -366,6 +366,65 @@ async fn http_answers_every_format() {
     drop(service);
 }
 
+/// `http::respond` mounted in a hyper service of the program's own, next to its routes.
+#[test]
+fn respond_mounts_in_an_existing_hyper_service() {
+    use http_body_util::Full;
+    use hyper::body::{Bytes, Incoming};
+
+    async fn app(
+        req: hyper::Request<Incoming>,
+    ) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
+        if req.uri().path() == tasktrace::http::PATH {
+            let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let answer = tasktrace::http::respond(target).await;
+            return Ok(hyper::Response::builder()
+                .status(answer.status)
+                .header("content-type", answer.content_type)
+                .body(Full::new(Bytes::from(answer.body)))
+                .unwrap());
+        }
+        Ok(hyper::Response::new(Full::new(Bytes::from_static(
+            b"the app's own route\n",
+        ))))
+    }
+
+    let _turn = serial();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let _service = Service::start("mount-");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(
+                            hyper_util::rt::TokioIo::new(stream),
+                            hyper::service::service_fn(app),
+                        )
+                        .await;
+                });
+            }
+        });
+        let own = get(addr, "/").await;
+        assert_eq!((own.status, &*own.text()), (200, "the app's own route\n"));
+        let tasks = get(addr, "/debug/tasks?format=grouped&task=serve_orders").await;
+        assert_eq!(tasks.status, 200);
+        let text = tasks.text();
+        assert!(text.contains("4 tasks like this"), "{text}");
+        assert!(text.contains("read_order"), "{text}");
+        let bad = get(addr, "/debug/tasks?format=nope").await;
+        assert_eq!(bad.status, 400);
+        server.abort();
+    });
+}
+
 /// Go's own `pprof` reads the answer (as in `crates/seed/tests/pprof_reader.rs`; skipped where
 /// Go is not installed, except in CI, which installs it).
 fn go_pprof_reads(gz: &[u8]) {
