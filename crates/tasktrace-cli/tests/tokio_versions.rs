@@ -151,3 +151,30 @@ fn every_supported_tokio_version_reads_correctly() {
     );
     t.assert_running_and_echoes();
 }
+
+/// 10,000 idle tasks: every one read, the dump says how long the target was stopped, and the
+/// target runs on. The times are printed (for docs/BENCHMARKS.md), never asserted.
+#[test]
+fn ten_thousand_tasks_are_read_with_the_stopped_time_reported() {
+    const N: usize = 10_000;
+    let exe = build_target("1.54.1", "dev");
+    let t = Target::start(&exe, &[&N.to_string()]);
+    let started = std::time::Instant::now();
+    let d = dump_of(&tasktrace(&["attach", &t.pid.to_string(), "--json"]));
+    let total = started.elapsed();
+    let idle = tasks_of(&d, "idle");
+    assert_eq!(idle.len(), N);
+    for task in idle.iter().step_by(997) {
+        is_async(root(task), "idle", "let _ = rx.await;");
+    }
+    let stopped = d
+        .notes
+        .iter()
+        .find(|n| n.contains("was stopped for"))
+        .expect("the stopped time in the notes");
+    eprintln!(
+        "{N} tasks: attach + full dump {:.0} ms; {stopped}",
+        total.as_secs_f64() * 1e3
+    );
+    t.assert_running_and_echoes();
+}

@@ -18,6 +18,7 @@ pub mod debugfile;
 pub mod debuginfo;
 mod error;
 pub mod futures;
+pub mod snapshot;
 pub mod target;
 pub mod threads;
 pub mod tokio;
@@ -93,9 +94,24 @@ pub fn attach(pid: i32, opts: &Options) -> Result<Dump> {
     {
         std::thread::sleep(Duration::from_millis(ms.min(60_000)));
     }
-    let dump = read(&process, &info, opts);
-    drop(process); // detach before formatting anything
-                   // Killed (or exited) while stopped: its memory went away under the reader.
+    // Read through a page cache: once the task lists, stacks and task cells are copied, the
+    // process is detached and runs on while the copies are decoded.
+    let snap = snapshot::Snapshot::new(&process, snapshot::ProcessMemory(pid));
+    let mut process = Some(process);
+    let mut stopped_for = None;
+    let dump = read_phased(
+        &snap,
+        &info,
+        opts,
+        &|addr, len| snap.prefetch(addr, len),
+        &mut || {
+            process.take();
+            stopped_for = Some(stopped.elapsed());
+        },
+    );
+    drop(process.take()); // detach (if not yet) before formatting anything
+    let stopped_for = stopped_for.unwrap_or_else(|| stopped.elapsed());
+    // Killed (or exited) while stopped: its memory went away under the reader.
     let mut dump = match dump {
         Err(_) if exited(pid) => {
             return Err(Error::Other(format!(
@@ -111,10 +127,26 @@ pub fn attach(pid: i32, opts: &Options) -> Result<Dump> {
         other => other?,
     };
     dump.notes.push(format!(
-        "process {pid} was stopped for {:.1} ms",
-        stopped.elapsed().as_secs_f64() * 1e3
+        "process {pid} was stopped for {:.1} ms ({} KiB copied; decoded after it resumed{})",
+        stopped_for.as_secs_f64() * 1e3,
+        snap.copied() / 1024,
+        match snap.late_reads() {
+            0 => String::new(),
+            n => format!(", reading {n} more pages from the running process"),
+        }
     ));
+    drop(snap);
+    free_in_background(info);
     Ok(dump)
+}
+
+/// Drops the debuginfo index on another thread: freeing its million small allocations takes
+/// a tenth of a second the caller need not wait for.
+fn free_in_background(info: debuginfo::DebugInfo) {
+    // Without a thread, the closure (and the index with it) is dropped here instead.
+    let _ = std::thread::Builder::new()
+        .name("tasktrace-free".into())
+        .spawn(move || drop(info));
 }
 
 /// True if `pid` is gone or a zombie.
@@ -141,7 +173,9 @@ pub fn core(core: &str, exe: &str, opts: &Options) -> Result<Dump> {
     let info = debuginfo::DebugInfo::load_with(exe, exe, opts.debuginfo.as_deref())?;
     let file = target::core::CoreFile::open(core)?;
     check_core_matches(&file, &info, core, exe)?;
-    read(&file, &info, opts)
+    let dump = read(&file, &info, opts);
+    free_in_background(info);
+    dump
 }
 
 /// Checks that `exe` is the executable that dumped `core`: the first page of its image, as
@@ -176,6 +210,19 @@ fn check_core_matches(
 
 /// Reads every task of a stopped target.
 pub fn read(t: &dyn target::Target, info: &debuginfo::DebugInfo, opts: &Options) -> Result<Dump> {
+    read_phased(t, info, opts, &|_, _| {}, &mut || {})
+}
+
+/// [`read`] in two phases: first everything that must be read while the target is stopped
+/// (thread contexts, task lists, stacks), with `prefetch(addr, len)` called for each task's
+/// cell; then `resume()`, then the decoding (from what was copied, see [`snapshot`]).
+fn read_phased(
+    t: &dyn target::Target,
+    info: &debuginfo::DebugInfo,
+    opts: &Options,
+    prefetch: &dyn Fn(u64, u64),
+    resume: &mut dyn FnMut(),
+) -> Result<Dump> {
     let bias = match t.at_entry() {
         Some(e) => e.wrapping_sub(info.entry),
         None => 0,
@@ -230,6 +277,15 @@ pub fn read(t: &dyn target::Target, info: &debuginfo::DebugInfo, opts: &Options)
             if local_sets == 1 { "" } else { "s" }
         ));
     }
+    // Copy each task's cell (header to the end of its future) while the target is stopped;
+    // then let it run on: the decoding below reads from the copies.
+    for t in &raw {
+        if let Some((addr, ty)) = t.future {
+            let end = addr.saturating_add(reader.type_size(ty));
+            prefetch(t.header, end.saturating_sub(t.header));
+        }
+    }
+    resume();
     if opts.threads {
         for (f, c) in facts.iter_mut().zip(&contexts) {
             if f.info.role == tasktrace_model::ThreadRole::BlockOn && f.info.task.is_none() {

@@ -80,6 +80,9 @@ pub struct Runtime {
     pub flavor: Flavor,
 }
 
+/// Where a task cell's `Stage` is, (offset, enum type), or why it cannot be found.
+type StageAt = std::result::Result<(u64, u64), String>;
+
 /// A thread's `scheduler::Context` (set while it runs a scheduler: a worker, or a
 /// current_thread `block_on`): the variant's payload.
 #[derive(Clone, Copy, Debug)]
@@ -115,6 +118,8 @@ pub struct Tokio<'r, 'a> {
     cells: HashMap<String, u64>,
     /// `Sleep` → deadline seconds and nanoseconds (offsets), when the version has one.
     sleep_deadline: Option<(u64, u64, u64)>,
+    /// Per task `poll` function: where its `Stage` is (or why not).
+    stages: std::cell::RefCell<HashMap<u64, StageAt>>,
 }
 
 impl<'r, 'a> Tokio<'r, 'a> {
@@ -164,6 +169,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
             layout,
             cells,
             sleep_deadline,
+            stages: Default::default(),
         })
     }
 
@@ -455,6 +461,34 @@ impl<'r, 'a> Tokio<'r, 'a> {
     /// The root future of the task at `header`, whose vtable's poll is at `poll`.
     fn future_of(&self, header: u64, poll: u64) -> Result<Option<(u64, u64)>> {
         let r = self.r;
+        // Many tasks share a future type: resolve each `poll` function once.
+        let stage = {
+            let cached = self.stages.borrow().get(&poll).cloned();
+            match cached {
+                Some(s) => s,
+                None => {
+                    let s = self.stage_of(poll).map_err(|e| e.to_string());
+                    self.stages.borrow_mut().insert(poll, s.clone());
+                    s
+                }
+            }
+        };
+        let (stage_off, enum_ty) = stage.map_err(Error::Other)?;
+        let addr = header + stage_off;
+        match r.variant(enum_ty, addr)? {
+            Some(v) if v.name == "Running" => {
+                let (f_off, f_ty) = r
+                    .member(v.ty, "__0")
+                    .ok_or_else(|| self.layout.resolver(r).missing("Stage::Running.__0"))?;
+                Ok(Some((addr + v.offset + f_off, f_ty)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Where the `Stage` enum of the tasks polled by `poll` is in their cell: (offset, type).
+    fn stage_of(&self, poll: u64) -> Result<(u64, u64)> {
+        let r = self.r;
         let sp = r
             .info
             .subprogram_at(poll.wrapping_sub(r.bias))
@@ -479,16 +513,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
         let (e_off, enum_ty) = r
             .find_enum(stage_ty)
             .ok_or_else(|| l.missing("CoreStage.stage (not an enum)"))?;
-        let addr = header + s_off + e_off;
-        match r.variant(enum_ty, addr)? {
-            Some(v) if v.name == "Running" => {
-                let (f_off, f_ty) = r
-                    .member(v.ty, "__0")
-                    .ok_or_else(|| l.missing("Stage::Running.__0"))?;
-                Ok(Some((addr + v.offset + f_off, f_ty)))
-            }
-            _ => Ok(None),
-        }
+        Ok((s_off + e_off, enum_ty))
     }
 
     /// The index of the worker whose `multi_thread::worker::Context` is `ctx`.

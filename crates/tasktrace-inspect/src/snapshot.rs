@@ -1,0 +1,228 @@
+//! A page cache in front of a target, so that a live process is stopped only while the reader
+//! copies what it needs: [`Snapshot`] keeps every page read (4 KiB, read whole), and can be
+//! told to [`prefetch`](Snapshot::prefetch) ranges (each task's cell). Once the process is
+//! resumed ([`Snapshot::resumed`]), decoding goes on from the copied pages; a read of a page
+//! never copied then goes to the running process (counted: [`Snapshot::late_reads`]).
+
+use crate::error::{Error, Result};
+use crate::target::{Registers, Target, Thread};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+const PAGE: u64 = 4096;
+
+/// Reads misses of a [`Snapshot`]: the target's memory, while it lasts.
+pub trait Source {
+    /// Reads `buf.len()` bytes at `addr`.
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()>;
+}
+
+/// The memory of a live process by pid (`process_vm_readv`), usable after the ptrace detach.
+pub struct ProcessMemory(pub i32);
+
+impl Source for ProcessMemory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let local = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let remote = libc::iovec {
+            iov_base: addr as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        // SAFETY: `local` describes `buf`, writable for its length; the remote iovec is only
+        // interpreted by the kernel in the target's address space.
+        let n = unsafe { libc::process_vm_readv(self.0, &local, 1, &remote, 1, 0) };
+        if n == buf.len() as isize {
+            Ok(())
+        } else {
+            Err(Error::Memory(addr, buf.len()))
+        }
+    }
+}
+
+/// A cached view of a target: its threads, registers and names copied, its memory cached by
+/// page.
+pub struct Snapshot<S: Source> {
+    source: S,
+    threads: Vec<Thread>,
+    regs: Vec<(i32, Option<Registers>, Option<String>)>,
+    entry: Option<u64>,
+    live: bool,
+    pages: RefCell<HashMap<u64, Option<Box<[u8]>>>>,
+    resumed: Cell<bool>,
+    late: Cell<u64>,
+}
+
+impl<S: Source> Snapshot<S> {
+    /// A snapshot of `t` (its threads and registers now), reading memory through `source`.
+    pub fn new(t: &dyn Target, source: S) -> Self {
+        let threads = t.threads().to_vec();
+        let regs = threads
+            .iter()
+            .map(|th| (th.tid, t.registers(th.tid), t.thread_name(th.tid)))
+            .collect();
+        Snapshot {
+            source,
+            threads,
+            regs,
+            entry: t.at_entry(),
+            live: t.is_live(),
+            pages: RefCell::new(HashMap::new()),
+            resumed: Cell::new(false),
+            late: Cell::new(0),
+        }
+    }
+
+    /// From now on the target runs: reads of pages not copied yet are counted as late.
+    pub fn resumed(&self) {
+        self.resumed.set(true);
+    }
+
+    /// Pages read after [`resumed`](Self::resumed) (from the running process).
+    pub fn late_reads(&self) -> u64 {
+        self.late.get()
+    }
+
+    /// Bytes copied.
+    pub fn copied(&self) -> u64 {
+        self.pages.borrow().values().flatten().count() as u64 * PAGE
+    }
+
+    /// Copies the pages of `[addr, addr + len)` (best effort).
+    pub fn prefetch(&self, addr: u64, len: u64) {
+        let first = addr / PAGE;
+        let Some(last) = addr.checked_add(len.max(1) - 1).map(|e| e / PAGE) else {
+            return;
+        };
+        for p in first..=last.min(first + 1024) {
+            let _ = self.page(p);
+        }
+    }
+
+    /// Whether page `p` is readable (copied on first use).
+    fn page(&self, p: u64) -> bool {
+        if let Some(e) = self.pages.borrow().get(&p) {
+            return e.is_some();
+        }
+        if self.resumed.get() {
+            self.late.set(self.late.get() + 1);
+        }
+        let mut buf = vec![0u8; PAGE as usize].into_boxed_slice();
+        let ok = self.source.read(p * PAGE, &mut buf).is_ok();
+        self.pages.borrow_mut().insert(p, ok.then_some(buf));
+        ok
+    }
+}
+
+impl<S: Source> Target for Snapshot<S> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        let Some(end) = addr.checked_add(buf.len() as u64) else {
+            return Err(Error::Memory(addr, buf.len()));
+        };
+        let mut at = addr;
+        while at < end {
+            let p = at / PAGE;
+            let off = (at % PAGE) as usize;
+            let n = ((PAGE - at % PAGE).min(end - at)) as usize;
+            let done = (at - addr) as usize;
+            if !self.page(p) {
+                // A page that is not whole (e.g. the end of a mapping): read the bytes directly.
+                return self
+                    .source
+                    .read(at, &mut buf[done..])
+                    .map_err(|_| Error::Memory(addr, buf.len()));
+            }
+            let pages = self.pages.borrow();
+            let page = pages.get(&p).and_then(|e| e.as_ref()).expect("cached page");
+            buf[done..done + n].copy_from_slice(&page[off..off + n]);
+            at += n as u64;
+        }
+        Ok(())
+    }
+
+    fn threads(&self) -> &[Thread] {
+        &self.threads
+    }
+
+    fn at_entry(&self) -> Option<u64> {
+        self.entry
+    }
+
+    fn is_live(&self) -> bool {
+        self.live
+    }
+
+    fn registers(&self, tid: i32) -> Option<Registers> {
+        self.regs.iter().find(|r| r.0 == tid).and_then(|r| r.1)
+    }
+
+    fn thread_name(&self, tid: i32) -> Option<String> {
+        self.regs
+            .iter()
+            .find(|r| r.0 == tid)
+            .and_then(|r| r.2.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Mem(Vec<u8>);
+
+    impl Source for Mem {
+        fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+            let a = addr as usize;
+            let src = self
+                .0
+                .get(a..a + buf.len())
+                .ok_or(Error::Memory(addr, buf.len()))?;
+            buf.copy_from_slice(src);
+            Ok(())
+        }
+    }
+
+    struct NoThreads;
+
+    impl Target for NoThreads {
+        fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+            Err(Error::Memory(addr, buf.len()))
+        }
+        fn threads(&self) -> &[Thread] {
+            &[]
+        }
+        fn at_entry(&self) -> Option<u64> {
+            None
+        }
+        fn is_live(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn reads_across_pages_and_counts_late_reads() {
+        let mem: Vec<u8> = (0..3 * PAGE + 100).map(|i| (i % 251) as u8).collect();
+        let s = Snapshot::new(&NoThreads, Mem(mem.clone()));
+        s.prefetch(0, 10);
+        let mut buf = vec![0u8; 1000];
+        s.read(4000, &mut buf).unwrap();
+        assert_eq!(&buf[..], &mem[4000..5000]);
+        s.resumed();
+        assert_eq!(s.late_reads(), 0);
+        let mut b = [0u8; 8];
+        s.read(2 * PAGE + 8, &mut b).unwrap();
+        assert_eq!(s.late_reads(), 1);
+        // The partial last page is read directly.
+        let mut tail = [0u8; 50];
+        s.read(3 * PAGE + 10, &mut tail).unwrap();
+        assert_eq!(
+            &tail[..],
+            &mem[(3 * PAGE + 10) as usize..(3 * PAGE + 60) as usize]
+        );
+        assert!(s.read(3 * PAGE + 90, &mut [0u8; 20]).is_err());
+    }
+}
