@@ -3,7 +3,7 @@
 //! stack): every worker with its index and local queue, the `#[tokio::main]` thread with
 //! main's own future suspended at `listener.accept().await`, the current_thread runtime's
 //! `LocalSet::block_on` thread with its root future, the blocking-pool thread; and the target
-//! still runs after the detach.
+//! still runs after the detach. The release build is also read from a `gcore` core file.
 
 mod support;
 
@@ -134,6 +134,47 @@ fn check(profile: &str) {
     assert!(plain.threads.is_empty());
 
     t.assert_running_and_echoes();
+    if profile == "release" {
+        from_a_core_file(&t, &exe);
+    }
+}
+
+/// The same view from a `gcore` core file: registers from `NT_PRSTATUS`, the stack from the
+/// core's memory.
+fn from_a_core_file(t: &Target, exe: &str) {
+    if std::process::Command::new("gcore")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("gcore is not installed: skipping the core file part");
+        return;
+    }
+    let prefix = target_dir().join(format!("threads-core-{}", std::process::id()));
+    let out = std::process::Command::new("timeout")
+        .args(["120", "gcore", "-o"])
+        .arg(&prefix)
+        .arg(t.pid.to_string())
+        .output()
+        .expect("run gcore");
+    assert!(out.status.success(), "gcore failed");
+    let core = format!("{}.{}", prefix.display(), t.pid);
+    let d = dump_of(&tasktrace(&["core", &core, "--exe", exe, "--threads", "--json"]));
+    let _ = std::fs::remove_file(&core);
+    let main = d
+        .threads
+        .iter()
+        .find(|th| th.tid == u64::from(t.pid))
+        .expect("the main thread in the core");
+    assert_eq!(main.role, ThreadRole::BlockOn);
+    let root = &main.trace.roots[0];
+    assert_eq!(root.frame.function, format!("{PREFIX}main"), "{root:#?}");
+    assert_eq!(
+        root.frame.location.as_ref().map(|l| l.line),
+        Some(line("match listener.accept().await"))
+    );
+    assert!(!threads_with(&d, ThreadRole::Worker).is_empty());
+    assert_eq!(tasks_of(&d, "local_leaf").len(), 3);
 }
 
 #[test]
