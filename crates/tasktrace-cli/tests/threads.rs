@@ -159,7 +159,14 @@ fn from_a_core_file(t: &Target, exe: &str) {
         .expect("run gcore");
     assert!(out.status.success(), "gcore failed");
     let core = format!("{}.{}", prefix.display(), t.pid);
-    let d = dump_of(&tasktrace(&["core", &core, "--exe", exe, "--threads", "--json"]));
+    let d = dump_of(&tasktrace(&[
+        "core",
+        &core,
+        "--exe",
+        exe,
+        "--threads",
+        "--json",
+    ]));
     let _ = std::fs::remove_file(&core);
     let main = d
         .threads
