@@ -25,8 +25,10 @@ for _ in $(seq 600); do
 done
 grep -q '^ready' "$tmp/out" || { echo "seed.sh: the demo target never got ready" >&2; exit 1; }
 timeout 120 gcore -o "$tmp/core" "$pid" >/dev/null 2>&1
-cargo run --quiet --release --manifest-path "$here/Cargo.toml" --example mkseed -- \
-    "$tmp/core.$pid" "$exe" "$out"
+# The read_memory fuzz binary makes the seeds (the same build as the fuzz runs: set
+# FUZZ_FLAGS to the flags of `cargo fuzz run`).
+(cd "$here" && TASKTRACE_FUZZ_EXE="$exe" TASKTRACE_FUZZ_MKSEED="$tmp/core.$pid:$exe:$out" \
+    cargo +nightly fuzz run ${FUZZ_FLAGS:-} read_memory -- -runs=0)
 
 # Small ELF files with DWARF types for the loader.
 cat >"$tmp/types.c" <<'C'

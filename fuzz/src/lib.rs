@@ -286,3 +286,57 @@ pub fn demo_info() -> &'static DebugInfo {
 pub fn options() -> tasktrace_inspect::Options {
     tasktrace_inspect::Options::default()
 }
+
+/// Makes seed inputs from a real core of the demo target: reads it in full through a
+/// [`Recorder`], then writes what was read as a `read_memory` input
+/// (`OUT/read_memory/demo-seed`) and as a small core file (`OUT/core_file/demo-mini-core`),
+/// after checking that both give the same tasks and trees as the real core.
+pub fn mkseed(core: &str, exe: &str, out: &str) {
+    use tasktrace_inspect::target::core::CoreFile;
+    let info = DebugInfo::load(exe).expect("the executable's debuginfo");
+    let file = CoreFile::open(core).expect("the core");
+    let opts = options();
+    let rec = Recorder::new(&file);
+    let real = tasktrace_inspect::read(&rec, &info, &opts).expect("a read of the real core");
+    let chunks = rec.chunks(64);
+    let fs: Vec<u64> = file.threads().iter().map(|t| t.fs_base).collect();
+
+    let mem = encode(&fs, file.at_entry(), &chunks);
+    let from_mem = tasktrace_inspect::read(&MemTarget::from_bytes(&mem), &info, &opts)
+        .expect("a read of the seed");
+    let mini = mini_core(file.threads(), file.at_entry(), &chunks);
+    let from_mini = tasktrace_inspect::read(
+        &CoreFile::parse(mini.clone(), "mini.core").expect("the mini core parses"),
+        &info,
+        &opts,
+    )
+    .expect("a read of the mini core");
+    for (what, d) in [("read_memory seed", &from_mem), ("mini core", &from_mini)] {
+        assert_eq!(
+            d.tasks.len(),
+            real.tasks.len(),
+            "the {what} gives the real core's tasks"
+        );
+        assert_eq!(
+            d.to_string(),
+            real.to_string(),
+            "the {what} gives the same trees"
+        );
+    }
+    for (dir, name, bytes) in [
+        ("read_memory", "demo-seed", &mem),
+        ("core_file", "demo-mini-core", &mini),
+    ] {
+        let dir = std::path::Path::new(out).join(dir);
+        std::fs::create_dir_all(&dir).expect("create the corpus directory");
+        std::fs::write(dir.join(name), bytes).expect("write the seed");
+    }
+    eprintln!(
+        "mkseed: {} tasks, {} reads in {} chunks: read_memory seed {} bytes, mini core {} bytes",
+        real.tasks.len(),
+        rec.reads.borrow().len(),
+        chunks.len(),
+        mem.len(),
+        mini.len()
+    );
+}
