@@ -6,6 +6,9 @@ use tasktrace::model::{pprof, Dump, Task};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_pprof_reads_the_export() {
     let trace = seed::trace_seed().await.expect("trace");
+    // `debug = "line-tables-only"` names inlined async fns `{async_fn#0}`: the order of the
+    // named frames is checked where the build has the names.
+    let named = format!("{trace:#}").contains("seed::foo");
     let mut task = Task::new(1);
     task.name = Some("seed".into());
     task.trace = trace.into_model();
@@ -35,6 +38,12 @@ async fn go_pprof_reads_the_export() {
         .split("-----------+-------------------------------------------------------")
         .filter(|s| s.contains("foo"))
         .collect();
+    if !named {
+        let samples = stdout.matches("task_name:  seed").count();
+        assert_eq!(samples, 2, "two samples:\n{stdout}");
+        std::fs::remove_dir_all(&dir).ok();
+        return;
+    }
     assert_eq!(samples.len(), 2, "two samples:\n{stdout}");
     for sample in samples {
         let foo = sample.find("seed::foo").expect("foo in the stack");

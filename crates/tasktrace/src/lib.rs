@@ -37,6 +37,7 @@
 mod capture;
 mod clock;
 mod dump;
+mod dwarf_lookup;
 mod error;
 #[cfg(feature = "http")]
 pub mod http;

@@ -8,6 +8,7 @@
 //! hashes and v0 disambiguators without touching real path segments.
 
 use crate::capture::RawPath;
+use crate::dwarf_lookup;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 use tasktrace_model::{Frame, Location};
@@ -25,10 +26,41 @@ fn resolve_ip(ip: usize) -> Resolved {
     if let Some(hit) = cache().read().unwrap_or_else(|e| e.into_inner()).get(&ip) {
         return hit.clone();
     }
-    let mut frames = Vec::new();
     // `ip` is a return address: `ip - 1` lies inside the call instruction, so the line and the
     // inlining chain are those of the call.
-    backtrace::resolve(ip.wrapping_sub(1) as *mut std::ffi::c_void, |symbol| {
+    let addr = ip.wrapping_sub(1);
+    let mut frames: Vec<Frame> = match dwarf_lookup::resolve(addr) {
+        Some(found) => found
+            .into_iter()
+            .map(|f| {
+                let function = f.name.unwrap_or_else(|| format!("{ip:#x}"));
+                let location = match (f.file, f.line) {
+                    (Some(file), Some(line)) => Some(Location::new(file, line, f.column)),
+                    _ => None,
+                };
+                Frame::new(function, location)
+            })
+            .collect(),
+        None => resolve_with_backtrace_rs(ip, addr),
+    };
+    if frames.is_empty() {
+        frames.push(Frame::new(format!("{ip:#x}"), None));
+    }
+    // Both report the innermost inlined frame first.
+    frames.reverse();
+    let resolved: Resolved = frames.into();
+    cache()
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(ip, resolved.clone());
+    resolved
+}
+
+/// backtrace-rs's answer: what the lazy index cannot give exactly (shared libraries, units
+/// without `.debug_aranges`). Its first call indexes every unit of the executable.
+fn resolve_with_backtrace_rs(ip: usize, addr: usize) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    backtrace::resolve(addr as *mut std::ffi::c_void, |symbol| {
         let function = match symbol.name() {
             Some(name) => format!("{name:#}"),
             None => format!("{ip:#x}"),
@@ -43,17 +75,7 @@ fn resolve_ip(ip: usize) -> Resolved {
         };
         frames.push(Frame::new(function, location));
     });
-    if frames.is_empty() {
-        frames.push(Frame::new(format!("{ip:#x}"), None));
-    }
-    // backtrace-rs reports the innermost inlined frame first.
-    frames.reverse();
-    let resolved: Resolved = frames.into();
-    cache()
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(ip, resolved.clone());
-    resolved
+    frames
 }
 
 /// The logical frames of `path`, root first. Innermost frames located in `own_file` (the
