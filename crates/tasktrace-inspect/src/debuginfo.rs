@@ -601,3 +601,36 @@ fn read_uleb(bytes: &[u8]) -> Option<u64> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_data_reads_are_bounds_checked() {
+        let info = DebugInfo {
+            loads: vec![(0x1000, 0, 8), (u64::MAX - 4, 0, 16), (0x5000, u64::MAX, 8)],
+            file_data: b"\x7fELFabcd".to_vec(),
+            ..DebugInfo::default()
+        };
+        let mut buf = [0u8; 4];
+        assert!(info.read_file_data(0x1000, &mut buf));
+        assert_eq!(&buf, b"\x7fELF");
+        assert!(!info.read_file_data(0x1006, &mut buf), "past the segment");
+        // Near the top of the address space, and a file offset past the end: no overflow.
+        assert!(!info.read_file_data(u64::MAX - 2, &mut buf));
+        assert!(!info.read_file_data(u64::MAX - 4, &mut buf));
+        assert!(!info.read_file_data(0x5000, &mut buf));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(matches!(
+            DebugInfo::parse(b"nope".to_vec(), "x"),
+            Err(Error::NotElf(_))
+        ));
+        let mut elf = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        elf.truncate(200);
+        assert!(DebugInfo::parse(elf, "x").is_err());
+    }
+}

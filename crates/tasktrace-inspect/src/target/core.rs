@@ -311,4 +311,55 @@ mod tests {
         huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(parse_nt_file(&huge).is_none(), "absurd count rejected");
     }
+
+    /// A core whose only memory is a left-out page mapped from `path` at file `offset`.
+    fn left_out_page(path: &str, offset: u64) -> CoreFile {
+        CoreFile {
+            data: Vec::new(),
+            segments: vec![Segment {
+                vaddr: 0x1000,
+                memsz: 0x1000,
+                offset: 0,
+                filesz: 0,
+            }],
+            mappings: vec![Mapping {
+                start: 0x1000,
+                end: 0x2000,
+                offset,
+                path: path.to_string(),
+            }],
+            threads: Vec::new(),
+            regs: Vec::new(),
+            entry: None,
+        }
+    }
+
+    #[test]
+    fn left_out_pages_read_from_their_file_with_checked_offsets() {
+        // Regression: a crafted NT_FILE page offset near u64::MAX overflowed the sum.
+        let exe = std::env::current_exe().unwrap();
+        let exe = exe.to_str().unwrap();
+        let mut buf = [0u8; 4];
+        left_out_page(exe, 0).read(0x1000, &mut buf).unwrap();
+        assert_eq!(&buf, b"\x7fELF");
+        assert!(left_out_page(exe, u64::MAX - 2).read(0x1800, &mut buf).is_err());
+        assert!(left_out_page(exe, 0).read(0x1ffe, &mut buf).is_err(), "past the segment");
+    }
+
+    #[test]
+    fn left_out_pages_are_never_read_from_fifos_or_devices() {
+        // A crafted core naming a FIFO (or /dev/stdin) must not block the reader.
+        let dir = std::env::temp_dir().join(format!("tasktrace-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo reads a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let mut buf = [0u8; 8];
+        assert!(left_out_page(fifo.to_str().unwrap(), 0)
+            .read(0x1000, &mut buf)
+            .is_err());
+        assert!(left_out_page("/dev/zero", 0).read(0x1000, &mut buf).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
