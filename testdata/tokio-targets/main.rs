@@ -74,6 +74,19 @@ async fn unordered_sleeps() -> usize {
     n + all.len()
 }
 
+/// `join_all` of three sleeps, the first of which finishes at once (a `MaybeDone::Done`).
+#[inline(never)]
+async fn join_all_sleeps() -> usize {
+    let sleeps = (0..3u64).map(|i| {
+        tokio::time::sleep(if i == 0 {
+            Duration::from_millis(1)
+        } else {
+            LONG + Duration::from_secs(i)
+        })
+    });
+    futures::future::join_all(sleeps).await.len()
+}
+
 #[inline(never)]
 async fn idle(i: usize, rx: oneshot::Receiver<()>) -> usize {
     let _ = rx.await;
@@ -142,6 +155,7 @@ async fn main() {
     let notify = std::sync::Arc::new(Notify::new());
     let selector = tokio::spawn(select_loop(rx, notify.clone()));
     let unordered = tokio::spawn(unordered_sleeps());
+    let joined_all = tokio::spawn(join_all_sleeps());
 
     let sem = std::sync::Arc::new(Semaphore::new(0));
     let sem_task = tokio::spawn(semaphore_waiter(sem.clone()));
@@ -176,5 +190,5 @@ async fn main() {
 
     // Unreachable in practice; keeps every handle alive until here.
     drop((tx, notify, guard, idle_tx, idle_tasks, blocking));
-    drop((waiter, selector, unordered, sem_task, mutex_task));
+    drop((waiter, selector, unordered, joined_all, sem_task, mutex_task));
 }

@@ -126,6 +126,41 @@ fn check_version(version: &str) {
         "while set.next().await.is_some()",
     );
     assert_eq!(unordered.frame.kind, FrameKind::AsyncFn);
+    // Its FuturesUnordered (through `Next`): one child per future in the set.
+    let set = only_child(unordered);
+    assert!(
+        set.frame
+            .function
+            .starts_with("futures_util::stream::futures_unordered::FuturesUnordered"),
+        "{ctx}: {unordered:#?}"
+    );
+    assert_eq!(set.children.len(), 3, "{ctx}: {set:#?}");
+    for c in &set.children {
+        is_leaf(c, "tokio::time::sleep::Sleep", "s left");
+    }
+    // join_all: its three elements, the finished one completed.
+    let all = root(one(&d, "join_all_sleeps"));
+    is_async(
+        all,
+        "join_all_sleeps",
+        "futures::future::join_all(sleeps).await",
+    );
+    let join = only_child(all);
+    assert!(
+        join.frame
+            .function
+            .starts_with("futures_util::future::join_all::JoinAll"),
+        "{join:#?}"
+    );
+    assert_eq!(join.children.len(), 3, "{ctx}: {join:#?}");
+    assert_eq!(
+        join.children[0].frame.status,
+        FrameStatus::Completed,
+        "{join:#?}"
+    );
+    for c in &join.children[1..] {
+        is_leaf(c, "tokio::time::sleep::Sleep", "s left");
+    }
 
     t.assert_running_and_echoes();
 }

@@ -10,6 +10,9 @@
 //!   (output already taken) is left out;
 //!   `Pin`/`Box` (thin, or `dyn Future` through its vtable's `{vtable_type}` to the concrete
 //!   type).
+//! - Sets of futures the in-process capture cannot see (polled with their own wakers):
+//!   `FuturesUnordered` (its list of all tasks), `join_all` (its `MaybeDone` slice, or the
+//!   `FuturesOrdered` behind it), reached through `stream.next()`.
 //! - Leaves: whatever [`Tokio::leaf`] recognises (timers, join handles, channels, locks, I/O),
 //!   otherwise the type's name.
 //!
@@ -24,6 +27,8 @@ use tasktrace_model::{Frame, FrameKind, FrameStatus, Location, Node};
 const MAX_DEPTH: usize = 64;
 /// Most nodes per task.
 const MAX_NODES: usize = 4096;
+/// Most children listed of one `FuturesUnordered` / `join_all`.
+const MAX_UNORDERED: usize = 1024;
 
 /// Decoding state for one task.
 pub struct Decoder<'r, 'a, 't> {
@@ -115,9 +120,123 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
                     return nodes;
                 }
             }
+            // `stream.next()` and friends hold `stream: &mut St`: what they wait on is the
+            // stream.
+            "futures_util::stream::stream::next::Next"
+            | "futures_util::stream::stream::select_next_some::SelectNextSome" => {
+                if let Some(nodes) = self.follow(addr, ty, "stream", depth) {
+                    return nodes;
+                }
+            }
+            // `FuturesOrdered`'s element wrapper: `data` is the future.
+            "futures_util::stream::futures_ordered::OrderWrapper" => {
+                if let Some((off, t)) = self.r.member(ty, "data") {
+                    return self.decode(addr + off, t, depth + 1);
+                }
+            }
+            "futures_util::stream::futures_unordered::FuturesUnordered" => {
+                return vec![self.unordered(addr, ty, name, depth)];
+            }
+            "futures_util::future::join_all::JoinAll" => {
+                if let Some(node) = self.join_all(addr, ty, name, depth) {
+                    return vec![node];
+                }
+            }
             _ => {}
         }
         vec![Node::new(self.leaf(addr, ty, name))]
+    }
+
+    /// Decodes what the pointer member `field` of `ty` at `addr` points to.
+    fn follow(&mut self, addr: u64, ty: u64, field: &str, depth: usize) -> Option<Vec<Node>> {
+        let (off, t) = self.r.member(ty, field)?;
+        let (p, pointee) = self.r.thin_pointer(t, addr + off).ok()??;
+        let pointee = pointee?;
+        (p != 0).then(|| self.decode(p, pointee, depth + 1))
+    }
+
+    /// A `FuturesUnordered`: one child per future in its list of all tasks (`head_all`, then
+    /// each task's `next_all`), whose `future: Option<Fut>` is `Some`. The in-process capture
+    /// cannot see these: they are polled with the set's own wakers.
+    fn unordered(&mut self, addr: u64, ty: u64, name: &str, depth: usize) -> Node {
+        let r = self.r;
+        let mut node = Node::new(Frame::new(clean_type(name), None).with_kind(FrameKind::Fn));
+        let Some((h_off, h_ty)) = r.member(ty, "head_all") else {
+            return node;
+        };
+        let mut cur = r.thin_pointer(h_ty, addr + h_off).ok().flatten();
+        let mut seen = HashSet::new();
+        let mut count = 0usize;
+        while let Some((task, Some(task_ty))) = cur {
+            if task == 0 || !seen.insert(task) || seen.len() > MAX_UNORDERED {
+                break;
+            }
+            if let Some((f_off, f_ty)) = r.member(task_ty, "future") {
+                if let Some((e_off, opt)) = r.find_enum(f_ty) {
+                    let at = task + f_off + e_off;
+                    if let Ok(Some(v)) = r.variant(opt, at) {
+                        if v.name == "Some" {
+                            if let Some((o, t)) = r.member(v.ty, "__0") {
+                                count += 1;
+                                let children = self.decode(at + v.offset + o, t, depth + 1);
+                                node.children.extend(children);
+                            }
+                        }
+                    }
+                }
+            }
+            cur = r
+                .member(task_ty, "next_all")
+                .and_then(|(n_off, n_ty)| r.thin_pointer(n_ty, task + n_off).ok().flatten());
+        }
+        node.frame.note = Some(format!(
+            "{count} future{}",
+            if count == 1 { "" } else { "s" }
+        ));
+        node
+    }
+
+    /// A `join_all`: `kind` is `Small { elems: Pin<Box<[MaybeDone<F>]>> }` (one child per
+    /// element: done ones completed) or `Big { fut: Collect<FuturesOrdered<F>, _> }`.
+    fn join_all(&mut self, addr: u64, ty: u64, name: &str, depth: usize) -> Option<Node> {
+        let r = self.r;
+        let (k_off, k_ty) = r.member(ty, "kind")?;
+        let v = r.variant(k_ty, addr + k_off).ok()??;
+        let base = addr + k_off + v.offset;
+        let mut node = Node::new(Frame::new(clean_type(name), None).with_kind(FrameKind::Fn));
+        if let Some((e_off, e_ty)) = r.member(v.ty, "elems") {
+            // Pin<Box<[T]>>: down to the fat pointer's `data_ptr` / `length`.
+            let (mut off, mut t) = (e_off, e_ty);
+            for _ in 0..4 {
+                if r.member(t, "data_ptr").is_some() {
+                    break;
+                }
+                let ms = r.members(t);
+                let &(_, o, mt) = ms.first()?;
+                off += o;
+                t = mt;
+            }
+            let (p_off, p_ty) = r.member(t, "data_ptr")?;
+            let (n_off, _) = r.member(t, "length")?;
+            let data = r.u64(base + off + p_off).ok()?;
+            let len = r.u64(base + off + n_off).ok()?.min(MAX_UNORDERED as u64);
+            let elem = r.pointee(p_ty)?;
+            let size = r.type_size(elem);
+            for i in 0..len {
+                let children = self.decode(data + i * size, elem, depth + 1);
+                node.children.extend(children);
+            }
+        } else if let Some((f_off, f_ty)) = r.member(v.ty, "fut") {
+            // Collect { stream: FuturesOrdered { in_progress_queue: FuturesUnordered, .. }, .. }
+            let (s_off, s_ty) = r.member(f_ty, "stream")?;
+            let (q_off, q_ty) = r.member(s_ty, "in_progress_queue")?;
+            let at = base + f_off + s_off + q_off;
+            let inner = self.unordered(at, r.strip(q_ty), r.type_name(q_ty), depth + 1);
+            node.children = inner.children;
+        } else {
+            return None;
+        }
+        Some(node)
     }
 
     fn state_machine(
