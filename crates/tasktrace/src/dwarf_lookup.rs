@@ -55,8 +55,8 @@ struct Index {
 /// One unit, parsed on first use.
 struct ParsedUnit {
     unit: gimli::Unit<R>,
-    /// Line rows, by sequence: (start, end, rows (address, file, line, column)).
-    sequences: Vec<(u64, u64, Vec<(u64, u64, u32, u32)>)>,
+    /// The line table, by sequence, sorted by start address.
+    sequences: Vec<Sequence>,
     files: Vec<String>,
     /// Subprogram address ranges: (begin, end, DIE offset), sorted by begin.
     functions: Vec<(u64, u64, gimli::UnitOffset)>,
@@ -348,20 +348,39 @@ struct InlinedCall {
     column: u32,
 }
 
-type Rows = Vec<(u64, u64, u32, u32)>;
+/// One contiguous run of line rows, `[start, end)`.
+struct Sequence {
+    start: u64,
+    end: u64,
+    rows: Vec<Row>,
+}
 
+/// One line row: from `address` on, code is at `file:line:column` (line 0: none).
+#[derive(Clone, Copy)]
+struct Row {
+    address: u64,
+    file: u64,
+    line: u32,
+    column: u32,
+}
+
+/// The unit's line table and its file names.
 fn parse_lines(
     dwarf: &gimli::Dwarf<R>,
     unit: &gimli::Unit<R>,
     program: gimli::IncompleteLineProgram<R>,
-) -> gimli::Result<(Vec<(u64, u64, Rows)>, Vec<String>)> {
+) -> gimli::Result<(Vec<Sequence>, Vec<String>)> {
     let mut sequences = Vec::new();
-    let mut rows: Rows = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     let mut state = program.rows();
     while let Some((_, row)) = state.next_row()? {
         if row.end_sequence() {
-            if let Some(start) = rows.first().map(|r| r.0) {
-                sequences.push((start, row.address(), std::mem::take(&mut rows)));
+            if let Some(start) = rows.first().map(|r| r.address) {
+                sequences.push(Sequence {
+                    start,
+                    end: row.address(),
+                    rows: std::mem::take(&mut rows),
+                });
             }
             continue;
         }
@@ -370,14 +389,19 @@ fn parse_lines(
             gimli::ColumnType::LeftEdge => 0,
             gimli::ColumnType::Column(c) => c.get() as u32,
         };
-        let entry = (row.address(), row.file_index(), line, column);
+        let entry = Row {
+            address: row.address(),
+            file: row.file_index(),
+            line,
+            column,
+        };
         // Rows at the same address: the last one wins.
         match rows.last_mut() {
-            Some(last) if last.0 == entry.0 => *last = entry,
+            Some(last) if last.address == entry.address => *last = entry,
             _ => rows.push(entry),
         }
     }
-    sequences.sort_unstable_by_key(|s| s.0);
+    sequences.sort_unstable_by_key(|s| s.start);
     let header = state.header();
     let mut files = Vec::new();
     let mut i = 0;
@@ -439,18 +463,18 @@ impl ParsedUnit {
     /// The line-table location of `probe`: (file, line, column) as backtrace-rs reports them
     /// (no line for line 0; the column only with a line, 0 meaning the left edge).
     fn location(&self, probe: u64) -> Option<(Option<String>, Option<u32>, Option<u32>)> {
-        let s = self.sequences.partition_point(|s| s.0 <= probe);
-        let (start, end, rows) = self.sequences.get(s.checked_sub(1)?)?;
-        if probe < *start || probe >= *end {
+        let s = self.sequences.partition_point(|s| s.start <= probe);
+        let seq = self.sequences.get(s.checked_sub(1)?)?;
+        if probe < seq.start || probe >= seq.end {
             return None;
         }
-        let r = rows.partition_point(|r| r.0 <= probe);
-        let &(_, file, line, column) = rows.get(r.checked_sub(1)?)?;
-        let line = (line != 0).then_some(line);
+        let r = seq.rows.partition_point(|r| r.address <= probe);
+        let row = seq.rows.get(r.checked_sub(1)?)?;
+        let line = (row.line != 0).then_some(row.line);
         Some((
-            self.files.get(file as usize).cloned(),
+            self.files.get(row.file as usize).cloned(),
             line,
-            line.map(|_| column),
+            line.map(|_| row.column),
         ))
     }
 }
