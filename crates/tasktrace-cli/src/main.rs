@@ -233,6 +233,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let opts = Options {
                 timeout,
                 threads: out.threads,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 debuginfo,
                 ..Options::default()
             };
@@ -249,6 +250,7 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             let opts = Options {
                 threads: out.threads,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 debuginfo,
                 ..Options::default()
             };

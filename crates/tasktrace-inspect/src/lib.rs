@@ -43,6 +43,37 @@ pub struct Options {
     /// distribution's `.debug` file). Without it, an executable without debuginfo is looked up
     /// by build id and `.gnu_debuglink` ([`debugfile`]).
     pub debuginfo: Option<String>,
+    /// Print progress lines on stderr once a read takes longer than a moment (half a
+    /// second): which phase it is in, how many tasks are decoded.
+    pub progress: bool,
+}
+
+/// Progress lines on stderr, once the read has taken longer than [`Progress::QUIET`].
+struct Progress {
+    on: bool,
+    started: std::time::Instant,
+}
+
+impl Progress {
+    /// Quiet for this long.
+    const QUIET: Duration = Duration::from_millis(500);
+
+    fn new(on: bool) -> Self {
+        Progress {
+            on,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn say(&self, what: impl FnOnce() -> String) {
+        if self.on && self.started.elapsed() >= Self::QUIET {
+            eprintln!(
+                "tasktrace: [{:.1}s] {}",
+                self.started.elapsed().as_secs_f64(),
+                what()
+            );
+        }
+    }
 }
 
 impl Default for Options {
@@ -52,6 +83,7 @@ impl Default for Options {
             max_tasks: 100_000,
             threads: false,
             debuginfo: None,
+            progress: false,
         }
     }
 }
@@ -62,6 +94,7 @@ pub fn attach(pid: i32, opts: &Options) -> Result<Dump> {
     if pid <= 0 || std::fs::metadata(format!("/proc/{pid}")).is_err() {
         return Err(Error::NoSuchProcess(pid));
     }
+    let progress = Progress::new(opts.progress);
     let exe_link = format!("/proc/{pid}/exe");
     let exe = std::fs::read_link(&exe_link).map_err(|e| {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
@@ -79,6 +112,7 @@ pub fn attach(pid: i32, opts: &Options) -> Result<Dump> {
         opts.debuginfo.as_deref(),
     )
     .map_err(|e| rename_path(e, &exe_link, &exe.to_string_lossy()))?;
+    progress.say(|| format!("indexed the debuginfo of {}; stopping process {pid}", exe.display()));
     let stopped = std::time::Instant::now();
     let process = target::live::LiveProcess::attach(pid, opts.timeout).map_err(|e| {
         if exited(pid) {
@@ -103,6 +137,7 @@ pub fn attach(pid: i32, opts: &Options) -> Result<Dump> {
         &snap,
         &info,
         opts,
+        &progress,
         &|addr, len| snap.prefetch(addr, len),
         &mut || {
             process.take();
@@ -210,7 +245,14 @@ fn check_core_matches(
 
 /// Reads every task of a stopped target.
 pub fn read(t: &dyn target::Target, info: &debuginfo::DebugInfo, opts: &Options) -> Result<Dump> {
-    read_phased(t, info, opts, &|_, _| {}, &mut || {})
+    read_phased(
+        t,
+        info,
+        opts,
+        &Progress::new(opts.progress),
+        &|_, _| {},
+        &mut || {},
+    )
 }
 
 /// [`read`] in two phases: first everything that must be read while the target is stopped
@@ -220,6 +262,7 @@ fn read_phased(
     t: &dyn target::Target,
     info: &debuginfo::DebugInfo,
     opts: &Options,
+    progress: &Progress,
     prefetch: &dyn Fn(u64, u64),
     resume: &mut dyn FnMut(),
 ) -> Result<Dump> {
@@ -286,6 +329,7 @@ fn read_phased(
         }
     }
     resume();
+    progress.say(|| format!("copied {} tasks; decoding them", raw.len()));
     if opts.threads {
         for (f, c) in facts.iter_mut().zip(&contexts) {
             if f.info.role == tasktrace_model::ThreadRole::BlockOn && f.info.task.is_none() {
@@ -299,7 +343,11 @@ fn read_phased(
         }
     }
     let mut tasks = Vec::with_capacity(raw.len());
-    for rt in raw {
+    let total = raw.len();
+    for (i, rt) in raw.into_iter().enumerate() {
+        if i > 0 && i % 10_000 == 0 {
+            progress.say(|| format!("decoded {i} of {total} tasks"));
+        }
         let mut task = Task::new(rt.id);
         task.state = if rt.running {
             TaskState::InPoll
