@@ -112,7 +112,12 @@ pub fn attach(pid: i32, opts: &Options) -> Result<Dump> {
         opts.debuginfo.as_deref(),
     )
     .map_err(|e| rename_path(e, &exe_link, &exe.to_string_lossy()))?;
-    progress.say(|| format!("indexed the debuginfo of {}; stopping process {pid}", exe.display()));
+    progress.say(|| {
+        format!(
+            "indexed the debuginfo of {}; stopping process {pid}",
+            exe.display()
+        )
+    });
     let stopped = std::time::Instant::now();
     let process = target::live::LiveProcess::attach(pid, opts.timeout).map_err(|e| {
         if exited(pid) {
