@@ -152,8 +152,19 @@ async fn many_concurrent_requests_all_answered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracing_does_not_change_results() {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(1);
+    // Half of the messages wait for the first trace, so that tracing really overlaps the
+    // exchange (a fast release build could otherwise finish before the tracer starts).
+    let (traced_once, first_trace) = tokio::sync::oneshot::channel::<()>();
     let producer = tokio::spawn(async move {
+        let mut first_trace = Some(first_trace);
         for i in 0..2000u64 {
+            if i == 1000 {
+                let wait = first_trace.take().unwrap();
+                tokio::time::timeout(std::time::Duration::from_secs(30), wait)
+                    .await
+                    .expect("no trace within 30 s while the consumer ran")
+                    .unwrap();
+            }
             tx.send(i).await.unwrap();
         }
     });
@@ -167,9 +178,13 @@ async fn tracing_does_not_change_results() {
     let consumer = tokio::spawn(fut);
     let tracer = tokio::spawn(async move {
         let mut traces = 0;
+        let mut traced_once = Some(traced_once);
         while let Ok(trace) = handle.backtrace().await {
             assert!(!trace.is_empty());
             traces += 1;
+            if let Some(tx) = traced_once.take() {
+                let _ = tx.send(());
+            }
         }
         traces
     });
