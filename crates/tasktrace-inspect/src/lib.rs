@@ -2,10 +2,14 @@
 //! live process by pid, or a core file) with the logical stack it is suspended in, from its
 //! DWARF debuginfo alone, as a [`tasktrace_model::Dump`].
 //!
-//! Layers, bottom up, one module each: [`target`] (memory and threads of a stopped process or
-//! a core file), [`debuginfo`] (an owned index of the executable's DWARF), [`value`] (typed
-//! reads), [`tokio`] (everything tokio-version-specific: runtime, owned task lists, task
-//! cells), [`futures`] (state machines and leaves → frames).
+//! Layers, bottom up, one module each: [`target`] (memory, threads and registers of a stopped
+//! process or a core file), [`snapshot`] (a page cache: a live process is stopped only while
+//! what is needed is copied, then decoded while it runs), [`debuginfo`] (an owned index of the
+//! executable's DWARF; [`debugfile`] finds it in a separate file), [`value`] (typed reads),
+//! [`tokio`] (everything tokio-version-specific: runtimes, owned task lists, LocalSets, task
+//! cells, workers' queues; member chains per version in [`tokio::layout`]), [`futures`] (state
+//! machines, join branches, sets of futures and leaves → frames), [`threads`] (what each
+//! thread does; `block_on` root futures found on the stack).
 //!
 //! Supported: tokio 1.38 – 1.54 (tested with 1.38.2, 1.43.1, 1.47.1, 1.50.0, 1.52.0, 1.54.1;
 //! the layout of each is in [`tokio::layout`]), multi-thread and current-thread runtimes, several
