@@ -71,7 +71,7 @@ enum Cmd {
 #[derive(Args, Debug)]
 struct Output {
     /// Output format: text, verbose, grouped, json, json-raw, folded, svg, pprof (gzipped
-    /// profile.proto, one sample per task).
+    /// profile.proto of the default view, one sample per task path), pprof-raw (every frame).
     #[arg(long, value_name = "FMT", default_value = "text", value_parser = parse_format)]
     format: OutFormat,
     /// Same as `--format json-raw`: JSON with every frame as read (`json` hides plumbing).
@@ -90,16 +90,21 @@ struct Output {
 #[derive(Clone, Copy, Debug)]
 enum OutFormat {
     Model(Format),
-    Pprof,
+    /// `raw`: every frame, as `json-raw`; otherwise the default view, as `json`.
+    Pprof {
+        raw: bool,
+    },
 }
 
 fn parse_format(s: &str) -> Result<OutFormat, String> {
-    if s == "pprof" {
-        return Ok(OutFormat::Pprof);
+    match s {
+        "pprof" => Ok(OutFormat::Pprof { raw: false }),
+        "pprof-raw" => Ok(OutFormat::Pprof { raw: true }),
+        _ => s
+            .parse()
+            .map(OutFormat::Model)
+            .map_err(|e: String| format!("{e}, pprof, pprof-raw")),
     }
-    s.parse()
-        .map(OutFormat::Model)
-        .map_err(|e: String| format!("{e}, pprof"))
 }
 
 fn parse_pid(s: &str) -> Result<i32, String> {
@@ -147,7 +152,8 @@ fn print(dump: &Dump, out: &Output) -> Result<(), String> {
             }
             s.into_bytes()
         }
-        OutFormat::Pprof => tasktrace_model::pprof::to_pprof(dump),
+        OutFormat::Pprof { raw: false } => tasktrace_model::pprof::to_pprof(&dump.cleaned()),
+        OutFormat::Pprof { raw: true } => tasktrace_model::pprof::to_pprof(dump),
     };
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(&bytes).and_then(|()| stdout.flush()) {
