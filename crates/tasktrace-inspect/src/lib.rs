@@ -40,6 +40,11 @@ pub struct Options {
     pub timeout: Duration,
     /// Most tasks listed.
     pub max_tasks: usize,
+    /// Most frames decoded in one read, over all tasks (each task's decode has its own depth
+    /// and size caps): with a corrupt task list of many plausible tasks, this bounds the
+    /// reader's time and memory. Tasks past it are listed without a trace, and the dump gets a
+    /// `partial:` note.
+    pub max_frames: usize,
     /// Also list the threads ([`Dump::threads`]): workers with their local queue and the task
     /// they poll, `block_on` threads with their root future, blocking-pool threads.
     pub threads: bool,
@@ -85,6 +90,7 @@ impl Default for Options {
         Options {
             timeout: Duration::from_secs(5),
             max_tasks: 100_000,
+            max_frames: 1_000_000,
             threads: false,
             debuginfo: None,
             progress: false,
@@ -191,6 +197,11 @@ fn free_in_background(info: debuginfo::DebugInfo) {
     let _ = std::thread::Builder::new()
         .name("tasktrace-free".into())
         .spawn(move || drop(info));
+}
+
+/// Frames in these trees.
+fn count_frames(nodes: &[Node]) -> usize {
+    nodes.iter().map(|n| 1 + count_frames(&n.children)).sum()
 }
 
 /// True if `pid` is gone or a zombie.
@@ -353,6 +364,7 @@ fn read_phased(
     }
     let mut tasks = Vec::with_capacity(raw.len());
     let total = raw.len();
+    let (mut frames, mut undecoded) = (0usize, 0usize);
     for (i, rt) in raw.into_iter().enumerate() {
         if i > 0 && i % 10_000 == 0 {
             progress.say(|| format!("decoded {i} of {total} tasks"));
@@ -380,6 +392,13 @@ fn read_phased(
                     roots: std::sync::Arc::new(vec![Node::new(frame)]),
                 };
             }
+            Some(_) if frames >= opts.max_frames => {
+                undecoded += 1;
+                task.error = Some(format!(
+                    "not decoded: the read's budget of {} frames is spent",
+                    opts.max_frames
+                ));
+            }
             Some((addr, ty)) => {
                 // Target memory is untrusted: a corrupt value must cost this task its trace,
                 // never the whole read (nor leave a process stopped).
@@ -390,6 +409,7 @@ fn read_phased(
                 }));
                 match decoded {
                     Ok((nodes, awaits)) => {
+                        frames += count_frames(&nodes);
                         task.awaits = awaits;
                         task.trace = Trace {
                             roots: std::sync::Arc::new(nodes),
@@ -408,6 +428,12 @@ fn read_phased(
             }
         }
         tasks.push(task);
+    }
+    if undecoded > 0 {
+        notes.push(format!(
+            "partial: {undecoded} task(s) not decoded: the budget of {} frames per read is spent",
+            opts.max_frames
+        ));
     }
     notes.push(format!(
         "read out of process (tokio {}): how long tasks have been idle or running is not known (tokio records no poll times)",
