@@ -193,3 +193,59 @@ fn threads_view_of_a_debug_build() {
 fn threads_view_of_a_release_build() {
     check("release");
 }
+
+/// A worker inside a poll (the demo target's `spinner` task sleeps synchronously in its
+/// poll): its native stack, unwound with `.eh_frame` through libc, shows the task's code
+/// inside tokio's poll machinery.
+#[test]
+fn native_stack_of_a_worker_inside_a_poll() {
+    let t = Target::start(env!("CARGO_BIN_EXE_tasktrace-demo-target"), &[]);
+    let d = dump_of(&tasktrace(&[
+        "attach",
+        &t.pid.to_string(),
+        "--threads",
+        "--json",
+    ]));
+    let spinner = d
+        .tasks
+        .iter()
+        .find(|task| {
+            task.trace
+                .roots
+                .first()
+                .is_some_and(|r| r.frame.function == "tasktrace_demo_target::spinner")
+        })
+        .expect("the spinner task");
+    let worker = d
+        .threads
+        .iter()
+        .find(|th| th.task == Some(spinner.id))
+        .unwrap_or_else(|| panic!("no thread polls the spinner: {:#?}", d.threads));
+    assert_eq!(worker.role, ThreadRole::Worker);
+    let stack = &worker.native_stack;
+    let at = |what: &str| {
+        stack
+            .iter()
+            .position(|f| f.contains(what))
+            .unwrap_or_else(|| panic!("no {what} in the native stack {stack:#?}"))
+    };
+    assert!(
+        at("sleep") < at("tasktrace_demo_target::spinner"),
+        "{stack:#?}"
+    );
+    assert!(
+        at("tasktrace_demo_target::spinner") < at("tokio::runtime::task::raw::poll"),
+        "{stack:#?}"
+    );
+    assert!(
+        at("tokio::runtime::task::raw::poll") < at("worker::Context::run"),
+        "{stack:#?}"
+    );
+    // Idle workers are not unwound.
+    for th in &d.threads {
+        if th.task.is_none() {
+            assert!(th.native_stack.is_empty(), "{th:#?}");
+        }
+    }
+    t.assert_running_and_echoes();
+}

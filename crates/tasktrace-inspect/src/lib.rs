@@ -26,12 +26,15 @@ pub mod snapshot;
 pub mod target;
 pub mod threads;
 pub mod tokio;
+pub mod unwind;
 pub mod value;
 
 pub use error::{Error, Result};
 
 use std::time::Duration;
-use tasktrace_model::{Dump, Frame, FrameKind, FrameStatus, Node, Task, TaskState, Trace};
+use tasktrace_model::{
+    Dump, Frame, FrameKind, FrameStatus, Node, Task, TaskState, ThreadRole, Trace,
+};
 
 /// How to read a target.
 #[derive(Clone, Debug)]
@@ -340,6 +343,28 @@ fn read_phased(
             if local_sets == 1 { "" } else { "s" }
         ));
     }
+    // Native stacks of the threads inside a poll (their stacks change once resumed).
+    if opts.threads {
+        let polling: Vec<usize> = (0..facts.len())
+            .filter(|&i| facts[i].info.task.is_some() && facts[i].info.role != ThreadRole::Blocking)
+            .collect();
+        if !polling.is_empty() {
+            let unwinder = unwind::Unwinder::new(t);
+            for i in polling {
+                let tid = facts[i].info.tid as i32;
+                if let Some(regs) = t.registers(tid) {
+                    facts[i].info.native_stack = unwinder
+                        .stack(t, regs)
+                        .into_iter()
+                        .map(|(pc, sym)| match sym {
+                            Some(s) => format!("{pc:#x} {s}"),
+                            None => format!("{pc:#x}"),
+                        })
+                        .collect();
+                }
+            }
+        }
+    }
     // Copy each task's cell (header to the end of its future) while the target is stopped;
     // then let it run on: the decoding below reads from the copies.
     for t in &raw {
@@ -352,7 +377,7 @@ fn read_phased(
     progress.say(|| format!("copied {} tasks; decoding them", raw.len()));
     if opts.threads {
         for (f, c) in facts.iter_mut().zip(&contexts) {
-            if f.info.role == tasktrace_model::ThreadRole::BlockOn && f.info.task.is_none() {
+            if f.info.role == ThreadRole::BlockOn && f.info.task.is_none() {
                 f.info.task = c
                     .task_id
                     .filter(|&id| raw.iter().any(|t| t.id == id && t.running));

@@ -5,7 +5,7 @@
 //! never copied then goes to the running process (counted: [`Snapshot::late_reads`]).
 
 use crate::error::{Error, Result};
-use crate::target::{Registers, Target, Thread};
+use crate::target::{MappedFile, Registers, Target, Thread};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
@@ -52,6 +52,7 @@ pub struct Snapshot<S: Source> {
     regs: Vec<(i32, Option<Registers>, Option<String>)>,
     entry: Option<u64>,
     live: bool,
+    maps: Vec<MappedFile>,
     pages: RefCell<HashMap<u64, Option<Box<[u8]>>>>,
     resumed: Cell<bool>,
     late: Cell<u64>,
@@ -71,6 +72,7 @@ impl<S: Source> Snapshot<S> {
             regs,
             entry: t.at_entry(),
             live: t.is_live(),
+            maps: t.mapped_files(),
             pages: RefCell::new(HashMap::new()),
             resumed: Cell::new(false),
             late: Cell::new(0),
@@ -165,6 +167,10 @@ impl<S: Source> Target for Snapshot<S> {
             .iter()
             .find(|r| r.0 == tid)
             .and_then(|r| r.2.clone())
+    }
+
+    fn mapped_files(&self) -> Vec<MappedFile> {
+        self.maps.clone()
     }
 }
 

@@ -271,6 +271,12 @@ impl Dump {
         }
         for thread in &self.threads {
             writeln!(out, "{thread}")?;
+            if !thread.native_stack.is_empty() {
+                writeln!(out, "  native stack:")?;
+                for (i, f) in thread.native_stack.iter().enumerate() {
+                    writeln!(out, "    #{i} {f}")?;
+                }
+            }
             if !thread.trace.is_empty() {
                 let view = if verbose {
                     thread.trace.normalized()

@@ -49,6 +49,10 @@ pub struct ThreadInfo {
     /// The root future of a `block_on` thread; empty otherwise.
     #[serde(default, skip_serializing_if = "Trace::is_empty")]
     pub trace: Trace,
+    /// Its native stack, innermost first (`0x… symbol`), when it was inside a poll and the
+    /// producer could unwind it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub native_stack: Vec<String>,
     /// Anything else worth a glance (why the root future is missing, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,

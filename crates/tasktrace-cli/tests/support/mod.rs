@@ -121,8 +121,10 @@ impl Target {
                 .recv_timeout(left)
                 .expect("the target did not print `ready` within 60s");
             if let Some(rest) = l.strip_prefix("ready ") {
-                t.port = rest
-                    .split_whitespace()
+                // `ready <port> <pid>` (tokio-targets) or `ready <ip>:<port>` (the demo).
+                let first = rest.split_whitespace().next().unwrap_or("");
+                t.port = first
+                    .rsplit(':')
                     .next()
                     .and_then(|p| p.parse().ok())
                     .expect("port");

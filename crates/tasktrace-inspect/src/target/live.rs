@@ -18,7 +18,7 @@
 //! - Memory is read with `process_vm_readv` (falling back to `/proc/PID/mem`), only while
 //!   the threads are stopped.
 
-use super::{auxv_entry, Registers, Target, Thread};
+use super::{auxv_entry, MappedFile, Registers, Target, Thread};
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -55,6 +55,8 @@ pub struct LiveProcess {
     threads: Vec<Thread>,
     /// Registers and name of each thread, read while it is stopped.
     regs: Vec<(i32, Registers, Option<String>)>,
+    /// File mappings, read while stopped.
+    maps: Vec<MappedFile>,
     entry: Option<u64>,
 }
 
@@ -73,6 +75,7 @@ impl LiveProcess {
             signals: Vec::new(),
             threads: Vec::new(),
             regs: Vec::new(),
+            maps: Vec::new(),
             entry: None,
         };
         // Threads may be created while we seize: list again until nothing new appears.
@@ -153,6 +156,9 @@ impl LiveProcess {
         }
         // Main thread first.
         proc.threads.sort_by_key(|t| (t.tid != pid, t.tid));
+        if let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+            proc.maps = super::parse_maps(&maps);
+        }
         if let Ok(auxv) = std::fs::read(format!("/proc/{pid}/auxv")) {
             proc.entry = auxv_entry(&auxv);
         }
@@ -349,5 +355,9 @@ impl Target for LiveProcess {
             .iter()
             .find(|r| r.0 == tid)
             .and_then(|r| r.2.clone())
+    }
+
+    fn mapped_files(&self) -> Vec<MappedFile> {
+        self.maps.clone()
     }
 }

@@ -39,6 +39,42 @@ impl Registers {
     }
 }
 
+/// A file mapped into the target (from `/proc/PID/maps`): `[start, end)` maps `path` from
+/// byte `offset`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MappedFile {
+    /// First address.
+    pub start: u64,
+    /// End (exclusive).
+    pub end: u64,
+    /// File offset of `start`.
+    pub offset: u64,
+    /// The file.
+    pub path: String,
+}
+
+/// Parses `/proc/PID/maps`: the file-backed mappings.
+pub fn parse_maps(maps: &str) -> Vec<MappedFile> {
+    maps.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (range, _perms, offset, _dev, _inode) =
+                (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+            let path = f.collect::<Vec<_>>().join(" ");
+            if !path.starts_with('/') {
+                return None;
+            }
+            let (a, b) = range.split_once('-')?;
+            Some(MappedFile {
+                start: u64::from_str_radix(a, 16).ok()?,
+                end: u64::from_str_radix(b, 16).ok()?,
+                offset: u64::from_str_radix(offset, 16).ok()?,
+                path,
+            })
+        })
+        .collect()
+}
+
 /// Memory and threads of a stopped target.
 pub trait Target {
     /// Reads `buf.len()` bytes at `addr`.
@@ -56,6 +92,10 @@ pub trait Target {
     /// The name of thread `tid` (`comm`), when the target knows it.
     fn thread_name(&self, _tid: i32) -> Option<String> {
         None
+    }
+    /// The files mapped into the target (for native stack unwinding), when known.
+    fn mapped_files(&self) -> Vec<MappedFile> {
+        Vec::new()
     }
 }
 
