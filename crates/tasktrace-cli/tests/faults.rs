@@ -663,6 +663,8 @@ impl Traced {
                     break; // exited or killed
                 }
             }
+            // Reaped above (this only returns its error), or killed by `Traced::drop`.
+            let _ = child.wait();
         });
         let (pid, stdout) = rx
             .recv_timeout(Duration::from_secs(60))
