@@ -131,6 +131,12 @@ pub fn attach(pid: i32, opts: &Options) -> Result<Dump> {
             exe.display()
         )
     });
+    // The threads view unwinds native stacks: load the mapped files' unwind tables and
+    // symbols now, not while the process is stopped.
+    let unwinder = opts.threads.then(|| {
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        unwind::Unwinder::from_maps(&target::parse_maps(&maps))
+    });
     let stopped = std::time::Instant::now();
     let process = target::live::LiveProcess::attach(pid, opts.timeout).map_err(|e| {
         if exited(pid) {
@@ -156,6 +162,7 @@ pub fn attach(pid: i32, opts: &Options) -> Result<Dump> {
         &info,
         opts,
         &progress,
+        unwinder.as_ref(),
         &|addr, len| snap.prefetch(addr, len),
         &mut || {
             process.take();
@@ -273,6 +280,7 @@ pub fn read(t: &dyn target::Target, info: &debuginfo::DebugInfo, opts: &Options)
         info,
         opts,
         &Progress::new(opts.progress),
+        None,
         &|_, _| {},
         &mut || {},
     )
@@ -286,6 +294,7 @@ fn read_phased(
     info: &debuginfo::DebugInfo,
     opts: &Options,
     progress: &Progress,
+    unwinder: Option<&unwind::Unwinder>,
     prefetch: &dyn Fn(u64, u64),
     resume: &mut dyn FnMut(),
 ) -> Result<Dump> {
@@ -349,7 +358,14 @@ fn read_phased(
             .filter(|&i| facts[i].info.task.is_some() && facts[i].info.role != ThreadRole::Blocking)
             .collect();
         if !polling.is_empty() {
-            let unwinder = unwind::Unwinder::new(t);
+            let own;
+            let unwinder = match unwinder {
+                Some(u) => u,
+                None => {
+                    own = unwind::Unwinder::new(t);
+                    &own
+                }
+            };
             for i in polling {
                 let tid = facts[i].info.tid as i32;
                 if let Some(regs) = t.registers(tid) {

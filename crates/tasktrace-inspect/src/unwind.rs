@@ -153,7 +153,12 @@ pub struct Unwinder {
 impl Unwinder {
     /// Loads the unwind tables and symbols of every file mapped into `t`.
     pub fn new(t: &dyn Target) -> Self {
-        let maps = t.mapped_files();
+        Self::from_maps(&t.mapped_files())
+    }
+
+    /// Loads the unwind tables and symbols of these mapped files (e.g. read from
+    /// `/proc/PID/maps` before the process is stopped, so it is not stopped for this).
+    pub fn from_maps(maps: &[MappedFile]) -> Self {
         let mut paths: Vec<&str> = maps.iter().map(|m| m.path.as_str()).collect();
         paths.sort();
         paths.dedup();
