@@ -193,7 +193,7 @@ pub fn mini_core(threads: &[Thread], entry: Option<u64>, chunks: &[(u64, Vec<u8>
         out.extend_from_slice(&ty.to_le_bytes());
         out.extend_from_slice(b"CORE\0\0\0\0");
         out.extend_from_slice(desc);
-        while out.len() % 4 != 0 {
+        while !out.len().is_multiple_of(4) {
             out.push(0);
         }
     }
