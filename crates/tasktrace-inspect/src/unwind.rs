@@ -201,8 +201,16 @@ impl Unwinder {
     }
 }
 
-/// Demangles a Rust legacy symbol (`_ZN…17h<hash>E`), leaving others as they are.
+/// Demangles a Rust symbol: legacy (`_ZN…17h<hash>E`), or v0 (`_R…`) for plain nested
+/// paths (crate roots, modules, functions, closures); anything else is left as it is.
 pub fn demangle(name: &str) -> String {
+    if let Some(v0) = name.strip_prefix("_R") {
+        let mut p = V0 {
+            s: v0.as_bytes(),
+            at: 0,
+        };
+        return p.path(0).unwrap_or_else(|| name.to_string());
+    }
     let Some(mut rest) = name.strip_prefix("_ZN") else {
         return name.to_string();
     };
@@ -259,6 +267,83 @@ pub fn demangle(name: &str) -> String {
     s
 }
 
+/// A parser of the plain-path subset of v0 mangling.
+struct V0<'s> {
+    s: &'s [u8],
+    at: usize,
+}
+
+impl V0<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.at).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.at += 1;
+        Some(c)
+    }
+
+    fn path(&mut self, depth: usize) -> Option<String> {
+        if depth > 32 {
+            return None;
+        }
+        match self.next()? {
+            b'C' => self.ident().map(|(_, id)| id),
+            b'N' => {
+                let ns = self.next()?;
+                let inner = self.path(depth + 1)?;
+                let (dis, id) = self.ident()?;
+                Some(match ns {
+                    b'C' => format!("{inner}::{{closure#{dis}}}"),
+                    _ if id.is_empty() => format!("{inner}::{{{}#{dis}}}", ns as char),
+                    _ => format!("{inner}::{id}"),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// `[s <base62> _] [u] <decimal> [_] <bytes>`: (disambiguator, identifier).
+    fn ident(&mut self) -> Option<(u64, String)> {
+        let mut dis = 0;
+        if self.peek() == Some(b's') {
+            self.at += 1;
+            let mut v = 0u64;
+            while let Some(c) = self.next() {
+                if c == b'_' {
+                    dis = v + 1;
+                    break;
+                }
+                let d = match c {
+                    b'0'..=b'9' => c - b'0',
+                    b'a'..=b'z' => c - b'a' + 10,
+                    b'A'..=b'Z' => c - b'A' + 36,
+                    _ => return None,
+                };
+                v = v.checked_mul(62)?.checked_add(u64::from(d))?;
+            }
+        }
+        if self.peek() == Some(b'u') {
+            return None; // punycode
+        }
+        let start = self.at;
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.at += 1;
+        }
+        let len: usize = std::str::from_utf8(&self.s[start..self.at])
+            .ok()?
+            .parse()
+            .ok()?;
+        if self.peek() == Some(b'_') {
+            self.at += 1;
+        }
+        let bytes = self.s.get(self.at..self.at + len)?;
+        self.at += len;
+        Some((dis, String::from_utf8_lossy(bytes).into_owned()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +359,16 @@ mod tests {
             "<tokio::task::Foo<T> as core::future::Future>::poll"
         );
         assert_eq!(demangle("clock_nanosleep"), "clock_nanosleep");
+        assert_eq!(
+            demangle("_RNvNtNtCsjrHSEGnQ3l9_3std6thread9functions5sleep"),
+            "std::thread::functions::sleep"
+        );
+        assert_eq!(
+            demangle("_RNCNvCs1234_4test4main0B3_"),
+            "test::main::{closure#0}"
+        );
+        // Generic instances are left mangled.
+        assert_eq!(demangle("_RINvCs1_1a1fmE"), "_RINvCs1_1a1fmE");
     }
 
     #[test]

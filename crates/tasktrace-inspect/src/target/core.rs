@@ -267,6 +267,18 @@ impl Target for CoreFile {
     fn registers(&self, tid: i32) -> Option<Registers> {
         self.regs.iter().find(|r| r.0 == tid).map(|r| r.1)
     }
+
+    fn mapped_files(&self) -> Vec<super::MappedFile> {
+        self.mappings
+            .iter()
+            .map(|m| super::MappedFile {
+                start: m.start,
+                end: m.end,
+                offset: m.offset,
+                path: m.path.clone(),
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -342,8 +354,13 @@ mod tests {
         let mut buf = [0u8; 4];
         left_out_page(exe, 0).read(0x1000, &mut buf).unwrap();
         assert_eq!(&buf, b"\x7fELF");
-        assert!(left_out_page(exe, u64::MAX - 2).read(0x1800, &mut buf).is_err());
-        assert!(left_out_page(exe, 0).read(0x1ffe, &mut buf).is_err(), "past the segment");
+        assert!(left_out_page(exe, u64::MAX - 2)
+            .read(0x1800, &mut buf)
+            .is_err());
+        assert!(
+            left_out_page(exe, 0).read(0x1ffe, &mut buf).is_err(),
+            "past the segment"
+        );
     }
 
     #[test]
@@ -359,7 +376,9 @@ mod tests {
         assert!(left_out_page(fifo.to_str().unwrap(), 0)
             .read(0x1000, &mut buf)
             .is_err());
-        assert!(left_out_page("/dev/zero", 0).read(0x1000, &mut buf).is_err());
+        assert!(left_out_page("/dev/zero", 0)
+            .read(0x1000, &mut buf)
+            .is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
