@@ -432,6 +432,100 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::target::{Target, Thread};
+
+    /// This test process as a target (its own memory, read with `process_vm_readv`).
+    struct SelfTarget(Option<u64>);
+
+    impl Target for SelfTarget {
+        fn read(&self, addr: u64, buf: &mut [u8]) -> crate::Result<()> {
+            use crate::snapshot::Source;
+            crate::snapshot::ProcessMemory(std::process::id() as i32).read(addr, buf)
+        }
+        fn threads(&self) -> &[Thread] {
+            &[]
+        }
+        fn at_entry(&self) -> Option<u64> {
+            self.0
+        }
+        fn is_live(&self) -> bool {
+            true
+        }
+    }
+
+    /// Join branches as `futures`' `MaybeDone` holds them: `Gone` (output taken) is left out,
+    /// `Done` is a completed frame, `Future` is decoded.
+    #[test]
+    fn maybe_done_branches_gone_done_and_pending() {
+        use futures::future::{maybe_done, FutureExt};
+        use std::pin::Pin;
+        // Make sure tokio's task types are in this binary's debuginfo.
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async { tokio::spawn(async {}).await.unwrap() });
+        let info = match crate::debuginfo::DebugInfo::load("/proc/self/exe") {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("this test binary has no usable debuginfo ({e}): skipped");
+                return;
+            }
+        };
+        let entry = std::fs::read("/proc/self/auxv")
+            .ok()
+            .and_then(|a| crate::target::auxv_entry(&a));
+        let target = SelfTarget(entry);
+        let r = Reader {
+            target: &target,
+            info: &info,
+            bias: entry.map_or(0, |e| e.wrapping_sub(info.entry)),
+        };
+        let Ok(tk) = Tokio::new(&r) else {
+            eprintln!("no tokio types in this test binary's debuginfo: skipped");
+            return;
+        };
+        let mut gone = maybe_done(std::future::ready(1u32));
+        let mut done = maybe_done(std::future::ready(2u32));
+        let pending = maybe_done(std::future::pending::<u32>());
+        assert!((&mut gone).now_or_never().is_some());
+        assert!((&mut done).now_or_never().is_some());
+        assert_eq!(Pin::new(&mut gone).take_output(), Some(1));
+        // Optimised test builds keep no type layouts for this crate (`debug = "limited"`).
+        let ty_of = |name: &str| info.types_named(name).first().copied();
+        let (Some(ready), Some(never)) = (
+            ty_of("futures_util::future::maybe_done::MaybeDone<core::future::ready::Ready<u32>>"),
+            ty_of(
+                "futures_util::future::maybe_done::MaybeDone<core::future::pending::Pending<u32>>",
+            ),
+        ) else {
+            eprintln!("no MaybeDone types in this test binary's debuginfo: skipped");
+            return;
+        };
+        let at = |p: *const u8| p as u64;
+        let mut dec = Decoder::new(&r, &tk);
+        assert!(dec
+            .decode(at(std::ptr::addr_of!(gone).cast()), ready, 0)
+            .is_empty());
+        let d = dec.decode(at(std::ptr::addr_of!(done).cast()), ready, 0);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].frame.status, FrameStatus::Completed, "{d:#?}");
+        assert!(
+            d[0].frame
+                .function
+                .starts_with("core::future::ready::Ready"),
+            "{d:#?}"
+        );
+        let p = dec.decode(at(std::ptr::addr_of!(pending).cast()), never, 0);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].frame.status, FrameStatus::Suspended);
+        assert!(
+            p[0].frame
+                .function
+                .starts_with("core::future::pending::Pending"),
+            "{p:#?}"
+        );
+        let _ = (&gone, &done, &pending);
+    }
 
     #[test]
     fn state_machine_names_give_clean_paths() {
