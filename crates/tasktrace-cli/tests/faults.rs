@@ -225,8 +225,9 @@ fn target_killed_while_held_stopped_gives_a_clear_error() {
 
 #[test]
 fn target_exiting_on_its_own_during_attaches() {
-    // The target exits by itself 6 s after it started: attach until it is gone.
-    let mut t = Demo::start(&["--exit-after-ms", "6000"]);
+    // The target exits by itself 12 s after it started (a dev build of tasktrace takes a few
+    // seconds to index the debuginfo): attach until it is gone.
+    let mut t = Demo::start(&["--exit-after-ms", "12000"]);
     let pid = t.pid().to_string();
     let (mut dumps, mut errors) = (0, 0);
     let deadline = Instant::now() + Duration::from_secs(60);
