@@ -169,11 +169,34 @@ pub(crate) struct Shared {
     pub(crate) task: TaskInfo,
 }
 
+/// Kept small: every registered task has one. The request queue is allocated only while
+/// requests are pending (a `Vec` inline would be 24 bytes per task), and the close reason is
+/// one byte (a `TraceError` is 24).
 #[derive(Default)]
 struct Inner {
     waker: Option<Waker>,
-    requests: Vec<Arc<Slot>>,
-    closed: Option<TraceError>,
+    requests: Option<Box<Vec<Arc<Slot>>>>,
+    closed: Closed,
+}
+
+/// Whether, and why, a traced future is closed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Closed {
+    #[default]
+    Open,
+    Finished,
+    Dropped,
+}
+
+impl Closed {
+    /// The answer a request to a closed future gets.
+    fn error(self) -> Option<TraceError> {
+        match self {
+            Closed::Open => None,
+            Closed::Finished => Some(TraceError::Finished),
+            Closed::Dropped => Some(TraceError::Dropped),
+        }
+    }
 }
 
 /// How a traced future stands, read without disturbing it.
@@ -217,10 +240,13 @@ impl Shared {
     pub(crate) fn request(&self, slot: Arc<Slot>) -> Result<(), TraceError> {
         let waker = {
             let mut inner = lock(&self.inner);
-            if let Some(err) = &inner.closed {
-                return Err(err.clone());
+            if let Some(err) = inner.closed.error() {
+                return Err(err);
             }
-            inner.requests.push(slot);
+            inner
+                .requests
+                .get_or_insert_with(Default::default)
+                .push(slot);
             self.flags.fetch_or(REQUESTED, Ordering::Release);
             inner.waker.clone()
         };
@@ -233,13 +259,15 @@ impl Shared {
 
     /// Withdraws a request that timed out.
     pub(crate) fn withdraw(&self, slot: &Arc<Slot>) {
-        lock(&self.inner).requests.retain(|s| !Arc::ptr_eq(s, slot));
+        if let Some(requests) = &mut lock(&self.inner).requests {
+            requests.retain(|s| !Arc::ptr_eq(s, slot));
+        }
     }
 
     fn take_requests(&self) -> Taken {
         let mut inner = lock(&self.inner);
         self.flags.fetch_and(!REQUESTED, Ordering::Relaxed);
-        Taken(std::mem::take(&mut inner.requests))
+        Taken(inner.requests.take().map_or_else(Vec::new, |r| *r))
     }
 
     #[cold]
@@ -248,19 +276,21 @@ impl Shared {
         lock(&self.inner).waker = Some(waker.clone());
     }
 
-    fn close(&self, why: TraceError) {
+    /// Closes the future for good (`why` is `Finished` or `Dropped`); idempotent.
+    fn close(&self, why: Closed) {
+        let Some(err) = why.error() else { return };
         let requests = {
             let mut inner = lock(&self.inner);
-            if inner.closed.is_some() {
+            if inner.closed != Closed::Open {
                 return;
             }
-            inner.closed = Some(why.clone());
+            inner.closed = why;
             inner.waker = None;
             self.flags.fetch_or(CLOSED, Ordering::Release);
-            Taken(std::mem::take(&mut inner.requests))
+            Taken(inner.requests.take().map_or_else(Vec::new, |r| *r))
         };
         registry::unregister(&self.task);
-        requests.answer(Err(why));
+        requests.answer(Err(err));
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -277,14 +307,15 @@ pin_project! {
         shared: Arc<Shared>,
         // The waker of the last poll, to notice cheaply (`will_wake`) when it changes.
         last_waker: Option<Waker>,
-        finished: bool,
     }
 
     impl<F> PinnedDrop for Traced<F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if !*this.finished {
-                this.shared.close(TraceError::Dropped);
+            // A finished future closed itself (`CLOSED` is set, under the lock, before
+            // `poll` returns `Ready`): only an unfinished one takes the lock here.
+            if !this.shared.is_closed() {
+                this.shared.close(Closed::Dropped);
             }
         }
     }
@@ -348,7 +379,6 @@ impl<F> Traced<F> {
             inner,
             shared,
             last_waker: None,
-            finished: false,
         }
     }
 
@@ -409,8 +439,7 @@ impl<F: Future> Future for Traced<F> {
         };
         drop(stamp);
         if out.is_ready() {
-            *this.finished = true;
-            shared.close(TraceError::Finished);
+            shared.close(Closed::Finished);
         }
         out
     }
