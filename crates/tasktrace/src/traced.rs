@@ -175,6 +175,8 @@ pub(crate) struct Shared {
 #[derive(Default)]
 struct Inner {
     waker: Option<Waker>,
+    // One word while empty, which is almost always: a thin pointer on purpose.
+    #[allow(clippy::box_collection)]
     requests: Option<Box<Vec<Arc<Slot>>>>,
     closed: Closed,
 }
