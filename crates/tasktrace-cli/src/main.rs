@@ -175,7 +175,7 @@ impl Drop for DemoChild {
     }
 }
 
-fn demo(timeout: Duration) -> Result<Dump, String> {
+fn demo(timeout: Duration, threads: bool) -> Result<Dump, String> {
     let me = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let target = me.with_file_name("tasktrace-demo-target");
     if !target.exists() {
@@ -223,6 +223,7 @@ fn demo(timeout: Duration) -> Result<Dump, String> {
     );
     let opts = Options {
         timeout,
+        threads,
         ..Options::default()
     };
     tasktrace_inspect::attach(pid, &opts).map_err(|e| e.to_string())
@@ -265,7 +266,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 out,
             )
         }
-        Cmd::Demo { timeout, out } => (demo(timeout)?, out),
+        Cmd::Demo { timeout, out } => (demo(timeout, out.threads)?, out),
     };
     let dump = match &out.task {
         Some(re) => filter(dump, re),
