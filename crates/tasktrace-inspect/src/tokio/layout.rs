@@ -182,8 +182,16 @@ pub const INSTANT_NANOS: &[&str] = &["std.__0.t.tv_nsec.__0", "std.t.tv_nsec.__0
 /// From a scheduler handle (`multi_thread::Handle` or `current_thread::Handle`) to the owned
 /// task lists (`ShardedList.lists`, a `Box<[Mutex<LinkedList>]>`).
 pub const OWNED_LISTS: &[&str] = &["shared.owned.list.lists"];
-/// From one shard (`tokio::loom::std::Mutex<LinkedList>`) to its `head`.
-pub const SHARD_HEAD: &[&str] = &["__0.data.value.head", "data.value.head", "head"];
+/// From one shard (`tokio::loom::std::Mutex<LinkedList>`) to its `head`. With tokio's
+/// `parking_lot` feature (part of `full`) that mutex is `(PhantomData<std Mutex>,
+/// parking_lot::Mutex)`: the list is in `__1`, a `lock_api::Mutex` whose `data` is an
+/// `UnsafeCell`.
+pub const SHARD_HEAD: &[&str] = &[
+    "__0.data.value.head",
+    "__1.data.value.head",
+    "data.value.head",
+    "head",
+];
 
 /// `Storage<Context>` (the `CONTEXT` variable) → the `Context`.
 pub const CONTEXT_IN_STORAGE: &[&str] = &["val.value", "val"];
