@@ -5,13 +5,15 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tasktrace_model::{Dump, FrameKind, FrameStatus, Node, Task, TaskState};
 
+mod support;
+use support::{dump_of, tasktrace, TASKTRACE};
+
 const TARGET: &str = env!("CARGO_BIN_EXE_tasktrace-demo-target");
-const TASKTRACE: &str = env!("CARGO_BIN_EXE_tasktrace");
 const SOURCE: &str = include_str!("../src/bin/tasktrace-demo-target.rs");
 const PREFIX: &str = "tasktrace_demo_target::";
 
@@ -77,54 +79,6 @@ impl Drop for Target {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Runs `tasktrace` with a 120 s deadline.
-fn tasktrace(args: &[&str]) -> Output {
-    let mut child = Command::new(TASKTRACE)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tasktrace");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let o = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
-    });
-    let e = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("tasktrace {args:?} did not finish within 120s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: o.join().expect("stdout thread"),
-        stderr: e.join().expect("stderr thread"),
-    }
-}
-
-fn dump_of(out: &Output) -> Dump {
-    assert!(
-        out.status.success(),
-        "tasktrace failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON dump")
 }
 
 fn root_fn(t: &Task) -> &str {

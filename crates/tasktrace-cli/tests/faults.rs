@@ -22,8 +22,10 @@ use tasktrace_inspect::target::Thread;
 use tasktrace_inspect::{Error, Options, Result};
 use tasktrace_model::Dump;
 
+mod support;
+use support::{tasktrace_env as tasktrace, TASKTRACE};
+
 const TARGET: &str = env!("CARGO_BIN_EXE_tasktrace-demo-target");
-const TASKTRACE: &str = env!("CARGO_BIN_EXE_tasktrace");
 const FOO: &str = "tasktrace_demo_target::foo";
 
 /// A running demo target, killed on drop.
@@ -103,35 +105,6 @@ fn assert_running(pid: i32, addr: &str, after: &str) {
     s.read_exact(&mut buf)
         .unwrap_or_else(|e| panic!("no echo after {after}: {e}"));
     assert_eq!(&buf, b"ping");
-}
-
-/// Runs `tasktrace` (120 s deadline) with extra environment variables.
-fn tasktrace(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut child = Command::new(TASKTRACE)
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tasktrace");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let o = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
-    });
-    let e = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        s
-    });
-    let status = wait_child(&mut child, Duration::from_secs(120), "tasktrace");
-    Output {
-        status,
-        stdout: o.join().expect("stdout thread"),
-        stderr: e.join().expect("stderr thread"),
-    }
 }
 
 fn wait_child(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
