@@ -354,27 +354,12 @@ fn demo_prints_the_bundled_targets_tasks() {
 
 #[test]
 fn core_file_shows_the_same_trees() {
-    if Command::new("gcore").arg("--version").output().is_err() {
-        eprintln!("gcore is not installed: skipping the core file test");
-        return;
-    }
     let t = Target::start(&[]);
     let _client = connect(&t, 59);
     let dir = std::env::temp_dir().join(format!("tasktrace-core-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let prefix = dir.join("core");
-    let out = Command::new("timeout")
-        .args(["120", "gcore", "-o"])
-        .arg(&prefix)
-        .arg(t.pid().to_string())
-        .output()
-        .expect("run gcore");
-    assert!(
-        out.status.success(),
-        "gcore: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let core = format!("{}.{}", prefix.display(), t.pid());
+    let Some(core) = support::gcore(t.pid(), &dir.join("core")) else {
+        return;
+    };
     drop(t); // the process has exited: only the core remains
 
     let d = dump_of(&tasktrace(&["core", &core, "--exe", TARGET, "--json"]));

@@ -402,24 +402,7 @@ fn first_link(t: &dyn tasktrace_inspect::target::Target, info: &DebugInfo) -> (u
 
 /// Makes a core of a running demo target with gcore (None if gcore is missing).
 fn gcore(t: &Demo, dir: &std::path::Path) -> Option<String> {
-    if Command::new("gcore").arg("--version").output().is_err() {
-        eprintln!("gcore is not installed: skipping the core file faults");
-        return None;
-    }
-    std::fs::create_dir_all(dir).unwrap();
-    let prefix = dir.join("core");
-    let out = Command::new("timeout")
-        .args(["120", "gcore", "-o"])
-        .arg(&prefix)
-        .arg(t.pid().to_string())
-        .output()
-        .expect("run gcore");
-    assert!(
-        out.status.success(),
-        "gcore: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(format!("{}.{}", prefix.display(), t.pid()))
+    support::gcore(t.pid() as u32, &dir.join("core"))
 }
 
 #[test]

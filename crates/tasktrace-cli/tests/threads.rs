@@ -142,23 +142,10 @@ fn check(profile: &str) {
 /// The same view from a `gcore` core file: registers from `NT_PRSTATUS`, the stack from the
 /// core's memory.
 fn from_a_core_file(t: &Target, exe: &str) {
-    if std::process::Command::new("gcore")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("gcore is not installed: skipping the core file part");
-        return;
-    }
     let prefix = target_dir().join(format!("threads-core-{}", std::process::id()));
-    let out = std::process::Command::new("timeout")
-        .args(["120", "gcore", "-o"])
-        .arg(&prefix)
-        .arg(t.pid.to_string())
-        .output()
-        .expect("run gcore");
-    assert!(out.status.success(), "gcore failed");
-    let core = format!("{}.{}", prefix.display(), t.pid);
+    let Some(core) = gcore(t.pid, &prefix) else {
+        return;
+    };
     let d = dump_of(&tasktrace(&[
         "core",
         &core,

@@ -262,3 +262,28 @@ pub fn is_leaf(n: &Node, ty: &str, note: &str) {
     assert!(got.contains(note), "note {got:?} lacks {note:?}");
     assert!(n.children.is_empty());
 }
+
+/// Dumps the core of the running process `pid` with `gcore` (120 s deadline) as
+/// `<prefix>.<pid>` and returns its path; `None` (and a line saying why) when gcore is not
+/// installed. CI installs it (`.ci/run`).
+pub fn gcore(pid: u32, prefix: &std::path::Path) -> Option<String> {
+    if Command::new("gcore").arg("--version").output().is_err() {
+        eprintln!("gcore is not installed: skipping the core file part");
+        return None;
+    }
+    if let Some(dir) = prefix.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let out = Command::new("timeout")
+        .args(["120", "gcore", "-o"])
+        .arg(prefix)
+        .arg(pid.to_string())
+        .output()
+        .expect("run gcore");
+    assert!(
+        out.status.success(),
+        "gcore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(format!("{}.{pid}", prefix.display()))
+}
