@@ -42,9 +42,25 @@ impl UserNode {
     }
 }
 
-/// The last meaningful path segment of a demangled name: `a::b::foo::{{closure}}` → `foo`.
+/// The last meaningful path segment of a demangled name: `a::b::foo::{{closure}}` → `foo`,
+/// `a::foo::<tokio::time::Sleep>` (v0 mangling keeps generic arguments) → `foo`.
 pub fn short_name(function: &str) -> String {
-    function
+    let mut depth = 0usize;
+    let outside_brackets: String = function
+        .chars()
+        .filter(|&c| match c {
+            '<' => {
+                depth += 1;
+                false
+            }
+            '>' => {
+                depth = depth.saturating_sub(1);
+                false
+            }
+            _ => depth == 0,
+        })
+        .collect();
+    outside_brackets
         .split("::")
         .filter(|s| !s.starts_with('{') && !s.starts_with('<') && !s.is_empty())
         .last()
