@@ -394,18 +394,11 @@ fn build_nopie() -> String {
         .env("RUSTFLAGS", "-C relocation-model=static")
         .spawn()
         .expect("run cargo");
-    let deadline = Instant::now() + Duration::from_secs(900);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("building the non-PIE target took over its 900s deadline");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = support::wait_child(
+        &mut child,
+        Duration::from_secs(900),
+        "building the non-PIE target",
+    );
     assert!(status.success(), "building the non-PIE target failed");
     let exe = target_dir.join("x86_64-unknown-linux-gnu/release/tasktrace-demo-target");
     exe.to_str().expect("utf-8 path").to_string()

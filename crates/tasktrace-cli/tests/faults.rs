@@ -23,7 +23,7 @@ use tasktrace_inspect::{Error, Options, Result};
 use tasktrace_model::Dump;
 
 mod support;
-use support::{tasktrace_env as tasktrace, TASKTRACE};
+use support::{tasktrace_env as tasktrace, wait_child, TASKTRACE};
 
 const TARGET: &str = env!("CARGO_BIN_EXE_tasktrace-demo-target");
 const FOO: &str = "tasktrace_demo_target::foo";
@@ -105,21 +105,6 @@ fn assert_running(pid: i32, addr: &str, after: &str) {
     s.read_exact(&mut buf)
         .unwrap_or_else(|e| panic!("no echo after {after}: {e}"));
     assert_eq!(&buf, b"ping");
-}
-
-fn wait_child(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            return st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// A failed run: exit code 1, one line on stderr, no panic.

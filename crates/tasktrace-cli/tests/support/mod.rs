@@ -54,18 +54,11 @@ pub fn build_target(version: &str, profile: &str) -> String {
         let _ = stdout.read_to_string(&mut s);
         s
     });
-    let deadline = Instant::now() + Duration::from_secs(900);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("building the tokio {version} target took over its 900s deadline");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_child(
+        &mut child,
+        Duration::from_secs(900),
+        &format!("building the tokio {version} target"),
+    );
     let out = reader.join().expect("stdout thread");
     assert!(
         status.success(),
@@ -183,18 +176,11 @@ pub fn tasktrace_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         let _ = err.read_to_end(&mut s);
         s
     });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("tasktrace {args:?} did not finish within 120s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_child(
+        &mut child,
+        Duration::from_secs(120),
+        &format!("tasktrace {args:?}"),
+    );
     Output {
         status,
         stdout: o.join().expect("stdout thread"),
@@ -286,4 +272,20 @@ pub fn gcore(pid: u32, prefix: &std::path::Path) -> Option<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     Some(format!("{}.{pid}", prefix.display()))
+}
+
+/// Waits for `child` at most `limit`; past it, kills it and fails the test naming `what`.
+pub fn wait_child(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
