@@ -96,6 +96,12 @@ impl LiveProcess {
                     let err = std::io::Error::last_os_error();
                     match err.raw_os_error() {
                         Some(libc::ESRCH) => continue, // the thread exited meanwhile
+                        // A thread that has exited but is not yet reaped refuses the seize
+                        // with EPERM too (ptrace_attach checks exit_state): under thread
+                        // churn that is not a permission problem, just a thread that is gone.
+                        Some(libc::EPERM) | Some(libc::EACCES) if thread_has_exited(pid, tid) => {
+                            continue
+                        }
                         Some(libc::EPERM) | Some(libc::EACCES) => {
                             return Err(Error::PermissionDenied(match tracer_of(pid) {
                                 Some(tracer) => format!(
@@ -177,6 +183,19 @@ impl LiveProcess {
     pub fn pid(&self) -> i32 {
         self.pid
     }
+}
+
+/// Whether thread `tid` of `pid` is gone or has exited (a zombie, `Z`, or dead, `X`, in
+/// `/proc/PID/task/TID/stat`), so that a refused seize of it means nothing.
+fn thread_has_exited(pid: i32, tid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else {
+        return true;
+    };
+    // The state follows the command name, which is in parentheses and may hold anything.
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    matches!(state, Some("Z" | "X") | None)
 }
 
 /// The pid tracing `pid`, if any (`TracerPid` in `/proc/PID/status`).
