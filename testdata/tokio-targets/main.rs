@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use futures::future::{FutureExt, Shared};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -88,6 +89,32 @@ async fn join_all_sleeps() -> usize {
 }
 
 #[inline(never)]
+async fn set_member(n: u64) -> u64 {
+    tokio::time::sleep(LONG * 2 + Duration::from_secs(n)).await;
+    n
+}
+
+/// A `JoinSet` of two tasks, awaited with `join_next`.
+#[inline(never)]
+async fn join_set_waiter() -> usize {
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..2u64 {
+        set.spawn(set_member(i));
+    }
+    let mut n = 0;
+    while set.join_next().await.is_some() {
+        n += 1;
+    }
+    n
+}
+
+/// One of two tasks awaiting the same `futures` `Shared` sleep.
+#[inline(never)]
+async fn shared_waiter(s: Shared<tokio::time::Sleep>) {
+    s.await
+}
+
+#[inline(never)]
 async fn idle(i: usize, rx: oneshot::Receiver<()>) -> usize {
     let _ = rx.await;
     i
@@ -110,8 +137,10 @@ async fn local_leaf(n: u64) -> u64 {
     n
 }
 
-/// A current_thread runtime with a LocalSet, on its own OS thread.
-fn local_runtime() {
+/// A current_thread runtime with a LocalSet, on its own OS thread. Sends on `polled` once
+/// its three tasks have each been polled to their sleep, so `main` prints `ready` only then
+/// (a thread that starts late on a loaded machine would otherwise be read half set up).
+fn local_runtime(polled: std::sync::mpsc::Sender<()>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -121,6 +150,9 @@ fn local_runtime() {
         let a = tokio::task::spawn_local(local_leaf(1));
         let b = tokio::task::spawn_local(local_leaf(2));
         let c = tokio::spawn(local_leaf(3));
+        // The spawned tasks run before this sleep's timer fires.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let _ = polled.send(());
         let _ = tokio::join!(a, b, c);
     });
 }
@@ -143,9 +175,10 @@ async fn echo(mut s: TcpStream) {
 async fn main() {
     let n_idle: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20);
 
+    let (local_polled, local_ready) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("local-rt".into())
-        .spawn(local_runtime)
+        .spawn(move || local_runtime(local_polled))
         .expect("local runtime thread");
 
     let joined = tokio::spawn(foo());
@@ -156,6 +189,10 @@ async fn main() {
     let selector = tokio::spawn(select_loop(rx, notify.clone()));
     let unordered = tokio::spawn(unordered_sleeps());
     let joined_all = tokio::spawn(join_all_sleeps());
+    let join_set = tokio::spawn(join_set_waiter());
+    let shared = tokio::time::sleep(LONG).shared();
+    let shared_a = tokio::spawn(shared_waiter(shared.clone()));
+    let shared_b = tokio::spawn(shared_waiter(shared));
 
     let sem = std::sync::Arc::new(Semaphore::new(0));
     let sem_task = tokio::spawn(semaphore_waiter(sem.clone()));
@@ -177,6 +214,9 @@ async fn main() {
     let port = listener.local_addr().expect("local_addr").port();
     // Let fiz finish so bar's join! holds a MaybeDone::Done branch.
     tokio::time::sleep(Duration::from_millis(50)).await;
+    local_ready
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the local runtime's tasks were not polled within 30 s");
     println!("ready {} {}", port, std::process::id());
 
     loop {
@@ -191,4 +231,5 @@ async fn main() {
     // Unreachable in practice; keeps every handle alive until here.
     drop((tx, notify, guard, idle_tx, idle_tasks, blocking));
     drop((waiter, selector, unordered, joined_all, sem_task, mutex_task));
+    drop((join_set, shared_a, shared_b));
 }

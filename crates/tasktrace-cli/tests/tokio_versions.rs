@@ -162,6 +162,72 @@ fn check_version(version: &str) {
         is_leaf(c, "tokio::time::sleep::Sleep", "s left");
     }
 
+    // A JoinSet awaited with `join_next`: under tokio's `join_next` (a `poll_fn` borrowing
+    // the set), the set with a join handle per member task; the task awaits both.
+    let js_task = one(&d, "join_set_waiter");
+    let js_root = root(js_task);
+    is_async(
+        js_root,
+        "join_set_waiter",
+        "while set.join_next().await.is_some()",
+    );
+    let set = only_child(only_child(js_root));
+    assert!(
+        set.frame
+            .function
+            .starts_with("tokio::task::join_set::JoinSet"),
+        "{ctx}: {js_root:#?}"
+    );
+    assert_eq!(
+        set.frame.note.as_deref(),
+        Some("2 tasks"),
+        "{ctx}: {set:#?}"
+    );
+    let mut members: Vec<u64> = tasks_of(&d, "set_member").iter().map(|t| t.id).collect();
+    members.sort();
+    assert_eq!(members.len(), 2, "{ctx}: the set's tasks");
+    let mut held = Vec::new();
+    for h in &set.children {
+        is_leaf(
+            h,
+            "tokio::runtime::task::join::JoinHandle",
+            "waiting on task ",
+        );
+        let note = h.frame.note.as_deref().unwrap_or_default();
+        held.push(
+            note.trim_start_matches("waiting on task ")
+                .parse::<u64>()
+                .unwrap(),
+        );
+    }
+    held.sort();
+    assert_eq!(held, members, "{ctx}: {set:#?}");
+    let mut awaits = js_task.awaits.clone();
+    awaits.sort();
+    assert_eq!(awaits, members, "{ctx}");
+
+    // Two tasks awaiting clones of one `futures` `Shared` sleep: each shows the shared future
+    // (with its holder count) and the sleep inside it.
+    let shared = tasks_of(&d, "shared_waiter");
+    assert_eq!(shared.len(), 2, "{ctx}: shared waiters");
+    for t in shared {
+        let n = root(t);
+        is_async(n, "shared_waiter", "s.await");
+        let s = only_child(n);
+        assert!(
+            s.frame
+                .function
+                .starts_with("futures_util::future::future::shared::Shared"),
+            "{ctx}: {n:#?}"
+        );
+        assert_eq!(
+            s.frame.note.as_deref(),
+            Some("shared by 2 holders"),
+            "{ctx}: {s:#?}"
+        );
+        is_leaf(only_child(s), "tokio::time::sleep::Sleep", "s left");
+    }
+
     t.assert_running_and_echoes();
 }
 
