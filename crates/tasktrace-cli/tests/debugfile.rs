@@ -8,13 +8,6 @@ mod support;
 use std::process::Command;
 use support::*;
 
-fn objcopy(args: &[&str]) -> bool {
-    Command::new("objcopy")
-        .args(args)
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Asserts the dump has foo → bar → two join branches (the debuginfo was used).
 fn reads_foo(out: &std::process::Output) {
     let d = dump_of(out);

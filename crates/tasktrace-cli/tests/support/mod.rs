@@ -289,3 +289,11 @@ pub fn wait_child(child: &mut Child, limit: Duration, what: &str) -> std::proces
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Runs `objcopy` (binutils) with `args`; false when it fails or is not installed.
+pub fn objcopy(args: &[&str]) -> bool {
+    Command::new("objcopy")
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success())
+}
