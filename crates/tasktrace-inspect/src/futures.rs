@@ -12,7 +12,11 @@
 //!   type).
 //! - Sets of futures the in-process capture cannot see (polled with their own wakers):
 //!   `FuturesUnordered` (its list of all tasks), `join_all` (its `MaybeDone` slice, or the
-//!   `FuturesOrdered` behind it), reached through `stream.next()`.
+//!   `FuturesOrdered` behind it), reached through `stream.next()` or a `poll_fn` closure that
+//!   borrows the set; a `JoinSet`'s tasks (a join handle leaf each, under `join_next`'s
+//!   `poll_fn`).
+//! - `futures`' `Shared`: the one future its clones drive, under every holder (the walk's
+//!   cycle guard is per task, so each holder's tree shows it).
 //! - Leaves: whatever [`Tokio::leaf`] recognises (timers, join handles, channels, locks, I/O),
 //!   otherwise the type's name.
 //!
@@ -114,6 +118,9 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
         if let Some((off, inner)) = self.tokio.inner_future(ty) {
             return self.decode(addr + off, inner, depth + 1);
         }
+        if self.tokio.is_join_set(ty) {
+            return vec![self.join_set(addr, ty, name)];
+        }
         match generic {
             "core::pin::Pin" | "alloc::boxed::Box" | "core::ptr::non_null::NonNull" => {
                 if let Some(nodes) = self.pointer(addr, ty, depth) {
@@ -136,6 +143,16 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             }
             "futures_util::stream::futures_unordered::FuturesUnordered" => {
                 return vec![self.unordered(addr, ty, name, depth)];
+            }
+            "futures_util::future::future::shared::Shared" => {
+                return vec![self.shared(addr, ty, name, depth)];
+            }
+            // `poll_fn(|cx| set.poll_…(cx))` (as `JoinSet::join_next` is): what it waits on is
+            // the set its closure borrows.
+            g if g.ends_with("::poll_fn::PollFn") => {
+                if let Some(nodes) = self.poll_fn(addr, ty, depth) {
+                    return nodes;
+                }
             }
             "futures_util::future::join_all::JoinAll" => {
                 if let Some(node) = self.join_all(addr, ty, name, depth) {
@@ -193,6 +210,100 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             "{count} future{}",
             if count == 1 { "" } else { "s" }
         ));
+        node
+    }
+
+    /// A `JoinSet`: one child per task it holds (a join handle leaf, so the task is among
+    /// the ones this task awaits).
+    fn join_set(&mut self, addr: u64, ty: u64, name: &str) -> Node {
+        let mut node = Node::new(Frame::new(clean_type(name), None).with_kind(FrameKind::Fn));
+        let Some((length, handles)) = self.tokio.join_set_handles(addr, ty, MAX_UNORDERED) else {
+            node.frame.note = Some("its task list could not be read".into());
+            return node;
+        };
+        for (h, h_ty) in handles {
+            let frame = self.leaf(h, h_ty, self.r.type_name(h_ty));
+            node.children.push(Node::new(frame));
+        }
+        node.frame.note = Some(format!(
+            "{length} task{}",
+            if length == 1 { "" } else { "s" }
+        ));
+        node
+    }
+
+    /// A `poll_fn` whose closure borrows a set of futures or tasks (`JoinSet`,
+    /// `FuturesUnordered`): that set, decoded. `None` for any other closure.
+    fn poll_fn(&mut self, addr: u64, ty: u64, depth: usize) -> Option<Vec<Node>> {
+        let r = self.r;
+        let (f_off, f_ty) = r.member(ty, "f")?;
+        for (_, off, m_ty) in r.members(r.strip(f_ty)) {
+            // A captured `&mut set` (or `&mut &mut set`).
+            let mut at = Some((addr + f_off + off, m_ty));
+            for _ in 0..2 {
+                let Some((p, Some(pointee))) = at.and_then(|(a, t)| r.thin_pointer(t, a).ok()?)
+                else {
+                    break;
+                };
+                let pointee = r.strip(pointee);
+                let generic = r.type_name(pointee).split('<').next().unwrap_or_default();
+                if p != 0
+                    && (self.tokio.is_join_set(pointee)
+                        || generic == "futures_util::stream::futures_unordered::FuturesUnordered")
+                {
+                    return Some(self.decode(p, pointee, depth + 1));
+                }
+                at = Some((p, pointee));
+            }
+        }
+        None
+    }
+
+    /// A `futures` `Shared`: the one future all its clones drive (shown under each holder),
+    /// or that its output is ready.
+    fn shared(&mut self, addr: u64, ty: u64, name: &str, depth: usize) -> Node {
+        let r = self.r;
+        let mut node = Node::new(Frame::new(clean_type(name), None).with_kind(FrameKind::Fn));
+        // `inner: Option<Arc<Inner<Fut>>>`: `None` once this clone got the output.
+        let arc = r.member(ty, "inner").and_then(|(o_off, o_ty)| {
+            let v = r.variant(o_ty, addr + o_off).ok()??;
+            let (a_off, a_ty) = r.member(v.ty, "__0")?;
+            Some((addr + o_off + v.offset + a_off, a_ty))
+        });
+        let Some((arc, arc_ty)) = arc else {
+            node.frame.note = Some("output taken".into());
+            return node;
+        };
+        let holders = r
+            .thin_pointer(arc_ty, arc)
+            .ok()
+            .flatten()
+            .and_then(|(p, t)| {
+                let (s_off, _) = r.member_deep(t?, "strong", 1)?;
+                r.u64(p + s_off).ok()
+            });
+        let state = self
+            .tokio
+            .arc_data(arc, arc_ty)
+            .ok()
+            .flatten()
+            .and_then(|(inner, t)| {
+                let (f_off, f_ty) = r.member_deep(t, "future_or_output", 1)?;
+                let (e_off, e_ty) = r.find_enum(f_ty)?;
+                let at = inner + f_off + e_off;
+                let v = r.variant(e_ty, at).ok()??;
+                Some((v.name.clone(), at + v.offset, v.ty))
+            });
+        match state {
+            Some((variant, at, v_ty)) if variant == "Future" => {
+                if let Some((o, t)) = r.member(v_ty, "__0") {
+                    node.children = self.decode(at + o, t, depth + 1);
+                }
+                node.frame.note = holders.map(|n| format!("shared by {n} holders"));
+            }
+            Some(_) => node.frame.note = Some("output ready".into()),
+            None => node.frame.note = Some("its state could not be read".into()),
+        }
         node
     }
 

@@ -25,6 +25,9 @@ const RUNNING: u64 = 0b1;
 const COMPLETE: u64 = 0b10;
 const NOTIFIED: u64 = 0b100;
 
+/// Deepest await chain searched from a `block_on` root for a `LocalSet`'s `RunUntil`.
+const MAX_RUN_UNTIL_DEPTH: usize = 16;
+
 /// A join branch (`MaybeDone`).
 pub enum Branch {
     /// Still running: the branch future's (address, type).
@@ -567,14 +570,15 @@ impl<'r, 'a> Tokio<'r, 'a> {
     }
 
     /// The `RunUntil` (the future `LocalSet::block_on`/`run_until` drives) at `root` or
-    /// awaited by it (`run_until`'s async fn awaits it), at most a few awaits down.
+    /// awaited by it (`run_until`'s async fn awaits it; `main → serve → local.run_until(…)`),
+    /// at most [`MAX_RUN_UNTIL_DEPTH`] awaits down.
     fn find_run_until(&self, root: (u64, u64), depth: usize) -> Option<(u64, u64)> {
         let r = self.r;
         let name = r.type_name(root.1);
         if name.starts_with(layout::RUN_UNTIL_TYPE) {
             return Some(root);
         }
-        if depth >= 3 || crate::futures::async_env(name).is_none() {
+        if depth >= MAX_RUN_UNTIL_DEPTH || crate::futures::async_env(name).is_none() {
             return None;
         }
         let v = r.variant(root.1, root.0).ok()??;
@@ -614,6 +618,57 @@ impl<'r, 'a> Tokio<'r, 'a> {
             self.walk_lists(&[head], limit)
         })();
         Some(set)
+    }
+
+    /// True for a `tokio::task::JoinSet<T>` type.
+    pub fn is_join_set(&self, ty: u64) -> bool {
+        self.r.type_name(ty).starts_with(layout::JOIN_SET_TYPE)
+    }
+
+    /// The join handles a `JoinSet` at `addr` holds (its `IdleNotifiedSet`'s notified list,
+    /// then its idle one): their (address, type), at most `limit`; and the set's length.
+    pub fn join_set_handles(
+        &self,
+        addr: u64,
+        ty: u64,
+        limit: usize,
+    ) -> Option<(u64, Vec<layout::Field>)> {
+        let r = self.r;
+        let l = self.layout.resolver(r);
+        let (n_off, n_ty) = l.opt(ty, layout::JOIN_SET_LENGTH)?;
+        let length = self.int(addr + n_off, n_ty)?;
+        let (a_off, a_ty) = l.opt(ty, layout::JOIN_SET_LISTS)?;
+        let (mutex, mutex_ty) = self.arc_data(addr + a_off, a_ty).ok()??;
+        let (d_off, lists_ty) = l.opt(mutex_ty, layout::MUTEX_DATA)?;
+        let lists = mutex + d_off;
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for head in layout::IDLE_SET_HEADS {
+            let (h_off, h_ty) = l.opt(lists_ty, head)?;
+            let mut cur = r.thin_pointer(h_ty, lists + h_off).ok()?;
+            while let Some((entry, Some(entry_ty))) = cur {
+                if entry == 0 || out.len() >= limit || !seen.insert(entry) {
+                    break;
+                }
+                let (v_off, v_ty) = l.opt(entry_ty, layout::LIST_ENTRY_VALUE)?;
+                // Down the std wrappers (`UnsafeCell`, `ManuallyDrop`, and in newer toolchains
+                // `MaybeDangling`), whose member names vary, to the join handle.
+                let (mut off, mut t) = (v_off, v_ty);
+                for _ in 0..6 {
+                    if r.type_name(t).starts_with(layout::JOIN_HANDLE_TYPE) {
+                        break;
+                    }
+                    let &(_, o, mt) = r.members(t).first()?;
+                    off += o;
+                    t = r.strip(mt);
+                }
+                out.push((entry + off, t));
+                cur = l
+                    .opt(entry_ty, layout::LIST_ENTRY_NEXT)
+                    .and_then(|(x_off, x_ty)| r.thin_pointer(x_ty, entry + x_off).ok().flatten());
+            }
+        }
+        Some((length, out))
     }
 
     /// The id of the task whose header is at `header` (for a `JoinHandle`'s raw task).

@@ -249,3 +249,23 @@ pub const LOCAL_OWNED_HEAD: &[&str] = &[
 ];
 /// The type name of `RunUntil` (generic: a prefix).
 pub const RUN_UNTIL_TYPE: &str = "tokio::task::local::RunUntil<";
+
+/// `JoinSet<T>` → `inner.lists` (`Arc<Mutex<ListsInner<JoinHandle<T>>>>`, an
+/// `IdleNotifiedSet`) and `inner.length`.
+pub const JOIN_SET_LISTS: &[&str] = &["inner.lists"];
+/// See [`JOIN_SET_LISTS`].
+pub const JOIN_SET_LENGTH: &[&str] = &["inner.length"];
+/// tokio's `loom::std::Mutex<T>` (a newtype of std's or parking_lot's mutex) → the `T`.
+pub const MUTEX_DATA: &[&str] = &["__0.data.value", "data.value"];
+/// `idle_notified_set::ListsInner` → the heads of its two lists (`LinkedList<ListEntry<T>>`).
+pub const IDLE_SET_HEADS: &[&[&str]] = &[&["notified.head"], &["idle.head"]];
+/// `idle_notified_set::ListEntry<T>` → the next entry of its list
+/// (`Pointers { inner: UnsafeCell<PointersInner { next, .. }> }`).
+pub const LIST_ENTRY_NEXT: &[&str] = &["pointers.inner.value.next"];
+/// `idle_notified_set::ListEntry<T>` → `value`, its `T` inside std's wrappers
+/// (`UnsafeCell<ManuallyDrop<T>>`).
+pub const LIST_ENTRY_VALUE: &[&str] = &["value"];
+/// The type name of `JoinHandle` (generic: a prefix).
+pub const JOIN_HANDLE_TYPE: &str = "tokio::runtime::task::join::JoinHandle<";
+/// The type name of `JoinSet` (generic: a prefix).
+pub const JOIN_SET_TYPE: &str = "tokio::task::join_set::JoinSet<";
