@@ -4,6 +4,8 @@
 //! main's own future suspended at `listener.accept().await`, the current_thread runtime's
 //! `LocalSet::block_on` thread with its root future, the blocking-pool thread; and the target
 //! still runs after the detach. The release build is also read from a `gcore` core file.
+//! And the demo target's native stack of a worker inside a poll (live and from a core), with
+//! inlined frames and source lines.
 
 mod support;
 
@@ -142,19 +144,9 @@ fn check(profile: &str) {
 /// The same view from a `gcore` core file: registers from `NT_PRSTATUS`, the stack from the
 /// core's memory.
 fn from_a_core_file(t: &Target, exe: &str) {
-    let prefix = target_dir().join(format!("threads-core-{}", std::process::id()));
-    let Some(core) = gcore(t.pid, &prefix) else {
+    let Some(d) = threads_from_a_core(t, exe, "threads-core") else {
         return;
     };
-    let d = dump_of(&tasktrace(&[
-        "core",
-        &core,
-        "--exe",
-        exe,
-        "--threads",
-        "--json",
-    ]));
-    let _ = std::fs::remove_file(&core);
     let main = d
         .threads
         .iter()
@@ -186,13 +178,82 @@ fn threads_view_of_a_release_build() {
 /// inside tokio's poll machinery.
 #[test]
 fn native_stack_of_a_worker_inside_a_poll() {
-    let t = Target::start(env!("CARGO_BIN_EXE_tasktrace-demo-target"), &[]);
+    let exe = env!("CARGO_BIN_EXE_tasktrace-demo-target");
+    let t = Target::start(exe, &[]);
     let d = dump_of(&tasktrace(&[
         "attach",
         &t.pid.to_string(),
         "--threads",
         "--json",
     ]));
+    check_native_stack(&d, "live");
+    // Idle workers are not unwound.
+    for th in &d.threads {
+        if th.task.is_none() {
+            assert!(th.native_stack.is_empty(), "{th:#?}");
+        }
+    }
+    t.assert_running_and_echoes();
+    // The same stack from a core file (registers from NT_PRSTATUS, files from NT_FILE).
+    if let Some(d) = threads_from_a_core(&t, exe, "native-core") {
+        check_native_stack(&d, "core");
+    }
+}
+
+/// `tasktrace core --threads --json` of a `gcore` of `t` (the core file removed after);
+/// `None` when gcore is not installed.
+fn threads_from_a_core(t: &Target, exe: &str, name: &str) -> Option<Dump> {
+    let prefix = target_dir().join(format!("{name}-{}", std::process::id()));
+    let core = gcore(t.pid, &prefix)?;
+    let d = dump_of(&tasktrace(&[
+        "core",
+        &core,
+        "--exe",
+        exe,
+        "--threads",
+        "--json",
+    ]));
+    let _ = std::fs::remove_file(&core);
+    Some(d)
+}
+
+/// A stripped executable whose DWARF is only in the file given with `--debuginfo` (no
+/// debuglink): the native stack still has the spinner's line, so the unwinder read that file.
+#[test]
+fn native_stack_from_a_given_debug_file() {
+    if !objcopy(&["--version"]) {
+        eprintln!("objcopy is not installed: skipping the separate debuginfo native stack test");
+        return;
+    }
+    let exe = env!("CARGO_BIN_EXE_tasktrace-demo-target");
+    let dir = target_dir().join(format!("native-debugfile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = |p: std::path::PathBuf| p.to_str().expect("utf-8").to_string();
+    let debug = s(dir.join("demo.debug"));
+    let stripped = s(dir.join("demo"));
+    assert!(objcopy(&["--only-keep-debug", exe, &debug]));
+    assert!(objcopy(&["--strip-debug", exe, &stripped]));
+    let t = Target::start(&stripped, &[]);
+    let d = dump_of(&tasktrace(&[
+        "attach",
+        &t.pid.to_string(),
+        "--threads",
+        "--json",
+        "--debuginfo",
+        &debug,
+    ]));
+    check_native_stack(&d, "stripped, --debuginfo");
+    t.assert_running_and_echoes();
+    drop(t);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The spinner's worker: its native stack goes from `sleep` (libc, named by its symbol
+/// table) through the spinner's own code (named by DWARF, with the line of its `sleep` call
+/// in the demo target's source; inlined into tokio's `Core::poll` in an optimised build) to
+/// tokio's worker loop.
+fn check_native_stack(d: &Dump, ctx: &str) {
     let spinner = d
         .tasks
         .iter()
@@ -202,42 +263,76 @@ fn native_stack_of_a_worker_inside_a_poll() {
                 .first()
                 .is_some_and(|r| r.frame.function == "tasktrace_demo_target::spinner")
         })
-        .expect("the spinner task");
+        .unwrap_or_else(|| panic!("{ctx}: the spinner task"));
     let worker = d
         .threads
         .iter()
         .find(|th| th.task == Some(spinner.id))
-        .unwrap_or_else(|| panic!("no thread polls the spinner: {:#?}", d.threads));
+        .unwrap_or_else(|| panic!("{ctx}: no thread polls the spinner: {:#?}", d.threads));
     assert_eq!(worker.role, ThreadRole::Worker);
     let stack = &worker.native_stack;
+    let text: Vec<String> = stack.iter().map(ToString::to_string).collect();
     let at = |what: &str| {
         stack
             .iter()
-            .position(|f| f.contains(what))
-            .unwrap_or_else(|| panic!("no {what} in the native stack {stack:#?}"))
+            .position(|f| f.function.as_deref().is_some_and(|n| n.contains(what)))
+            .unwrap_or_else(|| panic!("{ctx}: no {what} in the native stack {text:#?}"))
     };
-    assert!(at("sleep") < at("worker::Context::run"), "{stack:#?}");
-    // Symbols name physical functions: in an optimised build the spinner's poll is inlined
-    // into tokio's `Core::poll`.
-    if cfg!(debug_assertions) {
-        assert!(
-            at("sleep") < at("tasktrace_demo_target::spinner"),
-            "{stack:#?}"
-        );
-        assert!(
-            at("tasktrace_demo_target::spinner") < at("tokio::runtime::task::raw::poll"),
-            "{stack:#?}"
-        );
-    }
+    assert!(at("sleep") < at("worker::Context::run"), "{ctx}: {text:#?}");
+    assert!(
+        at("sleep") < at("tasktrace_demo_target::spinner"),
+        "{ctx}: {text:#?}"
+    );
+    assert!(
+        at("tasktrace_demo_target::spinner") < at("Core<T,S>::poll"),
+        "{ctx}: {text:#?}"
+    );
     assert!(
         at("Core<T,S>::poll") < at("worker::Context::run"),
-        "{stack:#?}"
+        "{ctx}: {text:#?}"
     );
-    // Idle workers are not unwound.
-    for th in &d.threads {
-        if th.task.is_none() {
-            assert!(th.native_stack.is_empty(), "{th:#?}");
-        }
+    // The spinner's frame: the line of its call to `sleep` (looked up at the return
+    // address - 1), in the demo target's source.
+    let i = at("tasktrace_demo_target::spinner");
+    let f = &stack[i];
+    let loc = f
+        .location
+        .as_ref()
+        .unwrap_or_else(|| panic!("{ctx}: the spinner frame has no location: {text:#?}"));
+    assert!(
+        loc.file.ends_with("tasktrace-demo-target.rs"),
+        "{ctx}: {text:#?}"
+    );
+    let src = include_str!("../src/bin/tasktrace-demo-target.rs");
+    let want = src
+        .lines()
+        .position(|l| l.contains("std::thread::sleep(Duration::from_millis(50))"))
+        .map(|i| i as u32 + 1);
+    assert_eq!(Some(loc.line), want, "{ctx}: {text:#?}");
+    // Tokio's frames have lines too (its source in the cargo registry).
+    let core = &stack[at("Core<T,S>::poll")];
+    assert!(
+        core.location
+            .as_ref()
+            .is_some_and(|l| l.file.ends_with(".rs")),
+        "{ctx}: {text:#?}"
+    );
+    if cfg!(debug_assertions) {
+        assert!(
+            at("tasktrace_demo_target::spinner") < at("tokio::runtime::task::raw::poll"),
+            "{ctx}: {text:#?}"
+        );
+    } else {
+        // Optimised: the spinner's poll is inlined; below it in the list, at the same pc,
+        // come more inlined frames and then the physical function they are all inside.
+        assert!(f.inlined, "{ctx}: {text:#?}");
+        let physical = stack[i..]
+            .iter()
+            .find(|g| !g.inlined)
+            .unwrap_or_else(|| panic!("{ctx}: no physical frame under the spinner: {text:#?}"));
+        assert_eq!(physical.pc, f.pc, "{ctx}: {text:#?}");
+        assert!(physical.function.is_some(), "{ctx}: {text:#?}");
     }
-    t.assert_running_and_echoes();
+    // The list ends in a physical frame (an inlined run always does).
+    assert!(stack.last().is_some_and(|f| !f.inlined), "{ctx}: {text:#?}");
 }

@@ -135,7 +135,7 @@ pub fn attach(pid: i32, opts: &Options) -> Result<Dump> {
     // symbols now, not while the process is stopped.
     let unwinder = opts.threads.then(|| {
         let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-        unwind::Unwinder::from_maps(&target::parse_maps(&maps))
+        unwind::Unwinder::from_maps(&target::parse_maps(&maps), opts.debuginfo.as_deref())
     });
     let stopped = std::time::Instant::now();
     let process = target::live::LiveProcess::attach(pid, opts.timeout).map_err(|e| {
@@ -362,21 +362,14 @@ fn read_phased(
             let unwinder = match unwinder {
                 Some(u) => u,
                 None => {
-                    own = unwind::Unwinder::new(t);
+                    own = unwind::Unwinder::new(t, opts.debuginfo.as_deref());
                     &own
                 }
             };
             for i in polling {
                 let tid = facts[i].info.tid as i32;
                 if let Some(regs) = t.registers(tid) {
-                    facts[i].info.native_stack = unwinder
-                        .stack(t, regs)
-                        .into_iter()
-                        .map(|(pc, sym)| match sym {
-                            Some(s) => format!("{pc:#x} {s}"),
-                            None => format!("{pc:#x}"),
-                        })
-                        .collect();
+                    facts[i].info.native_stack = unwinder.native_stack(t, regs);
                 }
             }
         }

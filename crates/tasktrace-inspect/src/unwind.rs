@@ -1,7 +1,13 @@
 //! Native stacks of stopped threads (x86-64), by the call frame information in the mapped
-//! ELF files' `.eh_frame` (binary-searched through `.eh_frame_hdr`), symbolised with their
-//! symbol tables. Used by the threads view for a worker inside a poll: what the task's code
-//! is doing right now.
+//! ELF files' `.eh_frame` (binary-searched through `.eh_frame_hdr`). Used by the threads view
+//! for a worker inside a poll: what the task's code is doing right now.
+//!
+//! Each frame is symbolised from its module's DWARF with `addr2line` (the module's own, or a
+//! separate debug file found by build id or `.gnu_debuglink`, [`crate::debugfile`]): the
+//! functions inlined at the pc, innermost first, then the physical function, each with its
+//! file:line; a caller is looked up at its return address - 1 (the call). A module without
+//! DWARF (libc) is named from its symbol table. The DWARF is indexed when the unwinder is made
+//! (before a live target is stopped); line programs and inlined subroutines are read lazily.
 //!
 //! Only `rip`, `rsp` and `rbp` are known of the stopped thread; frames whose CFA rule needs
 //! another register end the walk. Each step is checked (the stack grows down, return addresses
@@ -10,6 +16,11 @@
 use crate::target::{MappedFile, Registers, Target};
 use gimli::{BaseAddresses, EhFrame, EhFrameHdr, LittleEndian, UnwindContext, UnwindSection};
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
+use std::sync::{Arc, OnceLock};
+use tasktrace_model::{Location, NativeFrame};
+
+/// The DWARF reader of a module: its sections, owned.
+type Reader = gimli::EndianArcSlice<gimli::RunTimeEndian>;
 
 /// Deepest stack walked.
 const MAX_FRAMES: usize = 64;
@@ -25,10 +36,16 @@ struct Module {
     text: u64,
     /// (address, size, demangled name), sorted by address.
     symbols: Vec<(u64, u64, String)>,
+    /// Its file path (the DWARF is loaded from it, or its debug file, on first use).
+    path: String,
+    /// The debug file given by the user (`--debuginfo`), when its build id is this module's.
+    given_debug: Option<Arc<Vec<u8>>>,
+    /// Its DWARF symboliser, made once; `None` inside when it has no DWARF.
+    dwarf: OnceLock<Option<addr2line::Context<Reader>>>,
 }
 
 impl Module {
-    fn load(path: &str, maps: &[&MappedFile]) -> Option<Module> {
+    fn load(path: &str, maps: &[&MappedFile], given: Option<&GivenDebugFile>) -> Option<Module> {
         let data = std::fs::read(path).ok()?;
         let obj = object::File::parse(&*data).ok()?;
         let range = |name: &str| {
@@ -57,6 +74,9 @@ impl Module {
             .collect();
         symbols.sort_by_key(|s| s.0);
         symbols.dedup_by_key(|s| s.0);
+        let given_debug = given
+            .filter(|g| crate::debugfile::build_id(&obj).is_some_and(|id| id == g.build_id))
+            .map(|g| g.data.clone());
         Some(Module {
             start: maps.iter().map(|m| m.start).min()?,
             end: maps.iter().map(|m| m.end).max()?,
@@ -66,7 +86,86 @@ impl Module {
             eh_frame_hdr,
             text,
             symbols,
+            path: path.to_string(),
+            given_debug,
+            dwarf: OnceLock::new(),
         })
+    }
+
+    /// The DWARF of this module (or of its separate debug file), indexed for address lookups.
+    fn dwarf(&self) -> Option<&addr2line::Context<Reader>> {
+        self.dwarf
+            .get_or_init(|| {
+                let split = match &self.given_debug {
+                    Some(_) => None,
+                    None => crate::debugfile::find(&self.data, &self.path, None).ok()?,
+                };
+                let bytes = match (&self.given_debug, &split) {
+                    (Some(given), _) => &given[..],
+                    (None, Some(f)) => &f.data[..],
+                    (None, None) => &self.data[..],
+                };
+                let obj = object::File::parse(bytes).ok()?;
+                obj.section_by_name(".debug_info")?;
+                let section = |id: gimli::SectionId| -> Result<Reader, gimli::Error> {
+                    let data = obj
+                        .section_by_name(id.name())
+                        .and_then(|s| s.uncompressed_data().ok())
+                        .unwrap_or_default();
+                    Ok(Reader::new(Arc::from(&*data), gimli::RunTimeEndian::Little))
+                };
+                let dwarf = gimli::Dwarf::load(section).ok()?;
+                addr2line::Context::from_dwarf(dwarf).ok()
+            })
+            .as_ref()
+    }
+
+    /// The functions at `pc` (a return address when not `first`), innermost first: inlined
+    /// ones from the DWARF, then the physical one (its symbol name when DWARF has none).
+    fn frames(&self, pc: u64, first: bool) -> Vec<NativeFrame> {
+        let physical = |function: Option<String>, location: Option<Location>| NativeFrame {
+            pc,
+            function,
+            location,
+            inlined: false,
+        };
+        let symbol = self.symbol(pc).map(str::to_string);
+        let probe = pc.wrapping_sub(self.bias).wrapping_sub(u64::from(!first));
+        let Some(ctx) = self.dwarf() else {
+            return vec![physical(symbol, None)];
+        };
+        let mut out = Vec::new();
+        if let Ok(mut iter) = ctx.find_frames(probe).skip_all_loads() {
+            while let Ok(Some(f)) = iter.next() {
+                let function = f
+                    .function
+                    .as_ref()
+                    .and_then(|n| n.raw_name().ok())
+                    .map(|n| demangle(n.as_ref()));
+                let location = f.location.as_ref().and_then(|l| {
+                    Some(Location::new(l.file?, l.line?, l.column.filter(|&c| c > 0)))
+                });
+                out.push(NativeFrame {
+                    pc,
+                    function,
+                    location,
+                    inlined: true,
+                });
+                if out.len() > MAX_FRAMES {
+                    break;
+                }
+            }
+        }
+        match out.last_mut() {
+            Some(last) => {
+                last.inlined = false;
+                if last.function.is_none() {
+                    last.function = symbol;
+                }
+            }
+            None => out.push(physical(symbol, None)),
+        }
+        out
     }
 
     fn symbol(&self, pc: u64) -> Option<&str> {
@@ -145,20 +244,41 @@ impl Module {
     }
 }
 
+/// A separate debug file the user gave (`--debuginfo`), read once; it is used for the one
+/// mapped module with its build id (the executable), never for a module without one.
+struct GivenDebugFile {
+    build_id: Vec<u8>,
+    data: Arc<Vec<u8>>,
+}
+
+impl GivenDebugFile {
+    fn read(path: &str) -> Option<Self> {
+        let data = std::fs::read(path).ok()?;
+        let build_id = crate::debugfile::build_id(&object::File::parse(&*data).ok()?)?;
+        Some(GivenDebugFile {
+            build_id,
+            data: Arc::new(data),
+        })
+    }
+}
+
 /// The unwinder of one target: its mapped ELF files.
 pub struct Unwinder {
     modules: Vec<Module>,
 }
 
 impl Unwinder {
-    /// Loads the unwind tables and symbols of every file mapped into `t`.
-    pub fn new(t: &dyn Target) -> Self {
-        Self::from_maps(&t.mapped_files())
+    /// Loads the unwind tables and symbols of every file mapped into `t`; `debuginfo` is a
+    /// separate debug file given by the user, used for the module whose build id it fits.
+    pub fn new(t: &dyn Target, debuginfo: Option<&str>) -> Self {
+        Self::from_maps(&t.mapped_files(), debuginfo)
     }
 
     /// Loads the unwind tables and symbols of these mapped files (e.g. read from
     /// `/proc/PID/maps` before the process is stopped, so it is not stopped for this).
-    pub fn from_maps(maps: &[MappedFile]) -> Self {
+    pub fn from_maps(maps: &[MappedFile], debuginfo: Option<&str>) -> Self {
+        // Its fit was checked (with a clear error) when the debuginfo was loaded.
+        let given = debuginfo.and_then(GivenDebugFile::read);
         let mut paths: Vec<&str> = maps.iter().map(|m| m.path.as_str()).collect();
         paths.sort();
         paths.dedup();
@@ -166,7 +286,10 @@ impl Unwinder {
             .into_iter()
             .filter_map(|p| {
                 let of: Vec<&MappedFile> = maps.iter().filter(|m| m.path == p).collect();
-                Module::load(p, &of)
+                let m = Module::load(p, &of, given.as_ref())?;
+                // Index the DWARF now, not while the target is stopped.
+                m.dwarf();
+                Some(m)
             })
             .collect();
         Unwinder { modules }
@@ -181,13 +304,20 @@ impl Unwinder {
         self.modules.iter().find(|m| pc >= m.start && pc < m.end)
     }
 
-    /// The native stack of a thread stopped at `regs`, innermost first: (pc, symbol).
-    pub fn stack(&self, t: &dyn Target, regs: Registers) -> Vec<(u64, Option<String>)> {
+    /// The native stack of a thread stopped at `regs`, innermost first: per physical frame,
+    /// its inlined functions and then itself (see the module doc).
+    pub fn native_stack(&self, t: &dyn Target, regs: Registers) -> Vec<NativeFrame> {
         let mut out = Vec::new();
+        self.walk(t, regs, |m, pc, first| out.extend(m.frames(pc, first)));
+        out
+    }
+
+    /// Calls `visit` with each physical frame's module and pc, innermost first.
+    fn walk(&self, t: &dyn Target, regs: Registers, mut visit: impl FnMut(&Module, u64, bool)) {
         let mut cur = regs;
         for i in 0..MAX_FRAMES {
             let Some(m) = self.module(cur.rip) else { break };
-            out.push((cur.rip, m.symbol(cur.rip).map(str::to_string)));
+            visit(m, cur.rip, i == 0);
             let Some(next) = m.step(t, cur, i == 0) else {
                 break;
             };
@@ -197,150 +327,15 @@ impl Unwinder {
             }
             cur = next;
         }
-        out
     }
 }
 
-/// Demangles a Rust symbol: legacy (`_ZN…17h<hash>E`), or v0 (`_R…`) for plain nested
-/// paths (crate roots, modules, functions, closures); anything else is left as it is.
+/// Demangles a Rust symbol (legacy or v0) with `rustc-demangle`, without the hash suffix;
+/// anything else (C symbols) is left as it is.
 pub fn demangle(name: &str) -> String {
-    if let Some(v0) = name.strip_prefix("_R") {
-        let mut p = V0 {
-            s: v0.as_bytes(),
-            at: 0,
-        };
-        return p.path(0).unwrap_or_else(|| name.to_string());
-    }
-    let Some(mut rest) = name.strip_prefix("_ZN") else {
-        return name.to_string();
-    };
-    let mut parts = Vec::new();
-    while let Some(c) = rest.chars().next() {
-        if c == 'E' {
-            break;
-        }
-        let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
-        let Ok(len) = rest[..digits].parse::<usize>() else {
-            return name.to_string();
-        };
-        let Some(part) = rest.get(digits..digits + len) else {
-            return name.to_string();
-        };
-        parts.push(part);
-        rest = &rest[digits + len..];
-    }
-    if parts.last().is_some_and(|p| {
-        p.len() == 17 && p.starts_with('h') && p[1..].chars().all(|c| c.is_ascii_hexdigit())
-    }) {
-        parts.pop();
-    }
-    let joined = parts
-        .iter()
-        .map(|p| {
-            p.strip_prefix('_')
-                .filter(|s| s.starts_with('$'))
-                .unwrap_or(p)
-        })
-        .collect::<Vec<_>>()
-        .join("::");
-    let mut s = joined;
-    for (from, to) in [
-        ("$LT$", "<"),
-        ("$GT$", ">"),
-        ("$RF$", "&"),
-        ("$BP$", "*"),
-        ("$C$", ","),
-        ("$LP$", "("),
-        ("$RP$", ")"),
-        ("$SP$", "@"),
-        ("$u20$", " "),
-        ("$u27$", "'"),
-        ("$u5b$", "["),
-        ("$u5d$", "]"),
-        ("$u7b$", "{"),
-        ("$u7d$", "}"),
-        ("$u7e$", "~"),
-        ("..", "::"),
-    ] {
-        s = s.replace(from, to);
-    }
-    s
-}
-
-/// A parser of the plain-path subset of v0 mangling.
-struct V0<'s> {
-    s: &'s [u8],
-    at: usize,
-}
-
-impl V0<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.s.get(self.at).copied()
-    }
-
-    fn next(&mut self) -> Option<u8> {
-        let c = self.peek()?;
-        self.at += 1;
-        Some(c)
-    }
-
-    fn path(&mut self, depth: usize) -> Option<String> {
-        if depth > 32 {
-            return None;
-        }
-        match self.next()? {
-            b'C' => self.ident().map(|(_, id)| id),
-            b'N' => {
-                let ns = self.next()?;
-                let inner = self.path(depth + 1)?;
-                let (dis, id) = self.ident()?;
-                Some(match ns {
-                    b'C' => format!("{inner}::{{closure#{dis}}}"),
-                    _ if id.is_empty() => format!("{inner}::{{{}#{dis}}}", ns as char),
-                    _ => format!("{inner}::{id}"),
-                })
-            }
-            _ => None,
-        }
-    }
-
-    /// `[s <base62> _] [u] <decimal> [_] <bytes>`: (disambiguator, identifier).
-    fn ident(&mut self) -> Option<(u64, String)> {
-        let mut dis = 0;
-        if self.peek() == Some(b's') {
-            self.at += 1;
-            let mut v = 0u64;
-            while let Some(c) = self.next() {
-                if c == b'_' {
-                    dis = v + 1;
-                    break;
-                }
-                let d = match c {
-                    b'0'..=b'9' => c - b'0',
-                    b'a'..=b'z' => c - b'a' + 10,
-                    b'A'..=b'Z' => c - b'A' + 36,
-                    _ => return None,
-                };
-                v = v.checked_mul(62)?.checked_add(u64::from(d))?;
-            }
-        }
-        if self.peek() == Some(b'u') {
-            return None; // punycode
-        }
-        let start = self.at;
-        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
-            self.at += 1;
-        }
-        let len: usize = std::str::from_utf8(&self.s[start..self.at])
-            .ok()?
-            .parse()
-            .ok()?;
-        if self.peek() == Some(b'_') {
-            self.at += 1;
-        }
-        let bytes = self.s.get(self.at..self.at + len)?;
-        self.at += len;
-        Some((dis, String::from_utf8_lossy(bytes).into_owned()))
+    match rustc_demangle::try_demangle(name) {
+        Ok(d) => format!("{d:#}"),
+        Err(_) => name.to_string(),
     }
 }
 
@@ -367,8 +362,8 @@ mod tests {
             demangle("_RNCNvCs1234_4test4main0B3_"),
             "test::main::{closure#0}"
         );
-        // Generic instances are left mangled.
-        assert_eq!(demangle("_RINvCs1_1a1fmE"), "_RINvCs1_1a1fmE");
+        assert_eq!(demangle("_RINvCs1_1a1fyE"), "a::f::<u64>");
+        assert_eq!(demangle("_ZN3foo"), "_ZN3foo");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Version of the JSON schema of [`Dump`] (see `docs/json-schema.md`). Bumped on any change
 /// that is not a pure addition of optional fields.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// What a task is doing at the moment of the dump.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

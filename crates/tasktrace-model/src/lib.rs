@@ -8,7 +8,8 @@
 //! - [`Frame`]: one logical frame (an async fn, async block, plain fn or leaf) with its location.
 //! - [`Trace`]: a tree of frames (a forest of [`Node`]s), built by merging root-to-leaf paths.
 //! - [`Task`], [`Dump`]: every task of a program with its state and trace; [`ThreadInfo`]: its
-//!   threads (workers, `block_on` threads with their root future), when the producer knows them.
+//!   threads (workers, `block_on` threads with their root future, a polling worker's native
+//!   stack of [`NativeFrame`]s), when the producer knows them.
 //! - [`clean`]: from captured frames to readable ones. `Display` of a [`Trace`] or [`Dump`] is
 //!   the default view ([`Trace::clean`]: `seed::foo::{{closure}}` reads `async fn seed::foo`,
 //!   runtime and combinator plumbing is hidden, leaves say what they wait on); `{:#}` is the
@@ -50,5 +51,5 @@ pub use dump::{Dump, Task, TaskState, SCHEMA_VERSION};
 pub use frame::{Frame, FrameKind, FrameStatus};
 pub use location::Location;
 pub use render::Format;
-pub use thread::{ThreadInfo, ThreadRole};
+pub use thread::{NativeFrame, ThreadInfo, ThreadRole};
 pub use trace::{Node, Trace};

@@ -1,7 +1,7 @@
 //! The OS threads of a program, as an out-of-process reader sees them: runtime workers, the
 //! threads blocked in `block_on` with their root future, blocking-pool threads.
 
-use crate::Trace;
+use crate::{Location, Trace};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -49,13 +49,94 @@ pub struct ThreadInfo {
     /// The root future of a `block_on` thread; empty otherwise.
     #[serde(default, skip_serializing_if = "Trace::is_empty")]
     pub trace: Trace,
-    /// Its native stack, innermost first (`0x… symbol`), when it was inside a poll and the
-    /// producer could unwind it.
+    /// Its native stack, innermost first, when it was inside a poll and the producer could
+    /// unwind it: per physical frame, the functions inlined at its pc (innermost first, each
+    /// [`NativeFrame::inlined`]) and then the physical function.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub native_stack: Vec<String>,
+    pub native_stack: Vec<NativeFrame>,
     /// Anything else worth a glance (why the root future is missing, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+/// One function of a native stack: a physical frame, or a function inlined into one (then it
+/// shares the pc of the physical frame it is listed above).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "NativeFrameRepr")]
+pub struct NativeFrame {
+    /// The instruction pointer of the physical frame (for a caller: its return address).
+    pub pc: u64,
+    /// The function, demangled without its hash; `None` when nothing names the pc.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// Where in the source the pc (a caller's: its call) is, from the module's DWARF line
+    /// table; `None` without DWARF (e.g. libc): then the name is the symbol table's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// True for a function inlined into the physical frame below it in the list.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inlined: bool,
+}
+
+/// What a native frame deserializes from: the object form, or the `"0x… symbol"` string
+/// older producers wrote.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NativeFrameRepr {
+    Old(String),
+    New {
+        pc: u64,
+        #[serde(default)]
+        function: Option<String>,
+        #[serde(default)]
+        location: Option<Location>,
+        #[serde(default)]
+        inlined: bool,
+    },
+}
+
+impl From<NativeFrameRepr> for NativeFrame {
+    fn from(r: NativeFrameRepr) -> Self {
+        match r {
+            NativeFrameRepr::Old(s) => {
+                let (pc, name) = s.split_once(' ').unwrap_or((s.as_str(), ""));
+                NativeFrame {
+                    pc: u64::from_str_radix(pc.trim_start_matches("0x"), 16).unwrap_or(0),
+                    function: (!name.is_empty()).then(|| name.to_string()),
+                    location: None,
+                    inlined: false,
+                }
+            }
+            NativeFrameRepr::New {
+                pc,
+                function,
+                location,
+                inlined,
+            } => NativeFrame {
+                pc,
+                function,
+                location,
+                inlined,
+            },
+        }
+    }
+}
+
+impl fmt::Display for NativeFrame {
+    /// `0x55d0c0a01234 app::spin at src/main.rs:12`; an inlined function says so.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}", self.pc)?;
+        if self.inlined {
+            f.write_str(" [inlined]")?;
+        }
+        if let Some(name) = &self.function {
+            write!(f, " {name}")?;
+        }
+        if let Some(loc) = &self.location {
+            write!(f, " at {loc}")?;
+        }
+        Ok(())
+    }
 }
 
 impl ThreadInfo {
@@ -111,5 +192,27 @@ impl fmt::Display for ThreadInfo {
             write!(f, " ({note})")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_frames_read_both_json_forms() {
+        let f: Vec<NativeFrame> = serde_json::from_str(
+            r#"["0x10 std::thread::sleep", "0x20",
+                {"pc": 48, "function": "a::f", "location": {"file": "src/a.rs", "line": 3}, "inlined": true}]"#,
+        )
+        .unwrap();
+        assert_eq!(f[0].pc, 0x10);
+        assert_eq!(f[0].function.as_deref(), Some("std::thread::sleep"));
+        assert_eq!(f[1].function, None);
+        assert!(f[2].inlined);
+        assert_eq!(f[2].to_string(), "0x30 [inlined] a::f at src/a.rs:3");
+        let back: Vec<NativeFrame> =
+            serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+        assert_eq!(back, f);
     }
 }
