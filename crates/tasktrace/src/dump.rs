@@ -337,7 +337,7 @@ struct Asked {
 pub(crate) fn describe(shared: &Shared, polls: u64) -> Task {
     let info = &shared.task;
     let mut task = Task::new(info.id);
-    task.name = info.name.as_deref().map(str::to_owned);
+    task.name = info.name().map(str::to_owned);
     let at = shared.created_at;
     task.spawned_at = Some(Location::new(at.file(), at.line(), Some(at.column())));
     task.parent = (info.parent != 0).then_some(info.parent);

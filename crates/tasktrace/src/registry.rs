@@ -25,8 +25,8 @@
 //!   handles polled by the capturing poll count: a handle inside a `FuturesUnordered` that is
 //!   not re-polled, or tokio's own `JoinHandle`, records no edge.
 //!
-//! Memory per task: [`TaskInfo`] (48 bytes in the task's `Shared`, plus the name's heap string
-//! when it has one) and one 8-byte slab entry.
+//! Memory per task: [`TaskInfo`] (40 bytes in the task's `Shared`, plus the name's heap string
+//! and its box when it has one) and one 8-byte slab entry.
 
 use crate::sync::Arc;
 use crate::traced::Shared;
@@ -36,6 +36,7 @@ use std::sync::Mutex;
 
 /// Number of registry shards (a power of two, more than the threads that usually spawn).
 pub(crate) const SHARDS: usize = 64;
+const _: () = assert!(SHARDS <= 256, "a shard index is a u8");
 
 /// An emptied shard keeps at most this many slots allocated.
 const SHRINK_ABOVE: usize = 1024;
@@ -49,9 +50,18 @@ pub(crate) struct TaskInfo {
     pub(crate) parent: u64,
     /// Clock tick at creation.
     pub(crate) created: u64,
-    pub(crate) name: Option<Box<str>>,
-    shard: u32,
+    /// Thin (one word): most tasks have no name, and every task pays for the field.
+    #[allow(clippy::redundant_allocation)]
+    name: Option<Box<Box<str>>>,
     index: u32,
+    shard: u8,
+}
+
+impl TaskInfo {
+    /// The name given at creation.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref().map(|n| &**n)
+    }
 }
 
 type Entry = Option<Arc<Shared>>;
@@ -113,8 +123,8 @@ pub(crate) fn register(
         id,
         parent,
         created,
-        name,
-        shard: shard as u32,
+        name: name.map(Box::new),
+        shard: shard as u8,
         index,
     };
     if cfg!(tasktrace_loom) {
@@ -299,9 +309,9 @@ mod tests {
 
     #[test]
     fn identity_stays_small() {
-        // id, parent, created, name (16), slot (8): the registry adds this and one 8-byte slab
+        // id, parent, created, name (8), slot (5): the registry adds this and one 8-byte slab
         // entry per task.
-        assert!(std::mem::size_of::<TaskInfo>() <= 48);
+        assert!(std::mem::size_of::<TaskInfo>() <= 40);
         assert_eq!(std::mem::size_of::<Entry>(), 8);
         eprintln!(
             "Shared: {} bytes (TaskInfo {}), Traced<Ready<()>>: {} bytes",

@@ -2,7 +2,7 @@
 //! that tells the dump which task it awaits.
 
 use crate::sync::Arc;
-use crate::traced::{traced_at, Shared};
+use crate::traced::{task_future_at, Shared};
 use crate::TraceHandle;
 use std::future::Future;
 use std::panic::Location;
@@ -70,10 +70,10 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let (fut, handle) = traced_at(fut, None, Location::caller());
+    let (fut, shared) = task_future_at(fut, None, Location::caller());
     JoinHandle {
         inner: tokio::task::spawn_local(fut),
-        shared: handle.shared,
+        shared,
     }
 }
 
@@ -86,10 +86,10 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let (fut, handle) = traced_at(fut, name, at);
+    let (fut, shared) = task_future_at(fut, name, at);
     JoinHandle {
         inner: tokio::spawn(fut),
-        shared: handle.shared,
+        shared,
     }
 }
 

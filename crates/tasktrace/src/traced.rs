@@ -5,12 +5,14 @@
 //! Shared state ([`Shared`], one `Arc` per traced future, cloned by its handles and by the
 //! registry until the future closes):
 //! - `flags` (atomic): `REQUESTED` is set by a handle after it queued a request and cleared by
-//!   the future when it takes the queue; `CLOSED` is set once, when the future completes or is
-//!   dropped. Both are also guarded by the `inner` mutex where they matter: a request is queued
-//!   and `REQUESTED` set under the lock, and the queue is taken under the lock, so no request is
-//!   ever left queued without the flag.
+//!   the future when it takes the queue; `FINISHED` or `DROPPED` (together `CLOSED`) is set
+//!   once, under the `inner` mutex, when the future completes or is dropped (so a relaxed load
+//!   under the lock sees it). `REQUESTED` is also guarded by the mutex where it matters: a
+//!   request is queued and the flag set under the lock, and the queue is taken under the lock,
+//!   so no request is ever left queued without the flag.
 //! - `inner` (mutex): the task's waker (updated only when the executor hands in a waker that
-//!   would not wake the same task) and the queue of pending requests.
+//!   would not wake the same task; a tokio task's root, [`TaskFuture`], registers it once) and
+//!   the queue of pending requests.
 //! - `stamp`, `polls` (atomics, written only by the polling thread): the tick of the last poll
 //!   start or end with an `IN_POLL` bit, and the poll count. Readers only display them.
 //! - `task` (immutable): the task's identity in the [registry](crate::registry) — id, name,
@@ -18,8 +20,9 @@
 //!   [`traced`] until `CLOSED` is set.
 //!
 //! The fast path of `poll` when nobody asks: one relaxed load of `flags`, a `will_wake`
-//! comparison (two words), two relaxed stores of the stamp and the count, and the thread's
-//! current task id set for the poll and restored after it (thread-local, see
+//! comparison (two words; for a [`TaskFuture`], one bool), the stamp stored at the start and
+//! the end (one relaxed load of the recent time each, see [`crate::clock`]), the count, and
+//! the thread's current task id set for the poll and restored after it (thread-local, see
 //! [`crate::registry`]). No allocation, no lock, no syscall. The flag may be read stale; that
 //! is fine, because the handle wakes the task after setting it, and the executor's wake/poll
 //! handshake orders the flag before the next poll.
@@ -46,7 +49,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 const REQUESTED: u8 = 1;
-const CLOSED: u8 = 2;
+const FINISHED: u8 = 2;
+const DROPPED: u8 = 4;
+const CLOSED: u8 = FINISHED | DROPPED;
 const IN_POLL: u64 = 1;
 
 /// Deadline of [`TraceHandle::backtrace`] unless set with [`TraceHandle::with_deadline`].
@@ -135,21 +140,28 @@ impl Slot {
 }
 
 /// Requests taken by a capturing poll. Answered explicitly; if the poll unwinds instead, the
-/// drop answers `Panicked`, so no handle waits for a poll that will not come back.
-struct Taken(Vec<Arc<Slot>>);
+/// drop answers `Panicked`, so no handle waits for a poll that will not come back. Usually
+/// empty (a task closing with nobody asking): then neither answering nor dropping does a thing.
+/// Holds the queue's box as it was taken from [`Inner`], so taking it never moves the `Vec`.
+#[allow(clippy::box_collection)]
+struct Taken(Option<Box<Vec<Arc<Slot>>>>);
 
 impl Taken {
     fn answer(mut self, answer: Answer) {
-        for slot in self.0.drain(..) {
-            slot.fill(answer.clone());
+        if let Some(slots) = self.0.take() {
+            for slot in slots.iter() {
+                slot.fill(answer.clone());
+            }
         }
     }
 }
 
 impl Drop for Taken {
     fn drop(&mut self) {
-        for slot in self.0.drain(..) {
-            slot.fill(Err(TraceError::Panicked));
+        if let Some(slots) = self.0.take() {
+            for slot in slots.iter() {
+                slot.fill(Err(TraceError::Panicked));
+            }
         }
     }
 }
@@ -171,33 +183,47 @@ pub(crate) struct Shared {
 
 /// Kept small: every registered task has one. The request queue is allocated only while
 /// requests are pending (a `Vec` inline would be 24 bytes per task), and the close reason is
-/// one byte (a `TraceError` is 24).
+/// two bits of `flags` (a `TraceError` is 24 bytes).
 #[derive(Default)]
 struct Inner {
     waker: Option<Waker>,
     // One word while empty, which is almost always: a thin pointer on purpose.
     #[allow(clippy::box_collection)]
     requests: Option<Box<Vec<Arc<Slot>>>>,
-    closed: Closed,
 }
 
-/// Whether, and why, a traced future is closed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Why a traced future closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Closed {
-    #[default]
-    Open,
     Finished,
     Dropped,
 }
 
 impl Closed {
-    /// The answer a request to a closed future gets.
-    fn error(self) -> Option<TraceError> {
+    fn flag(self) -> u8 {
         match self {
-            Closed::Open => None,
-            Closed::Finished => Some(TraceError::Finished),
-            Closed::Dropped => Some(TraceError::Dropped),
+            Closed::Finished => FINISHED,
+            Closed::Dropped => DROPPED,
         }
+    }
+
+    /// The answer requests to a future closed this way get.
+    fn error(self) -> TraceError {
+        match self {
+            Closed::Finished => TraceError::Finished,
+            Closed::Dropped => TraceError::Dropped,
+        }
+    }
+}
+
+/// The answer a request to a future closed as `flags` say gets, if it is closed.
+fn closed_error(flags: u8) -> Option<TraceError> {
+    if flags & FINISHED != 0 {
+        Some(Closed::Finished.error())
+    } else if flags & DROPPED != 0 {
+        Some(Closed::Dropped.error())
+    } else {
+        None
     }
 }
 
@@ -242,7 +268,8 @@ impl Shared {
     pub(crate) fn request(&self, slot: Arc<Slot>) -> Result<(), TraceError> {
         let waker = {
             let mut inner = lock(&self.inner);
-            if let Some(err) = inner.closed.error() {
+            // The close bits are set under this lock: a relaxed load sees them.
+            if let Some(err) = closed_error(self.flags.load(Ordering::Relaxed)) {
                 return Err(err);
             }
             inner
@@ -269,7 +296,7 @@ impl Shared {
     fn take_requests(&self) -> Taken {
         let mut inner = lock(&self.inner);
         self.flags.fetch_and(!REQUESTED, Ordering::Relaxed);
-        Taken(inner.requests.take().map_or_else(Vec::new, |r| *r))
+        Taken(inner.requests.take())
     }
 
     #[cold]
@@ -280,19 +307,26 @@ impl Shared {
 
     /// Closes the future for good (`why` is `Finished` or `Dropped`); idempotent.
     fn close(&self, why: Closed) {
-        let Some(err) = why.error() else { return };
         let requests = {
             let mut inner = lock(&self.inner);
-            if inner.closed != Closed::Open {
+            if self.flags.load(Ordering::Relaxed) & CLOSED != 0 {
                 return;
             }
-            inner.closed = why;
             inner.waker = None;
-            self.flags.fetch_or(CLOSED, Ordering::Release);
-            Taken(inner.requests.take().map_or_else(Vec::new, |r| *r))
+            self.flags.fetch_or(why.flag(), Ordering::Release);
+            Taken(inner.requests.take())
         };
         registry::unregister(&self.task);
-        requests.answer(Err(err));
+        requests.answer(Err(why.error()));
+    }
+
+    /// The drop of a traced future.
+    fn drop_unfinished(&self) {
+        // A finished future closed itself (`CLOSED` is set, under the lock, before `poll`
+        // returns `Ready`): only an unfinished one takes the lock here.
+        if !self.is_closed() {
+            self.close(Closed::Dropped);
+        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -307,18 +341,33 @@ pin_project! {
         #[pin]
         inner: F,
         shared: Arc<Shared>,
-        // The waker of the last poll, to notice cheaply (`will_wake`) when it changes.
+        // The waker of the last poll, to notice cheaply (`will_wake`) when it changes: any
+        // executor, or a caller polling it by hand, may hand in another one.
         last_waker: Option<Waker>,
     }
 
     impl<F> PinnedDrop for Traced<F> {
         fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            // A finished future closed itself (`CLOSED` is set, under the lock, before
-            // `poll` returns `Ready`): only an unfinished one takes the lock here.
-            if !this.shared.is_closed() {
-                this.shared.close(Closed::Dropped);
-            }
+            this.project().shared.drop_unfinished();
+        }
+    }
+}
+
+pin_project! {
+    /// The root future of a tokio task spawned by [`spawn`](crate::spawn()): a [`Traced`]
+    /// that registers its waker once. tokio's harness polls a task with the same waker every
+    /// time (made from the task's header; moving between workers does not change it), so the
+    /// `will_wake` test of [`Traced`] is left out of the poll path.
+    pub(crate) struct TaskFuture<F> {
+        #[pin]
+        inner: F,
+        shared: Arc<Shared>,
+        waker_registered: bool,
+    }
+
+    impl<F> PinnedDrop for TaskFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            this.project().shared.drop_unfinished();
         }
     }
 }
@@ -368,11 +417,24 @@ pub(crate) fn traced_at<F: Future>(
     created_at: &'static Location<'static>,
 ) -> (Traced<F>, TraceHandle) {
     let shared = Shared::registered(created_at, name);
-    let handle = TraceHandle {
-        shared: shared.clone(),
-        deadline: DEFAULT_DEADLINE,
-    };
+    let handle = TraceHandle::from_shared(shared.clone());
     (Traced::from_shared(fut, shared), handle)
+}
+
+/// [`traced_at`] for the root future of a tokio task (see [`TaskFuture`]).
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+pub(crate) fn task_future_at<F: Future>(
+    fut: F,
+    name: Option<Box<str>>,
+    created_at: &'static Location<'static>,
+) -> (TaskFuture<F>, Arc<Shared>) {
+    let shared = Shared::registered(created_at, name);
+    let task = TaskFuture {
+        inner: fut,
+        shared: shared.clone(),
+        waker_registered: false,
+    };
+    (task, shared)
 }
 
 impl<F> Traced<F> {
@@ -414,37 +476,68 @@ impl<F: Future> Future for Traced<F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let shared: &Shared = this.shared;
-        shared
-            .stamp
-            .store(clock::now() | IN_POLL, Ordering::Relaxed);
-        let stamp = PollStamp {
-            stamp: &shared.stamp,
-            outer_task: registry::set_current(shared.task.id),
-        };
-        shared
-            .polls
-            .store(shared.polls.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        if !matches!(this.last_waker, Some(w) if w.will_wake(cx.waker())) {
-            // Inside an outer capture the waker is a tracing waker: keep the real one, and
-            // do not let this bookkeeping clone show up in the outer trace.
-            let real = waker::untraced(cx.waker());
-            if !matches!(this.last_waker, Some(w) if w.will_wake(real)) {
-                shared.register_waker(real);
-                *this.last_waker = Some(real.clone());
+        let last_waker = this.last_waker;
+        poll_traced(this.inner, this.shared, cx, |shared, cx| {
+            if !matches!(last_waker, Some(w) if w.will_wake(cx.waker())) {
+                // Inside an outer capture the waker is a tracing waker: keep the real one, and
+                // do not let this bookkeeping clone show up in the outer trace.
+                let real = waker::untraced(cx.waker());
+                if !matches!(last_waker, Some(w) if w.will_wake(real)) {
+                    shared.register_waker(real);
+                    *last_waker = Some(real.clone());
+                }
             }
-        }
-        let out = if shared.flags.load(Ordering::Relaxed) & REQUESTED != 0 {
-            poll_capturing(this.inner, cx, shared)
-        } else {
-            this.inner.poll(cx)
-        };
-        drop(stamp);
-        if out.is_ready() {
-            shared.close(Closed::Finished);
-        }
-        out
+        })
     }
+}
+
+impl<F: Future> Future for TaskFuture<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let registered = this.waker_registered;
+        poll_traced(this.inner, this.shared, cx, |shared, cx| {
+            if !*registered {
+                shared.register_waker(cx.waker());
+                *registered = true;
+            }
+        })
+    }
+}
+
+/// The poll of [`Traced`] and [`TaskFuture`]: stamps, the current task, the waker kept up to
+/// date by `watch_waker` (before `flags` is loaded: see the module doc), and a capturing poll
+/// when a request waits.
+#[inline(always)]
+fn poll_traced<F: Future>(
+    inner: Pin<&mut F>,
+    shared: &Shared,
+    cx: &mut Context<'_>,
+    watch_waker: impl FnOnce(&Shared, &Context<'_>),
+) -> Poll<F::Output> {
+    shared
+        .stamp
+        .store(clock::now() | IN_POLL, Ordering::Relaxed);
+    let stamp = PollStamp {
+        stamp: &shared.stamp,
+        outer_task: registry::set_current(shared.task.id),
+    };
+    shared
+        .polls
+        .store(shared.polls.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    watch_waker(shared, cx);
+    let out = if shared.flags.load(Ordering::Relaxed) & REQUESTED != 0 {
+        poll_capturing(inner, cx, shared)
+    } else {
+        inner.poll(cx)
+    };
+    drop(stamp);
+    if out.is_ready() {
+        shared.close(Closed::Finished);
+    }
+    out
 }
 
 /// The root boundary of a capture: polls `inner` with a tracing waker. Never inlined, and not
@@ -496,7 +589,6 @@ impl std::fmt::Debug for TraceHandle {
 }
 
 impl TraceHandle {
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
         TraceHandle {
             shared,
@@ -523,7 +615,7 @@ impl TraceHandle {
 
     /// The name given with [`traced_named`] or [`spawn_named`](crate::spawn_named()).
     pub fn name(&self) -> Option<&str> {
-        self.shared.task.name.as_deref()
+        self.shared.task.name()
     }
 
     /// True once the traced future has completed or been dropped (it has then left the
@@ -708,6 +800,45 @@ mod tests {
             request.as_mut().poll(&mut cx),
             Poll::Ready(Err(TraceError::Dropped))
         ));
+    }
+
+    #[test]
+    fn a_task_future_registers_its_waker_once_and_answers() {
+        let task_wakes = Arc::new(Counter(AtomicUsize::new(0)));
+        let task_waker = Waker::from(task_wakes.clone());
+        let mut task_cx = Context::from_waker(&task_waker);
+        let leaf = Leaf {
+            stored: None,
+            ready: false,
+        };
+        let (fut, shared) = task_future_at(leaf, None, Location::caller());
+        let handle = TraceHandle::from_shared(shared);
+        let mut fut = pin!(fut);
+        let asker = Waker::from(Arc::new(Counter(AtomicUsize::new(0))));
+        let mut asker_cx = Context::from_waker(&asker);
+
+        // Asked before its first poll: no waker to wake yet; the first poll answers.
+        let mut request = pin!(handle.capture(Duration::from_secs(30)));
+        assert!(request.as_mut().poll(&mut asker_cx).is_pending());
+        assert_eq!(task_wakes.0.load(Ordering::SeqCst), 0);
+        assert!(fut.as_mut().poll(&mut task_cx).is_pending());
+        assert!(matches!(
+            request.as_mut().poll(&mut asker_cx),
+            Poll::Ready(Ok(_))
+        ));
+
+        // Asked again: the waker registered by the first poll is woken.
+        let mut request = pin!(handle.capture(Duration::from_secs(30)));
+        assert!(request.as_mut().poll(&mut asker_cx).is_pending());
+        assert_eq!(task_wakes.0.load(Ordering::SeqCst), 1, "the task was woken");
+        assert!(fut.as_mut().poll(&mut task_cx).is_pending());
+        assert!(matches!(
+            request.as_mut().poll(&mut asker_cx),
+            Poll::Ready(Ok(_))
+        ));
+        fut.as_mut().project().inner.ready = true;
+        assert_eq!(fut.as_mut().poll(&mut task_cx), Poll::Ready(5));
+        assert!(handle.is_closed());
     }
 }
 

@@ -377,7 +377,7 @@ fn spawned_at(shared: &Shared) -> String {
 }
 
 fn title(shared: &Shared) -> String {
-    match &shared.task.name {
+    match shared.task.name() {
         Some(name) => format!("task {} \"{name}\"", shared.task.id),
         None => format!("task {}", shared.task.id),
     }
@@ -387,7 +387,7 @@ fn report_in_poll(shared: &Shared, inside: Duration) {
     tracing::warn!(
         target: TARGET,
         task_id = shared.task.id,
-        task_name = shared.task.name.as_deref(),
+        task_name = shared.task.name(),
         spawned_at = %spawned_at(shared),
         in_poll_for = ?inside,
         "{} (spawned at {}) has been inside one poll for {inside:.1?}: its worker thread is \
@@ -411,7 +411,7 @@ impl IdleEvent<'_> {
         tracing::warn!(
             target: TARGET,
             task_id = shared.task.id,
-            task_name = shared.task.name.as_deref(),
+            task_name = shared.task.name(),
             spawned_at = %spawned_at(shared),
             idle_for = ?self.idle.idle,
             trace = %trace,

@@ -251,3 +251,86 @@ async fn very_deep_stacks_keep_the_root_side() {
     );
     assert_eq!(trace.paths().len(), 1);
 }
+
+/// Counts the polls of a task, and those whose waker would not wake the first poll's.
+#[derive(Default)]
+struct WakerWatch {
+    first: Option<std::task::Waker>,
+    polls: usize,
+    changed: usize,
+}
+
+impl WakerWatch {
+    /// A future that looks at its waker once and is ready.
+    fn look(&mut self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            match &self.first {
+                Some(w) if !w.will_wake(cx.waker()) => self.changed += 1,
+                Some(_) => {}
+                None => self.first = Some(cx.waker().clone()),
+            }
+            self.polls += 1;
+            std::task::Poll::Ready(())
+        })
+    }
+}
+
+async fn hopping_task(mut wakes: tokio::sync::mpsc::UnboundedReceiver<()>) -> WakerWatch {
+    let mut watch = WakerWatch::default();
+    loop {
+        watch.look().await;
+        if wakes.recv().await.is_none() {
+            return watch;
+        }
+    }
+}
+
+async fn spawned_sleeper() {
+    sleeper().await // spawned-sleeper-await
+}
+
+/// `tasktrace::spawn` registers its task's waker once, on the first poll, because tokio's
+/// harness polls a task with the same waker every time. This checks that assumption against
+/// the tokio in use, on a task woken 400 times from the other worker and from outside the
+/// runtime, and that a spawned task traced after moving between workers still answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawned_task_is_polled_with_one_waker_and_answers_after_moving() {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tasktrace::spawn(hopping_task(rx));
+    for i in 0..400 {
+        let tx = tx.clone();
+        if i % 2 == 0 {
+            tokio::spawn(async move { tx.send(()).unwrap() })
+                .await
+                .unwrap();
+        } else {
+            std::thread::spawn(move || tx.send(()).unwrap())
+                .join()
+                .unwrap();
+        }
+        tokio::task::yield_now().await;
+    }
+    drop(tx);
+    let watch = task.await.unwrap();
+    assert_eq!(watch.polls, 401);
+    assert_eq!(watch.changed, 0, "tokio polled the task with another waker");
+
+    let task = tasktrace::spawn(async {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        spawned_sleeper().await
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let trace = task.trace_handle().backtrace().await.unwrap();
+    task.abort();
+    let line = support::line_of(SOURCE, "// spawned-sleeper-await");
+    assert_eq!(support::paths_through_line(&trace, line), 1, "{trace:#}");
+    let users = project(&trace, "tests/lifecycle.rs");
+    assert_eq!(users.len(), 1, "one root: {trace:#}");
+    let under = &users[0].children;
+    assert!(
+        under.iter().any(|c| c.line() == line),
+        "spawned_sleeper's await under the task's root: {trace:#}"
+    );
+}
