@@ -308,16 +308,10 @@ impl Unwinder {
     /// its inlined functions and then itself (see the module doc).
     pub fn native_stack(&self, t: &dyn Target, regs: Registers) -> Vec<NativeFrame> {
         let mut out = Vec::new();
-        self.walk(t, regs, |m, pc, first| out.extend(m.frames(pc, first)));
-        out
-    }
-
-    /// Calls `visit` with each physical frame's module and pc, innermost first.
-    fn walk(&self, t: &dyn Target, regs: Registers, mut visit: impl FnMut(&Module, u64, bool)) {
         let mut cur = regs;
         for i in 0..MAX_FRAMES {
             let Some(m) = self.module(cur.rip) else { break };
-            visit(m, cur.rip, i == 0);
+            out.extend(m.frames(cur.rip, i == 0));
             let Some(next) = m.step(t, cur, i == 0) else {
                 break;
             };
@@ -327,6 +321,7 @@ impl Unwinder {
             }
             cur = next;
         }
+        out
     }
 }
 
