@@ -7,8 +7,8 @@
 //! what is needed is copied, then decoded while it runs), [`debuginfo`] (an owned index of the
 //! executable's DWARF; [`debugfile`] finds it in a separate file), [`value`] (typed reads),
 //! [`tokio`] (everything tokio-version-specific: runtimes, owned task lists, LocalSets, task
-//! cells, workers' queues; member chains per version in [`tokio::layout`]), [`futures`] (state
-//! machines, join branches, sets of futures and leaves → frames), [`threads`] (what each
+//! cells, workers' queues; member chains per version in [`tokio::layout`]), [`decode`] (state
+//! machines, join branches, sets of futures, futures written by hand, and leaves → frames), [`threads`] (what each
 //! thread does; `block_on` root futures found on the stack).
 //!
 //! Supported: tokio 1.38 – 1.54 (tested with 1.38.2, 1.43.1, 1.47.1, 1.50.0, 1.52.0, 1.54.1;
@@ -20,8 +20,8 @@
 
 pub mod debugfile;
 pub mod debuginfo;
+pub mod decode;
 mod error;
-pub mod futures;
 pub mod snapshot;
 pub mod target;
 pub mod threads;
@@ -384,6 +384,8 @@ fn read_phased(
     }
     resume();
     progress.say(|| format!("copied {} tasks; decoding them", raw.len()));
+    // Which types can hold a future, decided once for every task of this read.
+    let shapes = decode::Shapes::new();
     if opts.threads {
         for (f, c) in facts.iter_mut().zip(&contexts) {
             if f.info.role == ThreadRole::BlockOn && f.info.task.is_none() {
@@ -392,12 +394,13 @@ fn read_phased(
                     .filter(|&id| raw.iter().any(|t| t.id == id && t.running));
             }
             if let Some(root) = f.root {
-                f.info.trace = threads::decode_root(&reader, &tk, root);
+                f.info.trace = threads::decode_root(&reader, &tk, &shapes, root);
             }
         }
     }
     let mut tasks = Vec::with_capacity(raw.len());
     let total = raw.len();
+    let mut links = vec![Vec::new(); total];
     let (mut frames, mut undecoded) = (0usize, 0usize);
     for (i, rt) in raw.into_iter().enumerate() {
         if i > 0 && i % 10_000 == 0 {
@@ -416,7 +419,7 @@ fn read_phased(
             Some((addr, ty)) if rt.running => {
                 let name = reader.type_name(ty);
                 let (func, kind) =
-                    futures::async_env(name).unwrap_or_else(|| (name.to_string(), FrameKind::Fn));
+                    decode::async_env(name).unwrap_or_else(|| (name.to_string(), FrameKind::Fn));
                 let frame = Frame::new(func, None)
                     .with_kind(kind)
                     .with_status(FrameStatus::Running)
@@ -437,12 +440,13 @@ fn read_phased(
                 // Target memory is untrusted: a corrupt value must cost this task its trace,
                 // never the whole read (nor leave a process stopped).
                 let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let mut dec = futures::Decoder::new(&reader, &tk);
+                    let mut dec = decode::Decoder::new(&reader, &tk, &shapes);
                     let nodes = dec.decode(addr, ty, 0);
-                    (nodes, dec.awaits)
+                    (nodes, dec.awaits, dec.links)
                 }));
                 match decoded {
-                    Ok((nodes, awaits)) => {
+                    Ok((nodes, awaits, task_links)) => {
+                        links[tasks.len()] = task_links;
                         frames += count_frames(&nodes);
                         task.awaits = awaits;
                         task.trace = Trace {
@@ -463,6 +467,7 @@ fn read_phased(
         }
         tasks.push(task);
     }
+    decode::resolve(&mut tasks, &links);
     if undecoded > 0 {
         notes.push(format!(
             "partial: {undecoded} task(s) not decoded: the budget of {} frames per read is spent",

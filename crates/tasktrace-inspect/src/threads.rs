@@ -15,7 +15,7 @@
 //! The same scan finds `LocalSet`s: a `LocalSet::block_on` root future (`RunUntil`) points at
 //! its `LocalSet`, whose `LocalOwnedTasks` list the local tasks.
 
-use crate::futures::{async_env, Decoder};
+use crate::decode::{async_env, Decoder, Shapes};
 use crate::tokio::{layout, Flavor, RawTask, Runtime, ThreadContext, Tokio};
 use crate::value::Reader;
 use tasktrace_model::{Node, ThreadInfo, ThreadRole, Trace};
@@ -112,9 +112,9 @@ pub fn threads(
 }
 
 /// Decodes a root future into a trace (like a task's).
-pub fn decode_root(r: &Reader<'_>, tk: &Tokio<'_, '_>, root: RootFuture) -> Trace {
+pub fn decode_root(r: &Reader<'_>, tk: &Tokio<'_, '_>, shapes: &Shapes, root: RootFuture) -> Trace {
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut dec = Decoder::new(r, tk);
+        let mut dec = Decoder::new(r, tk, shapes);
         dec.decode(root.addr, root.ty, 0)
     }));
     match decoded {

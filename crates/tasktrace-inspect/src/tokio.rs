@@ -578,7 +578,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
         if name.starts_with(layout::RUN_UNTIL_TYPE) {
             return Some(root);
         }
-        if depth >= MAX_RUN_UNTIL_DEPTH || crate::futures::async_env(name).is_none() {
+        if depth >= MAX_RUN_UNTIL_DEPTH || crate::decode::async_env(name).is_none() {
             return None;
         }
         let v = r.variant(root.1, root.0).ok()??;
@@ -724,15 +724,14 @@ impl<'r, 'a> Tokio<'r, 'a> {
     /// monotonic clock of a live target (a timer's time left).
     pub fn leaf(&self, addr: u64, ty: u64, name: &str, now: Option<f64>) -> Option<Leaf> {
         let r = self.r;
-        let generic = name.split('<').next().unwrap_or(name);
         let note = |s: &str| {
             Some(Leaf {
                 note: s.to_string(),
                 awaits: None,
             })
         };
-        match generic {
-            "tokio::time::sleep::Sleep" => {
+        match leaf_kind(name)? {
+            LeafKind::Sleep => {
                 // The deadline's chain differs per version (see `layout::SLEEP_DEADLINE`).
                 let deadline = self.sleep_deadline.and_then(|(sleep, s_off, n_off)| {
                     if r.strip(ty) != sleep && r.type_name(ty) != r.type_name(sleep) {
@@ -756,7 +755,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
                 };
                 note(&text)
             }
-            "tokio::runtime::task::join::JoinHandle" => {
+            LeafKind::JoinHandle => {
                 let id = r
                     .member_deep(ty, "raw", 2)
                     .and_then(|(off, t)| r.thin_pointer(t, addr + off).ok().flatten())
@@ -770,20 +769,51 @@ impl<'r, 'a> Tokio<'r, 'a> {
                     None => note("waiting on a task"),
                 }
             }
-            "tokio::sync::oneshot::Receiver" => note("waiting on oneshot channel"),
-            "tokio::sync::notify::Notified" => note("waiting on Notify"),
-            "tokio::sync::batch_semaphore::Acquire" => note("waiting on semaphore/mutex acquire"),
-            "tokio::runtime::io::scheduled_io::Readiness" => note("waiting on I/O readiness"),
-            // `core::future::poll_fn` (tokio ≥ 1.40-ish) or tokio's own copy (1.38).
-            g if g.ends_with("::poll_fn::PollFn") && name.contains("tokio::sync::mpsc") => {
-                note("waiting on mpsc channel")
-            }
-            _ if generic.starts_with("tokio::io::util::")
-                || generic.starts_with("tokio::net::") =>
-            {
-                note("waiting on I/O readiness")
-            }
-            _ => None,
+            LeafKind::Oneshot => note("waiting on oneshot channel"),
+            LeafKind::Notified => note("waiting on Notify"),
+            LeafKind::Acquire => note("waiting on semaphore/mutex acquire"),
+            LeafKind::Mpsc => note("waiting on mpsc channel"),
+            LeafKind::Io => note("waiting on I/O readiness"),
         }
     }
+}
+
+/// The tokio futures and resources that end a walk: what a task waits on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeafKind {
+    /// `time::Sleep`.
+    Sleep,
+    /// A `JoinHandle` (an edge to another task).
+    JoinHandle,
+    /// A `oneshot::Receiver`.
+    Oneshot,
+    /// `Notify::notified()`.
+    Notified,
+    /// A semaphore permit (and so every mutex and rwlock lock).
+    Acquire,
+    /// An mpsc receive (`recv()`'s `poll_fn`, or a receiver a hand-written future polls).
+    Mpsc,
+    /// Socket or I/O readiness (`tokio::net` types, `tokio::io::util` futures, `Readiness`).
+    Io,
+}
+
+/// The kind of tokio leaf the type `name` is, if it is one.
+pub fn leaf_kind(name: &str) -> Option<LeafKind> {
+    let generic = name.split('<').next().unwrap_or(name);
+    Some(match generic {
+        "tokio::time::sleep::Sleep" => LeafKind::Sleep,
+        "tokio::runtime::task::join::JoinHandle" => LeafKind::JoinHandle,
+        "tokio::sync::oneshot::Receiver" => LeafKind::Oneshot,
+        "tokio::sync::notify::Notified" => LeafKind::Notified,
+        "tokio::sync::batch_semaphore::Acquire" => LeafKind::Acquire,
+        "tokio::runtime::io::scheduled_io::Readiness" => LeafKind::Io,
+        "tokio::sync::mpsc::bounded::Receiver"
+        | "tokio::sync::mpsc::unbounded::UnboundedReceiver" => LeafKind::Mpsc,
+        // `core::future::poll_fn` (tokio ≥ 1.40-ish) or tokio's own copy (1.38).
+        g if g.ends_with("::poll_fn::PollFn") && name.contains("tokio::sync::mpsc") => {
+            LeafKind::Mpsc
+        }
+        g if g.starts_with("tokio::io::util::") || g.starts_with("tokio::net::") => LeafKind::Io,
+        _ => return None,
+    })
 }

@@ -222,6 +222,25 @@ impl<'a> Reader<'a> {
         }))
     }
 
+    /// The payload types of every variant of the enum `ty` (empty for a type without a
+    /// variant part): what any value of it may hold, whichever variant is active.
+    pub fn variant_types(&self, ty: u64) -> Vec<u64> {
+        let Some(d) = self.info.die(self.strip(ty)) else {
+            return Vec::new();
+        };
+        let info = self.info;
+        d.children
+            .iter()
+            .filter_map(|c| info.die(*c))
+            .filter(|p| p.kind == Kind::VariantPart)
+            .flat_map(|p| p.children.iter().filter_map(|c| info.die(*c)))
+            .filter(|v| v.kind == Kind::Variant)
+            .flat_map(|v| v.children.iter().filter_map(|c| info.die(*c)))
+            .filter(|m| m.kind == Kind::Member)
+            .filter_map(|m| m.ty)
+            .collect()
+    }
+
     /// The type a pointer type points to.
     pub fn pointee(&self, ty: u64) -> Option<u64> {
         let d = self.info.die(self.strip(ty))?;
@@ -267,50 +286,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The last `::` segment of a qualified name, ignoring `::` inside generic arguments.
-pub fn last_segment(name: &str) -> &str {
-    let mut depth = 0i32;
-    let mut start = 0;
-    let b = name.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'<' | b'(' | b'[' => depth += 1,
-            b'>' | b')' | b']' => depth -= 1,
-            b':' if depth == 0 && i + 1 < b.len() && b[i + 1] == b':' => {
-                start = i + 2;
-                i += 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    &name[start..]
-}
-
-/// Splits a qualified name at top-level `::` (not inside generic arguments).
-pub fn segments(name: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut depth = 0i32;
-    let mut start = 0;
-    let b = name.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'<' | b'(' | b'[' => depth += 1,
-            b'>' | b')' | b']' => depth -= 1,
-            b':' if depth == 0 && i + 1 < b.len() && b[i + 1] == b':' => {
-                out.push(&name[start..i]);
-                start = i + 2;
-                i += 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    out.push(&name[start..]);
-    out
-}
+pub use tasktrace_model::clean::{last_segment, segments};
 
 #[cfg(test)]
 mod tests {

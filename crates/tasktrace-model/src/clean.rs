@@ -31,7 +31,8 @@ use std::sync::Arc;
 /// The name shown for an async fn whose name is in neither the debuginfo nor any neighbour.
 pub const UNNAMED: &str = "??";
 
-/// Crates whose frames are runtime or combinator plumbing, hidden in the default view.
+/// Crates whose frames are runtime, combinator or framework plumbing, hidden in the default
+/// view.
 const PLUMBING_CRATES: &[&str] = &[
     "core",
     "std",
@@ -54,6 +55,20 @@ const PLUMBING_CRATES: &[&str] = &[
     "async_channel",
     "event_listener",
     "backtrace",
+    // HTTP and RPC frameworks: connections, dispatchers, service layers and routers stand
+    // between a task's root and the handler a request waits in.
+    "hyper",
+    "hyper_util",
+    "h2",
+    "http_body_util",
+    "axum",
+    "axum_core",
+    "tower",
+    "tower_http",
+    "tower_layer",
+    "tower_service",
+    "tonic",
+    "reqwest",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -201,8 +216,19 @@ fn marker(segment: &str) -> Option<Marker> {
     })
 }
 
-/// Splits `a::b<c::d>::e` at the `::` that are outside brackets.
-fn top_segments(name: &str) -> Vec<&str> {
+/// Splits `a::b<c::d>::e` at the `::` that are outside brackets (`<>`, `()`, `[]`; the `>` of
+/// a `fn(A) -> B` arrow is not a bracket).
+///
+/// ```
+/// use tasktrace_model::clean::segments;
+///
+/// assert_eq!(segments("a::b<c::d>::e"), ["a", "b<c::d>", "e"]);
+/// assert_eq!(
+///     segments("h::{impl#3}::call::{async_block_env#0}<fn(S) -> a::f::{async_fn_env#0}, u8>"),
+///     ["h", "{impl#3}", "call", "{async_block_env#0}<fn(S) -> a::f::{async_fn_env#0}, u8>"]
+/// );
+/// ```
+pub fn segments(name: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let (mut depth, mut start) = (0i32, 0usize);
     let bytes = name.as_bytes();
@@ -210,6 +236,7 @@ fn top_segments(name: &str) -> Vec<&str> {
     while i < bytes.len() {
         match bytes[i] {
             b'<' | b'(' | b'[' => depth += 1,
+            b'>' if i > 0 && bytes[i - 1] == b'-' => {}
             b'>' | b')' | b']' => depth -= 1,
             b':' if depth == 0 && bytes.get(i + 1) == Some(&b':') => {
                 out.push(&name[start..i]);
@@ -225,6 +252,17 @@ fn top_segments(name: &str) -> Vec<&str> {
     out
 }
 
+/// The last `::` segment of a qualified name (see [`segments`]).
+///
+/// ```
+/// use tasktrace_model::clean::last_segment;
+///
+/// assert_eq!(last_segment("core::option::Option<a::B>::Some"), "Some");
+/// ```
+pub fn last_segment(name: &str) -> &str {
+    segments(name).pop().unwrap_or(name)
+}
+
 /// A function name without its compiler-generated suffix: the path and the markers.
 struct Parsed {
     /// The path before the markers (empty for a bare DWARF name like `{async_fn#0}`).
@@ -233,7 +271,7 @@ struct Parsed {
 }
 
 fn parse(function: &str) -> Parsed {
-    let mut segs = top_segments(function);
+    let mut segs = segments(function);
     // A legacy hash left by a demangler in its plain form.
     if let Some(last) = segs.last() {
         if last.len() == 17
@@ -346,7 +384,7 @@ fn is_closure_caller(parent: &str) -> bool {
     if !parsed.markers.is_empty() {
         return false;
     }
-    let last = top_segments(&parsed.base)
+    let last = segments(&parsed.base)
         .last()
         .map_or("", |s| s.trim_start_matches('<'));
     !last.starts_with("poll")
@@ -654,6 +692,19 @@ fn push_merged(out: &mut Vec<Node>, node: Node) {
     }
 }
 
+/// Whether the node `n` (normalized from `raw`) is plumbing, hidden in the default view.
+fn is_hidden(raw: &Node, n: &Node) -> bool {
+    is_plumbing(&n.frame)
+        || (n.frame.kind != FrameKind::Leaf
+            && (name_in_plumbing_crate(&raw.frame.function)
+                || raw
+                    .frame
+                    .location
+                    .as_ref()
+                    .and_then(|l| raw_path_crate(&l.file))
+                    .is_some_and(is_plumbing_crate)))
+}
+
 /// The visible nodes among `nodes` (hidden ones replaced by their visible descendants) and the
 /// notes of the leaves reached through hidden frames only. `chain` holds the hidden frames
 /// since the last visible ancestor.
@@ -670,15 +721,7 @@ fn simplify<'a>(
         }
     };
     for (r, n) in raw.iter().zip(nodes) {
-        let hidden = is_plumbing(&n.frame)
-            || (n.frame.kind != FrameKind::Leaf
-                && (name_in_plumbing_crate(&r.frame.function)
-                    || r.frame
-                        .location
-                        .as_ref()
-                        .and_then(|l| raw_path_crate(&l.file))
-                        .is_some_and(is_plumbing_crate)));
-        if hidden {
+        if is_hidden(r, n) {
             chain.push(&n.frame);
             let (kids, sub_notes) = simplify(&r.children, &n.children, chain);
             if n.children.is_empty() {
@@ -737,9 +780,23 @@ impl Trace {
     /// hidden frames below it (`waiting on timer`, `waiting on mpsc receive`, `waiting on
     /// task`, `waiting on closure at src/lib.rs:12:33` for a closure given to `poll_fn`, …). Idempotent.
     ///
-    /// A trace made of plumbing only is its outermost frame, with the note.
+    /// A task's one root frame is kept even when it is plumbing (a task spawned on
+    /// `axum::serve`'s connection future, or on a `tokio::time::timeout`): it names the task,
+    /// and the user's frames below it show under it. A trace made of plumbing only is its
+    /// outermost frame, with the note.
     pub fn clean(&self) -> Trace {
         let normalized = self.normalized();
+        if let ([raw], [root]) = (&self.roots[..], &normalized.roots[..]) {
+            if root.frame.kind != FrameKind::Leaf && is_hidden(raw, root) {
+                let (children, notes) =
+                    simplify(&raw.children, &root.children, &mut vec![&root.frame]);
+                let mut frame = root.frame.clone();
+                add_note(&mut frame, &notes);
+                return Trace {
+                    roots: Arc::new(vec![Node { frame, children }]),
+                };
+            }
+        }
         let (roots, notes) = simplify(&self.roots, &normalized.roots, &mut Vec::new());
         if roots.is_empty() {
             // Plumbing only (a task spawned straight on a tokio leaf): its outermost frame,

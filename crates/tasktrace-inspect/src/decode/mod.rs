@@ -22,7 +22,14 @@
 //!
 //! Walks are bounded: depth, total nodes, and no `(address, type)` is decoded twice.
 
-use crate::tokio::{Branch, Leaf, Tokio};
+mod generic;
+mod hyper;
+mod links;
+
+pub use generic::Shapes;
+pub use links::{resolve, Link};
+
+use crate::tokio::{leaf_kind, Branch, Leaf, Tokio};
 use crate::value::{last_segment, segments, Reader};
 use std::collections::HashSet;
 use tasktrace_model::{Frame, FrameKind, FrameStatus, Location, Node};
@@ -34,14 +41,31 @@ const MAX_NODES: usize = 4096;
 /// Most children listed of one `FuturesUnordered` / `join_all`.
 const MAX_UNORDERED: usize = 1024;
 
+/// `stream.next()` and friends: they hold `stream: &mut St`, and what they wait on is the
+/// stream.
+const NEXT: &[&str] = &[
+    "futures_util::stream::stream::next::Next",
+    "futures_util::stream::stream::select_next_some::SelectNextSome",
+];
+/// `FuturesOrdered`'s element wrapper: `data` is the future.
+const ORDER_WRAPPER: &str = "futures_util::stream::futures_ordered::OrderWrapper";
+const FUTURES_UNORDERED: &str = "futures_util::stream::futures_unordered::FuturesUnordered";
+const SHARED: &str = "futures_util::future::future::shared::Shared";
+const JOIN_ALL: &str = "futures_util::future::join_all::JoinAll";
+/// Not a future, but one end of an edge between tasks ([`links`]).
+const ONESHOT_SENDER: &str = "tokio::sync::oneshot::Sender";
+
 /// Decoding state for one task.
 pub struct Decoder<'r, 'a, 't> {
     r: &'r Reader<'a>,
     tokio: &'t Tokio<'r, 'a>,
+    shapes: &'t Shapes,
     seen: HashSet<(u64, u64)>,
     nodes: usize,
     /// Task ids this task awaits through join handles.
     pub awaits: Vec<u64>,
+    /// Ends of edges to other tasks through shared state, joined by [`resolve`].
+    pub links: Vec<Link>,
     /// Monotonic clock now, for a live target's timers.
     now: Option<f64>,
 }
@@ -85,13 +109,15 @@ fn monotonic_now() -> f64 {
 
 impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
     /// A decoder for one task.
-    pub fn new(r: &'r Reader<'a>, tokio: &'t Tokio<'r, 'a>) -> Self {
+    pub fn new(r: &'r Reader<'a>, tokio: &'t Tokio<'r, 'a>, shapes: &'t Shapes) -> Self {
         Decoder {
             r,
             tokio,
+            shapes,
             seen: HashSet::new(),
             nodes: 0,
             awaits: Vec::new(),
+            links: Vec::new(),
             now: r.target.is_live().then(monotonic_now),
         }
     }
@@ -127,24 +153,25 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
                     return nodes;
                 }
             }
-            // `stream.next()` and friends hold `stream: &mut St`: what they wait on is the
-            // stream.
-            "futures_util::stream::stream::next::Next"
-            | "futures_util::stream::stream::select_next_some::SelectNextSome" => {
+            g if g.starts_with("&mut ") => {
+                if let Some(nodes) = self.pointer(addr, ty, depth) {
+                    return nodes;
+                }
+            }
+            g if NEXT.contains(&g) => {
                 if let Some(nodes) = self.follow(addr, ty, "stream", depth) {
                     return nodes;
                 }
             }
-            // `FuturesOrdered`'s element wrapper: `data` is the future.
-            "futures_util::stream::futures_ordered::OrderWrapper" => {
+            ORDER_WRAPPER => {
                 if let Some((off, t)) = self.r.member(ty, "data") {
                     return self.decode(addr + off, t, depth + 1);
                 }
             }
-            "futures_util::stream::futures_unordered::FuturesUnordered" => {
+            FUTURES_UNORDERED => {
                 return vec![self.unordered(addr, ty, name, depth)];
             }
-            "futures_util::future::future::shared::Shared" => {
+            SHARED => {
                 return vec![self.shared(addr, ty, name, depth)];
             }
             // `poll_fn(|cx| set.poll_…(cx))` (as `JoinSet::join_next` is): what it waits on is
@@ -154,14 +181,40 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
                     return nodes;
                 }
             }
-            "futures_util::future::join_all::JoinAll" => {
+            JOIN_ALL => {
                 if let Some(node) = self.join_all(addr, ty, name, depth) {
                     return vec![node];
                 }
             }
+            g if hyper::is_link_type(g) => {
+                self.hyper_link(addr, ty, g);
+                return Vec::new();
+            }
             _ => {}
         }
+        // A future written by hand: a frame over the futures it owns, if any (see
+        // [`generic`]); else a leaf named by its type.
+        if leaf_kind(name).is_none() {
+            if let Some(node) = self.hand_written(addr, ty, depth) {
+                return vec![node];
+            }
+        }
         vec![Node::new(self.leaf(addr, ty, name))]
+    }
+
+    /// True for the types [`decode`](Self::decode) knows by name: state machines, join
+    /// branches, sets of futures, tokio's leaves. A search through a future written by hand
+    /// stops at them.
+    fn is_known(&self, ty: u64, name: &str) -> bool {
+        let generic = name.split('<').next().unwrap_or(name);
+        async_env(name).is_some()
+            || leaf_kind(name).is_some()
+            || self.tokio.is_maybe_done(generic)
+            || self.tokio.inner_future(ty).is_some()
+            || self.tokio.is_join_set(ty)
+            || NEXT.contains(&generic)
+            || hyper::is_link_type(generic)
+            || [ORDER_WRAPPER, FUTURES_UNORDERED, SHARED, JOIN_ALL].contains(&generic)
     }
 
     /// Decodes what the pointer member `field` of `ty` at `addr` points to.
@@ -500,9 +553,20 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             name
         };
         let frame = Frame::new(clean_type(shown), None).with_kind(FrameKind::Leaf);
+        if leaf_kind(name) == Some(crate::tokio::LeafKind::Oneshot) {
+            if let Some(key) = self.arc_member(addr, ty, "inner") {
+                self.links.push(Link::Waits(key));
+            }
+        }
         match self.tokio.leaf(addr, ty, name, self.now) {
             Some(Leaf { note, awaits }) => {
                 self.awaits.extend(awaits);
+                let note = match hyper::response_note(name) {
+                    Some(n) if leaf_kind(name) == Some(crate::tokio::LeafKind::Oneshot) => {
+                        n.to_string()
+                    }
+                    _ => note,
+                };
                 frame.with_note(note)
             }
             None => frame,
@@ -613,7 +677,8 @@ mod tests {
             return;
         };
         let at = |p: *const u8| p as u64;
-        let mut dec = Decoder::new(&r, &tk);
+        let shapes = Shapes::new();
+        let mut dec = Decoder::new(&r, &tk, &shapes);
         assert!(dec
             .decode(at(std::ptr::addr_of!(gone).cast()), ready, 0)
             .is_empty());

@@ -1,0 +1,99 @@
+//! Edges between tasks that go through shared state, which no single task's tree shows.
+//!
+//! A decoder that meets one end of such an edge records a [`Link`] keyed by the address of
+//! the shared allocation both ends point to (an `Arc`'s inner block): a `oneshot` channel's
+//! receiver ([`Link::Waits`]) and its sender ([`Link::Completes`]); an HTTP/2 connection's
+//! stream store ([`Link::Drives`]) and each stream's reference into it ([`Link::DrivenBy`]).
+//! Once every task is decoded, [`resolve`] joins the ends: a task waiting on a channel whose
+//! sender another task holds awaits that task (so it shows in the header, and in deadlock
+//! cycles), and the root frames of a connection's task and its streams' tasks name each other.
+//!
+//! Keys are only compared, never read: a stale or corrupt key joins nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use tasktrace_model::Task;
+
+/// One end of an edge, found in a task's future.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// Waits on the channel `key` (a `oneshot::Receiver`).
+    Waits(u64),
+    /// Will complete the channel `key` (holds its `oneshot::Sender`).
+    Completes(u64),
+    /// Drives the streams of the connection `key`; what they are.
+    Drives(u64, &'static str),
+    /// Is a stream (what) of the connection `key`.
+    DrivenBy(u64, &'static str),
+}
+
+/// Joins the links of every task (`links[i]` belongs to `tasks[i]`): adds `awaits` edges and
+/// notes on the tasks' root frames.
+pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>]) {
+    let mut completes = BTreeMap::new();
+    let mut drives = BTreeMap::new();
+    for (task, ls) in tasks.iter().zip(links) {
+        for l in ls {
+            match *l {
+                Link::Completes(k) => {
+                    completes.entry(k).or_insert(task.id);
+                }
+                Link::Drives(k, _) => {
+                    drives.entry(k).or_insert(task.id);
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut driven: BTreeMap<u64, (&'static str, BTreeSet<u64>)> = BTreeMap::new();
+    for (task, ls) in tasks.iter_mut().zip(links) {
+        for l in ls {
+            match *l {
+                Link::Waits(k) => {
+                    if let Some(&by) = completes.get(&k) {
+                        if by != task.id && !task.awaits.contains(&by) {
+                            task.awaits.push(by);
+                        }
+                    }
+                }
+                Link::DrivenBy(k, what) => {
+                    if let Some(&conn) = drives.get(&k) {
+                        if conn != task.id {
+                            driven
+                                .entry(conn)
+                                .or_insert((what, BTreeSet::new()))
+                                .1
+                                .insert(task.id);
+                            root_note(task, format!("{what} of the connection in task {conn}"));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    for task in tasks.iter_mut() {
+        if let Some((what, ids)) = driven.get(&task.id) {
+            let list: Vec<String> = ids.iter().map(u64::to_string).collect();
+            let s = if ids.len() == 1 { "" } else { "s" };
+            root_note(
+                task,
+                format!(
+                    "drives {} {what}{s}: task{s} {}",
+                    ids.len(),
+                    list.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+/// Adds `note` to the task's (first) root frame.
+fn root_note(task: &mut Task, note: String) {
+    let roots = std::sync::Arc::make_mut(&mut task.trace.roots);
+    if let Some(root) = roots.first_mut() {
+        root.frame.note = Some(match root.frame.note.take() {
+            Some(old) if !old.is_empty() => format!("{old}; {note}"),
+            _ => note,
+        });
+    }
+}
