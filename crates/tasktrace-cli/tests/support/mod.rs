@@ -83,11 +83,27 @@ pub struct Target {
     pub pid: u32,
     /// Its echo server's port.
     pub port: u16,
+    /// Its stdout, line by line.
+    lines: mpsc::Receiver<String>,
 }
 
 impl Target {
     /// Starts `exe` and waits (60 s at most) for its `ready <port> <pid>` line.
     pub fn start(exe: &str, args: &[&str]) -> Target {
+        let mut t = Target::spawn(exe, args);
+        let rest = t.wait_for("ready ");
+        // `ready <port> <pid>` (tokio-targets) or `ready <ip>:<port>` (the demo).
+        let first = rest.split_whitespace().next().unwrap_or("");
+        t.port = first
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        t
+    }
+
+    /// Starts `exe` with `args`, its stdout read line by line ([`wait_for`](Self::wait_for)).
+    pub fn spawn(exe: &str, args: &[&str]) -> Target {
         let mut child = Command::new(exe)
             .args(args)
             .stdout(Stdio::piped())
@@ -102,26 +118,24 @@ impl Target {
             }
         });
         let pid = child.id();
-        let mut t = Target {
+        Target {
             child,
             pid,
             port: 0,
-        };
+            lines: rx,
+        }
+    }
+
+    /// Waits (60 s at most) for the next line starting with `prefix`; returns the rest.
+    pub fn wait_for(&mut self, prefix: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let l = rx
-                .recv_timeout(left)
-                .expect("the target did not print `ready` within 60s");
-            if let Some(rest) = l.strip_prefix("ready ") {
-                // `ready <port> <pid>` (tokio-targets) or `ready <ip>:<port>` (the demo).
-                let first = rest.split_whitespace().next().unwrap_or("");
-                t.port = first
-                    .rsplit(':')
-                    .next()
-                    .and_then(|p| p.parse().ok())
-                    .expect("port");
-                return t;
+            let l = self.lines.recv_timeout(left).unwrap_or_else(|e| {
+                panic!("the target did not print `{prefix}…` within 60s ({e})")
+            });
+            if let Some(rest) = l.strip_prefix(prefix) {
+                return rest.to_string();
             }
         }
     }

@@ -1,0 +1,234 @@
+//! The out-of-process reader on programs built on real frameworks from crates.io
+//! (`testdata/framework-targets`: axum 0.8 over hyper-util's auto connection, reqwest, …), in
+//! debug and release builds, live and from a core file.
+//!
+//! What is asserted is what a person debugging a stuck service asks: where each stuck request
+//! waits, under which connection task, in the default (clean) view. Builds are cached under
+//! the cargo target dir (`framework-targets/`); every wait has a deadline; nothing asserts on
+//! timing.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+use support::*;
+use tasktrace_model::{Dump, FrameKind, Node, Task};
+
+const AXUM_SOURCE: &str =
+    include_str!("../../../testdata/framework-targets/src/bin/axum-target.rs");
+
+/// One build at a time (the two profiles' tests run in parallel).
+static BUILD: Mutex<()> = Mutex::new(());
+
+/// Builds every target of `testdata/framework-targets` in `profile` (`dev` or `release`);
+/// returns the directory of the binaries.
+fn build(profile: &str) -> PathBuf {
+    let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/framework-targets");
+    let target = target_dir().join("framework-targets");
+    let mut child = Command::new(env!("CARGO"))
+        .args(["build", "--bins", "--profile", profile, "--manifest-path"])
+        .arg(format!("{dir}/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("run cargo build");
+    let status = wait_child(
+        &mut child,
+        Duration::from_secs(1200),
+        &format!("building the framework targets ({profile})"),
+    );
+    assert!(status.success(), "building the framework targets failed");
+    target.join(if profile == "dev" { "debug" } else { profile })
+}
+
+/// The line of axum-target.rs containing `text`.
+fn axum_line(text: &str) -> u32 {
+    AXUM_SOURCE
+        .lines()
+        .position(|l| l.contains(text))
+        .map(|i| i as u32 + 1)
+        .unwrap_or_else(|| panic!("no line with {text:?}"))
+}
+
+/// The default view of a dump, as JSON (`--format json`).
+fn clean_dump(args: &[&str]) -> Dump {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    dump_of(&tasktrace(&all))
+}
+
+fn root_of(t: &Task) -> &Node {
+    assert_eq!(t.trace.roots.len(), 1, "one root: {t:#?}");
+    &t.trace.roots[0]
+}
+
+/// Whether `n` is `checkout → wait_for_approval → [waiting on Notify]`, with their await lines.
+fn is_checkout_chain(n: &Node) -> bool {
+    let at = |n: &Node, func: &str, line: u32| {
+        n.frame.function == format!("axum_target::{func}")
+            && n.frame.kind == FrameKind::AsyncFn
+            && n.frame
+                .location
+                .as_ref()
+                .is_some_and(|l| l.file.ends_with("src/bin/axum-target.rs") && l.line == line)
+    };
+    if !at(n, "checkout", axum_line("wait_for_approval(&app).await")) {
+        return false;
+    }
+    let [w] = &n.children[..] else { return false };
+    if !at(w, "wait_for_approval", axum_line("approved.await")) {
+        return false;
+    }
+    let [leaf] = &w.children[..] else {
+        return false;
+    };
+    leaf.frame.kind == FrameKind::Leaf
+        && leaf.frame.note.as_deref() == Some("waiting on Notify")
+        && leaf.children.is_empty()
+}
+
+/// The server: three HTTP/1 requests stuck in `checkout`, each under its connection task;
+/// two HTTP/2 streams, each a task of its own under its connection; the background worker.
+fn check_server(d: &Dump, what: &str) {
+    let chains = |t: &Task| root_of(t).children.iter().filter(|c| is_checkout_chain(c)).count();
+    let h1: Vec<&Task> = d
+        .tasks
+        .iter()
+        .filter(|t| {
+            let r = root_of(t);
+            r.frame.function == "axum::serve::handle_connection"
+                && r.frame.kind == FrameKind::AsyncBlock
+                && chains(t) == 1
+        })
+        .collect();
+    assert_eq!(h1.len(), 3, "{what}: three HTTP/1 connections with a stuck checkout: {d}");
+    let streams: Vec<&Task> = d
+        .tasks
+        .iter()
+        .filter(|t| root_of(t).frame.function.starts_with("hyper::proto::h2::server::H2Stream"))
+        .collect();
+    assert_eq!(streams.len(), 2, "{what}: two HTTP/2 stream tasks: {d}");
+    let mut conns = Vec::new();
+    for s in &streams {
+        assert_eq!(chains(s), 1, "{what}: the stream's handler chain: {s:#?}");
+        let note = root_of(s).frame.note.clone().unwrap_or_default();
+        let conn: u64 = note
+            .strip_prefix("HTTP/2 stream of the connection in task ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{what}: stream note {note:?}"));
+        conns.push(conn);
+    }
+    assert_eq!(conns[0], conns[1], "{what}: both streams on one connection");
+    let conn = d.task(conns[0]).expect("the connection's task");
+    let r = root_of(conn);
+    assert_eq!(r.frame.function, "axum::serve::handle_connection", "{conn:#?}");
+    let mut ids: Vec<u64> = streams.iter().map(|s| s.id).collect();
+    ids.sort();
+    assert!(
+        r.frame.note.as_deref().is_some_and(|n| n
+            .contains(&format!("drives 2 HTTP/2 streams: tasks {}, {}", ids[0], ids[1]))),
+        "{what}: the connection names its streams: {conn:#?}"
+    );
+    let worker: Vec<&Task> = d
+        .tasks
+        .iter()
+        .filter(|t| root_of(t).frame.function == "axum_target::background_worker")
+        .collect();
+    assert_eq!(worker.len(), 1, "{what}: the background worker: {d}");
+    let w = root_of(worker[0]);
+    assert_eq!(w.frame.location.as_ref().map(|l| l.line), Some(axum_line("jobs.recv().await")));
+    assert!(
+        w.children.iter().any(|c| c.frame.note.as_deref() == Some("waiting on mpsc channel")),
+        "{what}: {w:#?}"
+    );
+}
+
+/// The client: five requests in flight, each waiting for its response from its connection's
+/// task (HTTP/1: the connection task; HTTP/2: the stream's task, driven by the connection).
+fn check_client(d: &Dump, what: &str) {
+    let pending: Vec<&Task> = d
+        .tasks
+        .iter()
+        .filter(|t| root_of(t).frame.function == "reqwest::async_impl::client::Pending")
+        .collect();
+    assert_eq!(pending.len(), 5, "{what}: five requests in flight: {d}");
+    for p in &pending {
+        let r = root_of(p);
+        assert!(
+            r.children.iter().any(|c| c.frame.kind == FrameKind::Leaf
+                && c.frame.note.as_deref() == Some("waiting for the HTTP response")),
+            "{what}: {p:#?}"
+        );
+        let [by] = p.awaits[..] else {
+            panic!("{what}: the request awaits its connection's task: {p:#?}")
+        };
+        assert!(d.task(by).is_some(), "{what}: task {by} is in the dump");
+    }
+    let mut by: Vec<u64> = pending.iter().map(|p| p.awaits[0]).collect();
+    by.sort();
+    by.dedup();
+    assert_eq!(by.len(), 5, "{what}: each request has its own connection or stream");
+    let streams = by
+        .iter()
+        .filter(|&&id| {
+            root_of(d.task(id).unwrap())
+                .frame
+                .note
+                .as_deref()
+                .is_some_and(|n| n.starts_with("HTTP/2 stream of the connection in task "))
+        })
+        .count();
+    assert_eq!(streams, 2, "{what}: the HTTP/2 requests wait on their streams' tasks");
+}
+
+/// `GET /health` answers `ok`.
+fn assert_serves(port: u16) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    assert!(body.starts_with("HTTP/1.1 200") && body.ends_with("ok\n"), "{body:?}");
+}
+
+fn axum_service(profile: &str) {
+    let bin = build(profile);
+    let exe = bin.join("axum-target");
+    let exe = exe.to_str().unwrap();
+    let mut server = Target::spawn(exe, &["serve", "5"]);
+    let port = server.wait_for("port ");
+    let client = Target::spawn(exe, &["client", &port, "3", "2"]);
+    server.wait_for("ready");
+    let port: u16 = port.parse().unwrap();
+
+    let live = clean_dump(&["attach", &server.pid.to_string()]);
+    check_server(&live, &format!("{profile}, live"));
+    assert_serves(port);
+    let from_client = clean_dump(&["attach", &client.pid.to_string()]);
+    check_client(&from_client, &format!("{profile}, client"));
+
+    let prefix = target_dir().join("framework-cores").join(format!("axum-{profile}"));
+    if let Some(core) = gcore(server.pid, &prefix) {
+        let d = clean_dump(&["core", &core, "--exe", exe]);
+        let _ = std::fs::remove_file(&core);
+        check_server(&d, &format!("{profile}, core"));
+    }
+    assert_serves(port);
+}
+
+#[test]
+fn axum_service_dev() {
+    axum_service("dev");
+}
+
+#[test]
+fn axum_service_release() {
+    axum_service("release");
+}
