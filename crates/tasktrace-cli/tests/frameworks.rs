@@ -28,7 +28,10 @@ static BUILD: Mutex<()> = Mutex::new(());
 /// returns the directory of the binaries.
 fn build(profile: &str) -> PathBuf {
     let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/framework-targets");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/framework-targets"
+    );
     let target = target_dir().join("framework-targets");
     let mut child = Command::new(env!("CARGO"))
         .args(["build", "--bins", "--profile", profile, "--manifest-path"])
@@ -96,7 +99,13 @@ fn is_checkout_chain(n: &Node) -> bool {
 /// The server: three HTTP/1 requests stuck in `checkout`, each under its connection task;
 /// two HTTP/2 streams, each a task of its own under its connection; the background worker.
 fn check_server(d: &Dump, what: &str) {
-    let chains = |t: &Task| root_of(t).children.iter().filter(|c| is_checkout_chain(c)).count();
+    let chains = |t: &Task| {
+        root_of(t)
+            .children
+            .iter()
+            .filter(|c| is_checkout_chain(c))
+            .count()
+    };
     let h1: Vec<&Task> = d
         .tasks
         .iter()
@@ -107,11 +116,20 @@ fn check_server(d: &Dump, what: &str) {
                 && chains(t) == 1
         })
         .collect();
-    assert_eq!(h1.len(), 3, "{what}: three HTTP/1 connections with a stuck checkout: {d}");
+    assert_eq!(
+        h1.len(),
+        3,
+        "{what}: three HTTP/1 connections with a stuck checkout: {d}"
+    );
     let streams: Vec<&Task> = d
         .tasks
         .iter()
-        .filter(|t| root_of(t).frame.function.starts_with("hyper::proto::h2::server::H2Stream"))
+        .filter(|t| {
+            root_of(t)
+                .frame
+                .function
+                .starts_with("hyper::proto::h2::server::H2Stream")
+        })
         .collect();
     assert_eq!(streams.len(), 2, "{what}: two HTTP/2 stream tasks: {d}");
     let mut conns = Vec::new();
@@ -127,12 +145,17 @@ fn check_server(d: &Dump, what: &str) {
     assert_eq!(conns[0], conns[1], "{what}: both streams on one connection");
     let conn = d.task(conns[0]).expect("the connection's task");
     let r = root_of(conn);
-    assert_eq!(r.frame.function, "axum::serve::handle_connection", "{conn:#?}");
+    assert_eq!(
+        r.frame.function, "axum::serve::handle_connection",
+        "{conn:#?}"
+    );
     let mut ids: Vec<u64> = streams.iter().map(|s| s.id).collect();
     ids.sort();
     assert!(
-        r.frame.note.as_deref().is_some_and(|n| n
-            .contains(&format!("drives 2 HTTP/2 streams: tasks {}, {}", ids[0], ids[1]))),
+        r.frame.note.as_deref().is_some_and(|n| n.contains(&format!(
+            "drives 2 HTTP/2 streams: tasks {}, {}",
+            ids[0], ids[1]
+        ))),
         "{what}: the connection names its streams: {conn:#?}"
     );
     let worker: Vec<&Task> = d
@@ -142,9 +165,14 @@ fn check_server(d: &Dump, what: &str) {
         .collect();
     assert_eq!(worker.len(), 1, "{what}: the background worker: {d}");
     let w = root_of(worker[0]);
-    assert_eq!(w.frame.location.as_ref().map(|l| l.line), Some(axum_line("jobs.recv().await")));
+    assert_eq!(
+        w.frame.location.as_ref().map(|l| l.line),
+        Some(axum_line("jobs.recv().await"))
+    );
     assert!(
-        w.children.iter().any(|c| c.frame.note.as_deref() == Some("waiting on mpsc channel")),
+        w.children
+            .iter()
+            .any(|c| c.frame.note.as_deref() == Some("waiting on mpsc channel")),
         "{what}: {w:#?}"
     );
 }
@@ -173,7 +201,11 @@ fn check_client(d: &Dump, what: &str) {
     let mut by: Vec<u64> = pending.iter().map(|p| p.awaits[0]).collect();
     by.sort();
     by.dedup();
-    assert_eq!(by.len(), 5, "{what}: each request has its own connection or stream");
+    assert_eq!(
+        by.len(),
+        5,
+        "{what}: each request has its own connection or stream"
+    );
     let streams = by
         .iter()
         .filter(|&&id| {
@@ -184,7 +216,10 @@ fn check_client(d: &Dump, what: &str) {
                 .is_some_and(|n| n.starts_with("HTTP/2 stream of the connection in task "))
         })
         .count();
-    assert_eq!(streams, 2, "{what}: the HTTP/2 requests wait on their streams' tasks");
+    assert_eq!(
+        streams, 2,
+        "{what}: the HTTP/2 requests wait on their streams' tasks"
+    );
 }
 
 /// `GET /health` answers `ok`.
@@ -195,7 +230,10 @@ fn assert_serves(port: u16) {
         .unwrap();
     let mut body = String::new();
     let _ = s.read_to_string(&mut body);
-    assert!(body.starts_with("HTTP/1.1 200") && body.ends_with("ok\n"), "{body:?}");
+    assert!(
+        body.starts_with("HTTP/1.1 200") && body.ends_with("ok\n"),
+        "{body:?}"
+    );
 }
 
 fn axum_service(profile: &str) {
@@ -214,7 +252,9 @@ fn axum_service(profile: &str) {
     let from_client = clean_dump(&["attach", &client.pid.to_string()]);
     check_client(&from_client, &format!("{profile}, client"));
 
-    let prefix = target_dir().join("framework-cores").join(format!("axum-{profile}"));
+    let prefix = target_dir()
+        .join("framework-cores")
+        .join(format!("axum-{profile}"));
     if let Some(core) = gcore(server.pid, &prefix) {
         let d = clean_dump(&["core", &core, "--exe", exe]);
         let _ = std::fs::remove_file(&core);

@@ -241,6 +241,17 @@ impl<'a> Reader<'a> {
             .collect()
     }
 
+    /// The type argument `param` (`T`) of the generic type `ty`.
+    pub fn type_param(&self, ty: u64, param: &str) -> Option<u64> {
+        let d = self.info.die(self.strip(ty))?;
+        d.children.iter().find_map(|c| {
+            let p = self.info.die(*c)?;
+            (p.kind == Kind::TemplateType && p.name == param)
+                .then_some(p.ty)
+                .flatten()
+        })
+    }
+
     /// The type a pointer type points to.
     pub fn pointee(&self, ty: u64) -> Option<u64> {
         let d = self.info.die(self.strip(ty))?;

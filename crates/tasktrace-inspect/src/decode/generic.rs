@@ -8,6 +8,7 @@
 //! What the search follows, and why:
 //! - struct members, tuple and closure captures, the active variant of an enum (by its
 //!   discriminant, niche-encoded too: [`Reader::variant`]), so `Option`'s `Some`;
+//! - the elements of a `Vec<T>` (at most [`MAX_ELEMENTS`]: `select_all`'s futures);
 //! - owning pointers: `Box<T>`, `&mut T` (a future borrowed by the one that polls it, as
 //!   `select!` borrows its branches), `Pin<P>` of either, and `Box<dyn Future>` /
 //!   `Box<dyn Stream>` through the vtable to the concrete type.
@@ -32,6 +33,9 @@ use tasktrace_model::{Frame, FrameKind, Node};
 /// Most members of one type the search looks at: a budget per type.
 const MAX_MEMBERS: usize = 128;
 
+/// Most elements of one `Vec` searched.
+const MAX_ELEMENTS: u64 = 1024;
+
 /// Deepest type nesting the shape analysis follows.
 const MAX_SHAPE_DEPTH: usize = 48;
 
@@ -44,6 +48,8 @@ enum Class {
     DynFuture,
     /// `Box<T>` or `&mut T`: the pointee is searched.
     Owned(u64),
+    /// `Vec<T>`: each element is searched.
+    Elements(u64),
     /// A struct, tuple, closure or enum: its members (or active variant) are searched.
     Fields,
     /// Nothing a future can be found in: plain data, shared or raw pointers.
@@ -115,6 +121,9 @@ impl Decoder<'_, '_, '_> {
                     Class::Known
                 } else if is_shared(name) {
                     Class::Nothing
+                } else if name.starts_with("alloc::vec::Vec<") {
+                    r.type_param(ty, "T")
+                        .map_or(Class::Nothing, Class::Elements)
                 } else if r.member(ty, "vtable").is_some() && r.member(ty, "pointer").is_some() {
                     if is_owning_pointer(name) && is_dyn_future(name) {
                         Class::DynFuture
@@ -147,7 +156,7 @@ impl Decoder<'_, '_, '_> {
         let r = self.r;
         let holds = match self.class(ty) {
             Class::Known | Class::DynFuture => true,
-            Class::Owned(p) => self.holds_at(r.strip(p), depth + 1),
+            Class::Owned(p) | Class::Elements(p) => self.holds_at(r.strip(p), depth + 1),
             Class::Fields => r
                 .members(ty)
                 .into_iter()
@@ -210,6 +219,26 @@ impl Decoder<'_, '_, '_> {
                 Ok(p) if p != 0 => self.owned_member(p, pointee, depth + 1),
                 _ => Vec::new(),
             },
+            Class::Elements(elem) => {
+                let r = self.r;
+                let size = r.type_size(elem);
+                let (Some((p_off, _)), Some((n_off, _))) =
+                    (r.member_deep(ty, "ptr", 3), r.member(ty, "len"))
+                else {
+                    return Vec::new();
+                };
+                let (Ok(data), Ok(len)) = (r.u64(addr + p_off), r.u64(addr + n_off)) else {
+                    return Vec::new();
+                };
+                let mut out = Vec::new();
+                if size == 0 || data == 0 {
+                    return out;
+                }
+                for i in 0..len.min(MAX_ELEMENTS) {
+                    out.extend(self.owned_member(data + i * size, elem, depth + 1));
+                }
+                out
+            }
             Class::Fields if is_wrapper(self.r.type_name(ty)) => {
                 self.owned_futures(addr, ty, depth)
             }

@@ -608,6 +608,8 @@ impl Reader<'_> {
 mod tests {
     use super::*;
     use crate::target::{Target, Thread};
+    use std::future::Future;
+    use std::pin::Pin;
 
     /// This test process as a target (its own memory, read with `process_vm_readv`).
     struct SelfTarget(Option<u64>);
@@ -634,22 +636,9 @@ mod tests {
     fn maybe_done_branches_gone_done_and_pending() {
         use futures::future::{maybe_done, FutureExt};
         use std::pin::Pin;
-        // Make sure tokio's task types are in this binary's debuginfo.
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(async { tokio::spawn(async {}).await.unwrap() });
-        let info = match crate::debuginfo::DebugInfo::load("/proc/self/exe") {
-            Ok(i) => i,
-            Err(e) => {
-                eprintln!("this test binary has no usable debuginfo ({e}): skipped");
-                return;
-            }
+        let Some((info, target, entry)) = this_process() else {
+            return;
         };
-        let entry = std::fs::read("/proc/self/auxv")
-            .ok()
-            .and_then(|a| crate::target::auxv_entry(&a));
-        let target = SelfTarget(entry);
         let r = Reader {
             target: &target,
             info: &info,
@@ -701,6 +690,123 @@ mod tests {
             "{p:#?}"
         );
         let _ = (&gone, &done, &pending);
+    }
+
+    /// This test process as a target, with its debuginfo; `None` (and why, on stderr) when
+    /// the test binary has none with types (optimised test builds).
+    fn this_process() -> Option<(crate::debuginfo::DebugInfo, SelfTarget, Option<u64>)> {
+        // Make sure tokio's task types are in this binary's debuginfo.
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async { tokio::spawn(async {}).await.unwrap() });
+        let info = match crate::debuginfo::DebugInfo::load("/proc/self/exe") {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("this test binary has no usable debuginfo ({e}): skipped");
+                return None;
+            }
+        };
+        let entry = std::fs::read("/proc/self/auxv")
+            .ok()
+            .and_then(|a| crate::target::auxv_entry(&a));
+        Some((info, SelfTarget(entry), entry))
+    }
+
+    async fn first_waiter() {
+        std::future::pending::<()>().await
+    }
+
+    async fn second_waiter() {
+        std::future::pending::<()>().await
+    }
+
+    /// A future written by hand that owns futures three ways: through a `Vec` of boxed
+    /// `dyn Future`s (`select_all`), an `Option<Box<…>>`, and an `Arc` (shared: not followed).
+    struct Holder {
+        select: futures::future::SelectAll<BoxedWaiter>,
+        maybe: Option<BoxedWaiter>,
+        shared: std::sync::Arc<std::sync::Mutex<Option<BoxedWaiter>>>,
+    }
+
+    type BoxedWaiter = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    /// The generic search: the frames under a hand-written future are what it owns and
+    /// drives (each `select_all` member, the `Some` of an option), not what it shares.
+    #[test]
+    fn hand_written_futures_are_searched() {
+        use futures::FutureExt;
+        let Some((info, target, entry)) = this_process() else {
+            return;
+        };
+        let r = Reader {
+            target: &target,
+            info: &info,
+            bias: entry.map_or(0, |e| e.wrapping_sub(info.entry)),
+        };
+        let Ok(tk) = Tokio::new(&r) else {
+            eprintln!("no tokio types in this test binary's debuginfo: skipped");
+            return;
+        };
+        let mut holder = Holder {
+            select: futures::future::select_all(vec![
+                Box::pin(first_waiter()) as BoxedWaiter,
+                Box::pin(second_waiter()),
+            ]),
+            maybe: Some(Box::pin(first_waiter())),
+            shared: std::sync::Arc::new(std::sync::Mutex::new(Some(Box::pin(second_waiter())))),
+        };
+        assert!((&mut holder.select).now_or_never().is_none());
+        assert!(holder.maybe.as_mut().unwrap().now_or_never().is_none());
+        let Some(&ty) = info
+            .types_named("tasktrace_inspect::decode::tests::Holder")
+            .first()
+        else {
+            eprintln!("no Holder type in this test binary's debuginfo: skipped");
+            return;
+        };
+        let shapes = Shapes::new();
+        let mut dec = Decoder::new(&r, &tk, &shapes);
+        let nodes = dec.decode(std::ptr::addr_of!(holder) as u64, ty, 0);
+        let [h] = &nodes[..] else {
+            panic!("{nodes:#?}")
+        };
+        assert_eq!(h.frame.function, "tasktrace_inspect::decode::tests::Holder");
+        assert_eq!(h.frame.kind, FrameKind::Fn);
+        // Names compared without their generic arguments.
+        let bare = |n: &Node| {
+            n.frame
+                .function
+                .split('<')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        let names: Vec<String> = h.children.iter().map(bare).collect();
+        // SelectAll → its two members (a frame of its own), then the option's future.
+        assert_eq!(
+            names,
+            [
+                "futures_util::future::select_all::SelectAll",
+                "tasktrace_inspect::decode::tests::first_waiter"
+            ],
+            "{h:#?}"
+        );
+        let sel: Vec<String> = h.children[0].children.iter().map(bare).collect();
+        assert_eq!(
+            sel,
+            [
+                "tasktrace_inspect::decode::tests::first_waiter",
+                "tasktrace_inspect::decode::tests::second_waiter"
+            ],
+            "{h:#?}"
+        );
+        for waiter in h.children[0].children.iter().chain([&h.children[1]]) {
+            assert_eq!(waiter.frame.kind, FrameKind::AsyncFn, "{waiter:#?}");
+            let line = waiter.frame.location.as_ref().expect("await line").line;
+            assert!(line > 0, "{waiter:#?}");
+        }
+        assert!(holder.shared.lock().unwrap().is_some());
     }
 
     #[test]
