@@ -692,6 +692,21 @@ fn push_merged(out: &mut Vec<Node>, node: Node) {
     }
 }
 
+/// A future named by its type (a leaf, or a future written by hand: no source location) is
+/// shown without its generic arguments in the default view: `H2Stream<TowerToHyper…>` reads
+/// `H2Stream` (the verbose view keeps them).
+fn shorten_type_name(frame: &mut Frame) {
+    if frame.location.is_some()
+        || !matches!(frame.kind, FrameKind::Fn | FrameKind::Leaf)
+        || frame.function.starts_with(['<', '&', '('])
+    {
+        return;
+    }
+    if let Some(i) = frame.function.find('<') {
+        frame.function.truncate(i);
+    }
+}
+
 /// Whether the node `n` (normalized from `raw`) is plumbing, hidden in the default view.
 fn is_hidden(raw: &Node, n: &Node) -> bool {
     is_plumbing(&n.frame)
@@ -750,6 +765,7 @@ fn simplify<'a>(
             continue;
         }
         let mut frame = n.frame.clone();
+        shorten_type_name(&mut frame);
         add_note(&mut frame, &sub_notes);
         push_merged(
             &mut visible,
@@ -791,6 +807,7 @@ impl Trace {
                 let (children, notes) =
                     simplify(&raw.children, &root.children, &mut vec![&root.frame]);
                 let mut frame = root.frame.clone();
+                shorten_type_name(&mut frame);
                 add_note(&mut frame, &notes);
                 return Trace {
                     roots: Arc::new(vec![Node { frame, children }]),
