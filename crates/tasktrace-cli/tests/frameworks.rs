@@ -20,6 +20,10 @@ use tasktrace_model::{Dump, FrameKind, Node, Task};
 
 const AXUM_SOURCE: &str =
     include_str!("../../../testdata/framework-targets/src/bin/axum-target.rs");
+const STACK_SOURCE: &str =
+    include_str!("../../../testdata/framework-targets/src/bin/service-stack-target.rs");
+const LINES_SOURCE: &str =
+    include_str!("../../../testdata/framework-targets/src/bin/lines-target.rs");
 
 /// One build at a time (the two profiles' tests run in parallel).
 static BUILD: Mutex<()> = Mutex::new(());
@@ -50,13 +54,38 @@ fn build(profile: &str) -> PathBuf {
     target.join(if profile == "dev" { "debug" } else { profile })
 }
 
-/// The line of axum-target.rs containing `text`.
-fn axum_line(text: &str) -> u32 {
-    AXUM_SOURCE
+/// The line of `source` containing `text`.
+fn line_in(source: &str, text: &str) -> u32 {
+    source
         .lines()
         .position(|l| l.contains(text))
         .map(|i| i as u32 + 1)
         .unwrap_or_else(|| panic!("no line with {text:?}"))
+}
+
+/// The line of axum-target.rs containing `text`.
+fn axum_line(text: &str) -> u32 {
+    line_in(AXUM_SOURCE, text)
+}
+
+/// Whether `n` is the async fn or block `func` of the target's `file`, suspended at `line`.
+fn is_at(n: &Node, kind: FrameKind, func: &str, file: &str, line: u32) -> bool {
+    n.frame.function == func
+        && n.frame.kind == kind
+        && n.frame
+            .location
+            .as_ref()
+            .is_some_and(|l| l.file.ends_with(file) && l.line == line)
+}
+
+/// Every node of a tree, depth first.
+fn all_nodes(nodes: &[Node]) -> Vec<&Node> {
+    let mut out = Vec::new();
+    for n in nodes {
+        out.push(n);
+        out.extend(all_nodes(&n.children));
+    }
+    out
 }
 
 /// The default view of a dump, as JSON (`--format json`).
@@ -271,4 +300,240 @@ fn axum_service_dev() {
 #[test]
 fn axum_service_release() {
     axum_service("release");
+}
+
+/// A tower `ServiceBuilder` stack: the first request down to `handle → lookup` (under the
+/// user's `service_fn` block, beside the `timeout` layer's timer); the second waiting on the
+/// `Buffer`'s worker task, an edge to it.
+fn check_stack(d: &Dump, what: &str) {
+    const FILE: &str = "src/bin/service-stack-target.rs";
+    let workers: Vec<&Task> = d
+        .tasks
+        .iter()
+        .filter(|t| root_of(t).frame.function == "tower::buffer::worker::Worker")
+        .collect();
+    assert_eq!(workers.len(), 1, "{what}: the Buffer's worker task: {d}");
+    let worker = workers[0];
+    let notes: Vec<&str> = root_of(worker)
+        .children
+        .iter()
+        .filter_map(|c| c.frame.note.as_deref())
+        .collect();
+    assert!(
+        notes.contains(&"waiting on mpsc channel")
+            && notes.contains(&"waiting on semaphore/mutex acquire"),
+        "{what}: the worker waits for requests and for a permit: {worker:#?}"
+    );
+    let block = "service_stack_target::main";
+    let conn_line = line_in(STACK_SOURCE, ".serve_connection(") + 1;
+    let svc_line = line_in(STACK_SOURCE, "ready.call(req).await");
+    let conns: Vec<&Task> = d
+        .tasks
+        .iter()
+        .filter(|t| is_at(root_of(t), FrameKind::AsyncBlock, block, FILE, conn_line))
+        .collect();
+    assert_eq!(conns.len(), 2, "{what}: two connection tasks: {d}");
+    let service_block = |t: &Task| -> Node {
+        let svc: Vec<&Node> = root_of(t)
+            .children
+            .iter()
+            .filter(|c| is_at(c, FrameKind::AsyncBlock, block, FILE, svc_line))
+            .collect();
+        assert_eq!(
+            svc.len(),
+            1,
+            "{what}: the service_fn block under the connection: {t:#?}"
+        );
+        svc[0].clone()
+    };
+    let in_handler = conns
+        .iter()
+        .find(|t| t.awaits.is_empty())
+        .unwrap_or_else(|| panic!("{what}: a request in the handler: {d}"));
+    let svc = service_block(in_handler);
+    let handle = svc
+        .children
+        .iter()
+        .find(|c| c.frame.function == "service_stack_target::handle")
+        .unwrap_or_else(|| panic!("{what}: handle under the service block: {svc:#?}"));
+    assert!(is_at(
+        handle,
+        FrameKind::AsyncFn,
+        "service_stack_target::handle",
+        FILE,
+        line_in(STACK_SOURCE, "lookup(key).await")
+    ));
+    let [lookup] = &handle.children[..] else {
+        panic!("{what}: {handle:#?}")
+    };
+    assert!(
+        is_at(
+            lookup,
+            FrameKind::AsyncFn,
+            "service_stack_target::lookup",
+            FILE,
+            line_in(STACK_SOURCE, "NEVER.notified().await")
+        ),
+        "{what}: {lookup:#?}"
+    );
+    assert_eq!(lookup.children.len(), 1);
+    assert_eq!(
+        lookup.children[0].frame.note.as_deref(),
+        Some("waiting on Notify")
+    );
+    assert!(
+        svc.children.iter().any(|c| c
+            .frame
+            .note
+            .as_deref()
+            .is_some_and(|n| n.starts_with("waiting on timer"))),
+        "{what}: the timeout layer's timer beside the handler: {svc:#?}"
+    );
+    let queued = conns
+        .iter()
+        .find(|t| !t.awaits.is_empty())
+        .unwrap_or_else(|| panic!("{what}: a request waiting on the worker: {d}"));
+    assert_eq!(queued.awaits, [worker.id], "{what}: {queued:#?}");
+    let svc = service_block(queued);
+    assert!(
+        svc.children.iter().any(|c| c.frame.kind == FrameKind::Leaf
+            && c.frame.note.as_deref() == Some("waiting on the tower Buffer's worker task")),
+        "{what}: {svc:#?}"
+    );
+}
+
+/// `Framed` lines driven by `for_each_concurrent`: three lines in `handle_line → slow_lookup`
+/// under the busy connection's `serve_conn` (one branch each in the verbose view, merged with
+/// a count in the default view), and the idle connection reading its socket.
+fn check_lines(clean: &Dump, raw: &Dump, what: &str) {
+    const FILE: &str = "src/bin/lines-target.rs";
+    let serve = "lines_target::serve_conn";
+    let busy_line = line_in(LINES_SOURCE, ".for_each_concurrent(") + 1;
+    let idle_line = line_in(LINES_SOURCE, "framed.next().await");
+    let busy: Vec<&Task> = clean
+        .tasks
+        .iter()
+        .filter(|t| is_at(root_of(t), FrameKind::AsyncFn, serve, FILE, busy_line))
+        .collect();
+    assert_eq!(busy.len(), 1, "{what}: the busy connection: {clean}");
+    let r = root_of(busy[0]);
+    let handle: Vec<&Node> = r
+        .children
+        .iter()
+        .filter(|c| c.frame.function == "lines_target::handle_line")
+        .collect();
+    assert_eq!(handle.len(), 1, "{what}: {r:#?}");
+    assert!(is_at(
+        handle[0],
+        FrameKind::AsyncFn,
+        "lines_target::handle_line",
+        FILE,
+        line_in(LINES_SOURCE, "slow_lookup(&line).await")
+    ));
+    assert_eq!(
+        handle[0].frame.note.as_deref(),
+        Some("3 branches"),
+        "{what}: {r:#?}"
+    );
+    let [lookup] = &handle[0].children[..] else {
+        panic!("{what}: {r:#?}")
+    };
+    assert!(is_at(
+        lookup,
+        FrameKind::AsyncFn,
+        "lines_target::slow_lookup",
+        FILE,
+        line_in(LINES_SOURCE, "NEVER.notified().await")
+    ));
+    assert!(
+        r.children
+            .iter()
+            .any(|c| c.frame.note.as_deref() == Some("waiting on I/O readiness")),
+        "{what}: the Framed's socket: {r:#?}"
+    );
+    // Verbose: three branches, each its own `handle_line`.
+    let t = raw.task(busy[0].id).expect("the busy task, verbose");
+    let n = all_nodes(&t.trace.roots)
+        .into_iter()
+        .filter(|n| n.frame.function == "lines_target::handle_line")
+        .count();
+    assert_eq!(n, 3, "{what}: {t:#?}");
+    let idle: Vec<&Task> = clean
+        .tasks
+        .iter()
+        .filter(|t| is_at(root_of(t), FrameKind::AsyncFn, serve, FILE, idle_line))
+        .collect();
+    assert_eq!(idle.len(), 1, "{what}: the idle connection: {clean}");
+    assert!(
+        all_nodes(&root_of(idle[0]).children)
+            .iter()
+            .any(|c| c.frame.note.as_deref() == Some("waiting on I/O readiness")),
+        "{what}: {:#?}",
+        idle[0]
+    );
+}
+
+/// A `ping` line is answered `pong`.
+fn assert_pongs(port: u16) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"ping\n").unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert_eq!(answer, "pong\n");
+}
+
+/// Runs the target `name` of the build `profile` until `ready`; reads it live (the default
+/// view, and the verbose one), then from a core; `serves` checks it still answers after each.
+fn live_and_core(profile: &str, name: &str, serves: fn(u16), check: &dyn Fn(&Dump, &Dump, &str)) {
+    let exe = build(profile).join(name);
+    let exe = exe.to_str().unwrap();
+    let mut t = Target::spawn(exe, &[]);
+    let port: u16 = t.wait_for("port ").parse().unwrap();
+    t.wait_for("ready");
+    let pid = t.pid.to_string();
+    let raw = dump_of(&tasktrace(&["attach", &pid, "--json"]));
+    check(
+        &clean_dump(&["attach", &pid]),
+        &raw,
+        &format!("{name} {profile}, live"),
+    );
+    serves(port);
+    let prefix = target_dir()
+        .join("framework-cores")
+        .join(format!("{name}-{profile}"));
+    if let Some(core) = gcore(t.pid, &prefix) {
+        let clean = clean_dump(&["core", &core, "--exe", exe]);
+        let raw = dump_of(&tasktrace(&["core", &core, "--exe", exe, "--json"]));
+        let _ = std::fs::remove_file(&core);
+        check(&clean, &raw, &format!("{name} {profile}, core"));
+    }
+    serves(port);
+}
+
+#[test]
+fn tower_stack_dev() {
+    live_and_core("dev", "service-stack-target", assert_serves, &|d, _, w| {
+        check_stack(d, w)
+    });
+}
+
+#[test]
+fn tower_stack_release() {
+    live_and_core(
+        "release",
+        "service-stack-target",
+        assert_serves,
+        &|d, _, w| check_stack(d, w),
+    );
+}
+
+#[test]
+fn framed_lines_dev() {
+    live_and_core("dev", "lines-target", assert_pongs, &check_lines);
+}
+
+#[test]
+fn framed_lines_release() {
+    live_and_core("release", "lines-target", assert_pongs, &check_lines);
 }

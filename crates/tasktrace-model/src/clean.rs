@@ -677,19 +677,53 @@ fn join_notes(notes: &[String]) -> String {
 
 /// Adds `node` to `out`, merging it into a sibling that is the same logical frame.
 fn push_merged(out: &mut Vec<Node>, node: Node) {
+    merge_into(out, node, true);
+}
+
+/// [`push_merged`]; `count`: whether a merge counts a branch (below a merged node, its
+/// children's merges are the same branches again).
+fn merge_into(out: &mut Vec<Node>, node: Node, count: bool) {
     if let Some(existing) = out
         .iter_mut()
         .find(|n| n.frame.same_logical_frame(&node.frame) && n.frame.kind == node.frame.kind)
     {
+        if count {
+            count_branch(&mut existing.frame);
+        }
         if let Some(note) = &node.frame.note {
-            add_note(&mut existing.frame, std::slice::from_ref(note));
+            if !existing
+                .frame
+                .note
+                .as_deref()
+                .is_some_and(|n| n.contains(note.as_str()))
+            {
+                add_note(&mut existing.frame, std::slice::from_ref(note));
+            }
         }
         for child in node.children {
-            push_merged(&mut existing.children, child);
+            merge_into(&mut existing.children, child, false);
         }
     } else {
         out.push(node);
     }
+}
+
+/// Counts one more branch merged into `frame` (its note starts `N branches`): siblings that
+/// read the same once plumbing is hidden (three lines handled by one `for_each_concurrent`, each
+/// in `handle_line`) show once, saying how many they are.
+fn count_branch(frame: &mut Frame) {
+    const SUFFIX: &str = " branches";
+    let note = frame.note.take().unwrap_or_default();
+    let (count, rest) = match note.split_once(SUFFIX) {
+        Some((n, rest)) if n.parse::<u32>().is_ok() => (n.parse::<u32>().unwrap_or(1), rest),
+        _ => (1, &*note),
+    };
+    let rest = rest.strip_prefix("; ").unwrap_or(rest);
+    frame.note = Some(if rest.is_empty() {
+        format!("{}{SUFFIX}", count + 1)
+    } else {
+        format!("{}{SUFFIX}; {rest}", count + 1)
+    });
 }
 
 /// A future named by its type (a leaf, or a future written by hand: no source location) is

@@ -214,7 +214,12 @@ impl Decoder<'_, '_, '_> {
         }
         let ty = self.r.strip(ty);
         match self.class(ty) {
-            Class::Known | Class::DynFuture => self.decode(addr, ty, depth),
+            // A state machine never polled is owned, not driven: nothing waits in it.
+            Class::Known | Class::DynFuture => {
+                let mut found = self.decode(addr, ty, depth);
+                found.retain(|n| n.frame.note.as_deref() != Some(super::NOT_YET_POLLED));
+                found
+            }
             Class::Owned(pointee) => match self.r.u64(addr) {
                 Ok(p) if p != 0 => self.owned_member(p, pointee, depth + 1),
                 _ => Vec::new(),

@@ -25,6 +25,7 @@
 mod generic;
 mod hyper;
 mod links;
+mod tower;
 
 pub use generic::Shapes;
 pub use links::{resolve, Link};
@@ -52,6 +53,8 @@ const ORDER_WRAPPER: &str = "futures_util::stream::futures_ordered::OrderWrapper
 const FUTURES_UNORDERED: &str = "futures_util::stream::futures_unordered::FuturesUnordered";
 const SHARED: &str = "futures_util::future::future::shared::Shared";
 const JOIN_ALL: &str = "futures_util::future::join_all::JoinAll";
+/// The note of a state machine that was never polled.
+const NOT_YET_POLLED: &str = "not yet polled";
 /// Not a future, but one end of an edge between tasks ([`links`]).
 const ONESHOT_SENDER: &str = "tokio::sync::oneshot::Sender";
 
@@ -424,7 +427,7 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             .map(|(f, l)| Location::new(f.clone(), *l, None));
         match variant.name.as_str() {
             "Unresumed" => {
-                return vec![Node::new(frame(loc).with_note("not yet polled"))];
+                return vec![Node::new(frame(loc).with_note(NOT_YET_POLLED))];
             }
             "Returned" => {
                 return vec![Node::new(frame(loc).with_status(FrameStatus::Completed))];
@@ -561,7 +564,10 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
         match self.tokio.leaf(addr, ty, name, self.now) {
             Some(Leaf { note, awaits }) => {
                 self.awaits.extend(awaits);
-                let note = match hyper::response_note(name) {
+                // A oneshot receiver a library waits on: say what for.
+                let library_note =
+                    || hyper::response_note(name).or_else(|| tower::response_note(name));
+                let note = match library_note() {
                     Some(n) if leaf_kind(name) == Some(crate::tokio::LeafKind::Oneshot) => {
                         n.to_string()
                     }
