@@ -537,3 +537,99 @@ fn framed_lines_dev() {
 fn framed_lines_release() {
     live_and_core("release", "lines-target", assert_pongs, &check_lines);
 }
+
+/// mini-redis 0.4.1 from crates.io: async methods named with their type (`Handler::run`,
+/// `Subscribe::apply`, `Listener::accept`), the I/O leaves naming their operation, and no
+/// compiler-made name in the default view.
+fn check_mini_redis(clean: &Dump, _raw: &Dump, what: &str) {
+    let text = clean.to_string();
+    for bad in ["{impl#", "_env#", "{closure"] {
+        assert!(
+            !text.contains(bad),
+            "{what}: {bad} in the default view:\n{text}"
+        );
+    }
+    let handlers: Vec<&Task> = clean
+        .tasks
+        .iter()
+        .filter(|t| root_of(t).frame.function == "mini_redis::server::Listener::run")
+        .collect();
+    assert_eq!(handlers.len(), 2, "{what}: two connection handlers: {text}");
+    for h in &handlers {
+        let [run] = &root_of(h).children[..] else {
+            panic!("{what}: {h:#?}")
+        };
+        assert_eq!(
+            run.frame.function, "mini_redis::server::Handler::run",
+            "{what}: {h:#?}"
+        );
+        assert_eq!(run.frame.kind, FrameKind::AsyncFn);
+    }
+    let nodes: Vec<&Node> = handlers
+        .iter()
+        .flat_map(|h| all_nodes(&h.trace.roots))
+        .collect();
+    let apply = nodes
+        .iter()
+        .find(|n| n.frame.function == "mini_redis::cmd::subscribe::Subscribe::apply")
+        .unwrap_or_else(|| panic!("{what}: Subscribe::apply: {text}"));
+    assert_eq!(apply.frame.kind, FrameKind::AsyncFn);
+    let under_apply = all_nodes(&apply.children);
+    for note in ["waiting on socket read", "waiting on broadcast channel"] {
+        assert!(
+            under_apply
+                .iter()
+                .any(|n| n.frame.note.as_deref() == Some(note)),
+            "{what}: {note:?} under Subscribe::apply: {apply:#?}"
+        );
+    }
+    let reads = nodes
+        .iter()
+        .filter(|n| n.frame.note.as_deref() == Some("waiting on socket read"))
+        .count();
+    assert_eq!(reads, 2, "{what}: each handler reads its socket: {text}");
+    let accept = clean
+        .tasks
+        .iter()
+        .flat_map(|t| all_nodes(&t.trace.roots))
+        .find(|n| n.frame.function == "mini_redis::server::Listener::accept")
+        .unwrap_or_else(|| panic!("{what}: Listener::accept: {text}"));
+    let [leaf] = &accept.children[..] else {
+        panic!("{what}: {accept:#?}")
+    };
+    assert_eq!(
+        leaf.frame.note.as_deref(),
+        Some("waiting on socket accept"),
+        "{what}"
+    );
+}
+
+/// A `GET` on a new connection is answered (RESP: `$5` then `world`).
+fn assert_redis_answers(port: u16) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"*2\r\n$3\r\nGET\r\n$5\r\nhello\r\n").unwrap();
+    let mut buf = [0u8; 11];
+    s.read_exact(&mut buf).expect("an answer");
+    assert_eq!(&buf, b"$5\r\nworld\r\n");
+}
+
+#[test]
+fn mini_redis_dev() {
+    live_and_core(
+        "dev",
+        "mini-redis-target",
+        assert_redis_answers,
+        &check_mini_redis,
+    );
+}
+
+#[test]
+fn mini_redis_release() {
+    live_and_core(
+        "release",
+        "mini-redis-target",
+        assert_redis_answers,
+        &check_mini_redis,
+    );
+}

@@ -459,8 +459,9 @@ impl DebugInfo {
             }
             return;
         }
-        if name.ends_with("::{vtable}") && name.contains("Future>") {
-            // `<T as core::future::future::Future>::{vtable}` at DW_OP_addr A (0x03).
+        if name.ends_with("::{vtable}") && (name.contains("Future>") || name.contains("Stream>")) {
+            // `<T as core::future::future::Future>::{vtable}` (or `…Stream>`, a boxed
+            // stream a future waits on) at DW_OP_addr A (0x03).
             if bytes.len() == 9 && bytes[0] == 0x03 {
                 let addr = u64::from_le_bytes(bytes[1..9].try_into().expect("8 bytes"));
                 // The concrete type is the `DW_AT_containing_type` of the variable (older

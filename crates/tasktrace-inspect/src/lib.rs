@@ -418,8 +418,8 @@ fn read_phased(
         match rt.future {
             Some((addr, ty)) if rt.running => {
                 let name = reader.type_name(ty);
-                let (func, kind) =
-                    decode::async_env(name).unwrap_or_else(|| (name.to_string(), FrameKind::Fn));
+                let (func, kind) = decode::async_fn_name(&reader, ty)
+                    .unwrap_or_else(|| (name.to_string(), FrameKind::Fn));
                 let frame = Frame::new(func, None)
                     .with_kind(kind)
                     .with_status(FrameStatus::Running)

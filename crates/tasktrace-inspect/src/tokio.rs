@@ -773,6 +773,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
             LeafKind::Notified => note("waiting on Notify"),
             LeafKind::Acquire => note("waiting on semaphore/mutex acquire"),
             LeafKind::Mpsc => note("waiting on mpsc channel"),
+            LeafKind::Broadcast => note("waiting on broadcast channel"),
             LeafKind::Io => note("waiting on I/O readiness"),
         }
     }
@@ -793,6 +794,8 @@ pub enum LeafKind {
     Acquire,
     /// An mpsc receive (`recv()`'s `poll_fn`, or a receiver a hand-written future polls).
     Mpsc,
+    /// A broadcast receive (`broadcast::Receiver::recv`'s `Recv`).
+    Broadcast,
     /// Socket or I/O readiness (`tokio::net` types, `tokio::io::util` futures, `Readiness`).
     Io,
 }
@@ -804,6 +807,7 @@ pub fn leaf_kind(name: &str) -> Option<LeafKind> {
         "tokio::time::sleep::Sleep" => LeafKind::Sleep,
         "tokio::runtime::task::join::JoinHandle" => LeafKind::JoinHandle,
         "tokio::sync::oneshot::Receiver" => LeafKind::Oneshot,
+        "tokio::sync::broadcast::Recv" => LeafKind::Broadcast,
         "tokio::sync::notify::Notified" => LeafKind::Notified,
         "tokio::sync::batch_semaphore::Acquire" => LeafKind::Acquire,
         "tokio::runtime::io::scheduled_io::Readiness" => LeafKind::Io,

@@ -609,12 +609,14 @@ fn classify(chain: &[&Frame]) -> Option<String> {
     } else if name_has("accept") || has("/listener.rs") {
         "socket accept".to_string()
     } else if name_has("poll_read")
+        || name_has("::io::util::read")
         || name_has("read_ready")
         || name_has("recv_from")
         || has("io/util/read")
     {
         "socket read".to_string()
     } else if name_has("poll_write")
+        || name_has("::io::util::write")
         || name_has("write_ready")
         || name_has("send_to")
         || has("io/util/write")
@@ -705,6 +707,23 @@ fn merge_into(out: &mut Vec<Node>, node: Node, count: bool) {
         }
     } else {
         out.push(node);
+    }
+}
+
+/// The note an out-of-process reader gives an I/O leaf it cannot say more of.
+const IO_READINESS: &str = "waiting on I/O readiness";
+
+/// An I/O leaf that only says `waiting on I/O readiness` names its operation (accept, read,
+/// write) when the hidden frames above it, or its own name, say it (`TcpListener::accept`,
+/// `tokio::io::util::read_buf::ReadBuf`), as the in-process capture's notes do.
+fn refine_io_note(frame: &mut Frame, chain: &[&Frame]) {
+    if frame.kind != FrameKind::Leaf || frame.note.as_deref() != Some(IO_READINESS) {
+        return;
+    }
+    let mut with_leaf = chain.to_vec();
+    with_leaf.push(frame);
+    if let Some(what) = classify(&with_leaf).filter(|w| w.starts_with("waiting on socket")) {
+        frame.note = Some(what);
     }
 }
 
@@ -800,6 +819,7 @@ fn simplify<'a>(
         }
         let mut frame = n.frame.clone();
         shorten_type_name(&mut frame);
+        refine_io_note(&mut frame, chain);
         add_note(&mut frame, &sub_notes);
         push_merged(
             &mut visible,

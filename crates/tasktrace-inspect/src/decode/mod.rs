@@ -25,10 +25,12 @@
 mod generic;
 mod hyper;
 mod links;
+mod names;
 mod tower;
 
 pub use generic::Shapes;
 pub use links::{resolve, Link};
+pub use names::async_fn_name;
 
 use crate::tokio::{leaf_kind, Branch, Leaf, Tokio};
 use crate::value::{last_segment, segments, Reader};
@@ -137,7 +139,7 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
         }
         self.nodes += 1;
         let name = self.r.type_name(ty);
-        if let Some((func, kind)) = async_env(name) {
+        if let Some((func, kind)) = async_fn_name(self.r, ty) {
             return self.state_machine(addr, ty, func, kind, depth);
         }
         let generic = name.split('<').next().unwrap_or(name);
