@@ -22,6 +22,8 @@ const AXUM_SOURCE: &str =
     include_str!("../../../testdata/framework-targets/src/bin/axum-target.rs");
 const STACK_SOURCE: &str =
     include_str!("../../../testdata/framework-targets/src/bin/service-stack-target.rs");
+const TONIC_SOURCE: &str =
+    include_str!("../../../testdata/framework-targets/src/bin/tonic-target.rs");
 const LINES_SOURCE: &str =
     include_str!("../../../testdata/framework-targets/src/bin/lines-target.rs");
 
@@ -632,4 +634,181 @@ fn mini_redis_release() {
         assert_redis_answers,
         &check_mini_redis,
     );
+}
+
+/// tonic: the unary call down to `approve → wait_for_approval → [waiting on Notify]`, the
+/// server-streaming call's stream down to `next_update → [waiting on mpsc channel]`, each in
+/// its HTTP/2 stream's task under the connection task that drives them.
+fn check_tonic_server(d: &Dump, what: &str) {
+    const FILE: &str = "src/bin/tonic-target.rs";
+    let line = |t: &str| line_in(TONIC_SOURCE, t);
+    let streams: Vec<&Task> = d
+        .tasks
+        .iter()
+        .filter(|t| root_of(t).frame.function == "hyper::proto::h2::server::H2Stream")
+        .collect();
+    assert_eq!(streams.len(), 2, "{what}: two stream tasks: {d}");
+    let find = |block_line: u32| {
+        streams
+            .iter()
+            .find(|t| {
+                let [b] = &root_of(t).children[..] else {
+                    return false;
+                };
+                b.frame.kind == FrameKind::AsyncBlock
+                    && b.frame
+                        .location
+                        .as_ref()
+                        .is_some_and(|l| l.file.ends_with(FILE) && l.line == block_line)
+            })
+            .unwrap_or_else(|| panic!("{what}: a stream task at line {block_line}: {d}"))
+    };
+    let unary = find(line("grpc.unary(ApproveSvc(app), req).await"));
+    let [block] = &root_of(unary).children[..] else {
+        unreachable!()
+    };
+    let [approve] = &block.children[..] else {
+        panic!("{what}: {block:#?}")
+    };
+    assert!(
+        is_at(
+            approve,
+            FrameKind::AsyncFn,
+            "tonic_target::approve",
+            FILE,
+            line("wait_for_approval(&app, &order).await")
+        ),
+        "{what}: {approve:#?}"
+    );
+    let [wait] = &approve.children[..] else {
+        panic!("{what}: {approve:#?}")
+    };
+    assert!(is_at(
+        wait,
+        FrameKind::AsyncFn,
+        "tonic_target::wait_for_approval",
+        FILE,
+        line("approved.await")
+    ));
+    assert_eq!(
+        wait.children[0].frame.note.as_deref(),
+        Some("waiting on Notify")
+    );
+    let streaming = find(line("next_update(&mut rx).await?"));
+    let [block] = &root_of(streaming).children[..] else {
+        unreachable!()
+    };
+    assert_eq!(
+        block.frame.function, "tonic_target::watch",
+        "{what}: {block:#?}"
+    );
+    let [next] = &block.children[..] else {
+        panic!("{what}: {block:#?}")
+    };
+    assert!(
+        is_at(
+            next,
+            FrameKind::AsyncFn,
+            "tonic_target::next_update",
+            FILE,
+            line("updates.recv().await")
+        ),
+        "{what}: {next:#?}"
+    );
+    assert_eq!(
+        next.children[0].frame.note.as_deref(),
+        Some("waiting on mpsc channel")
+    );
+    let conn = |t: &Task| -> u64 {
+        let note = root_of(t).frame.note.clone().unwrap_or_default();
+        note.strip_prefix("HTTP/2 stream of the connection in task ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{what}: stream note {note:?}"))
+    };
+    assert_eq!(conn(unary), conn(streaming), "{what}: one connection");
+    let c = root_of(d.task(conn(unary)).expect("the connection task"));
+    assert_eq!(
+        c.frame.function, "tonic::transport::server::serve_connection",
+        "{what}: {c:#?}"
+    );
+    assert!(
+        c.frame
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("drives 2 HTTP/2 streams")),
+        "{what}: {c:#?}"
+    );
+}
+
+/// The tonic client: the unary call waits for its response on its stream's task; the
+/// streaming call reads the response body.
+fn check_tonic_client(d: &Dump, what: &str) {
+    let leaves: Vec<(&Task, &Node)> = d
+        .tasks
+        .iter()
+        .flat_map(|t| all_nodes(&t.trace.roots).into_iter().map(move |n| (t, n)))
+        .filter(|(_, n)| n.frame.kind == FrameKind::Leaf)
+        .collect();
+    let (unary, _) = leaves
+        .iter()
+        .find(|(_, n)| n.frame.note.as_deref() == Some("waiting for the HTTP response"))
+        .unwrap_or_else(|| panic!("{what}: the unary call: {d}"));
+    let [stream_task] = unary.awaits[..] else {
+        panic!("{what}: {unary:#?}")
+    };
+    assert!(
+        root_of(d.task(stream_task).expect("its stream task"))
+            .frame
+            .note
+            .as_deref()
+            .is_some_and(|n| n.starts_with("HTTP/2 stream of the connection in task ")),
+        "{what}: {d}"
+    );
+    assert!(
+        leaves
+            .iter()
+            .any(|(_, n)| n.frame.note.as_deref() == Some("waiting on the HTTP body")),
+        "{what}: the streaming call reads its body: {d}"
+    );
+}
+
+fn tonic_service(profile: &str) {
+    let exe = build(profile).join("tonic-target");
+    let exe = exe.to_str().unwrap();
+    let mut server = Target::spawn(exe, &["serve"]);
+    let port = server.wait_for("port ");
+    let client = Target::spawn(exe, &["client", &port]);
+    server.wait_for("ready");
+    let pings = || {
+        let mut ping = Target::spawn(exe, &["ping", &port]);
+        assert_eq!(ping.wait_for("pong "), "1");
+    };
+    check_tonic_server(
+        &clean_dump(&["attach", &server.pid.to_string()]),
+        &format!("tonic {profile}, live"),
+    );
+    pings();
+    check_tonic_client(
+        &clean_dump(&["attach", &client.pid.to_string()]),
+        &format!("tonic client {profile}"),
+    );
+    let prefix = target_dir()
+        .join("framework-cores")
+        .join(format!("tonic-{profile}"));
+    if let Some(core) = gcore(server.pid, &prefix) {
+        let d = clean_dump(&["core", &core, "--exe", exe]);
+        let _ = std::fs::remove_file(&core);
+        check_tonic_server(&d, &format!("tonic {profile}, core"));
+    }
+    pings();
+}
+
+#[test]
+fn tonic_service_dev() {
+    tonic_service("dev");
+}
+
+#[test]
+fn tonic_service_release() {
+    tonic_service("release");
 }

@@ -459,7 +459,9 @@ impl DebugInfo {
             }
             return;
         }
-        if name.ends_with("::{vtable}") && (name.contains("Future>") || name.contains("Stream>")) {
+        if name.ends_with("::{vtable}")
+            && (name.contains("Future>") || name.contains("Stream>") || name.contains("Body>"))
+        {
             // `<T as core::future::future::Future>::{vtable}` (or `…Stream>`, a boxed
             // stream a future waits on) at DW_OP_addr A (0x03).
             if bytes.len() == 9 && bytes[0] == 0x03 {

@@ -68,7 +68,10 @@ const PLUMBING_CRATES: &[&str] = &[
     "tower_layer",
     "tower_service",
     "tonic",
+    "tonic_prost",
     "reqwest",
+    "sync_wrapper",
+    "async_stream",
 ];
 
 // ---------------------------------------------------------------------------------------------

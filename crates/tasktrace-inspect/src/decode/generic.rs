@@ -11,7 +11,7 @@
 //! - the elements of a `Vec<T>` (at most [`MAX_ELEMENTS`]: `select_all`'s futures);
 //! - owning pointers: `Box<T>`, `&mut T` (a future borrowed by the one that polls it, as
 //!   `select!` borrows its branches), `Pin<P>` of either, and `Box<dyn Future>` /
-//!   `Box<dyn Stream>` through the vtable to the concrete type.
+//!   `Box<dyn Stream>` (and `Box<dyn http_body::Body>`) through the vtable to the concrete type.
 //!
 //! What it does not follow: shared ownership (`Arc`, `Rc`, `Weak`, `&T`) and raw pointers. A
 //! future behind them is owned by someone else too, and may be driven by another task; a
@@ -99,11 +99,20 @@ fn is_owning_pointer(name: &str) -> bool {
     name.starts_with("alloc::boxed::Box<") || name.starts_with("&mut ")
 }
 
-/// A trait object that is a future or a stream.
+/// A trait object that is a future, or something polled like one: a stream, an HTTP body
+/// (a streaming response's body is polled by the task that sends it).
+/// Only the trait of the object itself counts: `Box<dyn CloneService<…, Future = Pin<Box<dyn
+/// Future>>>>` is a service, whatever its associated types are.
 fn is_dyn_future(name: &str) -> bool {
-    name.contains("dyn core::future::future::Future")
-        || name.contains("dyn futures_core::stream::Stream")
-        || name.contains("dyn futures_core::future::Future")
+    const POLLED: &[&str] = &[
+        "core::future::future::Future",
+        "futures_core::stream::Stream",
+        "futures_core::future::Future",
+        "http_body::Body",
+    ];
+    name.find("dyn ")
+        .map(|i| &name[i + "dyn ".len()..])
+        .is_some_and(|t| POLLED.iter().any(|p| t.starts_with(p)))
 }
 
 impl Decoder<'_, '_, '_> {
@@ -186,7 +195,7 @@ impl Decoder<'_, '_, '_> {
 
     /// The futures owned by the value `ty` at `addr`: searched through its members, or its
     /// active variant's.
-    fn owned_futures(&mut self, addr: u64, ty: u64, depth: usize) -> Vec<Node> {
+    pub(super) fn owned_futures(&mut self, addr: u64, ty: u64, depth: usize) -> Vec<Node> {
         let r: &Reader = self.r;
         let ty = r.strip(ty);
         let mut out = Vec::new();

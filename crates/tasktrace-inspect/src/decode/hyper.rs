@@ -8,12 +8,19 @@
 //! - HTTP client: a request waits on a `oneshot::Receiver` for its response; the connection
 //!   task holds its sender inside a `hyper::client::dispatch::Callback`.
 //!
-//! Each is recorded as a [`Link`] and joined by [`super::links::resolve`].
+//! - A received body (`hyper::body::incoming::Incoming`) is a leaf: reading it waits on the
+//!   connection's task.
+//!
+//! Each edge is recorded as a [`Link`] and joined by [`super::links::resolve`].
 
 use super::links::Link;
 use super::Decoder;
+use tasktrace_model::{Frame, FrameKind, Node};
 
 const STREAMS: &str = "h2::proto::streams::streams::Streams";
+/// A received HTTP body (a client reading a response, a server a request): polled, not a
+/// future, and what it waits on is behind shared state.
+const INCOMING: &str = "hyper::body::incoming::Incoming";
 const STREAM_REF: &str = "h2::proto::streams::streams::OpaqueStreamRef";
 /// What the streams of an HTTP/2 connection are called in notes.
 const H2_STREAM: &str = "HTTP/2 stream";
@@ -31,7 +38,23 @@ pub(super) fn is_link_type(generic: &str) -> bool {
     matches!(generic, STREAMS | STREAM_REF) || generic == super::ONESHOT_SENDER
 }
 
+/// Types the hyper decoder shows as leaves.
+pub(super) fn is_leaf_type(generic: &str) -> bool {
+    generic == INCOMING
+}
+
 impl Decoder<'_, '_, '_> {
+    /// A received body as a leaf (its HTTP/2 stream's link recorded).
+    pub(super) fn hyper_leaf(&mut self, addr: u64, ty: u64, depth: usize) -> Node {
+        // The search records the `OpaqueStreamRef` inside an HTTP/2 body; it finds no future.
+        let _ = self.owned_futures(addr, ty, depth);
+        Node::new(
+            Frame::new(INCOMING, None)
+                .with_kind(FrameKind::Leaf)
+                .with_note("waiting on the HTTP body"),
+        )
+    }
+
     /// Records the link of one of [`is_link_type`]'s types at `addr`.
     pub(super) fn hyper_link(&mut self, addr: u64, ty: u64, generic: &str) {
         let Some(key) = self.arc_member(addr, ty, "inner") else {

@@ -92,6 +92,8 @@ fn root_note(task: &mut Task, note: String) {
     let roots = std::sync::Arc::make_mut(&mut task.trace.roots);
     if let Some(root) = roots.first_mut() {
         root.frame.note = Some(match root.frame.note.take() {
+            // A stream holds several references to its connection: one note.
+            Some(old) if old.split("; ").any(|n| n == note) => old,
             Some(old) if !old.is_empty() => format!("{old}; {note}"),
             _ => note,
         });

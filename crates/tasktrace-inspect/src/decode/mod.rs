@@ -191,6 +191,7 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
                     return vec![node];
                 }
             }
+            g if hyper::is_leaf_type(g) => return vec![self.hyper_leaf(addr, ty, depth)],
             g if hyper::is_link_type(g) => {
                 self.hyper_link(addr, ty, g);
                 return Vec::new();
@@ -219,6 +220,7 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             || self.tokio.is_join_set(ty)
             || NEXT.contains(&generic)
             || hyper::is_link_type(generic)
+            || hyper::is_leaf_type(generic)
             || [ORDER_WRAPPER, FUTURES_UNORDERED, SHARED, JOIN_ALL].contains(&generic)
     }
 
