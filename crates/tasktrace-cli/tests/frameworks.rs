@@ -152,6 +152,19 @@ fn check_server(d: &Dump, what: &str) {
         3,
         "{what}: three HTTP/1 connections with a stuck checkout: {d}"
     );
+    for t in &h1 {
+        // Beside the handler: the connection's socket, and axum's graceful-shutdown signal.
+        let notes: Vec<&str> = root_of(t)
+            .children
+            .iter()
+            .filter_map(|c| c.frame.note.as_deref())
+            .collect();
+        assert!(
+            notes.contains(&"waiting on I/O readiness")
+                && notes.contains(&"waiting on watch change"),
+            "{what}: {t:#?}"
+        );
+    }
     let streams: Vec<&Task> = d
         .tasks
         .iter()

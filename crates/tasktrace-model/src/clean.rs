@@ -716,16 +716,26 @@ fn merge_into(out: &mut Vec<Node>, node: Node, count: bool) {
 /// The note an out-of-process reader gives an I/O leaf it cannot say more of.
 const IO_READINESS: &str = "waiting on I/O readiness";
 
-/// An I/O leaf that only says `waiting on I/O readiness` names its operation (accept, read,
-/// write) when the hidden frames above it, or its own name, say it (`TcpListener::accept`,
-/// `tokio::io::util::read_buf::ReadBuf`), as the in-process capture's notes do.
-fn refine_io_note(frame: &mut Frame, chain: &[&Frame]) {
-    if frame.kind != FrameKind::Leaf || frame.note.as_deref() != Some(IO_READINESS) {
-        return;
-    }
+/// A leaf whose note only names its primitive (`waiting on I/O readiness`, `waiting on
+/// Notify`) says what it is used for when the hidden frames above it, or its own name, say it:
+/// `TcpListener::accept` → `waiting on socket accept`, `tokio::io::util::read_buf::ReadBuf` →
+/// `waiting on socket read`, a `Notified` inside `watch::Receiver::changed` → `waiting on watch
+/// change` — as the in-process capture's notes do.
+fn refine_leaf_note(frame: &mut Frame, chain: &[&Frame]) {
+    let io = match frame.note.as_deref() {
+        _ if frame.kind != FrameKind::Leaf => return,
+        Some(IO_READINESS) => true,
+        Some("waiting on Notify") => false,
+        _ => return,
+    };
     let mut with_leaf = chain.to_vec();
     with_leaf.push(frame);
-    if let Some(what) = classify(&with_leaf).filter(|w| w.starts_with("waiting on socket")) {
+    let Some(what) = classify(&with_leaf) else {
+        return;
+    };
+    if (io && what.starts_with("waiting on socket"))
+        || (!io && what != "waiting on Notify" && !what.starts_with("waiting in "))
+    {
         frame.note = Some(what);
     }
 }
@@ -822,7 +832,7 @@ fn simplify<'a>(
         }
         let mut frame = n.frame.clone();
         shorten_type_name(&mut frame);
-        refine_io_note(&mut frame, chain);
+        refine_leaf_note(&mut frame, chain);
         add_note(&mut frame, &sub_notes);
         push_merged(
             &mut visible,
