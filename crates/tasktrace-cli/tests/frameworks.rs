@@ -97,6 +97,12 @@ fn clean_dump(args: &[&str]) -> Dump {
     dump_of(&tasktrace(&all))
 }
 
+/// A task by the id its trees' notes use: tokio's (a dump read from inside gives tokio's tasks
+/// ids of their own range, and keeps tokio's in `tokio_id`).
+fn by_tokio_id(d: &Dump, id: u64) -> Option<&Task> {
+    d.tasks.iter().find(|t| t.tokio_id.unwrap_or(t.id) == id)
+}
+
 fn root_of(t: &Task) -> &Node {
     assert_eq!(t.trace.roots.len(), 1, "one root: {t:#?}");
     &t.trace.roots[0]
@@ -187,13 +193,13 @@ fn check_server(d: &Dump, what: &str) {
         conns.push(conn);
     }
     assert_eq!(conns[0], conns[1], "{what}: both streams on one connection");
-    let conn = d.task(conns[0]).expect("the connection's task");
+    let conn = by_tokio_id(d, conns[0]).expect("the connection's task");
     let r = root_of(conn);
     assert_eq!(
         r.frame.function, "axum::serve::handle_connection",
         "{conn:#?}"
     );
-    let mut ids: Vec<u64> = streams.iter().map(|s| s.id).collect();
+    let mut ids: Vec<u64> = streams.iter().map(|s| s.tokio_id.unwrap_or(s.id)).collect();
     ids.sort();
     assert!(
         r.frame.note.as_deref().is_some_and(|n| n.contains(&format!(
@@ -266,6 +272,20 @@ fn check_client(d: &Dump, what: &str) {
     );
 }
 
+/// The service's own `GET /debug/tasks?format=json`.
+fn debug_tasks(port: u16) -> Dump {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    // The first snapshot indexes the executable's debuginfo: seconds for a dev build.
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    s.write_all(b"GET /debug/tasks?format=json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("an answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("HTTP head");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(body).expect("a JSON dump")
+}
+
 /// `GET /health` answers `ok`.
 fn assert_serves(port: u16) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -286,9 +306,38 @@ fn axum_service(profile: &str) {
     let exe = exe.to_str().unwrap();
     let mut server = Target::spawn(exe, &["serve", "5"]);
     let port = server.wait_for("port ");
+    let debug_port: u16 = server.wait_for("debug-port ").parse().unwrap();
     let client = Target::spawn(exe, &["client", &port, "3", "2"]);
     server.wait_for("ready");
     let port: u16 = port.parse().unwrap();
+
+    // From inside: the service's own /debug/tasks (tasktrace::http with the snapshot feature;
+    // no tasktrace::spawn in it) lists the same tasks, and its own.
+    let inside = debug_tasks(debug_port);
+    check_server(&inside, &format!("{profile}, its own /debug/tasks"));
+    assert!(
+        inside
+            .tasks
+            .iter()
+            .all(|t| t.source.as_deref() == Some("snapshot")),
+        "{profile}: every task from the snapshot: {inside}"
+    );
+    assert!(
+        inside
+            .tasks
+            .iter()
+            .any(|t| root_of(t).frame.function == "tasktrace::http::serve"),
+        "{profile}: the debug endpoint's own task: {inside}"
+    );
+    assert!(
+        inside
+            .notes
+            .iter()
+            .any(|n| n.starts_with("sources: the registry (0 task(s)")),
+        "{:?}",
+        inside.notes
+    );
+    assert_serves(port);
 
     let live = clean_dump(&["attach", &server.pid.to_string()]);
     check_server(&live, &format!("{profile}, live"));

@@ -22,6 +22,7 @@ pub mod debugfile;
 pub mod debuginfo;
 pub mod decode;
 mod error;
+pub mod frozen;
 pub mod snapshot;
 pub mod target;
 pub mod threads;
@@ -58,6 +59,9 @@ pub struct Options {
     /// Print progress lines on stderr once a read takes longer than a moment (half a
     /// second): which phase it is in, how many tasks are decoded.
     pub progress: bool,
+    /// Addresses of `tokio::runtime::Handle` values in the target: runtimes read besides the
+    /// ones its threads have entered (a [`frozen`] copy has no threads to ask).
+    pub runtime_handles: Vec<u64>,
 }
 
 /// Progress lines on stderr, once the read has taken longer than [`Progress::QUIET`].
@@ -97,6 +101,7 @@ impl Default for Options {
             threads: false,
             debuginfo: None,
             progress: false,
+            runtime_handles: Vec::new(),
         }
     }
 }
@@ -309,7 +314,14 @@ fn read_phased(
     };
     let tk = tokio::Tokio::new(&reader)?;
     let contexts = tk.thread_contexts()?;
-    let runtimes = tk.runtimes(&contexts);
+    let mut runtimes = tk.runtimes(&contexts);
+    for &handle in &opts.runtime_handles {
+        if let Some(rt) = tk.runtime_of_handle(handle)? {
+            if !runtimes.iter().any(|o| o.addr == rt.addr) {
+                runtimes.push(rt);
+            }
+        }
+    }
     if runtimes.is_empty() {
         return Err(Error::NoRuntime(
             "no thread has a runtime handle in tokio's CONTEXT (has the runtime started?)".into(),

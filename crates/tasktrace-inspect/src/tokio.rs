@@ -298,6 +298,20 @@ impl<'r, 'a> Tokio<'r, 'a> {
         self.scheduler_handle(addr + some.offset + o0, handle_ty)
     }
 
+    /// The runtime of a `tokio::runtime::Handle` value at `addr`.
+    pub fn runtime_of_handle(&self, addr: u64) -> Result<Option<Runtime>> {
+        let r = self.r;
+        let Some(&ty) = r.info.types_named("tokio::runtime::handle::Handle").first() else {
+            return Err(Error::Other(
+                "no tokio::runtime::Handle type in the debuginfo".into(),
+            ));
+        };
+        let Some((off, inner)) = r.member(ty, "inner") else {
+            return Ok(None);
+        };
+        self.scheduler_handle(addr + off, inner)
+    }
+
     /// The runtime of a `scheduler::Handle` value at `addr`.
     pub fn scheduler_handle(&self, addr: u64, handle_ty: u64) -> Result<Option<Runtime>> {
         let r = self.r;

@@ -100,6 +100,28 @@ pub struct Task {
     /// Why the trace is missing or partial.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Where this task's entry comes from when a dump joins several sources (`"snapshot"`: a
+    /// frozen copy of the process read like a core); `None` for the producer's own tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// tokio's id of the task, in a dump that joins a producer's own tasks with tokio's (its
+    /// `id` is then [`TOKIO_ID_BASE`] + this, so that ids stay unique).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokio_id: Option<u64>,
+}
+
+/// In a dump that joins a producer's own tasks with every tokio task (a snapshot), tokio's
+/// task N has the id `TOKIO_ID_BASE + N` (and [`Task::tokio_id`] N): the producer's ids and
+/// tokio's both count from 1. Text shows such ids as `tokio task N`.
+pub const TOKIO_ID_BASE: u64 = 1 << 48;
+
+/// Writes a task id as text: `task 7`, or `tokio task 7` for an id in tokio's range.
+fn write_task_id(out: &mut dyn fmt::Write, id: u64) -> fmt::Result {
+    if id >= TOKIO_ID_BASE {
+        write!(out, "tokio task {}", id - TOKIO_ID_BASE)
+    } else {
+        write!(out, "task {id}")
+    }
 }
 
 impl Task {
@@ -115,6 +137,8 @@ impl Task {
             awaits: Vec::new(),
             trace: Trace::new(),
             error: None,
+            source: None,
+            tokio_id: None,
         }
     }
 
@@ -128,7 +152,7 @@ impl Task {
     /// Writes [`header`](Self::header) to `out`, without allocating (text dumps write one
     /// per task).
     pub fn write_header(&self, out: &mut dyn fmt::Write) -> fmt::Result {
-        write!(out, "task {}", self.id)?;
+        write_task_id(out, self.id)?;
         if let Some(name) = &self.name {
             write!(out, " \"{name}\"")?;
         }
@@ -141,13 +165,18 @@ impl Task {
             }
         }
         if let Some(parent) = self.parent {
-            write!(out, " by task {parent}")?;
+            write!(out, " by ")?;
+            write_task_id(out, parent)?;
         }
         if let Some(polls) = self.polls {
             write!(out, ", {polls} polls")?;
         }
-        for id in &self.awaits {
-            write!(out, ", awaits task {id}")?;
+        for &id in &self.awaits {
+            write!(out, ", awaits ")?;
+            write_task_id(out, id)?;
+        }
+        if let Some(source) = &self.source {
+            write!(out, " (from the {source})")?;
         }
         Ok(())
     }

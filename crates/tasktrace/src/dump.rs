@@ -51,6 +51,9 @@ pub struct DumpOptions {
     /// A task inside one poll for at least this long is taken to be stuck (blocked in
     /// synchronous code): once only such tasks are left, the dump ends early (default 50 ms).
     pub stuck_after: Duration,
+    /// With the `snapshot` feature: also list every other tokio task, read from a frozen
+    /// copy of the process ([`crate::snapshot`]); default true. Without the feature, unused.
+    pub snapshot: bool,
 }
 
 impl Default for DumpOptions {
@@ -58,6 +61,7 @@ impl Default for DumpOptions {
         DumpOptions {
             deadline: DEFAULT_DUMP_DEADLINE,
             stuck_after: Duration::from_millis(50),
+            snapshot: true,
         }
     }
 }
@@ -72,6 +76,12 @@ impl DumpOptions {
     /// Sets [`stuck_after`](Self::stuck_after).
     pub fn stuck_after(mut self, stuck_after: Duration) -> Self {
         self.stuck_after = stuck_after;
+        self
+    }
+
+    /// Sets [`snapshot`](Self::snapshot).
+    pub fn snapshot(mut self, snapshot: bool) -> Self {
+        self.snapshot = snapshot;
         self
     }
 }
@@ -163,6 +173,11 @@ pub async fn dump_with(options: DumpOptions) -> Dump {
         }
     }
     let deadline = options.deadline;
+    #[cfg(all(feature = "snapshot", target_os = "linux", not(tasktrace_loom)))]
+    if options.snapshot {
+        return off_worker(move || crate::snapshot::join(assemble(asked, &start, &end, deadline)))
+            .await;
+    }
     off_worker(move || assemble(asked, &start, &end, deadline)).await
 }
 

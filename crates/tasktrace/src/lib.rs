@@ -33,6 +33,11 @@
 //! Production hooks, each behind the cargo feature of its name: `http` (`GET /debug/tasks` in
 //! text, JSON, folded stacks, SVG or pprof), `signal` (a dump on `SIGUSR1`) and `watchdog`
 //! (blocked and stalled tasks reported through `tracing`).
+//!
+//! With the `snapshot` feature (Linux x86-64), [`dump()`] — and so each of the hooks — lists
+//! every tokio task of the process, also the ones spawned with plain `tokio::spawn` by the
+//! program or its libraries: [`snapshot`] reads them from a frozen copy of the process (needs
+//! type layouts: `debug = true`).
 
 mod capture;
 mod clock;
@@ -44,6 +49,8 @@ pub mod http;
 mod registry;
 #[cfg(all(feature = "signal", unix))]
 pub mod signal;
+#[cfg(all(feature = "snapshot", target_os = "linux", not(tasktrace_loom)))]
+pub mod snapshot;
 #[cfg(feature = "tokio")]
 mod spawn;
 mod symbolize;

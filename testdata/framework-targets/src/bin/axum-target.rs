@@ -3,7 +3,9 @@
 //! `axum-target serve EXPECTED`: serves on 127.0.0.1 (prints `port N`), spawns a background
 //! worker with plain `tokio::spawn`, and prints `ready` once EXPECTED requests are stuck in
 //! `checkout → wait_for_approval` (awaiting a `Notify` that is never notified). `GET /health`
-//! answers `ok` meanwhile.
+//! answers `ok` meanwhile. It serves its own `GET /debug/tasks` (`tasktrace::http`, with the
+//! `snapshot` feature) on a second port (prints `debug-port N`); nothing in it uses
+//! `tasktrace::spawn`.
 //!
 //! `axum-target client PORT H1 H2`: a reqwest client with H1 HTTP/1.1 and H2 HTTP/2 (prior
 //! knowledge) `POST /checkout` requests in flight to that server; prints `sent` once they are
@@ -56,6 +58,9 @@ async fn serve(expected: usize) {
         .with_state(app.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     println!("port {}", listener.local_addr().unwrap().port());
+    let debug = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("debug-port {}", debug.local_addr().unwrap().port());
+    tokio::spawn(tasktrace::http::serve(debug));
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
     while app.stuck.load(Ordering::SeqCst) < expected {
         app.changed.notified().await;

@@ -1,0 +1,368 @@
+//! `snapshot()`: every tokio task of this process — not only the ones started with
+//! [`spawn`](crate::spawn()) or [`traced`](crate::traced()) — read from a frozen copy of the
+//! process, the way `tasktrace attach` reads another one (feature `snapshot`, Linux x86-64).
+//!
+//! How a snapshot is taken, and why each step is safe:
+//! 1. **Fork.** The calling thread calls `fork()`. The child is a copy of this process with
+//!    that one thread. Another thread may hold a lock (the allocator's, stdout's) at the fork,
+//!    and nothing in the child would ever release it, so the child runs only async-signal-safe
+//!    system calls and allocates nothing: `close_range` of every descriptor above stderr (the
+//!    copy keeps no socket, file or epoll instance open), `prctl(PR_SET_PDEATHSIG, SIGKILL)`
+//!    (killed if the forking thread dies), a check that its parent is still this process,
+//!    then `SIGSTOP` to itself, and `_exit` should it ever be continued. The death signal
+//!    follows the *thread* that forked, so the fork happens on the thread that then reads and
+//!    reaps — never on a helper thread that would exit first.
+//! 2. **Read.** The parent waits (with a deadline) until the child is stopped, then reads the
+//!    child's memory with `process_vm_readv` — allowed for a parent under Yama's default
+//!    `ptrace_scope`, no capability needed — with this executable's own debuginfo, indexed
+//!    once and kept (`tasktrace-inspect`). The runtimes are named by the addresses of
+//!    `tokio::runtime::Handle` values (the current runtime's, and [`register_runtime`]'s),
+//!    which the copy has at the same addresses.
+//! 3. **Kill and reap.** One [`FrozenChild`] guard owns the child's pid; its `Drop` sends
+//!    `SIGKILL` and reaps it, so every path — success, error, timeout, panic — leaves no
+//!    process and no zombie behind. Nothing else waits for that pid.
+//!
+//! The program's pause is the `fork()` itself: the kernel copies the page tables (the memory
+//! is shared copy-on-write). It grows with the resident size; above
+//! [`SnapshotOptions::max_resident`] a snapshot is refused. Figures: `docs/BENCHMARKS.md`.
+
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use tasktrace_inspect::debuginfo::DebugInfo;
+use tasktrace_model::{Dump, TOKIO_ID_BASE};
+
+/// How a snapshot is taken.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SnapshotOptions {
+    /// Refuse to fork above this resident size, in bytes (default 4 GiB): the fork's pause
+    /// grows with it (see `docs/BENCHMARKS.md`).
+    pub max_resident: u64,
+    /// Deadline for the copy to stop itself (default 2 s).
+    pub timeout: Duration,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        SnapshotOptions {
+            max_resident: 4 << 30,
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl SnapshotOptions {
+    /// Sets [`max_resident`](Self::max_resident).
+    pub fn max_resident(mut self, bytes: u64) -> Self {
+        self.max_resident = bytes;
+        self
+    }
+}
+
+/// Why a snapshot was not taken, with what to change where there is something to change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotError(String);
+
+impl std::fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SnapshotError {}
+
+/// Runtimes registered with [`register_runtime`]. A snapshot names each to the reader by the
+/// address of its handle here, taken and forked while this lock is held (so none moves).
+static RUNTIMES: Mutex<Vec<tokio::runtime::Handle>> = Mutex::new(Vec::new());
+
+/// This executable's debuginfo, indexed on the first snapshot.
+static DEBUGINFO: OnceLock<Result<DebugInfo, String>> = OnceLock::new();
+
+/// Makes snapshots read the tasks of `handle`'s runtime too, also when called outside it (the
+/// current runtime is always read).
+///
+/// ```
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// tasktrace::snapshot::register_runtime(rt.handle());
+/// ```
+pub fn register_runtime(handle: &tokio::runtime::Handle) {
+    RUNTIMES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(handle.clone());
+}
+
+/// Every task of the current runtime (and of the registered ones): their trees read from a
+/// frozen copy of this process. Blocking: call it from a blocking context
+/// ([`dump`](crate::dump()) does), not from a task.
+///
+/// ```no_run
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// let _guard = rt.enter();
+/// match tasktrace::snapshot::snapshot() {
+///     Ok(dump) => println!("{dump}"),
+///     Err(e) => eprintln!("no snapshot: {e}"),
+/// }
+/// ```
+pub fn snapshot() -> Result<Dump, SnapshotError> {
+    snapshot_with(&SnapshotOptions::default())
+}
+
+/// [`snapshot`] with options.
+pub fn snapshot_with(options: &SnapshotOptions) -> Result<Dump, SnapshotError> {
+    let info = debuginfo()?;
+    let current = tokio::runtime::Handle::try_current().ok().map(Box::new);
+    let (mut child, paused, resident) = {
+        let registered = RUNTIMES.lock().unwrap_or_else(|e| e.into_inner());
+        let handles: Vec<u64> = registered
+            .iter()
+            .chain(current.as_deref())
+            .map(|h| h as *const tokio::runtime::Handle as u64)
+            .collect();
+        if handles.is_empty() {
+            return Err(SnapshotError(
+                "snapshot: no tokio runtime to read (call it inside one, or register_runtime)"
+                    .into(),
+            ));
+        }
+        let resident = resident_bytes();
+        if resident > options.max_resident {
+            return Err(SnapshotError(format!(
+                "snapshot: not taken: {} MiB resident is above the limit of {} MiB \
+                 (SnapshotOptions::max_resident), the fork would pause the program too long",
+                resident >> 20,
+                options.max_resident >> 20
+            )));
+        }
+        // The handles' boxes must live until the fork: the copy has them at these addresses.
+        let started = Instant::now();
+        let child = FrozenChild::fork()?;
+        let paused = started.elapsed();
+        (child.with_handles(handles), paused, resident)
+    };
+    drop(current);
+    child.wait_stopped(options.timeout)?;
+    let opts = tasktrace_inspect::Options {
+        runtime_handles: child.handles.clone(),
+        ..Default::default()
+    };
+    let read = tasktrace_inspect::frozen::read_frozen(child.pid, info, &opts);
+    drop(child);
+    let mut dump =
+        read.map_err(|e| SnapshotError(format!("snapshot: cannot read the copy: {e}")))?;
+    dump.notes.retain(|n| !n.starts_with("read out of process"));
+    dump.notes.push(format!(
+        "snapshot: read from a frozen copy of this process; the fork paused it {:.1} ms ({} MiB resident)",
+        paused.as_secs_f64() * 1e3,
+        resident >> 20
+    ));
+    for t in &mut dump.tasks {
+        t.source = Some("snapshot".into());
+    }
+    Ok(dump)
+}
+
+/// Moves a snapshot's tasks to tokio's id range ([`TOKIO_ID_BASE`]): their ids, the tasks
+/// they await, their cycles.
+fn in_tokio_range(mut snap: Dump) -> Dump {
+    for t in &mut snap.tasks {
+        t.tokio_id = Some(t.id);
+        t.id += TOKIO_ID_BASE;
+        for a in &mut t.awaits {
+            *a += TOKIO_ID_BASE;
+        }
+    }
+    for cycle in &mut snap.deadlocks {
+        for id in cycle {
+            *id += TOKIO_ID_BASE;
+        }
+    }
+    snap
+}
+
+/// The registry's dump joined with a snapshot's: the registry's own tasks as they are (names,
+/// durations, in-process trees), and every other task of the snapshot, in tokio's id range
+/// ([`TOKIO_ID_BASE`]). When no
+/// snapshot can be taken, the registry's dump with one note saying why and what to change.
+pub(crate) fn join(mut registry: Dump) -> Dump {
+    match snapshot() {
+        Ok(snap) => {
+            let snap = in_tokio_range(snap);
+            let registered = registry.tasks.len();
+            // A task of `tasktrace::spawn` (or a spawned `traced` future) is the registry's:
+            // its snapshot entry is the `TaskFuture`/`Traced` wrapper around the same future.
+            let others: Vec<_> = snap
+                .tasks
+                .into_iter()
+                .filter(|t| {
+                    !t.trace
+                        .roots
+                        .first()
+                        .is_some_and(|r| r.frame.function.starts_with("tasktrace::traced::"))
+                })
+                .collect();
+            registry.notes.push(format!(
+                "sources: the registry ({registered} task(s) of tasktrace::spawn/traced) and a \
+                 snapshot ({} other task(s), `tokio task N`: tokio's ids, which the notes in \
+                 their trees use too)",
+                others.len()
+            ));
+            registry.notes.extend(snap.notes);
+            let mut deadlocks = registry.deadlocks.clone();
+            registry.tasks.extend(others);
+            // Edges of the two sources name ids of different kinds: keep each one's cycles.
+            deadlocks.extend(snap.deadlocks);
+            registry.deadlocks = deadlocks;
+        }
+        Err(e) => {
+            registry.notes.push(format!(
+                "{e}; only the tasks of tasktrace::spawn/traced are listed"
+            ));
+            if registry.tasks.is_empty() {
+                registry
+                    .notes
+                    .push("no tasks: none was started with tasktrace::spawn or traced, and no snapshot could be taken".into());
+            }
+        }
+    }
+    registry
+}
+
+fn debuginfo() -> Result<&'static DebugInfo, SnapshotError> {
+    DEBUGINFO
+        .get_or_init(|| {
+            let exe = std::fs::read_link("/proc/self/exe")
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "/proc/self/exe".into());
+            DebugInfo::load_with("/proc/self/exe", &exe, None).map_err(|e| {
+                format!(
+                    "snapshot: not taken: {e} (tasks are read with type layouts: build with \
+                     `[profile.release] debug = true`, or put a debug file next to the executable)"
+                )
+            })
+        })
+        .as_ref()
+        .map_err(|e| SnapshotError(e.clone()))
+}
+
+/// Resident memory of this process, in bytes (0 if unknown).
+fn resident_bytes() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * page)
+}
+
+/// The stopped copy; killed and reaped on drop.
+struct FrozenChild {
+    pid: i32,
+    handles: Vec<u64>,
+    /// Set once the child was reaped (it exited early): drop has nothing left to do.
+    reaped: bool,
+}
+
+impl FrozenChild {
+    /// Forks; the child closes its descriptors and stops itself (see the module docs).
+    fn fork() -> Result<FrozenChild, SnapshotError> {
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: the child runs only the async-signal-safe calls below and never returns
+        // into Rust code: no allocation, no lock, no destructor runs in it.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: raw system calls on integers; `_exit` does not return.
+            unsafe {
+                if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+                    for fd in 3..65_536 {
+                        libc::close(fd);
+                    }
+                }
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() == parent {
+                    libc::raise(libc::SIGSTOP);
+                }
+                libc::_exit(0);
+            }
+        }
+        if pid < 0 {
+            return Err(SnapshotError(format!(
+                "snapshot: fork failed: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(FrozenChild {
+            pid,
+            handles: Vec::new(),
+            reaped: false,
+        })
+    }
+
+    fn with_handles(mut self, handles: Vec<u64>) -> Self {
+        self.handles = handles;
+        self
+    }
+
+    /// Waits until the child has stopped itself, at most `timeout`.
+    fn wait_stopped(&mut self, timeout: Duration) -> Result<(), SnapshotError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid writes one int to `status`.
+            let r =
+                unsafe { libc::waitpid(self.pid, &mut status, libc::WUNTRACED | libc::WNOHANG) };
+            if r == self.pid && libc::WIFSTOPPED(status) {
+                return Ok(());
+            }
+            if r == self.pid {
+                self.reaped = true;
+                return Err(SnapshotError(
+                    "snapshot: the frozen copy exited before it could be read".into(),
+                ));
+            }
+            if r < 0 && stopped_per_proc(self.pid) {
+                // Not waitable (SIGCHLD ignored by the program): /proc says it is stopped.
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(SnapshotError(format!(
+                    "snapshot: the frozen copy did not stop within {timeout:?}"
+                )));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+/// Whether `/proc/PID/stat` says the process is stopped (`T`).
+fn stopped_per_proc(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let i = s.rfind(')')?;
+            s[i + 1..].trim_start().chars().next()
+        })
+        == Some('T')
+}
+
+impl Drop for FrozenChild {
+    fn drop(&mut self) {
+        if self.reaped {
+            return;
+        }
+        // SAFETY: `pid` is our own child, not yet reaped: no other process has this pid.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid writes one int to `status`.
+            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+            // Reaped, or not ours to wait for (auto-reaped with SIGCHLD ignored).
+            if r == self.pid || r < 0 || Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}

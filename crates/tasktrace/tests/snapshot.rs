@@ -1,0 +1,245 @@
+//! `tasktrace::snapshot`: every tokio task of this process — plain `tokio::spawn` ones
+//! included — read from a frozen fork of it, and `dump()` joining them with the registry's.
+//! Real runtimes, real forks; waits are bounded and wait on events (or re-take a snapshot
+//! until the expected state shows, with a deadline); nothing asserts on timing.
+
+use std::time::{Duration, Instant};
+use tasktrace::model::{Dump, FrameKind, Node, Task};
+use tokio::sync::oneshot;
+
+const SOURCE: &str = include_str!("snapshot.rs");
+
+/// One test at a time: they count this process's children and descriptors, which another
+/// test's runtime or snapshot would change.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn line(text: &str) -> u32 {
+    SOURCE
+        .lines()
+        .position(|l| l.contains(text))
+        .map(|i| i as u32 + 1)
+        .unwrap_or_else(|| panic!("no line with {text:?}"))
+}
+
+async fn inner_wait(rx: oneshot::Receiver<u32>) -> u32 {
+    rx.await.unwrap_or(0) // inner await
+}
+
+async fn outer_wait(rx: oneshot::Receiver<u32>) -> u32 {
+    inner_wait(rx).await + 1 // outer await
+}
+
+fn is_at(n: &Node, func: &str, at: &str) -> bool {
+    n.frame.function == format!("snapshot::{func}")
+        && n.frame.kind == FrameKind::AsyncFn
+        && n.frame
+            .location
+            .as_ref()
+            .is_some_and(|l| l.line == line(at))
+}
+
+/// `outer_wait → inner_wait → [waiting on oneshot channel]`, with their await lines.
+fn is_outer_chain(t: &Task) -> bool {
+    let [root] = &t.trace.roots[..] else {
+        return false;
+    };
+    let [inner] = &root.children[..] else {
+        return false;
+    };
+    let [leaf] = &inner.children[..] else {
+        return false;
+    };
+    is_at(root, "outer_wait", "// outer await")
+        && is_at(inner, "inner_wait", "// inner await")
+        && leaf.frame.note.as_deref() == Some("waiting on oneshot channel")
+}
+
+/// Takes snapshots until `done` holds (every task suspended where expected), 20 s at most.
+fn snapshot_until(done: impl Fn(&Dump) -> bool) -> Dump {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let d = match tasktrace::snapshot::snapshot() {
+            Ok(d) => d,
+            Err(e) if e.to_string().contains("debug = true") => {
+                panic!("this test needs a build with type layouts (the dev profile): {e}")
+            }
+            Err(e) => panic!("{e}"),
+        };
+        if done(&d) || Instant::now() > deadline {
+            return d;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn plain_tokio_spawn_tasks_with_their_await_lines() {
+    let _serial = serial();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _enter = rt.enter();
+    let mut senders = Vec::new();
+    for _ in 0..3 {
+        let (tx, rx) = oneshot::channel();
+        senders.push(tx);
+        rt.spawn(outer_wait(rx));
+    }
+    let d = snapshot_until(|d| d.tasks.iter().filter(|t| is_outer_chain(t)).count() == 3);
+    let chains: Vec<&Task> = d.tasks.iter().filter(|t| is_outer_chain(t)).collect();
+    assert_eq!(chains.len(), 3, "{d}");
+    for t in chains {
+        assert_eq!(t.source.as_deref(), Some("snapshot"));
+    }
+    assert!(
+        d.notes.iter().any(|n| n.contains("frozen copy")),
+        "{:?}",
+        d.notes
+    );
+    drop(senders);
+}
+
+/// `dump()` lists the registry's tasks as always and every other task from a snapshot, each
+/// marked with its source, and says which sources it used.
+#[test]
+fn dump_joins_registry_and_snapshot() {
+    let _serial = serial();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (_tx1, rx1) = oneshot::channel();
+        let (_tx2, rx2) = oneshot::channel();
+        let registered = tasktrace::spawn_named("registered", outer_wait(rx1));
+        tokio::spawn(outer_wait(rx2));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let d = loop {
+            let d = tasktrace::dump().await;
+            let plain = d
+                .tasks
+                .iter()
+                .filter(|t| t.source.as_deref() == Some("snapshot") && is_outer_chain(t))
+                .count();
+            if plain == 1 || Instant::now() > deadline {
+                break d;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let mine = d.task(registered.id()).expect("the registered task");
+        assert_eq!(mine.name.as_deref(), Some("registered"));
+        assert_eq!(mine.source, None, "the registry's own entry");
+        let plain: Vec<&Task> = d
+            .tasks
+            .iter()
+            .filter(|t| t.source.as_deref() == Some("snapshot") && is_outer_chain(t))
+            .collect();
+        assert_eq!(plain.len(), 1, "the plain tokio::spawn task, once: {d}");
+        // The registered task is not listed a second time from the snapshot.
+        assert!(
+            !d.tasks.iter().any(|t| t.source.is_some()
+                && t.trace
+                    .roots
+                    .first()
+                    .is_some_and(|r| r.frame.function.starts_with("tasktrace::traced::"))),
+            "{d}"
+        );
+        assert!(
+            d.notes
+                .iter()
+                .any(|n| n.starts_with("sources: the registry")),
+            "{:?}",
+            d.notes
+        );
+        assert!(d.to_string().contains("(from the snapshot)"));
+        // Ids stay unique: tokio's in their own range, shown `tokio task N`.
+        for t in &plain {
+            let n = t.tokio_id.expect("tokio's id");
+            assert_eq!(t.id, tasktrace::model::TOKIO_ID_BASE + n);
+            assert!(d.to_string().contains(&format!("tokio task {n} — ")), "{d}");
+        }
+        registered.abort();
+    });
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// No child of this process left, stopped or zombie.
+fn no_children() -> bool {
+    let mut status = 0;
+    // SAFETY: waitpid writes one int to `status`.
+    let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD)
+}
+
+/// A thousand snapshots in a row while a ping-pong runs: every message delivered, no process
+/// left behind, the open descriptors unchanged.
+#[test]
+fn a_thousand_snapshots_leave_nothing_behind() {
+    let _serial = serial();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _enter = rt.enter();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<u64>(1);
+    let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<u64>(1);
+    rt.spawn(async move {
+        while let Some(n) = ping_rx.recv().await {
+            if pong_tx.send(n).await.is_err() {
+                break;
+            }
+        }
+    });
+    let stopped = stop.clone();
+    let pinger = rt.spawn(async move {
+        let mut n = 0u64;
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            ping_tx.send(n).await.unwrap();
+            let back = pong_rx.recv().await.unwrap();
+            assert_eq!(back, n, "a message lost or reordered");
+            n += 1;
+        }
+        n
+    });
+    // Index the debuginfo once before counting descriptors.
+    tasktrace::snapshot::snapshot().expect("a first snapshot");
+    let fds = open_fds();
+    for i in 0..1000 {
+        let d = tasktrace::snapshot::snapshot().unwrap_or_else(|e| panic!("snapshot {i}: {e}"));
+        assert!(!d.tasks.is_empty());
+    }
+    assert!(no_children(), "a child process was left behind");
+    assert_eq!(open_fds(), fds, "descriptors leaked");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let delivered = rt.block_on(pinger).unwrap();
+    assert!(delivered > 0, "the ping-pong ran during the snapshots");
+}
+
+#[test]
+fn refused_above_the_resident_limit() {
+    let _serial = serial();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _enter = rt.enter();
+    let e = tasktrace::snapshot::snapshot_with(
+        &tasktrace::snapshot::SnapshotOptions::default().max_resident(1),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("above the limit") && e.contains("max_resident"),
+        "{e}"
+    );
+    assert!(no_children());
+}
