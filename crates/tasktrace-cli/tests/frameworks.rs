@@ -90,6 +90,23 @@ fn all_nodes(nodes: &[Node]) -> Vec<&Node> {
     out
 }
 
+/// Reads the target `pid` until no task is inside a poll and `done` holds (30 s at most):
+/// `ready` is printed by one task while another may still be between its last counter update
+/// and its suspension (or, for a tower `Buffer`, before the worker took the request).
+fn settle(pid: u32, done: fn(&Dump) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = clean_dump(&["attach", &pid.to_string()]);
+        let polling = d
+            .tasks
+            .iter()
+            .any(|t| t.state == tasktrace_model::TaskState::InPoll);
+        if (!polling && done(&d)) || std::time::Instant::now() > deadline {
+            return;
+        }
+    }
+}
+
 /// The default view of a dump, as JSON (`--format json`).
 fn clean_dump(args: &[&str]) -> Dump {
     let mut all = args.to_vec();
@@ -309,6 +326,7 @@ fn axum_service(profile: &str) {
     let debug_port: u16 = server.wait_for("debug-port ").parse().unwrap();
     let client = Target::spawn(exe, &["client", &port, "3", "2"]);
     server.wait_for("ready");
+    settle(server.pid, any_state);
     let port: u16 = port.parse().unwrap();
 
     // From inside: the service's own /debug/tasks (tasktrace::http with the snapshot feature;
@@ -549,12 +567,19 @@ fn assert_pongs(port: u16) {
 
 /// Runs the target `name` of the build `profile` until `ready`; reads it live (the default
 /// view, and the verbose one), then from a core; `serves` checks it still answers after each.
-fn live_and_core(profile: &str, name: &str, serves: fn(u16), check: &dyn Fn(&Dump, &Dump, &str)) {
+fn live_and_core(
+    profile: &str,
+    name: &str,
+    serves: fn(u16),
+    settled: fn(&Dump) -> bool,
+    check: &dyn Fn(&Dump, &Dump, &str),
+) {
     let exe = build(profile).join(name);
     let exe = exe.to_str().unwrap();
     let mut t = Target::spawn(exe, &[]);
     let port: u16 = t.wait_for("port ").parse().unwrap();
     t.wait_for("ready");
+    settle(t.pid, settled);
     let pid = t.pid.to_string();
     let raw = dump_of(&tasktrace(&["attach", &pid, "--json"]));
     check(
@@ -575,11 +600,24 @@ fn live_and_core(profile: &str, name: &str, serves: fn(u16), check: &dyn Fn(&Dum
     serves(port);
 }
 
+/// The second request has reached the `Buffer`'s worker (it awaits the worker's task).
+fn request_at_worker(d: &Dump) -> bool {
+    d.tasks.iter().any(|t| !t.awaits.is_empty())
+}
+
+fn any_state(_: &Dump) -> bool {
+    true
+}
+
 #[test]
 fn tower_stack_dev() {
-    live_and_core("dev", "service-stack-target", assert_serves, &|d, _, w| {
-        check_stack(d, w)
-    });
+    live_and_core(
+        "dev",
+        "service-stack-target",
+        assert_serves,
+        request_at_worker,
+        &|d, _, w| check_stack(d, w),
+    );
 }
 
 #[test]
@@ -588,18 +626,25 @@ fn tower_stack_release() {
         "release",
         "service-stack-target",
         assert_serves,
+        request_at_worker,
         &|d, _, w| check_stack(d, w),
     );
 }
 
 #[test]
 fn framed_lines_dev() {
-    live_and_core("dev", "lines-target", assert_pongs, &check_lines);
+    live_and_core("dev", "lines-target", assert_pongs, any_state, &check_lines);
 }
 
 #[test]
 fn framed_lines_release() {
-    live_and_core("release", "lines-target", assert_pongs, &check_lines);
+    live_and_core(
+        "release",
+        "lines-target",
+        assert_pongs,
+        any_state,
+        &check_lines,
+    );
 }
 
 /// mini-redis 0.4.1 from crates.io: async methods named with their type (`Handler::run`,
@@ -684,6 +729,7 @@ fn mini_redis_dev() {
         "dev",
         "mini-redis-target",
         assert_redis_answers,
+        any_state,
         &check_mini_redis,
     );
 }
@@ -694,6 +740,7 @@ fn mini_redis_release() {
         "release",
         "mini-redis-target",
         assert_redis_answers,
+        any_state,
         &check_mini_redis,
     );
 }
@@ -841,6 +888,7 @@ fn tonic_service(profile: &str) {
     let port = server.wait_for("port ");
     let client = Target::spawn(exe, &["client", &port]);
     server.wait_for("ready");
+    settle(server.pid, any_state);
     let pings = || {
         let mut ping = Target::spawn(exe, &["ping", &port]);
         assert_eq!(ping.wait_for("pong "), "1");
