@@ -34,7 +34,7 @@ fn resident_mib() -> u64 {
         .unwrap()
         .parse()
         .unwrap();
-    pages * 4096 >> 20
+    (pages * 4096) >> 20
 }
 
 fn main() {

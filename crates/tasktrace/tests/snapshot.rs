@@ -13,6 +13,15 @@ const SOURCE: &str = include_str!("snapshot.rs");
 /// test's runtime or snapshot would change.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// A multi-thread runtime with two workers.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -79,11 +88,7 @@ fn snapshot_until(done: impl Fn(&Dump) -> bool) -> Dump {
 #[test]
 fn plain_tokio_spawn_tasks_with_their_await_lines() {
     let _serial = serial();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let _enter = rt.enter();
     let mut senders = Vec::new();
     for _ in 0..3 {
@@ -110,11 +115,7 @@ fn plain_tokio_spawn_tasks_with_their_await_lines() {
 #[test]
 fn dump_joins_registry_and_snapshot() {
     let _serial = serial();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let (_tx1, rx1) = oneshot::channel();
         let (_tx2, rx2) = oneshot::channel();
@@ -186,11 +187,7 @@ fn no_children() -> bool {
 #[test]
 fn a_thousand_snapshots_leave_nothing_behind() {
     let _serial = serial();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let _enter = rt.enter();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<u64>(1);

@@ -646,27 +646,16 @@ mod tests {
     fn maybe_done_branches_gone_done_and_pending() {
         use futures::future::{maybe_done, FutureExt};
         use std::pin::Pin;
-        let Some((info, target, entry)) = this_process() else {
-            return;
-        };
-        let r = Reader {
-            target: &target,
-            info: &info,
-            bias: entry.map_or(0, |e| e.wrapping_sub(info.entry)),
-        };
-        let Ok(tk) = Tokio::new(&r) else {
-            eprintln!("no tokio types in this test binary's debuginfo: skipped");
-            return;
-        };
-        let mut gone = maybe_done(std::future::ready(1u32));
-        let mut done = maybe_done(std::future::ready(2u32));
-        let pending = maybe_done(std::future::pending::<u32>());
-        assert!((&mut gone).now_or_never().is_some());
-        assert!((&mut done).now_or_never().is_some());
-        assert_eq!(Pin::new(&mut gone).take_output(), Some(1));
-        // Optimised test builds keep no type layouts for this crate (`debug = "limited"`).
-        let ty_of = |name: &str| info.types_named(name).first().copied();
-        let (Some(ready), Some(never)) = (
+        with_this_process(|r, tk, info| {
+            let mut gone = maybe_done(std::future::ready(1u32));
+            let mut done = maybe_done(std::future::ready(2u32));
+            let pending = maybe_done(std::future::pending::<u32>());
+            assert!((&mut gone).now_or_never().is_some());
+            assert!((&mut done).now_or_never().is_some());
+            assert_eq!(Pin::new(&mut gone).take_output(), Some(1));
+            // Optimised test builds keep no type layouts for this crate (`debug = "limited"`).
+            let ty_of = |name: &str| info.types_named(name).first().copied();
+            let (Some(ready), Some(never)) = (
             ty_of("futures_util::future::maybe_done::MaybeDone<core::future::ready::Ready<u32>>"),
             ty_of(
                 "futures_util::future::maybe_done::MaybeDone<core::future::pending::Pending<u32>>",
@@ -675,36 +664,40 @@ mod tests {
             eprintln!("no MaybeDone types in this test binary's debuginfo: skipped");
             return;
         };
-        let at = |p: *const u8| p as u64;
-        let shapes = Shapes::new();
-        let mut dec = Decoder::new(&r, &tk, &shapes);
-        assert!(dec
-            .decode(at(std::ptr::addr_of!(gone).cast()), ready, 0)
-            .is_empty());
-        let d = dec.decode(at(std::ptr::addr_of!(done).cast()), ready, 0);
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].frame.status, FrameStatus::Completed, "{d:#?}");
-        assert!(
-            d[0].frame
-                .function
-                .starts_with("core::future::ready::Ready"),
-            "{d:#?}"
-        );
-        let p = dec.decode(at(std::ptr::addr_of!(pending).cast()), never, 0);
-        assert_eq!(p.len(), 1);
-        assert_eq!(p[0].frame.status, FrameStatus::Suspended);
-        assert!(
-            p[0].frame
-                .function
-                .starts_with("core::future::pending::Pending"),
-            "{p:#?}"
-        );
-        let _ = (&gone, &done, &pending);
+            let at = |p: *const u8| p as u64;
+            let shapes = Shapes::new();
+            let mut dec = Decoder::new(r, tk, &shapes);
+            assert!(dec
+                .decode(at(std::ptr::addr_of!(gone).cast()), ready, 0)
+                .is_empty());
+            let d = dec.decode(at(std::ptr::addr_of!(done).cast()), ready, 0);
+            assert_eq!(d.len(), 1);
+            assert_eq!(d[0].frame.status, FrameStatus::Completed, "{d:#?}");
+            assert!(
+                d[0].frame
+                    .function
+                    .starts_with("core::future::ready::Ready"),
+                "{d:#?}"
+            );
+            let p = dec.decode(at(std::ptr::addr_of!(pending).cast()), never, 0);
+            assert_eq!(p.len(), 1);
+            assert_eq!(p[0].frame.status, FrameStatus::Suspended);
+            assert!(
+                p[0].frame
+                    .function
+                    .starts_with("core::future::pending::Pending"),
+                "{p:#?}"
+            );
+            let _ = (&gone, &done, &pending);
+        });
     }
 
-    /// This test process as a target, with its debuginfo; `None` (and why, on stderr) when
-    /// the test binary has none with types (optimised test builds).
-    fn this_process() -> Option<(crate::debuginfo::DebugInfo, SelfTarget, Option<u64>)> {
+    /// Runs `f` with a reader of this test process (its own memory and debuginfo) and its
+    /// tokio types; skipped (saying why) when the test binary has no debuginfo with types
+    /// (optimised test builds).
+    fn with_this_process(
+        f: impl FnOnce(&Reader<'_>, &Tokio<'_, '_>, &crate::debuginfo::DebugInfo),
+    ) {
         // Make sure tokio's task types are in this binary's debuginfo.
         tokio::runtime::Builder::new_current_thread()
             .build()
@@ -714,13 +707,23 @@ mod tests {
             Ok(i) => i,
             Err(e) => {
                 eprintln!("this test binary has no usable debuginfo ({e}): skipped");
-                return None;
+                return;
             }
         };
         let entry = std::fs::read("/proc/self/auxv")
             .ok()
             .and_then(|a| crate::target::auxv_entry(&a));
-        Some((info, SelfTarget(entry), entry))
+        let target = SelfTarget(entry);
+        let r = Reader {
+            target: &target,
+            info: &info,
+            bias: entry.map_or(0, |e| e.wrapping_sub(info.entry)),
+        };
+        let Ok(tk) = Tokio::new(&r) else {
+            eprintln!("no tokio types in this test binary's debuginfo: skipped");
+            return;
+        };
+        f(&r, &tk, &info);
     }
 
     async fn first_waiter() {
@@ -746,77 +749,67 @@ mod tests {
     #[test]
     fn hand_written_futures_are_searched() {
         use futures::FutureExt;
-        let Some((info, target, entry)) = this_process() else {
-            return;
-        };
-        let r = Reader {
-            target: &target,
-            info: &info,
-            bias: entry.map_or(0, |e| e.wrapping_sub(info.entry)),
-        };
-        let Ok(tk) = Tokio::new(&r) else {
-            eprintln!("no tokio types in this test binary's debuginfo: skipped");
-            return;
-        };
-        let mut holder = Holder {
-            select: futures::future::select_all(vec![
-                Box::pin(first_waiter()) as BoxedWaiter,
-                Box::pin(second_waiter()),
-            ]),
-            maybe: Some(Box::pin(first_waiter())),
-            shared: std::sync::Arc::new(std::sync::Mutex::new(Some(Box::pin(second_waiter())))),
-        };
-        assert!((&mut holder.select).now_or_never().is_none());
-        assert!(holder.maybe.as_mut().unwrap().now_or_never().is_none());
-        let Some(&ty) = info
-            .types_named("tasktrace_inspect::decode::tests::Holder")
-            .first()
-        else {
-            eprintln!("no Holder type in this test binary's debuginfo: skipped");
-            return;
-        };
-        let shapes = Shapes::new();
-        let mut dec = Decoder::new(&r, &tk, &shapes);
-        let nodes = dec.decode(std::ptr::addr_of!(holder) as u64, ty, 0);
-        let [h] = &nodes[..] else {
-            panic!("{nodes:#?}")
-        };
-        assert_eq!(h.frame.function, "tasktrace_inspect::decode::tests::Holder");
-        assert_eq!(h.frame.kind, FrameKind::Fn);
-        // Names compared without their generic arguments.
-        let bare = |n: &Node| {
-            n.frame
-                .function
-                .split('<')
-                .next()
-                .unwrap_or_default()
-                .to_string()
-        };
-        let names: Vec<String> = h.children.iter().map(bare).collect();
-        // SelectAll → its two members (a frame of its own), then the option's future.
-        assert_eq!(
-            names,
-            [
-                "futures_util::future::select_all::SelectAll",
-                "tasktrace_inspect::decode::tests::first_waiter"
-            ],
-            "{h:#?}"
-        );
-        let sel: Vec<String> = h.children[0].children.iter().map(bare).collect();
-        assert_eq!(
-            sel,
-            [
-                "tasktrace_inspect::decode::tests::first_waiter",
-                "tasktrace_inspect::decode::tests::second_waiter"
-            ],
-            "{h:#?}"
-        );
-        for waiter in h.children[0].children.iter().chain([&h.children[1]]) {
-            assert_eq!(waiter.frame.kind, FrameKind::AsyncFn, "{waiter:#?}");
-            let line = waiter.frame.location.as_ref().expect("await line").line;
-            assert!(line > 0, "{waiter:#?}");
-        }
-        assert!(holder.shared.lock().unwrap().is_some());
+        with_this_process(|r, tk, info| {
+            let mut holder = Holder {
+                select: futures::future::select_all(vec![
+                    Box::pin(first_waiter()) as BoxedWaiter,
+                    Box::pin(second_waiter()),
+                ]),
+                maybe: Some(Box::pin(first_waiter())),
+                shared: std::sync::Arc::new(std::sync::Mutex::new(Some(Box::pin(second_waiter())))),
+            };
+            assert!((&mut holder.select).now_or_never().is_none());
+            assert!(holder.maybe.as_mut().unwrap().now_or_never().is_none());
+            let Some(&ty) = info
+                .types_named("tasktrace_inspect::decode::tests::Holder")
+                .first()
+            else {
+                eprintln!("no Holder type in this test binary's debuginfo: skipped");
+                return;
+            };
+            let shapes = Shapes::new();
+            let mut dec = Decoder::new(r, tk, &shapes);
+            let nodes = dec.decode(std::ptr::addr_of!(holder) as u64, ty, 0);
+            let [h] = &nodes[..] else {
+                panic!("{nodes:#?}")
+            };
+            assert_eq!(h.frame.function, "tasktrace_inspect::decode::tests::Holder");
+            assert_eq!(h.frame.kind, FrameKind::Fn);
+            // Names compared without their generic arguments.
+            let bare = |n: &Node| {
+                n.frame
+                    .function
+                    .split('<')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let names: Vec<String> = h.children.iter().map(bare).collect();
+            // SelectAll → its two members (a frame of its own), then the option's future.
+            assert_eq!(
+                names,
+                [
+                    "futures_util::future::select_all::SelectAll",
+                    "tasktrace_inspect::decode::tests::first_waiter"
+                ],
+                "{h:#?}"
+            );
+            let sel: Vec<String> = h.children[0].children.iter().map(bare).collect();
+            assert_eq!(
+                sel,
+                [
+                    "tasktrace_inspect::decode::tests::first_waiter",
+                    "tasktrace_inspect::decode::tests::second_waiter"
+                ],
+                "{h:#?}"
+            );
+            for waiter in h.children[0].children.iter().chain([&h.children[1]]) {
+                assert_eq!(waiter.frame.kind, FrameKind::AsyncFn, "{waiter:#?}");
+                let line = waiter.frame.location.as_ref().expect("await line").line;
+                assert!(line > 0, "{waiter:#?}");
+            }
+            assert!(holder.shared.lock().unwrap().is_some());
+        });
     }
 
     #[test]
