@@ -530,7 +530,7 @@ fn check_lines(clean: &Dump, raw: &Dump, what: &str) {
     assert!(
         r.children
             .iter()
-            .any(|c| c.frame.note.as_deref() == Some("waiting on I/O readiness")),
+            .any(|c| c.frame.note.as_deref() == Some("waiting on socket read")),
         "{what}: the Framed's socket: {r:#?}"
     );
     // Verbose: three branches, each its own `handle_line`.
@@ -549,7 +549,7 @@ fn check_lines(clean: &Dump, raw: &Dump, what: &str) {
     assert!(
         all_nodes(&root_of(idle[0]).children)
             .iter()
-            .any(|c| c.frame.note.as_deref() == Some("waiting on I/O readiness")),
+            .any(|c| c.frame.note.as_deref() == Some("waiting on socket read")),
         "{what}: {:#?}",
         idle[0]
     );

@@ -613,6 +613,7 @@ fn classify(chain: &[&Frame]) -> Option<String> {
         "socket accept".to_string()
     } else if name_has("poll_read")
         || name_has("::io::util::read")
+        || name_has("::codec::framed")
         || name_has("read_ready")
         || name_has("recv_from")
         || has("io/util/read")

@@ -267,6 +267,13 @@ fn assemble(asked: Vec<Asked>, start: &Elapsed, end: &Elapsed, deadline: Duratio
             "{finished} task(s) finished during the dump and are left out"
         ));
     }
+    if dump.tasks.is_empty() && !cfg!(feature = "snapshot") {
+        dump.notes.push(
+            "no tasks: none was started with tasktrace::spawn or traced (the `snapshot` \
+             feature lists every tokio task)"
+                .into(),
+        );
+    }
     dump
 }
 

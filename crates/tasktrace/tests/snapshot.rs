@@ -240,3 +240,64 @@ fn refused_above_the_resident_limit() {
     );
     assert!(no_children());
 }
+
+/// Snapshots do not disturb the program: its sockets carry data both ways and accept new
+/// connections, its `tokio::process` child is still its own to wait for, and its signal
+/// handlers still run.
+#[test]
+fn snapshots_leave_the_program_undisturbed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _serial = serial();
+    let rt = runtime();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        let mut child = tokio::process::Command::new("sleep")
+            .arg("600")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn sleep");
+        let mut usr2 =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2()).unwrap();
+        for i in 0..50 {
+            tokio::task::spawn_blocking(tasktrace::snapshot::snapshot)
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("snapshot {i}: {e}"));
+        }
+        let ten = Duration::from_secs(10);
+        client.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        tokio::time::timeout(ten, server.read_exact(&mut buf))
+            .await
+            .expect("a read within 10 s")
+            .unwrap();
+        assert_eq!(&buf, b"ping");
+        server.write_all(b"pong").await.unwrap();
+        tokio::time::timeout(ten, client.read_exact(&mut buf))
+            .await
+            .expect("a read within 10 s")
+            .unwrap();
+        assert_eq!(&buf, b"pong");
+        let _second = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::time::timeout(ten, listener.accept())
+            .await
+            .expect("an accept within 10 s")
+            .unwrap();
+        assert!(child.try_wait().unwrap().is_none(), "the child still runs");
+        child.kill().await.unwrap();
+        let status = tokio::time::timeout(ten, child.wait())
+            .await
+            .expect("the child's exit within 10 s")
+            .unwrap();
+        assert!(!status.success());
+        // SAFETY: kill sends a signal to this process; SIGUSR2 has a handler (tokio's).
+        unsafe { libc::kill(libc::getpid(), libc::SIGUSR2) };
+        tokio::time::timeout(ten, usr2.recv())
+            .await
+            .expect("the signal handler within 10 s");
+    });
+    assert!(no_children());
+}
