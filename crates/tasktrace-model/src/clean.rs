@@ -609,6 +609,12 @@ fn classify(chain: &[&Frame]) -> Option<String> {
         "semaphore acquire".to_string()
     } else if has("/time/") || has("futures-timer") || name_has("Sleep") || name_has("Delay") {
         "timer".to_string()
+    } else if name_has("::connect_mio")
+        || name_has("TcpStream::connect")
+        || name_has("TcpSocket::connect")
+        || name_has("UnixStream::connect")
+    {
+        "socket connect".to_string()
     } else if name_has("accept") || has("/listener.rs") {
         "socket accept".to_string()
     } else if name_has("poll_read")
@@ -912,6 +918,63 @@ mod tests {
     const CORE: &str = "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src";
     const TOKIO: &str =
         "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src";
+
+    /// Out-of-process leaves that only name their primitive say what they are for when the
+    /// hidden frames above them do: a connect, a watch channel's change.
+    #[test]
+    fn leaf_notes_refined_by_the_hidden_frames_above() {
+        let leaf = |name: &str, note: &str| {
+            Node::new(
+                Frame::new(name, None)
+                    .with_kind(FrameKind::Leaf)
+                    .with_note(note),
+            )
+        };
+        let hidden = |name: &str, file: &str, child: Node| {
+            let mut n =
+                Node::new(f(name, &format!("{TOKIO}/{file}"), 1).with_kind(FrameKind::AsyncFn));
+            n.children.push(child);
+            n
+        };
+        let mut root =
+            Node::new(f("app::main", "/app/src/main.rs", 3).with_kind(FrameKind::AsyncFn));
+        root.children.push(hidden(
+            "tokio::net::tcp::socket::TcpSocket::connect",
+            "net/tcp/socket.rs",
+            leaf("tokio::net::tcp::stream::connect_mio", IO_READINESS),
+        ));
+        root.children.push(hidden(
+            "tokio::sync::watch::Receiver::changed",
+            "sync/watch.rs",
+            leaf("tokio::sync::notify::Notified", "waiting on Notify"),
+        ));
+        let t = Trace {
+            roots: Arc::new(vec![root]),
+        }
+        .clean();
+        let notes: Vec<&str> = t.roots[0]
+            .children
+            .iter()
+            .filter_map(|c| c.frame.note.as_deref())
+            .collect();
+        assert_eq!(
+            notes,
+            ["waiting on socket connect", "waiting on watch change"]
+        );
+        // Awaited directly, a Notify stays a Notify.
+        let mut root =
+            Node::new(f("app::main", "/app/src/main.rs", 3).with_kind(FrameKind::AsyncFn));
+        root.children
+            .push(leaf("tokio::sync::notify::Notified", "waiting on Notify"));
+        let t = Trace {
+            roots: Arc::new(vec![root]),
+        }
+        .clean();
+        assert_eq!(
+            t.roots[0].children[0].frame.note.as_deref(),
+            Some("waiting on Notify")
+        );
+    }
 
     #[test]
     fn short_paths() {
