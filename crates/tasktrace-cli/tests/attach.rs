@@ -514,6 +514,28 @@ fn bad_inputs_give_one_line_errors() {
     fails_with(&["attach", "2147483647"], 1, "no such process: 2147483647");
     fails_with(&["attach", "abc"], 2, "not a process id");
     fails_with(&["core", text, "--exe", TARGET], 1, "not an ELF file");
+    // Executables with nothing to read: not Rust at all, or Rust without tokio (a build
+    // script of this very build).
+    if std::path::Path::new("/bin/ls").exists() {
+        fails_with(
+            &["core", TARGET, "--exe", "/bin/ls"],
+            1,
+            "is not a Rust program",
+        );
+    }
+    let build_dir = std::path::Path::new(TARGET).parent().unwrap().join("build");
+    let script = std::fs::read_dir(&build_dir).ok().and_then(|dirs| {
+        dirs.filter_map(|d| d.ok())
+            .map(|d| d.path().join("build-script-build"))
+            .find(|p| p.exists())
+    });
+    if let Some(script) = script {
+        fails_with(
+            &["core", TARGET, "--exe", script.to_str().unwrap()],
+            1,
+            "a Rust program without tokio in it",
+        );
+    }
     fails_with(&["core", TARGET, "--exe", text], 1, "not an ELF file");
     fails_with(&["core", TARGET, "--exe", TARGET], 1, "corrupt core file");
     fails_with(

@@ -13,6 +13,50 @@ use gimli::{AttributeValue, RunTimeEndian};
 use object::{Object, ObjectSection, ObjectSegment};
 use std::collections::HashMap;
 
+/// What an executable is, from its symbols and its `.comment` (kept by `strip`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Program {
+    /// Symbols, none of them Rust's, and no rustc mark.
+    NotRust,
+    /// Rust, and its symbol table names no tokio item.
+    RustWithoutTokio,
+    /// Rust with tokio symbols.
+    Tokio,
+    /// No symbol table to tell by (stripped), or not an ELF `object` reads.
+    Unknown,
+}
+
+fn what_program(data: &[u8]) -> Program {
+    use object::{Object, ObjectSection, ObjectSymbol};
+    let Ok(file) = object::File::parse(data) else {
+        return Program::Unknown;
+    };
+    let rustc_mark = file
+        .section_by_name(".comment")
+        .and_then(|s| s.data().ok())
+        .is_some_and(|d| d.windows(5).any(|w| w == b"rustc"));
+    let (mut rust, mut tokio, mut any) = (false, false, false);
+    for sym in file.symbols().chain(file.dynamic_symbols()) {
+        let Ok(name) = sym.name() else { continue };
+        any = true;
+        // Legacy (`_ZN…17h<hash>E`) and v0 (`_R…`) mangling, and the runtime's own symbols.
+        if name.starts_with("_R") || name.contains("17h") || name.starts_with("rust_") {
+            rust = true;
+        }
+        if name.contains("tokio") {
+            tokio = true;
+            break;
+        }
+    }
+    match (rust || rustc_mark, tokio, any) {
+        (_, true, _) => Program::Tokio,
+        (false, false, true) => Program::NotRust,
+        (true, false, true) => Program::RustWithoutTokio,
+        // No symbols at all (stripped): nothing to tell by.
+        (_, false, false) => Program::Unknown,
+    }
+}
+
 /// What kind of DIE an [`Die`] is (only the kinds the reader uses are kept).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -134,9 +178,24 @@ impl DebugInfo {
         if data.len() < 4 || &data[..4] != b"\x7fELF" {
             return Err(Error::NotElf(path.to_string()));
         }
-        match crate::debugfile::find(&data, real_path, explicit)? {
+        // Without debuginfo, say first whether there is anything to read at all.
+        let program = what_program(&data);
+        let no_types = |e: Error| match program {
+            Program::NotRust => Error::NotRust(real_path.to_string()),
+            Program::RustWithoutTokio => Error::NoTokio(real_path.to_string()),
+            Program::Tokio | Program::Unknown => e,
+        };
+        let split = crate::debugfile::find(&data, real_path, explicit).map_err(no_types)?;
+        let info = match split {
             Some(f) => Self::parse_split(data, Some((f.data, &f.path)), path),
             None => Self::parse(data, path),
+        };
+        match info {
+            Err(e @ Error::NoDebugInfo(_)) => Err(no_types(e)),
+            Ok(i) if i.types_with_prefix("tokio::").next().is_none() => {
+                Err(Error::NoTokio(real_path.to_string()))
+            }
+            other => other,
         }
     }
 

@@ -15,6 +15,10 @@ pub enum Error {
     NotElf(String),
     /// The executable carries no type information.
     NoDebugInfo(String),
+    /// The executable is not a Rust program.
+    NotRust(String),
+    /// The executable is a Rust program without tokio in it.
+    NoTokio(String),
     /// No tokio runtime was found in the target.
     NoRuntime(String),
     /// The tokio data structures are not the ones this reader knows.
@@ -54,6 +58,16 @@ impl fmt::Display for Error {
                 f,
                 "no debuginfo with types in {path}: build it with `debug = true` (or \
                  `debug = 2`) in its cargo profile; `line-tables-only` and `limited` have no types"
+            ),
+            Error::NotRust(path) => write!(
+                f,
+                "{path} is not a Rust program (no Rust symbols, no rustc mark): tasktrace reads \
+                 the tasks of tokio programs"
+            ),
+            Error::NoTokio(path) => write!(
+                f,
+                "{path} is a Rust program without tokio in it (no tokio symbol or type): there \
+                 are no tokio tasks to read"
             ),
             Error::NoRuntime(why) => write!(f, "no tokio runtime found: {why}"),
             Error::UnsupportedLayout(why) => write!(f, "unsupported tokio layout: {why}"),
