@@ -70,6 +70,14 @@ fn axum_line(text: &str) -> u32 {
     line_in(AXUM_SOURCE, text)
 }
 
+/// The tasks whose (one) root frame is `function`.
+fn rooted_at<'d>(d: &'d Dump, function: &str) -> Vec<&'d Task> {
+    d.tasks
+        .iter()
+        .filter(|t| root_of(t).frame.function == function)
+        .collect()
+}
+
 /// Whether `n` is the async fn or block `func` of the target's `file`, suspended at `line`.
 fn is_at(n: &Node, kind: FrameKind, func: &str, file: &str, line: u32) -> bool {
     n.frame.function == func
@@ -225,11 +233,7 @@ fn check_server(d: &Dump, what: &str) {
         ))),
         "{what}: the connection names its streams: {conn:#?}"
     );
-    let worker: Vec<&Task> = d
-        .tasks
-        .iter()
-        .filter(|t| root_of(t).frame.function == "axum_target::background_worker")
-        .collect();
+    let worker: Vec<&Task> = rooted_at(d, "axum_target::background_worker");
     assert_eq!(worker.len(), 1, "{what}: the background worker: {d}");
     let w = root_of(worker[0]);
     assert_eq!(
@@ -247,11 +251,7 @@ fn check_server(d: &Dump, what: &str) {
 /// The client: five requests in flight, each waiting for its response from its connection's
 /// task (HTTP/1: the connection task; HTTP/2: the stream's task, driven by the connection).
 fn check_client(d: &Dump, what: &str) {
-    let pending: Vec<&Task> = d
-        .tasks
-        .iter()
-        .filter(|t| root_of(t).frame.function == "reqwest::async_impl::client::Pending")
-        .collect();
+    let pending: Vec<&Task> = rooted_at(d, "reqwest::async_impl::client::Pending");
     assert_eq!(pending.len(), 5, "{what}: five requests in flight: {d}");
     for p in &pending {
         let r = root_of(p);
@@ -389,11 +389,7 @@ fn axum_service_release() {
 /// `Buffer`'s worker task, an edge to it.
 fn check_stack(d: &Dump, what: &str) {
     const FILE: &str = "src/bin/service-stack-target.rs";
-    let workers: Vec<&Task> = d
-        .tasks
-        .iter()
-        .filter(|t| root_of(t).frame.function == "tower::buffer::worker::Worker")
-        .collect();
+    let workers: Vec<&Task> = rooted_at(d, "tower::buffer::worker::Worker");
     assert_eq!(workers.len(), 1, "{what}: the Buffer's worker task: {d}");
     let worker = workers[0];
     let notes: Vec<&str> = root_of(worker)
@@ -658,11 +654,7 @@ fn check_mini_redis(clean: &Dump, _raw: &Dump, what: &str) {
             "{what}: {bad} in the default view:\n{text}"
         );
     }
-    let handlers: Vec<&Task> = clean
-        .tasks
-        .iter()
-        .filter(|t| root_of(t).frame.function == "mini_redis::server::Listener::run")
-        .collect();
+    let handlers: Vec<&Task> = rooted_at(clean, "mini_redis::server::Listener::run");
     assert_eq!(handlers.len(), 2, "{what}: two connection handlers: {text}");
     for h in &handlers {
         let [run] = &root_of(h).children[..] else {
@@ -751,11 +743,7 @@ fn mini_redis_release() {
 fn check_tonic_server(d: &Dump, what: &str) {
     const FILE: &str = "src/bin/tonic-target.rs";
     let line = |t: &str| line_in(TONIC_SOURCE, t);
-    let streams: Vec<&Task> = d
-        .tasks
-        .iter()
-        .filter(|t| root_of(t).frame.function == "hyper::proto::h2::server::H2Stream")
-        .collect();
+    let streams: Vec<&Task> = rooted_at(d, "hyper::proto::h2::server::H2Stream");
     assert_eq!(streams.len(), 2, "{what}: two stream tasks: {d}");
     let find = |block_line: u32| {
         streams

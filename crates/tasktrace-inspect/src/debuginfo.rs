@@ -178,20 +178,25 @@ impl DebugInfo {
         if data.len() < 4 || &data[..4] != b"\x7fELF" {
             return Err(Error::NotElf(path.to_string()));
         }
-        // Without debuginfo, say first whether there is anything to read at all.
-        let program = what_program(&data);
-        let no_types = |e: Error| match program {
+        // Without debuginfo, say first whether there is anything to read at all (only then:
+        // the symbol scan is not start-up work of every read).
+        let no_types = |e: Error, data: &[u8]| match what_program(data) {
             Program::NotRust => Error::NotRust(real_path.to_string()),
             Program::RustWithoutTokio => Error::NoTokio(real_path.to_string()),
             Program::Tokio | Program::Unknown => e,
         };
-        let split = crate::debugfile::find(&data, real_path, explicit).map_err(no_types)?;
+        let split =
+            crate::debugfile::find(&data, real_path, explicit).map_err(|e| no_types(e, &data))?;
         let info = match split {
             Some(f) => Self::parse_split(data, Some((f.data, &f.path)), path),
             None => Self::parse(data, path),
         };
         match info {
-            Err(e @ Error::NoDebugInfo(_)) => Err(no_types(e)),
+            // The bytes went to the parser: read them again, on this error path only.
+            Err(e @ Error::NoDebugInfo(_)) => Err(match std::fs::read(path) {
+                Ok(data) => no_types(e, &data),
+                Err(_) => e,
+            }),
             Ok(i) if i.types_with_prefix("tokio::").next().is_none() => {
                 Err(Error::NoTokio(real_path.to_string()))
             }

@@ -16,15 +16,15 @@ use crate::target::{Target, Thread};
 use crate::{Error, Options, Result};
 use tasktrace_model::Dump;
 
-/// The memory of a stopped child process, without threads.
+/// A stopped child process, without threads.
 struct FrozenChild {
-    memory: ProcessMemory,
+    pid: i32,
     entry: Option<u64>,
 }
 
 impl Target for FrozenChild {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
-        self.memory.read(addr, buf)
+        ProcessMemory(self.pid).read(addr, buf)
     }
     fn threads(&self) -> &[Thread] {
         &[]
@@ -48,7 +48,7 @@ pub fn read_frozen(pid: i32, info: &DebugInfo, opts: &Options) -> Result<Dump> {
     let auxv = format!("/proc/{pid}/auxv");
     let auxv = std::fs::read(&auxv).map_err(|e| Error::Io(auxv, e))?;
     let child = FrozenChild {
-        memory: ProcessMemory(pid),
+        pid,
         entry: crate::target::auxv_entry(&auxv),
     };
     // A page at a time (one system call each), as `attach` reads: not a call per field.

@@ -111,12 +111,12 @@ pub fn snapshot() -> Result<Dump, SnapshotError> {
 /// [`snapshot`] with options.
 pub fn snapshot_with(options: &SnapshotOptions) -> Result<Dump, SnapshotError> {
     let info = debuginfo()?;
-    let current = tokio::runtime::Handle::try_current().ok().map(Box::new);
-    let (mut child, paused, resident) = {
+    let current = tokio::runtime::Handle::try_current().ok();
+    let (mut child, handles, paused, resident) = {
         let registered = RUNTIMES.lock().unwrap_or_else(|e| e.into_inner());
         let handles: Vec<u64> = registered
             .iter()
-            .chain(current.as_deref())
+            .chain(current.as_ref())
             .map(|h| h as *const tokio::runtime::Handle as u64)
             .collect();
         if handles.is_empty() {
@@ -134,16 +134,15 @@ pub fn snapshot_with(options: &SnapshotOptions) -> Result<Dump, SnapshotError> {
                 options.max_resident >> 20
             )));
         }
-        // The handles' boxes must live until the fork: the copy has them at these addresses.
+        // The handles stay where they are until the fork: the copy has them at these addresses.
         let started = Instant::now();
         let child = FrozenChild::fork()?;
-        let paused = started.elapsed();
-        (child.with_handles(handles), paused, resident)
+        (child, handles, started.elapsed(), resident)
     };
     drop(current);
     child.wait_stopped(options.timeout)?;
     let opts = tasktrace_inspect::Options {
-        runtime_handles: child.handles.clone(),
+        runtime_handles: handles,
         ..Default::default()
     };
     let read = tasktrace_inspect::frozen::read_frozen(child.pid, info, &opts);
@@ -258,7 +257,6 @@ fn resident_bytes() -> u64 {
 /// The stopped copy; killed and reaped on drop.
 struct FrozenChild {
     pid: i32,
-    handles: Vec<u64>,
     /// Set once the child was reaped (it exited early): drop has nothing left to do.
     reaped: bool,
 }
@@ -292,16 +290,7 @@ impl FrozenChild {
                 std::io::Error::last_os_error()
             )));
         }
-        Ok(FrozenChild {
-            pid,
-            handles: Vec::new(),
-            reaped: false,
-        })
-    }
-
-    fn with_handles(mut self, handles: Vec<u64>) -> Self {
-        self.handles = handles;
-        self
+        Ok(FrozenChild { pid, reaped: false })
     }
 
     /// Waits until the child has stopped itself, at most `timeout`.

@@ -560,7 +560,8 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             name
         };
         let frame = Frame::new(clean_type(shown), None).with_kind(FrameKind::Leaf);
-        if leaf_kind(name) == Some(crate::tokio::LeafKind::Oneshot) {
+        let oneshot = leaf_kind(name) == Some(crate::tokio::LeafKind::Oneshot);
+        if oneshot {
             if let Some(key) = self.arc_member(addr, ty, "inner") {
                 self.links.push(Link::Waits(key));
             }
@@ -569,15 +570,10 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             Some(Leaf { note, awaits }) => {
                 self.awaits.extend(awaits);
                 // A oneshot receiver a library waits on: say what for.
-                let library_note =
-                    || hyper::response_note(name).or_else(|| tower::response_note(name));
-                let note = match library_note() {
-                    Some(n) if leaf_kind(name) == Some(crate::tokio::LeafKind::Oneshot) => {
-                        n.to_string()
-                    }
-                    _ => note,
-                };
-                frame.with_note(note)
+                let library_note = oneshot
+                    .then(|| tower::response_note(name).or_else(|| hyper::response_note(name)))
+                    .flatten();
+                frame.with_note(library_note.map_or(note, str::to_string))
             }
             None => frame,
         }
