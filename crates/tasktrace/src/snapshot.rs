@@ -179,6 +179,15 @@ fn in_tokio_range(mut snap: Dump) -> Dump {
     snap
 }
 
+/// Whether a snapshot's task is one of the registry's: a task of `tasktrace::spawn` (or a
+/// spawned `traced` future) shows in a snapshot as the `Traced` wrapper around its future.
+pub(crate) fn is_registered(task: &tasktrace_model::Task) -> bool {
+    task.trace
+        .roots
+        .first()
+        .is_some_and(|r| r.frame.function.starts_with("tasktrace::traced::"))
+}
+
 /// The registry's dump joined with a snapshot's: the registry's own tasks as they are (names,
 /// durations, in-process trees), and every other task of the snapshot, in tokio's id range
 /// ([`TOKIO_ID_BASE`]). When no
@@ -188,17 +197,10 @@ pub(crate) fn join(mut registry: Dump) -> Dump {
         Ok(snap) => {
             let snap = in_tokio_range(snap);
             let registered = registry.tasks.len();
-            // A task of `tasktrace::spawn` (or a spawned `traced` future) is the registry's:
-            // its snapshot entry is the `TaskFuture`/`Traced` wrapper around the same future.
             let others: Vec<_> = snap
                 .tasks
                 .into_iter()
-                .filter(|t| {
-                    !t.trace
-                        .roots
-                        .first()
-                        .is_some_and(|r| r.frame.function.starts_with("tasktrace::traced::"))
-                })
+                .filter(|t| !is_registered(t))
                 .collect();
             registry.notes.push(format!(
                 "sources: the registry ({registered} task(s) of tasktrace::spawn/traced) and a \

@@ -827,73 +827,9 @@ fn sigusr1_outside_a_runtime_is_an_error_not_a_panic() {
 // Watchdog
 // ---------------------------------------------------------------------------------------------
 
-/// Everything a `tracing` fmt subscriber writes.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
-    /// A subscriber writing here, made the default of this thread while the guard lives.
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        use tracing_subscriber::util::SubscriberInitExt;
-        tracing_subscriber::fmt()
-            .with_writer(self.clone())
-            .without_time()
-            .finish()
-            .set_default()
-    }
-
-    /// Waits until the logs hold an event line that `want` accepts; returns it.
-    fn wait_for(&self, want: impl Fn(&str) -> bool) -> String {
-        let until = Instant::now() + DEADLINE;
-        loop {
-            let text = self.text();
-            if let Some(event) = events(&text).into_iter().find(|e| want(e)) {
-                return event;
-            }
-            assert!(
-                Instant::now() < until,
-                "no such event within {DEADLINE:?}:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-/// The events in fmt output (an event's message may span lines; each starts with its level).
-fn events(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for line in text.lines() {
-        if line.trim_start().starts_with("WARN") || out.is_empty() {
-            out.push(line.to_owned());
-        } else {
-            let last = out.last_mut().unwrap();
-            last.push('\n');
-            last.push_str(line);
-        }
-    }
-    out
-}
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
-    }
-}
+#[path = "support/logs.rs"]
+mod logs;
+use logs::{events, Logs};
 
 /// Holds its worker thread inside one poll until released (or 30 s).
 async fn blocking_handler(release: mpsc::Receiver<()>) {

@@ -301,3 +301,81 @@ fn snapshots_leave_the_program_undisturbed() {
     });
     assert!(no_children());
 }
+
+#[path = "support/logs.rs"]
+mod logs;
+
+/// Sleeps in a loop: the timer is re-armed on every turn, so it is never taken for a stall.
+async fn ticking() {
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await; // ticking await
+    }
+}
+
+/// Sleeps for an hour: one timer, the same deadline in every snapshot.
+async fn long_nap() {
+    tokio::time::sleep(Duration::from_secs(3600)).await; // napping await
+}
+
+/// The watchdog, with no task registered, reports a plain `tokio::spawn` task seen waiting in
+/// the same place in every snapshot, with its tree (`outer_wait` above `inner_wait` above the
+/// channel), and not a loop that keeps re-arming its timer.
+#[test]
+fn watchdog_reports_unregistered_tasks_waiting_in_every_snapshot() {
+    let _serial = serial();
+    let logs = logs::Logs::default();
+    let _subscriber = logs.install();
+    let rt = runtime();
+    let (tx, rx) = oneshot::channel();
+    rt.spawn(outer_wait(rx));
+    rt.spawn(ticking());
+    rt.spawn(long_nap());
+    let watchdog = {
+        let _enter = rt.enter();
+        tasktrace::watchdog(
+            tasktrace::watchdog::WatchdogConfig::default()
+                .interval(Duration::from_millis(20))
+                .idle_after(Duration::from_millis(300))
+                .snapshot_interval(Some(Duration::from_millis(100)))
+                .repeat_after(Duration::from_secs(3600)),
+        )
+        .unwrap()
+    };
+    let event = logs.wait_for(|e| e.contains("tokio task") && e.contains("outer_wait"));
+    assert!(event.contains("tokio_task_id="), "{event}");
+    assert!(event.contains("in every snapshot"), "{event}");
+    let at = |what: &str| {
+        event
+            .find(what)
+            .unwrap_or_else(|| panic!("{what} in {event}"))
+    };
+    assert!(
+        at("snapshot::outer_wait") < at("snapshot::inner_wait"),
+        "{event}"
+    );
+    assert!(
+        at("snapshot::inner_wait") < at("waiting on oneshot channel"),
+        "{event}"
+    );
+    assert!(
+        event.contains(&format!("tests/snapshot.rs:{}", line("// inner await"))),
+        "the await line: {event}"
+    );
+    // One timer, the same deadline each time: waiting there.
+    let nap = logs.wait_for(|e| e.contains("tokio task") && e.contains("long_nap"));
+    assert!(nap.contains("waiting on timer, 3"), "{nap}");
+    // All three were seen from the first snapshot on: by now the ticking one would have been
+    // reported too if its re-armed timer were taken for a stall.
+    watchdog.stop();
+    let text = logs.text();
+    assert!(!text.contains("ticking"), "{text}");
+    assert_eq!(
+        logs::events(&text)
+            .iter()
+            .filter(|e| e.contains("outer_wait"))
+            .count(),
+        1,
+        "reported once (repeat_after 1 h): {text}"
+    );
+    drop(tx);
+}

@@ -30,6 +30,14 @@
 //!   stack trace (`trace`), which says where it waits. The watchdog's own capture polls do not
 //!   count as activity; anything else that polls the task does, including dumps.
 //!
+//! With the `snapshot` feature, idle reports cover every tokio task, not only the registered
+//! ones: every [`snapshot_interval`](WatchdogConfig::snapshot_interval) the watchdog takes a
+//! [snapshot](crate::snapshot) (a fork: a pause of 5–30 ms, figures in `docs/BENCHMARKS.md`)
+//! and reports a task that is not in the registry once it has been seen suspended at the same
+//! await points in every snapshot for [`idle_after`](WatchdogConfig::idle_after) (tokio
+//! records no poll times; see `snapshots.rs` for what that can and cannot tell). Such an event
+//! has `tokio_task_id` instead of `task_id`. Tasks inside a poll are seen only in the registry.
+//!
 //! Event fields: `task_id`, `task_name` (when named), `spawned_at`, and `in_poll_for` or
 //! `idle_for` and `trace`. Each task is reported at most once per
 //! [`repeat_after`](WatchdogConfig::repeat_after), and at most
@@ -47,6 +55,9 @@ use std::pin::Pin;
 use std::sync::mpsc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
+
+#[cfg(all(feature = "snapshot", target_os = "linux", not(tasktrace_loom)))]
+mod snapshots;
 
 /// The `tracing` target of the watchdog's events.
 pub const TARGET: &str = "tasktrace::watchdog";
@@ -84,6 +95,11 @@ pub struct WatchdogConfig {
     /// (at most once per [`repeat_after`](Self::repeat_after)) says how many were held back
     /// (default 20).
     pub max_reports: usize,
+    /// With the `snapshot` feature and [`idle_after`](Self::idle_after) set: how often a
+    /// snapshot is taken to watch the tasks the registry does not know (default 10 s; `None`:
+    /// only registered tasks are watched). Each snapshot pauses the program for the time of a
+    /// `fork()`. Without the feature, unused.
+    pub snapshot_interval: Option<Duration>,
     idle_filter: Option<IdleFilter>,
 }
 
@@ -96,6 +112,7 @@ impl Default for WatchdogConfig {
             repeat_after: Duration::from_secs(60),
             trace_deadline: Duration::from_millis(500),
             max_reports: 20,
+            snapshot_interval: Some(Duration::from_secs(10)),
             idle_filter: None,
         }
     }
@@ -110,6 +127,7 @@ impl std::fmt::Debug for WatchdogConfig {
             .field("repeat_after", &self.repeat_after)
             .field("trace_deadline", &self.trace_deadline)
             .field("max_reports", &self.max_reports)
+            .field("snapshot_interval", &self.snapshot_interval)
             .field("watch_idle", &self.idle_filter.is_some())
             .finish()
     }
@@ -149,6 +167,12 @@ impl WatchdogConfig {
     /// Sets [`max_reports`](Self::max_reports).
     pub fn max_reports(mut self, n: usize) -> Self {
         self.max_reports = n.max(1);
+        self
+    }
+
+    /// Sets [`snapshot_interval`](Self::snapshot_interval).
+    pub fn snapshot_interval(mut self, every: Option<Duration>) -> Self {
+        self.snapshot_interval = every;
         self
     }
 
@@ -219,6 +243,11 @@ impl Drop for Watchdog {
 pub fn watchdog(config: WatchdogConfig) -> std::io::Result<Watchdog> {
     let dispatch = tracing::dispatcher::get_default(|d| d.clone());
     let scoped = !dispatch.is::<tracing::subscriber::NoSubscriber>();
+    // The watchdog thread is outside every runtime: its snapshots read this one by its handle.
+    #[cfg(all(feature = "snapshot", target_os = "linux", not(tasktrace_loom)))]
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        crate::snapshot::register_runtime(&runtime);
+    }
     let (stop, stopped) = mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("tasktrace-watchdog".into())
@@ -260,6 +289,9 @@ struct State {
     scans: u64,
     /// When the last "N more not reported" event was emitted (rate-limited like the others).
     held_back_reported: Option<Instant>,
+    /// The tasks outside the registry, as the snapshots saw them.
+    #[cfg(all(feature = "snapshot", target_os = "linux", not(tasktrace_loom)))]
+    sightings: snapshots::Sightings,
 }
 
 /// An idle task to trace and report.
@@ -354,6 +386,23 @@ impl State {
                 budget -= 1;
                 event.emit();
             }
+        }
+        #[cfg(all(feature = "snapshot", target_os = "linux", not(tasktrace_loom)))]
+        for stalled in self.sightings.scan(config, now) {
+            if config
+                .idle_filter
+                .as_ref()
+                .is_some_and(|accept| !accept(stalled.task()))
+            {
+                continue;
+            }
+            if budget == 0 {
+                held_back += 1;
+                self.sightings.held_back(stalled.task().id);
+                continue;
+            }
+            budget -= 1;
+            stalled.emit(config.snapshot_interval.unwrap_or_default());
         }
         if held_back > 0
             && self

@@ -1,0 +1,214 @@
+//! The watchdog's view of the tokio tasks the registry does not know (plain `tokio::spawn`,
+//! the frameworks' tasks): a [snapshot](crate::snapshot) every
+//! [`snapshot_interval`](super::WatchdogConfig::snapshot_interval), compared with the one before.
+//!
+//! tokio records no poll times (without `tokio_unstable`), so a snapshot's task has no idle
+//! duration of its own. What the watchdog can know is where each task waits in every snapshot:
+//! a task seen suspended at the same await points, with the same timer deadlines, in every
+//! snapshot for [`idle_after`](super::WatchdogConfig::idle_after) is reported as waiting there
+//! that long. A task woken in between that came back to the same place counts as waiting (a
+//! loop on a channel that is served, say); the event says so, and
+//! [`watch_idle`](super::WatchdogConfig::watch_idle) picks the tasks that matter. Timers tell
+//! more: a timer whose deadline passed before the next snapshot has fired, so a timer in the
+//! same place then is a new one (a periodic loop), never taken for a stall.
+//!
+//! Invariants: only the watchdog's thread touches a [`Sightings`]; entries are keyed by tokio's
+//! task id and dropped as soon as a snapshot no longer lists the task.
+
+use super::{WatchdogConfig, TARGET};
+use crate::model::{Task, TaskState};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tasktrace_model::Location;
+
+/// Timer deadlines read from two snapshots are the same deadline within this, plus the time
+/// each read took (the notes give the time left to a tenth of a second, as of the read).
+const SAME_DEADLINE: Duration = Duration::from_millis(250);
+
+/// Where a task waits, as far as two snapshots can be compared.
+#[derive(PartialEq)]
+struct WaitPoint {
+    /// Each frame of the tree, depth first: its depth, function and location.
+    frames: Vec<(usize, String, Option<Location>)>,
+}
+
+struct Sighting {
+    at: WaitPoint,
+    /// The timers it waits on, as instants (start of the snapshot + time left at the read).
+    deadlines: Vec<Instant>,
+    /// How long the snapshot that read `deadlines` took: their uncertainty.
+    read_for: Duration,
+    /// The first snapshot that saw it waiting here.
+    since: Instant,
+    reported: Option<Instant>,
+    round: u64,
+}
+
+/// What the watchdog remembers between snapshots.
+#[derive(Default)]
+pub(super) struct Sightings {
+    seen: HashMap<u64, Sighting>,
+    last: Option<Instant>,
+    rounds: u64,
+    /// Whether the reason the snapshots cannot be taken was already said.
+    refusal_said: bool,
+}
+
+/// An unregistered task waiting for too long, ready to report.
+pub(super) struct Stalled {
+    task: Task,
+    waited: Duration,
+}
+
+impl Sightings {
+    /// Takes a snapshot when one is due and returns the tasks seen waiting at the same place
+    /// for `idle_after` or longer that may be reported (again), marked as reported.
+    pub(super) fn scan(&mut self, config: &WatchdogConfig, now: Instant) -> Vec<Stalled> {
+        let (Some(idle_after), Some(every)) = (config.idle_after, config.snapshot_interval) else {
+            return Vec::new();
+        };
+        if self.last.is_some_and(|at| now.duration_since(at) < every) {
+            return Vec::new();
+        }
+        self.last = Some(now);
+        let taken = Instant::now();
+        let snap = match crate::snapshot::snapshot() {
+            Ok(snap) => snap,
+            Err(e) => {
+                if !self.refusal_said {
+                    self.refusal_said = true;
+                    tracing::warn!(
+                        target: TARGET,
+                        "{e}; the watchdog watches only the tasks of tasktrace::spawn/traced"
+                    );
+                }
+                return Vec::new();
+            }
+        };
+        let read_for = taken.elapsed();
+        self.rounds += 1;
+        let round = self.rounds;
+        let mut stalled = Vec::new();
+        for task in snap.tasks {
+            if crate::snapshot::is_registered(&task) || task.state != TaskState::Suspended {
+                self.seen.remove(&task.id);
+                continue;
+            }
+            let at = wait_point(&task);
+            let deadlines = deadlines(&task, taken);
+            let sighting = self.seen.entry(task.id).or_insert_with(|| Sighting {
+                at: WaitPoint { frames: Vec::new() },
+                deadlines: Vec::new(),
+                read_for,
+                since: taken,
+                reported: None,
+                round,
+            });
+            let tolerance = SAME_DEADLINE + sighting.read_for + read_for;
+            if sighting.at != at || !same_timers(&sighting.deadlines, &deadlines, taken, tolerance)
+            {
+                sighting.at = at;
+                sighting.since = taken;
+                sighting.reported = None;
+            }
+            sighting.deadlines = deadlines;
+            sighting.read_for = read_for;
+            sighting.round = round;
+            let waited = taken.duration_since(sighting.since);
+            let may_report = sighting
+                .reported
+                .is_none_or(|r| now.duration_since(r) >= config.repeat_after);
+            if waited >= idle_after && may_report {
+                sighting.reported = Some(now);
+                stalled.push(Stalled { task, waited });
+            }
+        }
+        self.seen.retain(|_, s| s.round == round);
+        stalled
+    }
+}
+
+impl Sightings {
+    /// A task returned by [`scan`](Self::scan) that was not reported after all (over the
+    /// scan's budget): it comes again at the next snapshot.
+    pub(super) fn held_back(&mut self, id: u64) {
+        if let Some(s) = self.seen.get_mut(&id) {
+            s.reported = None;
+        }
+    }
+}
+
+impl Stalled {
+    /// The task as the idle filter sees it: tokio's id, no name, the snapshot's tree.
+    pub(super) fn task(&self) -> &Task {
+        &self.task
+    }
+
+    /// Emits the `WARN` event; `every` is the snapshot interval, which the message names.
+    pub(super) fn emit(&self, every: Duration) {
+        let trace = format!("\n{}", self.task.trace.to_string().trim_end());
+        tracing::warn!(
+            target: TARGET,
+            tokio_task_id = self.task.id,
+            idle_for = ?self.waited,
+            trace = %trace,
+            "tokio task {} (not started with tasktrace::spawn) has waited at the same await \
+             points in every snapshot for {:.1?} (snapshots every {every:.1?}; a wake-up that \
+             led back to the same place in between is not seen); where it waits: the `trace` \
+             field",
+            self.task.id,
+            self.waited,
+        );
+    }
+}
+
+fn wait_point(task: &Task) -> WaitPoint {
+    WaitPoint {
+        frames: task
+            .trace
+            .walk()
+            .into_iter()
+            .map(|(depth, node)| {
+                (
+                    depth,
+                    node.frame.function.clone(),
+                    node.frame.location.clone(),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The deadlines of the timers a task waits on, from the leaves' notes
+/// (`waiting on timer, 12.5s left`, `waiting on timer, deadline passed 0.1s ago`).
+fn deadlines(task: &Task, taken: Instant) -> Vec<Instant> {
+    let secs = |s: &str| Duration::try_from_secs_f64(s.parse::<f64>().ok()?.max(0.0)).ok();
+    task.trace
+        .walk()
+        .into_iter()
+        .filter_map(|(_, node)| {
+            let timer = node
+                .frame
+                .note
+                .as_deref()?
+                .strip_prefix("waiting on timer, ")?;
+            if let Some(left) = timer.strip_suffix("s left") {
+                return Some(taken + secs(left)?);
+            }
+            let ago = timer
+                .strip_prefix("deadline passed ")?
+                .strip_suffix("s ago")?;
+            taken.checked_sub(secs(ago)?)
+        })
+        .collect()
+}
+
+/// Whether the timers `now` are the ones seen before: as many, each at the same deadline, and
+/// none of the earlier ones due by now (a timer that fired and waits again is a new one).
+fn same_timers(before: &[Instant], now: &[Instant], at: Instant, tolerance: Duration) -> bool {
+    before.len() == now.len()
+        && before.iter().zip(now).all(|(b, n)| {
+            let gap = if b > n { *b - *n } else { *n - *b };
+            *b > at && gap <= tolerance
+        })
+}
