@@ -178,7 +178,7 @@ pub async fn dump_with(options: DumpOptions) -> Dump {
         return off_worker(move || crate::snapshot::join(assemble(asked, &start, &end, deadline)))
             .await;
     }
-    off_worker(move || assemble(asked, &start, &end, deadline)).await
+    off_worker(move || registry_only(assemble(asked, &start, &end, deadline), &options)).await
 }
 
 /// Builds the dump from the answers: one `Task` per task still alive, each distinct capture
@@ -267,12 +267,24 @@ fn assemble(asked: Vec<Asked>, start: &Elapsed, end: &Elapsed, deadline: Duratio
             "{finished} task(s) finished during the dump and are left out"
         ));
     }
-    if dump.tasks.is_empty() && !cfg!(feature = "snapshot") {
-        dump.notes.push(
-            "no tasks: none was started with tasktrace::spawn or traced (the `snapshot` \
-             feature lists every tokio task)"
-                .into(),
-        );
+    dump
+}
+
+/// The registry's dump when no snapshot is joined to it: an empty one says why it is empty.
+fn registry_only(mut dump: Dump, options: &DumpOptions) -> Dump {
+    if dump.tasks.is_empty() {
+        let why = if !cfg!(feature = "snapshot") {
+            "the `snapshot` feature lists every tokio task"
+        } else if !cfg!(target_os = "linux") {
+            "the `snapshot` feature, which lists every tokio task, works on Linux only"
+        } else if !options.snapshot {
+            "DumpOptions::snapshot is off"
+        } else {
+            "no snapshot in this build"
+        };
+        dump.notes.push(format!(
+            "no tasks: none was started with tasktrace::spawn or traced ({why})"
+        ));
     }
     dump
 }
