@@ -52,3 +52,15 @@ R
 rustc --edition 2021 --crate-type lib --emit obj -C debuginfo=2 -C opt-level=0 \
     -o "$out/debuginfo/rust-types.o" "$tmp/lib.rs"
 ls -l "$out"/*
+
+# Truncated cores (cut by `ulimit -c`, a size cap or a full disk): each core seed cut inside
+# its program headers and at 40, 60 and 80 % of its size.
+for f in "$out"/core_file/*; do
+    [ -f "$f" ] || continue
+    case "$f" in *.cut-*) continue ;; esac
+    size=$(stat -c %s "$f")
+    for cut in 100 $((size * 2 / 5)) $((size * 3 / 5)) $((size * 4 / 5)); do
+        head -c "$cut" "$f" >"$f.cut-$cut"
+    done
+done
+ls -l "$out"/core_file

@@ -649,3 +649,129 @@ fn ptrace_refused_when_the_target_is_already_traced() {
     assert_clean_failure(&out, "second attach of a traced process");
     assert_running(t.pid, &t.addr, "a second refused attach");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Truncated core files.
+
+/// `(p_type, p_offset, p_filesz)` of each program header of the ELF core `bytes`.
+fn program_headers(bytes: &[u8]) -> Vec<(u32, usize, usize)> {
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+    let u16_at = |at: usize| u16::from_le_bytes(bytes[at..at + 2].try_into().unwrap()) as usize;
+    let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
+    (0..phnum)
+        .map(|i| {
+            let ph = phoff + i * phentsize;
+            let p_type = u32::from_le_bytes(bytes[ph..ph + 4].try_into().unwrap());
+            (p_type, u64_at(ph + 8), u64_at(ph + 32))
+        })
+        .collect()
+}
+
+/// A gcore of the demo target cut at several points. Inside its headers: one line, exit 1.
+/// Anywhere past them — in the heap, in the thread stacks, in the notes (gcore writes them
+/// after the memory) — it reads: the first note says how much is there, and every task it
+/// lists is the full core's task with the same tree.
+#[test]
+fn truncated_cores_read_what_is_there() {
+    let t = Demo::start(&[]);
+    let dir = std::env::temp_dir().join(format!("tasktrace-truncated-{}", std::process::id()));
+    let Some(core) = gcore(&t, &dir) else { return };
+    t.assert_running("gcore");
+    let bytes = std::fs::read(&core).expect("the core");
+    let full = json_dump(&support::tasktrace(&[
+        "core", &core, "--exe", TARGET, "--json",
+    ]));
+    assert!(has_foo(&full), "{full}");
+    let cut = |at: usize| {
+        let path = dir.join(format!("cut-{at}"));
+        std::fs::write(&path, &bytes[..at]).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+
+    // The ELF header, the program header table.
+    let phdrs_end = 64 + program_headers(&bytes).len() * 56;
+    for at in [10, 64 + 20, phdrs_end - 1] {
+        let out = support::tasktrace(&["core", &cut(at), "--exe", TARGET]);
+        let err = assert_clean_failure(&out, &format!("cut at {at}"));
+        assert!(
+            err.contains("truncated core file") && err.contains(&format!("ends at byte {at}")),
+            "cut at {at}: {err}"
+        );
+    }
+
+    let (_, notes_at, notes_len) = *program_headers(&bytes)
+        .iter()
+        .find(|p| p.0 == 4)
+        .expect("a PT_NOTE segment");
+    let last_load = program_headers(&bytes)
+        .iter()
+        .filter(|p| p.0 == 1 && p.2 > 0)
+        .map(|p| p.1 + p.2 / 2)
+        .max()
+        .unwrap();
+    let n = bytes.len();
+    let points = [
+        ("40 %", n * 2 / 5, false),
+        ("60 %", n * 3 / 5, false),
+        ("80 %", n * 4 / 5, true),
+        ("inside the last memory segment", last_load, true),
+        ("inside the notes", notes_at + notes_len / 2, true),
+    ];
+    for (what, at, all_there) in points {
+        if at >= n {
+            continue;
+        }
+        let out = support::tasktrace(&["core", &cut(at), "--exe", TARGET, "--json"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{what} (byte {at}): {err}");
+        let d = json_dump(&out);
+        let first = d.notes.first().map(String::as_str).unwrap_or("");
+        assert!(
+            first.starts_with(&format!("truncated core: {at} of ")),
+            "{what}: {:?}",
+            d.notes
+        );
+        assert!(has_foo(&d), "{what}: {d}");
+        for task in &d.tasks {
+            let Some(same) = full.tasks.iter().find(|f| f.id == task.id) else {
+                // The scan also finds the blocking pool's tasks, which no owned list holds.
+                assert!(
+                    task.trace.to_string().contains("BlockingTask"),
+                    "{what}: {task:?}"
+                );
+                continue;
+            };
+            let (ours, theirs) = (task.trace.to_string(), same.trace.to_string());
+            if ours != theirs {
+                // Cut short where its memory is missing: the same tree down to a frame marked
+                // unreadable, and the dump says it is partial.
+                let lines: Vec<&str> = ours.lines().collect();
+                let (last, above) = lines.split_last().unwrap();
+                assert!(
+                    last.contains("[unreadable: cannot read"),
+                    "{what}: {ours}\n{theirs}"
+                );
+                assert!(
+                    theirs.starts_with(&above.join("\n")),
+                    "{what}: {ours}\n{theirs}"
+                );
+                assert!(is_partial(&d), "{what}: {:?}", d.notes);
+            }
+        }
+        let missing = full
+            .tasks
+            .iter()
+            .filter(|f| !d.tasks.iter().any(|t| t.id == f.id))
+            .count();
+        if all_there {
+            assert_eq!(missing, 0, "{what}: {d}");
+        } else if missing > 0 {
+            assert!(is_partial(&d), "{what}: {missing} missing: {:?}", d.notes);
+        }
+        eprintln!(
+            "truncated {what} (byte {at} of {n}): {} tasks, {missing} of the full read's missing",
+            d.tasks.len()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

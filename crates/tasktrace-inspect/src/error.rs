@@ -30,8 +30,17 @@ pub enum Error {
         /// `Type.member` that is missing.
         missing: String,
     },
-    /// The core file is truncated or malformed.
+    /// The core file is malformed.
     CorruptCore(String),
+    /// The core file ends inside its headers: nothing of it can be read.
+    TruncatedCore {
+        /// The core file.
+        path: String,
+        /// Its size: where it was cut.
+        size: u64,
+        /// The part it ends in (`ELF header`, `program headers`, `notes`).
+        within: &'static str,
+    },
     /// A deadline passed.
     Timeout(String),
     /// Reading target memory failed.
@@ -75,6 +84,11 @@ impl fmt::Display for Error {
                 write!(f, "unsupported tokio {version}: missing {missing}")
             }
             Error::CorruptCore(why) => write!(f, "corrupt core file: {why}"),
+            Error::TruncatedCore { path, size, within } => write!(
+                f,
+                "truncated core file {path}: it ends at byte {size}, inside its {within}; \
+                 nothing can be read (was the dump cut by `ulimit -c` or a full disk?)"
+            ),
             Error::Timeout(what) => write!(f, "timed out: {what}"),
             Error::Memory(addr, len) => {
                 write!(f, "cannot read {len} bytes of target memory at {addr:#x}")

@@ -241,11 +241,61 @@ fn rename_path(e: Error, from: &str, to: &str) -> Error {
 /// Reads every task from the core file `core` of the executable `exe`.
 pub fn core(core: &str, exe: &str, opts: &Options) -> Result<Dump> {
     let info = debuginfo::DebugInfo::load_with(exe, exe, opts.debuginfo.as_deref())?;
-    let file = target::core::CoreFile::open(core)?;
-    check_core_matches(&file, &info, core, exe)?;
-    let dump = read(&file, &info, opts);
+    let mut file = target::core::CoreFile::open(core)?;
+    let mut truncated = file.truncation().map(|(present, expected)| {
+        format!(
+            "truncated core: {present} of {expected} bytes present ({:.0} %); what was in the \
+             missing part cannot be read",
+            present as f64 * 100.0 / expected as f64
+        )
+    });
+    if file.threads_from_memory() {
+        use target::Target;
+        if let Some(&(vaddr, _, len)) = info.loads.iter().find(|l| l.1 == 0) {
+            let n = (len.min(4096) as usize).min(info.file_data.len());
+            file.place_image(&info.file_data[..n], vaddr, info.entry);
+        }
+        if let Some(note) = &mut truncated {
+            note.push_str(&format!(
+                "; its notes were cut off: {} thread(s) found by their control blocks in \
+                 memory, without registers (no native stacks)",
+                file.threads().len()
+            ));
+        }
+    }
+    let dump = check_core_matches(&file, &info, core, exe).and_then(|()| read(&file, &info, opts));
     free_in_background(info);
-    dump
+    match (dump, truncated) {
+        (Ok(mut dump), Some(note)) => {
+            let cut_short = dump
+                .tasks
+                .iter()
+                .filter(|t| {
+                    t.error.is_some()
+                        || t.trace.walk().iter().any(|(_, n)| {
+                            n.frame
+                                .note
+                                .as_deref()
+                                .is_some_and(|n| n.starts_with("unreadable"))
+                        })
+                })
+                .count();
+            if cut_short > 0 {
+                dump.notes.insert(
+                    0,
+                    format!(
+                        "partial: {cut_short} task(s) with memory in the missing part (their \
+                         trees stop at an unreadable frame)"
+                    ),
+                );
+            }
+            dump.notes.insert(0, note);
+            Ok(dump)
+        }
+        // What failed was most likely in the part that is missing: say that first.
+        (Err(e), Some(note)) => Err(Error::Other(format!("{note}: {e}"))),
+        (dump, None) => dump,
+    }
 }
 
 /// Checks that `exe` is the executable that dumped `core`: the first page of its image, as
@@ -322,7 +372,10 @@ fn read_phased(
             }
         }
     }
-    if runtimes.is_empty() {
+    // A truncated core may have lost the way to its tasks (threads, runtime, list links)
+    // but not the tasks: they are looked for in the memory that is there.
+    let scan = t.memory_to_scan();
+    if runtimes.is_empty() && scan.is_empty() {
         return Err(Error::NoRuntime(
             "no thread has a runtime handle in tokio's CONTEXT (has the runtime started?)".into(),
         ));
@@ -331,10 +384,43 @@ fn read_phased(
     let mut notes = Vec::new();
     for rt in &runtimes {
         let left = opts.max_tasks.saturating_sub(raw.len());
-        let (mut tasks, n) = tk.tasks(rt, left)?;
+        let (mut tasks, n) = match tk.tasks(rt, left) {
+            Ok(found) => found,
+            Err(e) if !scan.is_empty() => (
+                Vec::new(),
+                vec![format!(
+                    "partial: the runtime's task lists are unreadable: {e}"
+                )],
+            ),
+            Err(e) => return Err(e),
+        };
         raw.append(&mut tasks);
         notes.extend(n);
     }
+    let lists_cut = runtimes.is_empty() || notes.iter().any(|n| n.starts_with("partial:"));
+    if !scan.is_empty() && lists_cut {
+        let known: std::collections::HashSet<u64> = raw.iter().map(|t| t.header).collect();
+        let left = opts.max_tasks.saturating_sub(raw.len());
+        let mut found = tk.scan_tasks(&scan, &known, left);
+        if runtimes.is_empty() && found.is_empty() {
+            return Err(Error::NoRuntime(
+                "no thread has a runtime handle in tokio's CONTEXT, and no task header is in \
+                 the memory present"
+                    .into(),
+            ));
+        }
+        notes.push(format!(
+            "{} task(s) found by scanning the memory present for task headers{}",
+            found.len(),
+            if runtimes.is_empty() {
+                " (no runtime reachable: the threads are in the missing part)"
+            } else {
+                ""
+            }
+        ));
+        raw.append(&mut found);
+    }
+    drop(scan);
     if runtimes.len() > 1 {
         notes.push(format!("{} runtimes", runtimes.len()));
     }

@@ -413,8 +413,6 @@ impl<'r, 'a> Tokio<'r, 'a> {
 
     /// Every task in linked lists starting at `heads` (owned lists: `Trailer.owned` links).
     pub fn walk_lists(&self, heads: &[u64], limit: usize) -> Result<(Vec<RawTask>, Vec<String>)> {
-        let r = self.r;
-        let lay = &self.layout;
         let mut notes = Vec::new();
         let mut seen = HashSet::new();
         let mut out = Vec::new();
@@ -434,19 +432,8 @@ impl<'r, 'a> Tokio<'r, 'a> {
                 }
                 // Target memory is untrusted: an unreadable task or link (a dangling pointer,
                 // memory gone mid-walk) ends this list, and the dump says so.
-                let links = (|| {
-                    let vtable = r.u64(cur.wrapping_add(lay.header_vtable))?;
-                    let state = r.u64(cur.wrapping_add(lay.header_state))?;
-                    let id_at = r.u64(vtable.wrapping_add(lay.vtable_id_offset))?;
-                    let id = r.u64(cur.wrapping_add(id_at))?;
-                    let trailer_at = r.u64(vtable.wrapping_add(lay.vtable_trailer_offset))?;
-                    let poll = r.u64(vtable.wrapping_add(lay.vtable_poll))?;
-                    let next =
-                        r.u64(cur.wrapping_add(trailer_at).wrapping_add(lay.trailer_next))?;
-                    Ok::<_, Error>((state, id, poll, next))
-                })();
-                let (state, id, poll, next) = match links {
-                    Ok(l) => l,
+                let (task, next) = match self.task_at(cur) {
+                    Ok(t) => t,
                     Err(e) => {
                         notes.push(format!(
                             "partial: owned task list {i}: the task at {cur:#x} is unreadable \
@@ -455,24 +442,105 @@ impl<'r, 'a> Tokio<'r, 'a> {
                         break;
                     }
                 };
-                let mut task = RawTask {
-                    header: cur,
-                    id,
-                    running: state & RUNNING != 0,
-                    notified: state & NOTIFIED != 0,
-                    complete: state & COMPLETE != 0,
-                    future: None,
-                    error: None,
-                };
-                match self.future_of(cur, poll) {
-                    Ok(f) => task.future = f,
-                    Err(e) => task.error = Some(e.to_string()),
-                }
                 out.push(task);
                 cur = next;
             }
         }
         Ok((out, notes))
+    }
+
+    /// The task whose header is at `header`, and the next task of its owned list.
+    fn task_at(&self, header: u64) -> Result<(RawTask, u64)> {
+        let r = self.r;
+        let lay = &self.layout;
+        let vtable = r.u64(header.wrapping_add(lay.header_vtable))?;
+        let state = r.u64(header.wrapping_add(lay.header_state))?;
+        let id_at = r.u64(vtable.wrapping_add(lay.vtable_id_offset))?;
+        let id = r.u64(header.wrapping_add(id_at))?;
+        let trailer_at = r.u64(vtable.wrapping_add(lay.vtable_trailer_offset))?;
+        let poll = r.u64(vtable.wrapping_add(lay.vtable_poll))?;
+        let next = r.u64(
+            header
+                .wrapping_add(trailer_at)
+                .wrapping_add(lay.trailer_next),
+        )?;
+        let mut task = RawTask {
+            header,
+            id,
+            running: state & RUNNING != 0,
+            notified: state & NOTIFIED != 0,
+            complete: state & COMPLETE != 0,
+            future: None,
+            error: None,
+        };
+        match self.future_of(header, poll) {
+            Ok(f) => task.future = f,
+            Err(e) => task.error = Some(e.to_string()),
+        }
+        Ok((task, next))
+    }
+
+    /// Every task found by scanning `memory` for task headers: for a core whose way to the
+    /// runtime (threads, their TLS, the runtime's lists) is in a part cut off. The
+    /// executable's read-only memory gives the task vtables (their `poll` is one of tokio's
+    /// `raw::poll` instances); a word of writable memory pointing at one of them, where a
+    /// header has its vtable, is a task header if its state holds a reference and its id is
+    /// readable. Tasks already in `known` are skipped.
+    pub fn scan_tasks(
+        &self,
+        memory: &[crate::target::MemoryRange<'_>],
+        known: &HashSet<u64>,
+        limit: usize,
+    ) -> Vec<RawTask> {
+        let r = self.r;
+        let lay = &self.layout;
+        let polls: HashSet<u64> = r
+            .info
+            .subprograms()
+            .filter(|(_, sp)| sp.name.starts_with("tokio::runtime::task::raw::poll"))
+            .map(|(pc, _)| pc.wrapping_add(r.bias))
+            .collect();
+        if polls.is_empty() {
+            return Vec::new();
+        }
+        let vtables: HashSet<u64> = memory
+            .iter()
+            .filter(|m| !m.writable && m.addr % 8 == 0)
+            .flat_map(|m| words(m))
+            .filter(|(_, w)| polls.contains(w))
+            .map(|(at, _)| at.wrapping_sub(lay.vtable_poll))
+            .collect();
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for (at, w) in memory
+            .iter()
+            .filter(|m| m.writable && m.addr % 8 == 0)
+            .flat_map(|m| words(m))
+        {
+            if out.len() >= limit {
+                break;
+            }
+            if !vtables.contains(&w) {
+                continue;
+            }
+            let header = at.wrapping_sub(lay.header_vtable);
+            if known.contains(&header) || !seen.insert(header) {
+                continue;
+            }
+            // A live task holds at least one reference (the owned list's); the count is the
+            // state's bits above the six flags.
+            let refs = r.u64(header.wrapping_add(lay.header_state)).unwrap_or(0) >> 6;
+            if refs == 0 || refs > 1 << 24 {
+                continue;
+            }
+            if let Ok((task, _)) = self.task_at(header) {
+                if task.id != 0 {
+                    out.push(task);
+                }
+            }
+        }
+        out.sort_by_key(|t| t.id);
+        out
     }
 
     /// The root future of the task at `header`, whose vtable's poll is at `poll`.
@@ -833,5 +901,15 @@ pub fn leaf_kind(name: &str) -> Option<LeafKind> {
         }
         g if g.starts_with("tokio::io::util::") || g.starts_with("tokio::net::") => LeafKind::Io,
         _ => return None,
+    })
+}
+
+/// The 8-byte words of `m`, with their addresses (`m.addr` is 8-aligned).
+fn words<'a>(m: &crate::target::MemoryRange<'a>) -> impl Iterator<Item = (u64, u64)> + 'a {
+    let base = m.addr;
+    m.bytes.chunks_exact(8).enumerate().map(move |(i, w)| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(w);
+        (base + i as u64 * 8, u64::from_le_bytes(word))
     })
 }

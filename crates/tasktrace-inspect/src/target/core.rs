@@ -9,13 +9,25 @@
 //!   x86-64 `user_regs_struct`, whose `fs_base` (at +168) is the thread pointer.
 //! - `NT_AUXV`: the auxiliary vector, for `AT_ENTRY` (the relocation bias of a PIE).
 //!
+//! A core may be cut short (`ulimit -c`, systemd-coredump's size caps, a full disk): the
+//! segments that run past the end of the file keep the bytes that are there, and a read of
+//! the missing part fails like a read of unmapped memory ([`CoreFile::truncation`] says how
+//! much is missing). A core cut inside its ELF header or program headers, or inside notes
+//! that come before all its memory (the kernel's layout), has nothing that can be read:
+//! [`Error::TruncatedCore`]. gcore writes its notes *after* the memory, so a cut gcore core
+//! has memory but no threads, registers, auxv or file list: the threads are then found by
+//! their thread control blocks (glibc's `tcbhead_t` starts with two pointers to itself, at 0
+//! and 16, and the thread pointer `fs_base` points at it), without registers, and the
+//! executable's load address by its first page ([`CoreFile::place_image`]). Section headers
+//! (gcore writes them last) are not used.
+//!
 //! Everything in the file is untrusted: every offset and length is checked, and a malformed
 //! core gives [`Error::CorruptCore`], never a panic.
 
 use super::{auxv_entry, Registers, Target, Thread};
 use crate::error::{Error, Result};
 use object::elf;
-use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
+use object::read::elf::{FileHeader, ProgramHeader};
 use object::Endianness;
 
 /// `pr_reg` in `struct elf_prstatus` on x86-64.
@@ -26,14 +38,21 @@ const PRSTATUS_PID: usize = 32;
 const REGS_FS_BASE: usize = 168;
 
 /// One `PT_LOAD` segment: `[vaddr, vaddr + memsz)`, of which the first `filesz` bytes are
-/// at `offset` in the core.
+/// at `offset` in the core; of those, the first `present` are in the file (fewer when the
+/// core is truncated).
 #[derive(Clone, Copy, Debug)]
 struct Segment {
     vaddr: u64,
     memsz: u64,
     offset: u64,
     filesz: u64,
+    present: u64,
+    writable: bool,
 }
+
+/// `tid` in glibc's `struct pthread` on x86-64 (2.26 and later), read only for threads found
+/// by their control blocks in a core whose notes were cut off.
+const PTHREAD_TID: u64 = 0x2d0;
 
 /// One `NT_FILE` entry: `[start, end)` maps `path` from byte `offset`.
 #[derive(Clone, Debug)]
@@ -52,6 +71,10 @@ pub struct CoreFile {
     threads: Vec<Thread>,
     regs: Vec<(i32, Registers)>,
     entry: Option<u64>,
+    /// The size the core should have (the end of its last segment), when the file is shorter.
+    expected_size: Option<u64>,
+    /// Whether the notes were cut off and the threads found in memory instead.
+    threads_from_memory: bool,
 }
 
 impl CoreFile {
@@ -64,15 +87,23 @@ impl CoreFile {
     /// Indexes the bytes of a core file; `path` only names it in errors.
     pub fn parse(data: Vec<u8>, path: &str) -> Result<CoreFile> {
         let corrupt = |why: &str| Error::CorruptCore(format!("{path}: {why}"));
-        let file = ElfFile64::<Endianness>::parse(&*data).map_err(|_| {
-            if data.starts_with(b"\x7fELF") {
-                corrupt("malformed ELF headers")
-            } else {
-                Error::NotElf(path.to_string())
-            }
-        })?;
-        let header = file.elf_header();
-        let endian = file.endian();
+        let size = data.len() as u64;
+        let cut = |within: &'static str| Error::TruncatedCore {
+            path: path.to_string(),
+            size,
+            within,
+        };
+        if !data.starts_with(b"\x7fELF") {
+            return Err(Error::NotElf(path.to_string()));
+        }
+        if data.len() < std::mem::size_of::<elf::FileHeader64<Endianness>>() {
+            return Err(cut("ELF header"));
+        }
+        let header = elf::FileHeader64::<Endianness>::parse(&*data)
+            .map_err(|_| corrupt("malformed ELF header (not a 64-bit ELF file?)"))?;
+        let endian = header
+            .endian()
+            .map_err(|_| corrupt("malformed ELF header (unknown byte order)"))?;
         if header.e_type(endian) != elf::ET_CORE {
             return Err(corrupt(
                 "an ELF file, but not a core file (e_type is not ET_CORE)",
@@ -88,22 +119,30 @@ impl CoreFile {
         let mut regs = Vec::new();
         let mut mappings = Vec::new();
         let mut entry = None;
-        for ph in file.elf_program_headers() {
+        let table_end = header.e_phoff(endian).saturating_add(
+            u64::from(header.e_phnum(endian)) * u64::from(header.e_phentsize(endian)),
+        );
+        if table_end > size {
+            return Err(cut("program headers"));
+        }
+        let program_headers = header
+            .program_headers(endian, &*data)
+            .map_err(|_| corrupt("malformed program header table"))?;
+        let mut expected = size;
+        let mut notes_cut = false;
+        for ph in program_headers {
+            let (offset, filesz) = (ph.p_offset(endian), ph.p_filesz(endian));
+            expected = expected.max(offset.saturating_add(filesz));
             match ph.p_type(endian) {
-                elf::PT_LOAD => {
-                    let seg = Segment {
-                        vaddr: ph.p_vaddr(endian),
-                        memsz: ph.p_memsz(endian),
-                        offset: ph.p_offset(endian),
-                        filesz: ph.p_filesz(endian),
-                    };
-                    if seg.offset.saturating_add(seg.filesz) > data.len() as u64 {
-                        return Err(corrupt(
-                            "a PT_LOAD segment runs past the end (truncated core?)",
-                        ));
-                    }
-                    segments.push(seg);
-                }
+                elf::PT_LOAD => segments.push(Segment {
+                    vaddr: ph.p_vaddr(endian),
+                    memsz: ph.p_memsz(endian),
+                    offset,
+                    filesz,
+                    present: filesz.min(size.saturating_sub(offset)),
+                    writable: ph.p_flags(endian).0 & elf::PF_W.0 != 0,
+                }),
+                elf::PT_NOTE if offset.saturating_add(filesz) > size => notes_cut = true,
                 elf::PT_NOTE => {
                     let notes = ph
                         .notes(endian, &*data)
@@ -133,21 +172,94 @@ impl CoreFile {
                 _ => {}
             }
         }
+        if notes_cut && segments.iter().all(|s| s.present == 0) {
+            return Err(cut("notes"));
+        }
         if segments.is_empty() {
             return Err(corrupt("no PT_LOAD segments (no memory in the core)"));
         }
-        if threads.is_empty() {
-            return Err(corrupt("no NT_PRSTATUS notes (no threads in the core)"));
-        }
         segments.sort_by_key(|s| s.vaddr);
-        Ok(CoreFile {
+        let mut core = CoreFile {
             data,
             segments,
             mappings,
             threads,
             regs,
             entry,
-        })
+            expected_size: (expected > size).then_some(expected),
+            threads_from_memory: false,
+        };
+        if core.threads.is_empty() && notes_cut {
+            core.threads = core.threads_in_memory();
+            core.threads_from_memory = true;
+        }
+        if core.threads.is_empty() && !notes_cut {
+            return Err(corrupt("no NT_PRSTATUS notes (no threads in the core)"));
+        }
+        Ok(core)
+    }
+
+    /// Threads found by their control blocks in the writable memory present: an 8-aligned
+    /// address `a` holding `a` at `a` and at `a + 16` is glibc's `tcbhead_t` (`tcb`, `self`),
+    /// and `a` is the thread's `fs_base`.
+    fn threads_in_memory(&self) -> Vec<Thread> {
+        let mut out = Vec::new();
+        for seg in self.segments.iter().filter(|s| s.writable) {
+            let Some(bytes) = self
+                .data
+                .get(seg.offset as usize..(seg.offset + seg.present) as usize)
+            else {
+                continue;
+            };
+            let word = |at: usize| -> Option<u64> {
+                Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+            };
+            for at in (0..bytes.len().saturating_sub(24)).step_by(8) {
+                let addr = seg.vaddr + at as u64;
+                if word(at) == Some(addr) && word(at + 16) == Some(addr) {
+                    let mut tid = [0u8; 4];
+                    let tid = if self.read_into(addr + PTHREAD_TID, &mut tid) {
+                        i32::from_le_bytes(tid).max(0)
+                    } else {
+                        0
+                    };
+                    out.push(Thread { tid, fs_base: addr });
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether the threads were found in memory, the notes being cut off (no registers then).
+    pub fn threads_from_memory(&self) -> bool {
+        self.threads_from_memory
+    }
+
+    /// Where the executable is loaded, when the core has no `NT_AUXV` (its notes cut off):
+    /// the segment that starts with the executable's first bytes `first_page`, which it maps at
+    /// `image_vaddr` (its link-time address), gives the bias; the entry point `entry` moved by
+    /// it is then what [`Target::at_entry`] says. False if no segment starts with those bytes.
+    pub fn place_image(&mut self, first_page: &[u8], image_vaddr: u64, entry: u64) -> bool {
+        let found = self.segments.iter().find(|s| {
+            s.present >= first_page.len() as u64
+                && self
+                    .data
+                    .get(s.offset as usize..s.offset as usize + first_page.len())
+                    == Some(first_page)
+        });
+        match found {
+            Some(seg) => {
+                self.entry = Some(entry.wrapping_add(seg.vaddr.wrapping_sub(image_vaddr)));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `(present, expected)` bytes when the core is truncated: its segments run past the end.
+    pub fn truncation(&self) -> Option<(u64, u64)> {
+        self.expected_size
+            .map(|expected| (self.data.len() as u64, expected))
     }
 
     /// Copies what the core holds of `[addr, addr + buf.len())` into `buf`, reading left-out
@@ -165,11 +277,15 @@ impl CoreFile {
                 return false;
             }
             let want = (buf.len() - done) as u64;
-            let n = if rel < seg.filesz {
-                let n = want.min(seg.filesz - rel);
+            let n = if rel < seg.present {
+                let n = want.min(seg.present - rel);
                 let start = (seg.offset + rel) as usize;
                 buf[done..done + n as usize].copy_from_slice(&self.data[start..start + n as usize]);
                 n
+            } else if rel < seg.filesz {
+                // Cut off the end of a truncated core: not in the file, and the mapped file
+                // (if any) may differ from what the process had.
+                return false;
             } else {
                 let n = want.min(seg.memsz - rel);
                 if !self.read_mapped_file(at, &mut buf[done..done + n as usize]) {
@@ -268,6 +384,23 @@ impl Target for CoreFile {
         self.regs.iter().find(|r| r.0 == tid).map(|r| r.1)
     }
 
+    fn memory_to_scan(&self) -> Vec<super::MemoryRange<'_>> {
+        self.segments
+            .iter()
+            .filter_map(|s| {
+                let start = usize::try_from(s.offset).ok()?;
+                let bytes = self
+                    .data
+                    .get(start..start.checked_add(s.present as usize)?)?;
+                Some(super::MemoryRange {
+                    addr: s.vaddr,
+                    bytes,
+                    writable: s.writable,
+                })
+            })
+            .collect()
+    }
+
     fn mapped_files(&self) -> Vec<super::MappedFile> {
         self.mappings
             .iter()
@@ -294,11 +427,89 @@ mod tests {
     }
 
     #[test]
-    fn truncated_elf_is_corrupt() {
+    fn elf_header_cut_is_a_truncated_core() {
         let err = CoreFile::parse(b"\x7fELF\x02\x01\x01".to_vec(), "x.core")
             .err()
             .expect("rejected");
-        assert!(matches!(err, Error::CorruptCore(_)), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::TruncatedCore {
+                    size: 7,
+                    within: "ELF header",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("ends at byte 7"), "{err}");
+    }
+
+    /// A core laid out as the kernel writes it: header, program headers, notes, then memory.
+    fn kernel_layout_core(note_len: u64, mem_len: u64) -> Vec<u8> {
+        let mut d = vec![0u8; 64];
+        d[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
+        d[16..18].copy_from_slice(&4u16.to_le_bytes()); // ET_CORE
+        d[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+        d[20..24].copy_from_slice(&1u32.to_le_bytes());
+        d[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+        d[52..54].copy_from_slice(&64u16.to_le_bytes());
+        d[54..56].copy_from_slice(&56u16.to_le_bytes());
+        d[56..58].copy_from_slice(&2u16.to_le_bytes());
+        let notes_at = 64 + 2 * 56;
+        let phdr = |p_type: u32, flags: u32, offset: u64, vaddr: u64, len: u64| {
+            let mut p = Vec::new();
+            p.extend_from_slice(&p_type.to_le_bytes());
+            p.extend_from_slice(&flags.to_le_bytes());
+            for w in [offset, vaddr, 0, len, len, 1] {
+                p.extend_from_slice(&w.to_le_bytes());
+            }
+            p
+        };
+        d.extend(phdr(elf::PT_NOTE.0, 4, notes_at, 0, note_len));
+        d.extend(phdr(
+            elf::PT_LOAD.0,
+            6,
+            notes_at + note_len,
+            0x10000,
+            mem_len,
+        ));
+        // One NT_PRSTATUS note filling the segment ("CORE", then the registers, all zero).
+        d.extend_from_slice(&5u32.to_le_bytes());
+        d.extend_from_slice(&(note_len as u32 - 20).to_le_bytes());
+        d.extend_from_slice(&1u32.to_le_bytes());
+        d.extend_from_slice(b"CORE\0\0\0\0");
+        d.resize((notes_at + note_len + mem_len) as usize, 0);
+        d
+    }
+
+    #[test]
+    fn cut_inside_the_headers_or_leading_notes_reads_nothing() {
+        let whole = kernel_layout_core(20 + 336, 4096);
+        let within = |at: usize| match CoreFile::parse(whole[..at].to_vec(), "k.core") {
+            Err(Error::TruncatedCore { size, within, .. }) => {
+                assert_eq!(size, at as u64);
+                within
+            }
+            Err(e) => panic!("cut at {at}: {e}"),
+            Ok(_) => panic!("cut at {at}: read"),
+        };
+        assert_eq!(within(40), "ELF header");
+        assert_eq!(within(64 + 56), "program headers");
+        assert_eq!(within(64 + 112 + 10), "notes");
+        // Cut in the memory: what is there reads, the rest fails like unmapped memory.
+        let core = CoreFile::parse(whole[..whole.len() - 1000].to_vec(), "k.core")
+            .expect("memory cut: still a core");
+        assert_eq!(
+            core.truncation(),
+            Some((whole.len() as u64 - 1000, whole.len() as u64))
+        );
+        let mut buf = [0u8; 8];
+        assert!(core.read(0x10000, &mut buf).is_ok());
+        assert!(
+            core.read(0x10000 + 4000, &mut buf).is_err(),
+            "in the cut part"
+        );
     }
 
     #[test]
@@ -333,6 +544,8 @@ mod tests {
                 memsz: 0x1000,
                 offset: 0,
                 filesz: 0,
+                present: 0,
+                writable: false,
             }],
             mappings: vec![Mapping {
                 start: 0x1000,
@@ -343,6 +556,8 @@ mod tests {
             threads: Vec::new(),
             regs: Vec::new(),
             entry: None,
+            expected_size: None,
+            threads_from_memory: false,
         }
     }
 

@@ -97,6 +97,23 @@ pub trait Target {
     fn mapped_files(&self) -> Vec<MappedFile> {
         Vec::new()
     }
+    /// The memory a scan may look through, where the target holds it as bytes (a core file):
+    /// how a truncated core's tasks are found when the way to them is cut off. Live targets
+    /// give none (a scan of a live process would be slow and racy).
+    fn memory_to_scan(&self) -> Vec<MemoryRange<'_>> {
+        Vec::new()
+    }
+}
+
+/// Bytes of target memory at `addr` ([`Target::memory_to_scan`]).
+#[derive(Clone, Copy, Debug)]
+pub struct MemoryRange<'a> {
+    /// Where they are in the target.
+    pub addr: u64,
+    /// The bytes.
+    pub bytes: &'a [u8],
+    /// Mapped writable (heap, stacks) rather than read-only (code, constants).
+    pub writable: bool,
 }
 
 /// Finds `AT_ENTRY` (9) in a raw auxiliary vector.
