@@ -256,11 +256,15 @@ pub fn core(core: &str, exe: &str, opts: &Options) -> Result<Dump> {
             file.place_image(&info.file_data[..n], vaddr, info.entry);
         }
         if let Some(note) = &mut truncated {
-            note.push_str(&format!(
-                "; its notes were cut off: {} thread(s) found by their control blocks in \
-                 memory, without registers (no native stacks)",
-                file.threads().len()
-            ));
+            note.push_str(&match file.threads().len() {
+                0 => "; its notes (threads, registers) were cut off, and no thread's control \
+                      block is in the memory present"
+                    .to_string(),
+                n => format!(
+                    "; its notes were cut off: {n} thread(s) found by their control blocks in \
+                     memory, without registers (no native stacks)"
+                ),
+            });
         }
     }
     let dump = check_core_matches(&file, &info, core, exe).and_then(|()| read(&file, &info, opts));
