@@ -413,15 +413,19 @@ fn read_phased(
                     .into(),
             ));
         }
-        notes.push(format!(
-            "{} task(s) found by scanning the memory present for task headers{}",
-            found.len(),
-            if runtimes.is_empty() {
-                " (no runtime reachable: the threads are in the missing part)"
-            } else {
-                ""
-            }
-        ));
+        notes.push(if runtimes.is_empty() {
+            format!(
+                "partial: {} task(s) found by scanning the memory present for task headers (no \
+                 runtime is reachable: its threads are in the missing part); a task whose \
+                 header is in the missing part is not listed",
+                found.len()
+            )
+        } else {
+            format!(
+                "{} more task(s) found by scanning the memory present for task headers",
+                found.len()
+            )
+        });
         raw.append(&mut found);
     }
     drop(scan);
