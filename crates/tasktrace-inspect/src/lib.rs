@@ -593,3 +593,8 @@ fn read_phased(
     }
     Ok(dump)
 }
+
+/// The README's examples, compiled (and run) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

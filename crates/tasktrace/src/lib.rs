@@ -73,3 +73,8 @@ pub use watchdog::watchdog;
 
 /// The plain data model shared with the out-of-process reader (frames, trees, dumps).
 pub use tasktrace_model as model;
+
+/// The README's examples, compiled (and run) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
