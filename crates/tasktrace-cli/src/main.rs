@@ -175,12 +175,62 @@ impl Drop for DemoChild {
     }
 }
 
+/// Under `cargo run --bin tasktrace` only `tasktrace` is built: builds the demo target beside
+/// it, with the same profile, in the same target directory. Nothing happens outside cargo.
+fn build_demo_target(me: &std::path::Path) -> Result<(), String> {
+    let (Some(cargo), Some(manifest)) = (
+        std::env::var_os("CARGO"),
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(|d| std::path::PathBuf::from(d).join("Cargo.toml")),
+    ) else {
+        return Ok(());
+    };
+    let ours = std::fs::read_to_string(&manifest)
+        .is_ok_and(|m| m.contains("name = \"tasktrace-demo-target\""));
+    let (Some(profile_dir), true) = (me.parent(), ours) else {
+        return Ok(());
+    };
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args(["--bin", "tasktrace-demo-target"]);
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => {}
+        Some("release") => {
+            cmd.arg("--release");
+        }
+        Some(other) => {
+            cmd.args(["--profile", other]);
+        }
+        None => return Ok(()),
+    }
+    if let Some(target_dir) = profile_dir.parent() {
+        cmd.arg("--target-dir").arg(target_dir);
+    }
+    eprintln!(
+        "tasktrace demo: building the demo target (`cargo build --bin tasktrace-demo-target`)"
+    );
+    let status = cmd
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run cargo to build the demo target: {e}"))?;
+    if !status.success() {
+        return Err(format!("building the demo target failed ({status})"));
+    }
+    Ok(())
+}
+
 fn demo(timeout: Duration, threads: bool) -> Result<Dump, String> {
     let me = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let target = me.with_file_name("tasktrace-demo-target");
     if !target.exists() {
+        build_demo_target(&me)?;
+    }
+    if !target.exists() {
         return Err(format!(
-            "the demo target is missing: {} (build it with `cargo build -p tasktrace-cli`)",
+            "the demo target is missing: {} (build it with `cargo build -p tasktrace-cli`; \
+             `cargo install` installs it beside `tasktrace`)",
             target.display()
         ));
     }
