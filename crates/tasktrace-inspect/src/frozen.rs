@@ -35,6 +35,11 @@ impl Target for FrozenChild {
     fn is_live(&self) -> bool {
         true
     }
+    fn proc_pid(&self) -> Option<i32> {
+        // The copy closed its descriptors; the reading process is the one copied, and its
+        // descriptors are the ones the copy's memory names.
+        Some(std::process::id() as i32)
+    }
 }
 
 /// Reads every task of the runtimes at `opts.runtime_handles` in the stopped copy `pid` of

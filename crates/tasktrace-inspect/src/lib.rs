@@ -24,6 +24,7 @@ pub mod decode;
 mod error;
 pub mod frozen;
 pub mod snapshot;
+pub mod sockets;
 pub mod target;
 pub mod threads;
 pub mod tokio;

@@ -52,6 +52,7 @@ pub struct Snapshot<S: Source> {
     regs: Vec<(i32, Option<Registers>, Option<String>)>,
     entry: Option<u64>,
     live: bool,
+    proc_pid: Option<i32>,
     maps: Vec<MappedFile>,
     pages: RefCell<HashMap<u64, Option<Box<[u8]>>>>,
     resumed: Cell<bool>,
@@ -72,6 +73,7 @@ impl<S: Source> Snapshot<S> {
             regs,
             entry: t.at_entry(),
             live: t.is_live(),
+            proc_pid: t.proc_pid(),
             maps: t.mapped_files(),
             pages: RefCell::new(HashMap::new()),
             resumed: Cell::new(false),
@@ -156,6 +158,10 @@ impl<S: Source> Target for Snapshot<S> {
 
     fn is_live(&self) -> bool {
         self.live
+    }
+
+    fn proc_pid(&self) -> Option<i32> {
+        self.proc_pid
     }
 
     fn registers(&self, tid: i32) -> Option<Registers> {

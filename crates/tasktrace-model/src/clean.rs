@@ -728,11 +728,23 @@ const IO_READINESS: &str = "waiting on I/O readiness";
 /// `TcpListener::accept` → `waiting on socket accept`, `tokio::io::util::read_buf::ReadBuf` →
 /// `waiting on socket read`, a `Notified` inside `watch::Receiver::changed` → `waiting on watch
 /// change` — as the in-process capture's notes do.
+///
+/// An out-of-process reader of a live process adds the socket to an I/O note
+/// (`waiting on I/O readiness (fd 9: 127.0.0.1:3000 to 127.0.0.1:51234)`); with the operation
+/// known, it reads `waiting to read from 127.0.0.1:51234 (fd 9)`.
 fn refine_leaf_note(frame: &mut Frame, chain: &[&Frame]) {
-    let io = match frame.note.as_deref() {
+    let (io, socket) = match frame.note.as_deref() {
         _ if frame.kind != FrameKind::Leaf => return,
-        Some(IO_READINESS) => true,
-        Some("waiting on Notify") => false,
+        Some(IO_READINESS) => (true, None),
+        Some(n) if n.starts_with(IO_READINESS) => {
+            let socket = n[IO_READINESS.len()..]
+                .trim()
+                .strip_prefix('(')
+                .and_then(|r| r.strip_suffix(')'))
+                .map(str::to_string);
+            (true, socket)
+        }
+        Some("waiting on Notify") => (false, None),
         _ => return,
     };
     let mut with_leaf = chain.to_vec();
@@ -740,10 +752,29 @@ fn refine_leaf_note(frame: &mut Frame, chain: &[&Frame]) {
     let Some(what) = classify(&with_leaf) else {
         return;
     };
-    if (io && what.starts_with("waiting on socket"))
-        || (!io && what != "waiting on Notify" && !what.starts_with("waiting in "))
-    {
+    if io && what.starts_with("waiting on socket") {
+        frame.note = Some(match socket {
+            Some(socket) => socket_note(&what, &socket),
+            None => what,
+        });
+    } else if !io && what != "waiting on Notify" && !what.starts_with("waiting in ") {
         frame.note = Some(what);
+    }
+}
+
+/// `waiting on socket read` and `fd 9: 127.0.0.1:3000 to 127.0.0.1:51234` →
+/// `waiting to read from 127.0.0.1:51234 (fd 9)`; a socket without addresses is kept as it is.
+fn socket_note(what: &str, socket: &str) -> String {
+    let (fd, addrs) = socket.split_once(": ").unwrap_or((socket, ""));
+    let peer = addrs.split_once(" to ").map(|(_, p)| p);
+    let listening = addrs.strip_prefix("listening on ");
+    let op = what.strip_prefix("waiting on socket ").unwrap_or(what);
+    match (op, peer, listening) {
+        ("read", Some(p), _) => format!("waiting to read from {p} ({fd})"),
+        ("write", Some(p), _) => format!("waiting to write to {p} ({fd})"),
+        ("connect", Some(p), _) => format!("waiting to connect to {p} ({fd})"),
+        ("accept", _, Some(l)) => format!("waiting to accept on {l} ({fd})"),
+        _ => format!("{what} ({socket})"),
     }
 }
 
@@ -921,6 +952,30 @@ mod tests {
 
     /// Out-of-process leaves that only name their primitive say what they are for when the
     /// hidden frames above them do: a connect, a watch channel's change.
+    #[test]
+    fn socket_notes_name_the_operation_and_the_address() {
+        let s = "fd 9: 127.0.0.1:3000 to 127.0.0.1:51234";
+        assert_eq!(
+            socket_note("waiting on socket read", s),
+            "waiting to read from 127.0.0.1:51234 (fd 9)"
+        );
+        assert_eq!(
+            socket_note("waiting on socket write", s),
+            "waiting to write to 127.0.0.1:51234 (fd 9)"
+        );
+        assert_eq!(
+            socket_note(
+                "waiting on socket accept",
+                "fd 7: listening on 0.0.0.0:3000"
+            ),
+            "waiting to accept on 0.0.0.0:3000 (fd 7)"
+        );
+        assert_eq!(
+            socket_note("waiting on socket read", "fd 5"),
+            "waiting on socket read (fd 5)"
+        );
+    }
+
     #[test]
     fn leaf_notes_refined_by_the_hidden_frames_above() {
         let leaf = |name: &str, note: &str| {

@@ -60,6 +60,8 @@ enum Class {
 #[derive(Default)]
 pub struct Shapes {
     holds: RefCell<HashMap<u64, bool>>,
+    /// The live target's sockets, for the notes of I/O leaves (read once per read).
+    pub(super) sockets: crate::sockets::Sockets,
 }
 
 impl Shapes {

@@ -73,6 +73,9 @@ pub struct Decoder<'r, 'a, 't> {
     pub links: Vec<Link>,
     /// Monotonic clock now, for a live target's timers.
     now: Option<f64>,
+    /// The state machines the walk is inside, innermost last: where an I/O leaf's socket is
+    /// looked for when the leaf itself does not hold it (`TcpListener::accept`'s `self`).
+    enclosing: Vec<(u64, u64)>,
 }
 
 /// The function a state machine type belongs to, and its kind: `a::b::{async_fn_env#0}` →
@@ -124,6 +127,7 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             awaits: Vec::new(),
             links: Vec::new(),
             now: r.target.is_live().then(monotonic_now),
+            enclosing: Vec::new(),
         }
     }
 
@@ -443,18 +447,21 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
         let awaitee = r.member(variant.ty, "__awaitee");
         let loc = self.await_location(ty, loc, awaitee);
         let mut node = Node::new(frame(loc));
+        self.enclosing.push((addr, ty));
         if let Some((f_off, f_ty)) = r.member(variant.ty, "futures") {
             if r.type_name(f_ty).starts_with('(') {
                 for (_, off, t) in r.members(f_ty) {
                     let children = self.decode(base + f_off + off, t, depth + 1);
                     node.children.extend(children);
                 }
+                self.enclosing.pop();
                 return vec![node];
             }
         }
         if let Some((a_off, a_ty)) = awaitee {
             node.children = self.decode(base + a_off, a_ty, depth + 1);
         }
+        self.enclosing.pop();
         vec![node]
     }
 
@@ -573,6 +580,10 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
                 let library_note = oneshot
                     .then(|| tower::response_note(name).or_else(|| hyper::response_note(name)))
                     .flatten();
+                let note = match self.socket_of(addr, ty, name) {
+                    Some(socket) => format!("{note} ({socket})"),
+                    None => note,
+                };
                 frame.with_note(library_note.map_or(note, str::to_string))
             }
             None => frame,
@@ -580,7 +591,65 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
     }
 }
 
+impl Decoder<'_, '_, '_> {
+    /// For an I/O leaf of a live target: its socket (`fd 9: 127.0.0.1:3000 to
+    /// 127.0.0.1:51234`), from the descriptor the leaf holds or, failing that, the one the
+    /// innermost of its three enclosing state machines holds (`TcpListener::accept`'s `self`).
+    fn socket_of(&self, addr: u64, ty: u64, name: &str) -> Option<String> {
+        if leaf_kind(name) != Some(crate::tokio::LeafKind::Io) {
+            return None;
+        }
+        let pid = self.r.target.proc_pid()?;
+        // `accept` → `Registration::async_io` → `Readiness`: the listener is two levels up.
+        let fd = std::iter::once((addr, ty))
+            .chain(self.enclosing.iter().rev().take(3).copied())
+            .find_map(|(a, t)| self.r.owned_fd(a, t))?;
+        Some(self.shapes.sockets.describe(pid, fd))
+    }
+}
+
 impl Reader<'_> {
+    /// The first descriptor (`std::os::fd::OwnedFd`) a value owns or borrows: searched
+    /// depth first through struct members, the active variant of enums and references,
+    /// within a small budget.
+    pub fn owned_fd(&self, addr: u64, ty: u64) -> Option<i32> {
+        let mut budget = 256;
+        self.owned_fd_in(addr, ty, 0, &mut budget)
+    }
+
+    fn owned_fd_in(&self, addr: u64, ty: u64, depth: usize, budget: &mut usize) -> Option<i32> {
+        if depth > 14 || *budget == 0 {
+            return None;
+        }
+        *budget -= 1;
+        let ty = self.strip(ty);
+        let name = self.type_name(ty);
+        if name.ends_with("::OwnedFd") {
+            let (off, _) = self.member(ty, "fd")?;
+            let fd = self.uint(addr + off, 4).ok()? as i32;
+            return (fd >= 0).then_some(fd);
+        }
+        // Shared state is not the value's own; a future's futures are not its socket.
+        if name.starts_with("alloc::sync::Arc")
+            || name.starts_with("alloc::rc::Rc")
+            || name.starts_with('*')
+        {
+            return None;
+        }
+        if name.starts_with('&') || name.starts_with("alloc::boxed::Box") {
+            let (p, pointee) = self.thin_pointer(ty, addr).ok()??;
+            return self.owned_fd_in(p, pointee?, depth + 1, budget);
+        }
+        if let Ok(Some(v)) = self.variant(ty, addr) {
+            return self.members(v.ty).into_iter().find_map(|(_, off, t)| {
+                self.owned_fd_in(addr + v.offset + off, t, depth + 1, budget)
+            });
+        }
+        self.members(ty)
+            .into_iter()
+            .find_map(|(_, off, t)| self.owned_fd_in(addr + off, t, depth + 1, budget))
+    }
+
     /// The `decl_file` of the variant `name` of the state machine `env_ty`.
     pub fn variant_decl_file(&self, env_ty: u64, name: &str) -> Option<String> {
         self.variant_decl(env_ty, name).map(|d| d.0)

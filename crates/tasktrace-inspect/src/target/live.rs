@@ -328,6 +328,10 @@ impl Drop for LiveProcess {
 }
 
 impl Target for LiveProcess {
+    fn proc_pid(&self) -> Option<i32> {
+        Some(self.pid)
+    }
+
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         if buf.is_empty() {
             return Ok(());

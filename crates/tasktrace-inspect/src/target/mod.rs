@@ -97,6 +97,11 @@ pub trait Target {
     fn mapped_files(&self) -> Vec<MappedFile> {
         Vec::new()
     }
+    /// The pid whose `/proc` entries describe this target's descriptors (its sockets), for a
+    /// live target.
+    fn proc_pid(&self) -> Option<i32> {
+        None
+    }
     /// The memory a scan may look through, where the target holds it as bytes (a core file):
     /// how a truncated core's tasks are found when the way to them is cut off. Live targets
     /// give none (a scan of a live process would be slow and racy).
