@@ -938,3 +938,99 @@ fn tonic_service_dev() {
 fn tonic_service_release() {
     tonic_service("release");
 }
+
+// ---------------------------------------------------------------------------------------------
+// One program, one tree: the in-process dump and `tasktrace attach` agree.
+
+/// The kind of wait a note names, in either producer's words (`waiting on mpsc receive` in
+/// process, `waiting on mpsc channel` from outside; `waiting on socket accept`, `waiting to
+/// accept on 127.0.0.1:3000 (fd 9)`).
+fn wait_kind(note: &str) -> &'static str {
+    const KINDS: &[(&str, &str)] = &[
+        ("oneshot", "oneshot"),
+        ("mpsc", "mpsc"),
+        ("broadcast", "broadcast"),
+        ("Notify", "notify"),
+        ("timer", "timer"),
+        ("accept", "accept"),
+        ("read", "read"),
+        ("write", "write"),
+        ("Mutex", "lock"),
+        ("semaphore", "lock"),
+    ];
+    KINDS
+        .iter()
+        .find(|(word, _)| note.contains(word))
+        .map_or("other", |(_, kind)| kind)
+}
+
+/// A task's trace as both producers can state it: for each root-to-leaf path, its frames with
+/// a source location (function, kind, line), and the kinds of wait at its end (in process the
+/// note sits on the last such frame, `waiting on mpsc receive, Notify`; from outside on leaf
+/// frames below it).
+type Waits = std::collections::HashMap<Vec<(String, FrameKind, u32)>, Vec<&'static str>>;
+
+fn waits_of(t: &Task) -> Waits {
+    let mut out = Waits::new();
+    for path in t.trace.paths() {
+        let frames: Vec<(String, FrameKind, u32)> = path
+            .iter()
+            .filter_map(|f| Some((f.function.clone(), f.kind, f.location.as_ref()?.line)))
+            .collect();
+        let kinds = out.entry(frames).or_default();
+        for f in &path {
+            let Some(note) = f.note.as_deref() else {
+                continue;
+            };
+            // `waiting on timer, 3598.5s left`: the time left is a detail of the timer.
+            for part in note.trim_start_matches("waiting on ").split(", ") {
+                if !part.ends_with(" left") && !part.ends_with(" ago") {
+                    kinds.push(wait_kind(part));
+                }
+            }
+        }
+        kinds.sort_unstable();
+        kinds.dedup();
+    }
+    out
+}
+
+fn one_program_one_tree(profile: &str) {
+    let exe = build(profile).join("both-ways-target");
+    let mut t = Target::spawn(exe.to_str().unwrap(), &[]);
+    let own: Dump = serde_json::from_str(&t.wait_for("dump ")).expect("its own dump, JSON");
+    t.wait_for("ready");
+    let outside = clean_dump(&["attach", &t.pid.to_string()]);
+    let what = format!("both ways, {profile}");
+    assert_eq!(own.tasks.len(), 7, "{what}: {own}");
+    for task in &own.tasks {
+        let ours = waits_of(task);
+        assert!(
+            ours.keys().all(|frames| !frames.is_empty()),
+            "{what}: every path has user frames: {task:#?}"
+        );
+        assert!(
+            ours.values()
+                .all(|kinds| !kinds.is_empty() && !kinds.contains(&"other")),
+            "{what}: every path says what it waits on: {ours:?}"
+        );
+        let same = outside.tasks.iter().find(|o| waits_of(o) == ours);
+        assert!(
+            same.is_some(),
+            "{what}: task {} ({:?}) in process:\n{}\nnot the same from outside:\n{outside}",
+            task.id,
+            task.name,
+            task.trace
+        );
+    }
+}
+
+#[test]
+fn one_program_one_tree_dev() {
+    one_program_one_tree("dev");
+}
+
+#[test]
+fn one_program_one_tree_release() {
+    one_program_one_tree("release");
+}

@@ -903,12 +903,15 @@ impl Trace {
     ///
     /// A task's one root frame is kept even when it is plumbing (a task spawned on
     /// `axum::serve`'s connection future, or on a `tokio::time::timeout`): it names the task,
-    /// and the user's frames below it show under it. A trace made of plumbing only is its
+    /// and the user's frames below it show under it. tasktrace's own task wrapper is not kept. A trace made of plumbing only is its
     /// outermost frame, with the note.
     pub fn clean(&self) -> Trace {
         let normalized = self.normalized();
         if let ([raw], [root]) = (&self.roots[..], &normalized.roots[..]) {
-            if root.frame.kind != FrameKind::Leaf && is_hidden(raw, root) {
+            // tasktrace's own wrapper (a task of `tasktrace::spawn` read from outside) names
+            // nothing: the future it wraps is the task's root, as in process.
+            let wrapper = root.frame.function.starts_with("tasktrace::traced::");
+            if root.frame.kind != FrameKind::Leaf && is_hidden(raw, root) && !wrapper {
                 let (children, notes) =
                     simplify(&raw.children, &root.children, &mut vec![&root.frame]);
                 let mut frame = root.frame.clone();
