@@ -84,6 +84,33 @@ pub(crate) fn resolve(addr: usize) -> Option<Vec<SymbolFrame>> {
     index.frames(parsed, probe).ok()?
 }
 
+/// Whether `addr` is in the executable's loaded segments (not a shared library's).
+pub(crate) fn in_executable(addr: usize) -> bool {
+    index().is_some_and(|i| i.text.contains(&addr))
+}
+
+/// The function (not inlined: the physical one) whose code contains `addr`, as an identity:
+/// (unit, DIE). `None` outside the executable's DWARF (a shared library, a PLT stub).
+pub(crate) fn function_at(addr: usize) -> Option<(usize, usize)> {
+    let index = index()?;
+    if !index.text.contains(&addr) {
+        return None;
+    }
+    let probe = (addr - index.bias) as u64;
+    let unit_off = index.unit_of(probe)?;
+    let mut units = index.units.lock().unwrap_or_else(|e| e.into_inner());
+    let parsed = units
+        .entry(unit_off)
+        .or_insert_with(|| index.parse_unit(unit_off).map(Box::new))
+        .as_deref()?;
+    let i = parsed.functions.partition_point(|f| f.0 <= probe);
+    parsed.functions[..i]
+        .iter()
+        .rev()
+        .find(|f| f.0 <= probe && probe < f.1)
+        .map(|f| (unit_off, f.2 .0))
+}
+
 impl Index {
     fn load() -> Option<Index> {
         if cfg!(miri) {

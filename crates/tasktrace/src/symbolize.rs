@@ -78,8 +78,95 @@ fn resolve_with_backtrace_rs(ip: usize, addr: usize) -> Vec<Frame> {
     frames
 }
 
+/// The note of a frame recovered from a call site: its own frame was gone from the stack.
+pub(crate) const TAIL_CALL: &str = "tail call";
+
+/// The function a frame at return address `caller_ip` called but that is not the function of
+/// the frame below it (at `callee_ip`): that function tail-called (jumped to) the one below,
+/// and its frame is gone. Read from the `call rel32` before `caller_ip`, the way gdb uses
+/// `DW_TAG_call_site`; indirect calls and calls out of the executable say nothing. Cached per
+/// pair of addresses.
+fn tail_caller(caller_ip: usize, callee_ip: usize) -> Option<Frame> {
+    type Tails = RwLock<HashMap<(usize, usize), Option<Frame>>>;
+    static TAILS: OnceLock<Tails> = OnceLock::new();
+    let tails = TAILS.get_or_init(Default::default);
+    let key = (caller_ip, callee_ip);
+    if let Some(hit) = tails.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return hit.clone();
+    }
+    let found = (|| {
+        if cfg!(miri) {
+            return None;
+        }
+        // Calls between functions of this executable only: a callee in a shared library is
+        // reached through a PLT stub, which is not the callee's address.
+        let callee = dwarf_lookup::function_at(callee_ip.checked_sub(1)?)?;
+        if !dwarf_lookup::in_executable(caller_ip.checked_sub(5)?) {
+            return None;
+        }
+        let call = read_own_code(caller_ip - 5)?;
+        if call[0] != 0xe8 {
+            return None; // Not a direct call (`call *%rax`): its target is not known.
+        }
+        let rel = i32::from_le_bytes([call[1], call[2], call[3], call[4]]);
+        let target = caller_ip.wrapping_add_signed(rel as isize);
+        if !dwarf_lookup::in_executable(target) {
+            return None;
+        }
+        // The outermost frame at the target is the function called; its location there is
+        // where the function begins (the line table's line for its first instructions).
+        // Where the DWARF has no subprogram for it (`line-tables-only` keeps only some),
+        // backtrace-rs's symbol table lookup answers nothing for a function's first byte:
+        // then the byte after it.
+        let frames = resolve_ip(target.wrapping_add(1));
+        let frames = match frames.first() {
+            Some(f) if !f.function.starts_with("0x") => frames,
+            _ => resolve_ip(target.wrapping_add(2)),
+        };
+        let first = frames.first()?;
+        match dwarf_lookup::function_at(target) {
+            Some(called) if called == callee => return None,
+            Some(_) => {}
+            // No subprogram for it (`line-tables-only` keeps only some): by name.
+            None => {
+                let callee_frames = resolve_ip(callee_ip);
+                let callee_name = &callee_frames.first()?.function;
+                if !first.function.contains("::") || first.function == *callee_name {
+                    return None;
+                }
+            }
+        }
+        Some(Frame::new(first.function.clone(), first.location.clone()).with_note(TAIL_CALL))
+    })();
+    tails
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, found.clone());
+    found
+}
+
+/// Five bytes of this process's code at `addr`, read with `process_vm_readv` on itself: a bad
+/// address is an error, never a fault.
+fn read_own_code(addr: usize) -> Option<[u8; 5]> {
+    let mut buf = [0u8; 5];
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `local` describes `buf`, which lives across the call; the kernel checks the
+    // remote range and fails with EFAULT instead of faulting. Reading this process's own
+    // memory needs no permission.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    (n == 5).then_some(buf)
+}
+
 /// The logical frames of `path`, root first. Innermost frames located in `own_file` (the
-/// tracer's inlined entry point, e.g. `Trace::leaf`) are dropped.
+/// tracer's inlined entry point, e.g. `Trace::leaf`) are dropped. A function that tail-called
+/// the next frame's function is put back between them, marked [`TAIL_CALL`].
 pub(crate) fn symbolize(path: &RawPath, own_file: Option<&str>) -> Vec<Frame> {
     let mut out = Vec::new();
     let last = path.ips.len().wrapping_sub(1);
@@ -87,6 +174,9 @@ pub(crate) fn symbolize(path: &RawPath, own_file: Option<&str>) -> Vec<Frame> {
         let frames = resolve_ip(ip);
         let skip = usize::from(i == last && path.reached_root);
         out.extend(frames.iter().skip(skip).cloned());
+        if i > 0 {
+            out.extend(tail_caller(ip, path.ips[i - 1]));
+        }
     }
     if let Some(own) = own_file {
         while out

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{has_names, line_after, project};
+use support::{has_names, line_after, line_of, project};
 use tasktrace::Trace;
 
 const SOURCE: &str = include_str!("scoped.rs");
@@ -169,5 +169,72 @@ fn leaf_in_tail_position_of_outlined_functions() {
     if has_names() {
         assert_eq!(parent.short(), "outlined_parent");
         assert_eq!(parent.children[0].short(), "outlined_leaf");
+    }
+}
+
+// A call in tail position of a function that is not inlined: in optimised builds it becomes a
+// `jmp`, `procedure`'s frame is gone while `second_step` runs, and the unwinder sees
+// `second_step` called from `procedure`'s caller. The symboliser puts `procedure` back, from
+// the call instruction before the return address (it calls `procedure`, not `second_step`).
+#[inline(never)]
+fn procedure() {
+    first_step();
+    second_step()
+}
+
+#[inline(never)]
+fn first_step() {
+    Trace::leaf();
+    CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[inline(never)]
+fn second_step() {
+    Trace::leaf();
+    // Not the same code as first_step's, which the optimiser would fold into one function.
+    CALLS.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[test]
+fn a_frame_lost_to_a_tail_call_is_put_back() {
+    let ((), trace) = Trace::root(procedure);
+    let dump = format!("{trace:#}");
+    let users = project(&trace, FILE);
+    // `procedure → first_step` and `procedure → second_step`: procedure twice (two call
+    // sites, or a call site and the recovered frame), each with one step under it.
+    let procedures: Vec<_> = users
+        .iter()
+        .filter(|u| u.line() >= line_of(SOURCE, "fn procedure()"))
+        .collect();
+    assert_eq!(procedures.len(), 2, "{dump}");
+    let [first, second] = [procedures[0], procedures[1]];
+    assert_eq!(first.children.len(), 1, "{dump}");
+    assert_eq!(second.children.len(), 1, "{dump}");
+    assert_eq!(
+        first.children[0].line(),
+        line_after(SOURCE, "fn first_step()", "Trace::leaf()"),
+        "{dump}"
+    );
+    assert_eq!(
+        second.children[0].line(),
+        line_after(SOURCE, "fn second_step()", "Trace::leaf()"),
+        "{dump}"
+    );
+    if has_names() {
+        assert_eq!(first.short(), "procedure", "{dump}");
+        assert_eq!(second.short(), "procedure", "{dump}");
+        assert_eq!(first.children[0].short(), "first_step", "{dump}");
+        assert_eq!(second.children[0].short(), "second_step", "{dump}");
+    }
+    if cfg!(debug_assertions) {
+        // No tail call in a debug build: the frame is there, at the call's line.
+        assert_eq!(
+            second.line(),
+            line_after(SOURCE, "fn procedure()", "second_step()"),
+            "{dump}"
+        );
+    } else {
+        assert_eq!(second.frame.note.as_deref(), Some("tail call"), "{dump}");
+        assert_eq!(second.line(), line_of(SOURCE, "fn procedure()"), "{dump}");
     }
 }
