@@ -304,11 +304,28 @@ fn check_native_stack(d: &Dump, ctx: &str) {
         "{ctx}: {text:#?}"
     );
     let src = include_str!("../src/bin/tasktrace-demo-target.rs");
-    let want = src
-        .lines()
-        .position(|l| l.contains("std::thread::sleep(Duration::from_millis(50))"))
-        .map(|i| i as u32 + 1);
-    assert_eq!(Some(loc.line), want, "{ctx}: {text:#?}");
+    let line_of = |marker: &str| {
+        src.lines()
+            .position(|l| l.contains(marker))
+            .map(|i| i as u32 + 1)
+    };
+    assert_eq!(Some(loc.line), line_of("// @spin_step"), "{ctx}: {text:#?}");
+    // `spinner → spin_step → pause → sleep`. An optimised build makes `pause` a tail call of
+    // `spin_step`, whose frame is then put back from the spinner's call, marked.
+    assert!(at("sleep") < at("::pause"), "{ctx}: {text:#?}");
+    assert!(at("::pause") < at("::spin_step"), "{ctx}: {text:#?}");
+    assert!(
+        at("::spin_step") < at("tasktrace_demo_target::spinner"),
+        "{ctx}: {text:#?}"
+    );
+    let pause = &stack[at("::pause")];
+    assert_eq!(
+        pause.location.as_ref().map(|l| l.line),
+        line_of("// @pause_sleep"),
+        "{ctx}: {text:#?}"
+    );
+    let step = &stack[at("::spin_step")];
+    assert_eq!(step.tail_call, !cfg!(debug_assertions), "{ctx}: {text:#?}");
     // Tokio's frames have lines too (its source in the cargo registry).
     let core = &stack[at("Core<T,S>::poll")];
     assert!(

@@ -36,6 +36,9 @@ struct Module {
     text: u64,
     /// (address, size, demangled name), sorted by address.
     symbols: Vec<(u64, u64, String)>,
+    /// Executable segments: (vaddr, file offset, file size), to read code from the file (a
+    /// core file does not keep file-backed code pages).
+    code: Vec<(u64, u64, u64)>,
     /// Its file path (the DWARF is loaded from it, or its debug file, on first use).
     path: String,
     /// The debug file given by the user (`--debuginfo`), when its build id is this module's.
@@ -74,6 +77,11 @@ impl Module {
             .collect();
         symbols.sort_by_key(|s| s.0);
         symbols.dedup_by_key(|s| s.0);
+        let code = obj
+            .segments()
+            .filter(|s| matches!(s.flags(), object::SegmentFlags::Elf { p_flags, .. } if p_flags.0 & object::elf::PF_X.0 != 0))
+            .map(|s| (s.address(), s.file_range().0, s.file_range().1))
+            .collect();
         let given_debug = given
             .filter(|g| crate::debugfile::build_id(&obj).is_some_and(|id| id == g.build_id))
             .map(|g| g.data.clone());
@@ -86,6 +94,7 @@ impl Module {
             eh_frame_hdr,
             text,
             symbols,
+            code,
             path: path.to_string(),
             given_debug,
             dwarf: OnceLock::new(),
@@ -128,6 +137,7 @@ impl Module {
             function,
             location,
             inlined: false,
+            tail_call: false,
         };
         let symbol = self.symbol(pc).map(str::to_string);
         let probe = pc.wrapping_sub(self.bias).wrapping_sub(u64::from(!first));
@@ -150,6 +160,7 @@ impl Module {
                     function,
                     location,
                     inlined: true,
+                    tail_call: false,
                 });
                 if out.len() > MAX_FRAMES {
                     break;
@@ -169,13 +180,57 @@ impl Module {
     }
 
     fn symbol(&self, pc: u64) -> Option<&str> {
+        self.symbol_at(pc).map(|(_, name)| name)
+    }
+
+    /// The symbol containing `pc`: its (runtime) start and its name.
+    fn symbol_at(&self, pc: u64) -> Option<(u64, &str)> {
         let lpc = pc.wrapping_sub(self.bias);
         let i = self
             .symbols
             .partition_point(|s| s.0 <= lpc)
             .checked_sub(1)?;
         let (addr, size, name) = &self.symbols[i];
-        (size == &0 || lpc < addr + size).then_some(name.as_str())
+        (size == &0 || lpc < addr + size).then_some((addr.wrapping_add(self.bias), name.as_str()))
+    }
+
+    /// Five bytes of code at runtime address `pc`, from the module's file.
+    fn code_at(&self, pc: u64) -> Option<[u8; 5]> {
+        let lpc = pc.wrapping_sub(self.bias);
+        let &(vaddr, off, _) = self
+            .code
+            .iter()
+            .find(|(v, _, l)| lpc >= *v && lpc + 5 <= v + l)?;
+        let at = usize::try_from(off + (lpc - vaddr)).ok()?;
+        self.data.get(at..at + 5)?.try_into().ok()
+    }
+
+    /// The function that the frame returning to `caller_pc` called, when it is not the
+    /// function of the frame below (`callee_pc`, a return address unless `callee_first`): it
+    /// tail-called (jumped to) that one and its own frame is gone. From the direct `call rel32`
+    /// before `caller_pc`, in this module; the called address must start a symbol (a PLT stub
+    /// does not) other than the callee's.
+    fn tail_caller(
+        &self,
+        caller_pc: u64,
+        callee_pc: u64,
+        callee_first: bool,
+    ) -> Option<NativeFrame> {
+        let call = self.code_at(caller_pc.checked_sub(5)?)?;
+        if call[0] != 0xe8 {
+            return None;
+        }
+        let rel = i32::from_le_bytes([call[1], call[2], call[3], call[4]]);
+        let target = caller_pc.wrapping_add_signed(i64::from(rel));
+        let (start, name) = self.symbol_at(target)?;
+        let (callee_start, _) = self.symbol_at(callee_pc.wrapping_sub(u64::from(!callee_first)))?;
+        (start == target && start != callee_start).then(|| NativeFrame {
+            pc: target,
+            function: Some(name.to_string()),
+            location: None,
+            inlined: false,
+            tail_call: true,
+        })
     }
 
     /// The caller's (rip, rsp, rbp) of the frame at `regs`, from this module's CFI.
@@ -318,6 +373,9 @@ impl Unwinder {
             // The stack grows down: a caller's frame is above.
             if next.rip == 0 || next.rsp <= cur.rsp {
                 break;
+            }
+            if self.module(next.rip).is_some_and(|n| std::ptr::eq(n, m)) {
+                out.extend(m.tail_caller(next.rip, cur.rip, i == 0));
             }
             cur = next;
         }

@@ -76,6 +76,10 @@ pub struct NativeFrame {
     /// True for a function inlined into the physical frame below it in the list.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub inlined: bool,
+    /// True for a function whose frame is gone because it tail-called (jumped to) the
+    /// function listed before it: put back from the call instruction of the frame after it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tail_call: bool,
 }
 
 /// What a native frame deserializes from: the object form, or the `"0x… symbol"` string
@@ -92,6 +96,8 @@ enum NativeFrameRepr {
         location: Option<Location>,
         #[serde(default)]
         inlined: bool,
+        #[serde(default)]
+        tail_call: bool,
     },
 }
 
@@ -105,6 +111,7 @@ impl From<NativeFrameRepr> for NativeFrame {
                     function: (!name.is_empty()).then(|| name.to_string()),
                     location: None,
                     inlined: false,
+                    tail_call: false,
                 }
             }
             NativeFrameRepr::New {
@@ -112,11 +119,13 @@ impl From<NativeFrameRepr> for NativeFrame {
                 function,
                 location,
                 inlined,
+                tail_call,
             } => NativeFrame {
                 pc,
                 function,
                 location,
                 inlined,
+                tail_call,
             },
         }
     }
@@ -128,6 +137,9 @@ impl fmt::Display for NativeFrame {
         write!(f, "{:#x}", self.pc)?;
         if self.inlined {
             f.write_str(" [inlined]")?;
+        }
+        if self.tail_call {
+            f.write_str(" [tail call]")?;
         }
         if let Some(name) = &self.function {
             write!(f, " {name}")?;

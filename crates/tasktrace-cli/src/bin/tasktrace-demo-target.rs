@@ -64,8 +64,26 @@ async fn idle(rx: oneshot::Receiver<()>) {
 /// running).
 async fn spinner() {
     loop {
-        std::thread::sleep(Duration::from_millis(50));
+        spin_step(); // @spin_step
     }
+}
+
+static SPINS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// One turn of the spinner: it counts, then pauses. The pause is its last call, which an
+/// optimised build turns into a jump (a tail call): this function's frame is then gone from
+/// the stack while `pause` runs, and the threads view puts it back, marked.
+#[inline(never)]
+fn spin_step() {
+    SPINS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    pause()
+}
+
+#[inline(never)]
+fn pause() {
+    std::thread::sleep(Duration::from_millis(50)); // @pause_sleep
+                                                   // Work after the sleep: `pause` itself stays on the stack (no tail call to `sleep`).
+    SPINS.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
 }
 
 async fn echo_server(listener: TcpListener) {
