@@ -4,6 +4,8 @@
 //!
 //! Errors are one line on stderr and a non-zero exit status (2: bad usage, 1: failure).
 
+mod record;
+
 use clap::{Args, Parser, Subcommand};
 use regex::Regex;
 use std::process::{Child, Command, Stdio};
@@ -14,6 +16,7 @@ use tasktrace_model::{Dump, Format};
 const USAGE: &str =
     "tasktrace attach <PID> [--format FMT] [--task REGEX] [--threads] [--timeout SECS]
        tasktrace core <CORE> --exe <BIN> [--format FMT] [--task REGEX] [--threads]
+       tasktrace record <PID> --duration SECS [--rate HZ] [--format folded|svg|speedscope|pprof] [-o FILE] [--task REGEX] [--threads]
        tasktrace demo [--format FMT]";
 
 /// Dump the async tasks of a running tokio program, or of a core file, from outside: every
@@ -55,6 +58,35 @@ enum Cmd {
         debuginfo: Option<String>,
         #[command(flatten)]
         out: Output,
+    },
+    /// Where a live process's tasks wait over time: attach at a rate, sum the stacks of every
+    /// task over the samples (a frame's width: task-time spent there).
+    Record {
+        /// The process id.
+        #[arg(value_parser = parse_pid)]
+        pid: i32,
+        /// How long to record, in seconds (Ctrl-C ends it early and still writes the output).
+        #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+        duration: Duration,
+        /// Samples per second (lowered, and said, if a sample takes longer than its period).
+        #[arg(long, value_name = "HZ", default_value = "10", value_parser = parse_rate)]
+        rate: f64,
+        /// Output format: folded, svg, speedscope, pprof.
+        #[arg(long, value_name = "FMT", default_value = "svg", value_parser = record::parse_format)]
+        format: record::RecordFormat,
+        /// Write the output to this file (default: standard output).
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<String>,
+        /// Keep only the tasks whose root function matches this regular expression.
+        #[arg(long, value_name = "REGEX", value_parser = parse_regex)]
+        task: Option<Regex>,
+        /// Also sample the native stacks of the threads inside a poll.
+        #[arg(long)]
+        threads: bool,
+        /// Deadline for stopping every thread at each sample, in seconds.
+        #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_timeout,
+              allow_negative_numbers = true)]
+        timeout: Duration,
     },
     /// Start the bundled example target, attach to it and print its tasks.
     Demo {
@@ -120,6 +152,13 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
         .filter(|s: &f64| s.is_finite() && *s > 0.0)
         .map(Duration::from_secs_f64)
         .ok_or_else(|| format!("bad --timeout: {s} (seconds > 0)"))
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    s.parse()
+        .ok()
+        .filter(|r: &f64| r.is_finite() && *r > 0.0 && *r <= 1000.0)
+        .ok_or_else(|| format!("bad --rate: {s} (samples per second, 0 < HZ <= 1000)"))
 }
 
 fn parse_regex(s: &str) -> Result<Regex, String> {
@@ -281,6 +320,27 @@ fn demo(timeout: Duration, threads: bool) -> Result<Dump, String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     let (dump, out) = match cli.command {
+        Cmd::Record {
+            pid,
+            duration,
+            rate,
+            format,
+            output,
+            task,
+            threads,
+            timeout,
+        } => {
+            return record::record(record::RecordArgs {
+                pid,
+                duration,
+                rate,
+                format,
+                output,
+                task,
+                threads,
+                timeout,
+            })
+        }
         Cmd::Attach {
             pid,
             timeout,

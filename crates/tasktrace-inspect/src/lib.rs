@@ -110,100 +110,130 @@ impl Default for Options {
 /// Reads every task of the live process `pid`: loads its executable's debuginfo, stops all
 /// its threads, reads, and detaches (on every path) before returning.
 pub fn attach(pid: i32, opts: &Options) -> Result<Dump> {
-    if pid <= 0 || std::fs::metadata(format!("/proc/{pid}")).is_err() {
-        return Err(Error::NoSuchProcess(pid));
-    }
-    let progress = Progress::new(opts.progress);
-    let exe_link = format!("/proc/{pid}/exe");
-    let exe = std::fs::read_link(&exe_link).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::PermissionDenied {
-            Error::PermissionDenied(format!("cannot read {exe_link}"))
-        } else if std::fs::metadata(format!("/proc/{pid}")).is_err() {
-            Error::NoSuchProcess(pid)
-        } else {
-            Error::Io(exe_link.clone(), e)
+    let session = Session::new(pid, opts)?;
+    let dump = session.sample(opts).map(|(dump, _)| dump);
+    free_in_background(session.info);
+    dump
+}
+
+/// Repeated reads of one live process (`tasktrace record`): its executable's debuginfo is
+/// indexed, and its mapped files' unwind tables loaded, once for all of them.
+pub struct Session {
+    pid: i32,
+    info: debuginfo::DebugInfo,
+    unwinder: Option<unwind::Unwinder>,
+    progress: Progress,
+}
+
+impl Session {
+    /// Indexes the debuginfo of process `pid`'s executable (and, with `opts.threads`, the
+    /// unwind tables of its mapped files); the process is not stopped.
+    pub fn new(pid: i32, opts: &Options) -> Result<Session> {
+        if pid <= 0 || std::fs::metadata(format!("/proc/{pid}")).is_err() {
+            return Err(Error::NoSuchProcess(pid));
         }
-    })?;
-    // Read the executable through /proc (works even if the file was replaced on disk).
-    let info = debuginfo::DebugInfo::load_with(
-        &exe_link,
-        &exe.to_string_lossy(),
-        opts.debuginfo.as_deref(),
-    )
-    .map_err(|e| rename_path(e, &exe_link, &exe.to_string_lossy()))?;
-    progress.say(|| {
-        format!(
-            "indexed the debuginfo of {}; stopping process {pid}",
-            exe.display()
+        let progress = Progress::new(opts.progress);
+        let exe_link = format!("/proc/{pid}/exe");
+        let exe = std::fs::read_link(&exe_link).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                Error::PermissionDenied(format!("cannot read {exe_link}"))
+            } else if std::fs::metadata(format!("/proc/{pid}")).is_err() {
+                Error::NoSuchProcess(pid)
+            } else {
+                Error::Io(exe_link.clone(), e)
+            }
+        })?;
+        // Read the executable through /proc (works even if the file was replaced on disk).
+        let info = debuginfo::DebugInfo::load_with(
+            &exe_link,
+            &exe.to_string_lossy(),
+            opts.debuginfo.as_deref(),
         )
-    });
-    // The threads view unwinds native stacks: load the mapped files' unwind tables and
-    // symbols now, not while the process is stopped.
-    let unwinder = opts.threads.then(|| {
-        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-        unwind::Unwinder::from_maps(&target::parse_maps(&maps), opts.debuginfo.as_deref())
-    });
-    let stopped = std::time::Instant::now();
-    let process = target::live::LiveProcess::attach(pid, opts.timeout).map_err(|e| {
-        if exited(pid) {
-            Error::Other(format!("process {pid} exited while it was being attached"))
-        } else {
-            e
-        }
-    })?;
-    // Test hook: keep the target stopped a while, so tests can interrupt a held attach.
-    if let Some(ms) = std::env::var("TASKTRACE_TEST_HOLD_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        std::thread::sleep(Duration::from_millis(ms.min(60_000)));
+        .map_err(|e| rename_path(e, &exe_link, &exe.to_string_lossy()))?;
+        progress.say(|| {
+            format!(
+                "indexed the debuginfo of {}; stopping process {pid}",
+                exe.display()
+            )
+        });
+        // The threads view unwinds native stacks: load the mapped files' unwind tables and
+        // symbols now, not while the process is stopped.
+        let unwinder = opts.threads.then(|| {
+            let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+            unwind::Unwinder::from_maps(&target::parse_maps(&maps), opts.debuginfo.as_deref())
+        });
+        Ok(Session {
+            pid,
+            info,
+            unwinder,
+            progress,
+        })
     }
-    // Read through a page cache: once the task lists, stacks and task cells are copied, the
-    // process is detached and runs on while the copies are decoded.
-    let snap = snapshot::Snapshot::new(&process, snapshot::ProcessMemory(pid));
-    let mut process = Some(process);
-    let mut stopped_for = None;
-    let dump = read_phased(
-        &snap,
-        &info,
-        opts,
-        &progress,
-        unwinder.as_ref(),
-        &|addr, len| snap.prefetch(addr, len),
-        &mut || {
-            process.take();
-            stopped_for = Some(stopped.elapsed());
-        },
-    );
-    drop(process.take()); // detach (if not yet) before formatting anything
-    let stopped_for = stopped_for.unwrap_or_else(|| stopped.elapsed());
-    // Killed (or exited) while stopped: its memory went away under the reader.
-    let mut dump = match dump {
-        Err(_) if exited(pid) => {
-            return Err(Error::Other(format!(
-                "process {pid} exited while it was being read"
-            )))
+
+    /// Stops every thread, reads every task, detaches (on every path): the dump, and how long
+    /// the process was stopped.
+    pub fn sample(&self, opts: &Options) -> Result<(Dump, Duration)> {
+        let (pid, info, progress) = (self.pid, &self.info, &self.progress);
+        let stopped = std::time::Instant::now();
+        let process = target::live::LiveProcess::attach(pid, opts.timeout).map_err(|e| {
+            if exited(pid) {
+                Error::Other(format!("process {pid} exited while it was being attached"))
+            } else {
+                e
+            }
+        })?;
+        // Test hook: keep the target stopped a while, so tests can interrupt a held attach.
+        if let Some(ms) = std::env::var("TASKTRACE_TEST_HOLD_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            std::thread::sleep(Duration::from_millis(ms.min(60_000)));
         }
-        Ok(mut d) if exited(pid) => {
-            d.notes.push(format!(
-                "partial: process {pid} exited while it was being read"
-            ));
-            d
-        }
-        other => other?,
-    };
-    dump.notes.push(format!(
-        "process {pid} was stopped for {:.1} ms ({} KiB copied; decoded after it resumed{})",
-        stopped_for.as_secs_f64() * 1e3,
-        snap.copied() / 1024,
-        match snap.late_reads() {
-            0 => String::new(),
-            n => format!(", reading {n} more pages from the running process"),
-        }
-    ));
-    drop(snap);
-    free_in_background(info);
-    Ok(dump)
+        // Read through a page cache: once the task lists, stacks and task cells are copied,
+        // the process is detached and runs on while the copies are decoded.
+        let snap = snapshot::Snapshot::new(&process, snapshot::ProcessMemory(pid));
+        let mut process = Some(process);
+        let mut stopped_for = None;
+        let dump = read_phased(
+            &snap,
+            info,
+            opts,
+            progress,
+            self.unwinder.as_ref(),
+            &|addr, len| snap.prefetch(addr, len),
+            &mut || {
+                process.take();
+                stopped_for = Some(stopped.elapsed());
+            },
+        );
+        drop(process.take()); // detach (if not yet) before formatting anything
+        let stopped_for = stopped_for.unwrap_or_else(|| stopped.elapsed());
+        // Killed (or exited) while stopped: its memory went away under the reader.
+        let mut dump = match dump {
+            Err(_) if exited(pid) => {
+                return Err(Error::Other(format!(
+                    "process {pid} exited while it was being read"
+                )))
+            }
+            Ok(mut d) if exited(pid) => {
+                d.notes.push(format!(
+                    "partial: process {pid} exited while it was being read"
+                ));
+                d
+            }
+            other => other?,
+        };
+        dump.notes.push(format!(
+            "process {pid} was stopped for {:.1} ms ({} KiB copied; decoded after it resumed{})",
+            stopped_for.as_secs_f64() * 1e3,
+            snap.copied() / 1024,
+            match snap.late_reads() {
+                0 => String::new(),
+                n => format!(", reading {n} more pages from the running process"),
+            }
+        ));
+        Ok((dump, stopped_for))
+    }
 }
 
 /// Drops the debuginfo index on another thread: freeing its million small allocations takes

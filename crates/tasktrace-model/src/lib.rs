@@ -43,6 +43,7 @@ mod frame;
 mod location;
 #[cfg(feature = "pprof")]
 pub mod pprof;
+pub mod record;
 mod render;
 mod thread;
 mod trace;

@@ -242,13 +242,43 @@ fn serde_state(task: &crate::Task) -> String {
     .to_string()
 }
 
+/// Encodes weighted stacks (root first) as a gzipped `profile.proto` whose one value is
+/// `samples`/`count`: a recording ([`crate::record::Recording::pprof`]).
+pub fn samples_to_pprof<'a>(stacks: impl Iterator<Item = (&'a [Frame], u64)>) -> Vec<u8> {
+    let mut b = Builder::default();
+    b.string("");
+    let samples = b.string("samples");
+    let count = b.string("count");
+    b.profile.sample_type = vec![ValueType {
+        r#type: samples,
+        unit: count,
+    }];
+    b.profile.period_type = Some(ValueType {
+        r#type: samples,
+        unit: count,
+    });
+    b.profile.period = 1;
+    for (stack, weight) in stacks {
+        let location_id = stack.iter().rev().map(|f| b.location(f)).collect();
+        b.profile.sample.push(Sample {
+            location_id,
+            value: vec![weight as i64],
+            label: Vec::new(),
+        });
+    }
+    gzip(&b.profile.encode_to_vec())
+}
+
+fn gzip(raw: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(raw).expect("writing to a Vec cannot fail");
+    gz.finish().expect("writing to a Vec cannot fail")
+}
+
 /// Encodes `dump` as a gzipped `profile.proto`, the form `go tool pprof` and continuous
 /// profilers read.
 pub fn to_pprof(dump: &Dump) -> Vec<u8> {
-    let raw = encode_profile(dump);
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&raw).expect("writing to a Vec cannot fail");
-    gz.finish().expect("writing to a Vec cannot fail")
+    gzip(&encode_profile(dump))
 }
 
 #[cfg(test)]

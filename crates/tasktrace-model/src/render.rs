@@ -423,7 +423,7 @@ impl fmt::Display for Dump {
 // ---------------------------------------------------------------------------------------------
 
 /// A frame as one element of a folded stack: its name and `file:line`, no `;`.
-fn folded_label(frame: &Frame) -> String {
+pub(crate) fn folded_label(frame: &Frame) -> String {
     let mut s = match frame.kind {
         FrameKind::AsyncBlock => format!("async block in {}", frame.function),
         FrameKind::Closure => format!("closure in {}", frame.function),
@@ -470,9 +470,15 @@ fn folded_lines(traces: impl Iterator<Item = (Trace, u64)>) -> String {
 /// An SVG flame graph of folded stack lines.
 #[cfg(feature = "flamegraph")]
 fn flame_graph(folded: &str, title: &str) -> String {
+    flame_graph_counting(folded, title, "tasks")
+}
+
+/// An SVG flame graph of folded stack lines whose counts are `count_name`.
+#[cfg(feature = "flamegraph")]
+pub(crate) fn flame_graph_counting(folded: &str, title: &str, count_name: &str) -> String {
     let mut options = inferno::flamegraph::Options::default();
     options.title = title.to_string();
-    options.count_name = "tasks".to_string();
+    options.count_name = count_name.to_string();
     options.name_type = "Frame:".to_string();
     options.hash = true;
     options.deterministic = true;
