@@ -57,7 +57,10 @@ fn timer_count(folded: &str, frame: &str) -> u64 {
         .filter(|l| l.contains(frame) && l.contains(";waiting on timer "))
         .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
         .collect();
-    assert!(!counts.is_empty(), "no timer stack through {frame}:\n{folded}");
+    assert!(
+        !counts.is_empty(),
+        "no timer stack through {frame}:\n{folded}"
+    );
     counts.iter().sum()
 }
 

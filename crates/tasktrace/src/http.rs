@@ -26,6 +26,13 @@
 //! | `format` | `text` (default), `verbose`, `grouped`, `json`, `json-raw`, `folded`, `svg`, `pprof`, `pprof-raw` | the renderers of [`Dump::render`] (`svg`: a flame graph), and a gzipped `profile.proto` ([`model::pprof`](crate::model::pprof)) of the traces in the default view (`pprof`: async fns and leaves, as the text shows them) or with every frame (`pprof-raw`) |
 //! | `task` | a regex | keep only the tasks whose root frame's function matches (as captured, `app::serve::{{closure}}`, or clean, `app::serve`); tasks without a trace have no root frame and are left out |
 //!
+//! `GET /debug/tasks/record?seconds=N` ([`RECORD_PATH`]) records where the tasks wait over
+//! time, like `tasktrace record` from outside: a dump every `1/rate` s for `seconds` (at most
+//! 300), every task's stacks summed over the samples ([`model::record`](crate::model::record)),
+//! answered as `format` = `svg` (default, a flame graph whose widths are task-time),
+//! `folded`, `speedscope` or `pprof` (a `samples` value); `rate` (default 10, at most 100)
+//! and `task` as above.
+//!
 //! Answers: `200` with the dump; `400` with a one-line message for an unknown format or
 //! parameter or a bad regex; `404` for any other path; `405` for a method other than `GET` or
 //! `HEAD` ([`serve`] only).
@@ -43,6 +50,12 @@ use tokio::net::TcpListener;
 
 /// The path [`respond`] and [`serve`] answer.
 pub const PATH: &str = "/debug/tasks";
+
+/// The path of a recording over time (see the [module docs](self)).
+pub const RECORD_PATH: &str = "/debug/tasks/record";
+
+/// The longest recording a request may ask for.
+const MAX_RECORD: Duration = Duration::from_secs(300);
 
 /// The longest a `task=` regex may compile to (bytes of its automaton), so that a request
 /// cannot make the process build a huge one.
@@ -77,6 +90,45 @@ const TEXT: &str = "text/plain; charset=utf-8";
 struct Query {
     output: Output,
     task: Option<regex::Regex>,
+    /// A recording over time, instead of one dump.
+    record: Option<Record>,
+}
+
+/// `/debug/tasks/record`: how long, how often, and in which form.
+#[derive(Debug)]
+struct Record {
+    seconds: Duration,
+    rate: f64,
+    format: RecordFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RecordFormat {
+    Folded,
+    Svg,
+    Speedscope,
+    Pprof,
+}
+
+impl RecordFormat {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "folded" => RecordFormat::Folded,
+            "svg" => RecordFormat::Svg,
+            "speedscope" => RecordFormat::Speedscope,
+            "pprof" => RecordFormat::Pprof,
+            _ => return None,
+        })
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            RecordFormat::Folded => TEXT,
+            RecordFormat::Svg => "image/svg+xml",
+            RecordFormat::Speedscope => "application/json",
+            RecordFormat::Pprof => "application/octet-stream",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,17 +158,57 @@ fn parse(path_and_query: &str) -> Result<Query, Response> {
         .unwrap_or((path_and_query, ""));
     // Also accept the target without its leading slash, or with a trailing one.
     let path = path.trim_end_matches('/');
-    if path != PATH && path != &PATH[1..] {
+    let recording = path == RECORD_PATH || path == &RECORD_PATH[1..];
+    if path != PATH && path != &PATH[1..] && !recording {
         return Err(Response::error(
             404,
-            format_args!("not found: {path} (try {PATH})"),
+            format_args!("not found: {path} (try {PATH} or {RECORD_PATH})"),
         ));
     }
     let mut out = Query {
         output: Output::Render(Format::Text),
         task: None,
+        record: recording.then_some(Record {
+            seconds: Duration::from_secs(10),
+            rate: 10.0,
+            format: RecordFormat::Svg,
+        }),
     };
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        if let Some(rec) = &mut out.record {
+            let number = |max: f64| {
+                value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v > 0.0 && *v <= max)
+                    .ok_or_else(|| {
+                        Response::error(
+                            400,
+                            format_args!("bad {key}: {value} (0 < {key} <= {max})"),
+                        )
+                    })
+            };
+            match &*key {
+                "seconds" => {
+                    rec.seconds = Duration::from_secs_f64(number(MAX_RECORD.as_secs_f64())?);
+                    continue;
+                }
+                "rate" => {
+                    rec.rate = number(100.0)?;
+                    continue;
+                }
+                "format" => {
+                    rec.format = RecordFormat::parse(&value).ok_or_else(|| {
+                        Response::error(
+                            400,
+                            format_args!("bad format: {value} (svg, folded, speedscope, pprof)"),
+                        )
+                    })?;
+                    continue;
+                }
+                _ => {}
+            }
+        }
         match &*key {
             "format" if value == "pprof" => out.output = Output::Pprof { raw: false },
             "format" if value == "pprof-raw" => out.output = Output::Pprof { raw: true },
@@ -140,7 +232,14 @@ fn parse(path_and_query: &str) -> Result<Query, Response> {
             other => {
                 return Err(Response::error(
                     400,
-                    format_args!("unknown parameter {other:?} (known: format, task)"),
+                    format_args!(
+                        "unknown parameter {other:?} (known: format, task{})",
+                        if out.record.is_some() {
+                            ", seconds, rate"
+                        } else {
+                            ""
+                        }
+                    ),
                 ))
             }
         }
@@ -246,12 +345,10 @@ pub async fn respond(path_and_query: &str) -> Response {
         Ok(q) => q,
         Err(answer) => return answer,
     };
-    // One dump at a time: each wakes every task, so a burst of requests is served in turn.
-    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let dump = {
-        let _turn = ONE_AT_A_TIME.lock().await;
-        crate::dump().await
-    };
+    if let Some(rec) = &query.record {
+        return record(rec, query.task.as_ref()).await;
+    }
+    let dump = one_dump().await;
     let dump = match &query.task {
         Some(re) => filter(dump, re),
         None => dump,
@@ -264,6 +361,47 @@ pub async fn respond(path_and_query: &str) -> Response {
     Response {
         status: 200,
         content_type: query.output.content_type(),
+        body,
+    }
+}
+
+/// A dump; one at a time: each wakes every task, so a burst of requests is served in turn.
+async fn one_dump() -> Dump {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
+    crate::dump().await
+}
+
+/// `/debug/tasks/record`: a dump every `1/rate` s for `seconds`, summed. A dump that takes
+/// longer than the period delays the next one (no pile-up).
+async fn record(rec: &Record, task: Option<&regex::Regex>) -> Response {
+    let period = Duration::from_secs_f64(1.0 / rec.rate);
+    let until = tokio::time::Instant::now() + rec.seconds;
+    let mut recording = crate::model::record::Recording::default();
+    while tokio::time::Instant::now() < until {
+        let started = tokio::time::Instant::now();
+        let dump = one_dump().await;
+        let dump = match task {
+            Some(re) => filter(dump, re),
+            None => dump,
+        };
+        recording.add(&dump);
+        tokio::time::sleep_until((started + period).min(until)).await;
+    }
+    let title = format!(
+        "Where the tasks waited: {} samples over {:.1}s",
+        recording.samples(),
+        rec.seconds.as_secs_f64()
+    );
+    let body = match rec.format {
+        RecordFormat::Folded => recording.folded().into_bytes(),
+        RecordFormat::Svg => recording.svg(&title).into_bytes(),
+        RecordFormat::Speedscope => recording.speedscope(&title).into_bytes(),
+        RecordFormat::Pprof => recording.pprof(),
+    };
+    Response {
+        status: 200,
+        content_type: rec.format.content_type(),
         body,
     }
 }

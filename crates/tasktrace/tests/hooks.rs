@@ -359,6 +359,45 @@ async fn http_answers_every_format() {
     assert_eq!(request(addr, "POST", "/debug/tasks").await.status, 405);
     assert_eq!(request(addr, "HEAD", "/debug/tasks").await.status, 200);
 
+    // A recording over time: every sample has the four orders tasks at the same place, so
+    // their stack sums four per sample.
+    let rec = get(
+        addr,
+        "/debug/tasks/record?seconds=1&rate=10&format=folded&task=serve_orders",
+    )
+    .await;
+    assert_eq!(rec.status, 200, "{}", rec.text());
+    let folded = rec.text();
+    let orders: Vec<&str> = folded
+        .lines()
+        .filter(|l| l.contains("serve_orders") && l.contains("read_order"))
+        .collect();
+    assert_eq!(orders.len(), 1, "one summed stack: {folded}");
+    let line = orders[0];
+    assert!(
+        line.find("serve_orders") < line.find("read_order"),
+        "serve_orders above read_order: {line}"
+    );
+    let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n % 4 == 0 && (4..=44).contains(&n), "{folded}");
+    assert!(!folded.contains("ticker"), "filtered: {folded}");
+    let scope = get(addr, "/debug/tasks/record?seconds=0.3&format=speedscope").await;
+    assert_eq!(scope.content_type, "application/json");
+    let v: serde_json::Value = serde_json::from_str(&scope.text()).expect("speedscope JSON");
+    assert_eq!(v["profiles"][0]["type"], "sampled");
+    let svg = get(addr, "/debug/tasks/record?seconds=0.3").await;
+    assert!(svg.text().contains("<svg"), "svg by default");
+    for target in [
+        "/debug/tasks/record?seconds=0",
+        "/debug/tasks/record?seconds=1000",
+        "/debug/tasks/record?rate=1000",
+        "/debug/tasks/record?format=text",
+    ] {
+        let answer = get(addr, target).await;
+        assert_eq!(answer.status, 400, "{target}");
+        assert_eq!(answer.text().lines().count(), 1, "{target}");
+    }
+
     // Still serving, the service still there.
     assert_eq!(get(addr, "/debug/tasks?format=folded").await.status, 200);
     assert!(!server.is_finished());
