@@ -53,19 +53,37 @@ pub(crate) fn capture_between(leaf_marker: usize, root_marker: usize) -> RawPath
         // Miri has no native unwinder; the waker protocol is what runs under it.
         return path;
     }
-    let mut walked = 0usize;
-    let mut visit = |frame: &backtrace::Frame| {
-        walked += 1;
-        let sp = frame.sp() as usize;
+    // One step of the walk: a frame's return address and its stack pointer at the call site.
+    let step = |path: &mut RawPath, walked: &mut usize, ip: usize, sp: usize| {
+        *walked += 1;
         if sp <= leaf_marker {
-            return walked < MAX_WALK;
+            return *walked < MAX_WALK;
         }
         if sp > root_marker {
             path.reached_root = !path.ips.is_empty();
             return false;
         }
-        path.ips.push(frame.ip() as usize);
-        walked < MAX_WALK
+        path.ips.push(ip);
+        *walked < MAX_WALK
+    };
+    // The cached walk first; where it cannot finish, `_Unwind_Backtrace` from the start.
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    {
+        let mut walked = 0usize;
+        if crate::stack_walk::walk(|ip, sp| step(&mut path, &mut walked, ip, sp)) {
+            return trimmed(path);
+        }
+        path.ips.clear();
+        path.reached_root = false;
+    }
+    let mut walked = 0usize;
+    let mut visit = |frame: &backtrace::Frame| {
+        step(
+            &mut path,
+            &mut walked,
+            frame.ip() as usize,
+            frame.sp() as usize,
+        )
     };
     // SAFETY: `trace_unsynchronized` only requires that no other unwind through backtrace-rs
     // runs concurrently *on platforms whose unwinder is not thread-safe* (dbghelp on Windows).
@@ -78,6 +96,12 @@ pub(crate) fn capture_between(leaf_marker: usize, root_marker: usize) -> RawPath
     };
     #[cfg(not(unix))]
     backtrace::trace(&mut visit);
+    trimmed(path)
+}
+
+/// `path` with at most [`MAX_FRAMES`] frames: the root side is kept (it anchors the path in the
+/// tree); the innermost frames go.
+fn trimmed(mut path: RawPath) -> RawPath {
     if path.ips.len() > MAX_FRAMES {
         // Keep the root side (it anchors the path in the tree); drop innermost frames.
         path.ips.drain(..path.ips.len() - MAX_FRAMES);

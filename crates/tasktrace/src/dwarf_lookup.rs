@@ -116,11 +116,7 @@ impl Index {
         if cfg!(miri) {
             return None;
         }
-        let file = std::fs::File::open("/proc/self/exe").ok()?;
-        // SAFETY: the mapping is read-only and private; an executable that is running cannot be
-        // written to (ETXTBSY), and a replaced file keeps its old inode mapped. The mapping is
-        // leaked: it lives, like the index over it, until the process exits.
-        let map: &'static [u8] = unsafe { Box::leak(Box::new(memmap2::Mmap::map(&file).ok()?)) };
+        let map = executable()?;
         let obj = object::File::parse(map).ok()?;
         let bias = load_bias(&obj)?;
         let (lo, hi) = obj
@@ -506,16 +502,29 @@ impl ParsedUnit {
     }
 }
 
+/// The running executable's file, mapped once for the life of the process.
+pub(crate) fn executable() -> Option<&'static [u8]> {
+    static MAP: OnceLock<Option<&'static [u8]>> = OnceLock::new();
+    *MAP.get_or_init(|| {
+        let file = std::fs::File::open("/proc/self/exe").ok()?;
+        // SAFETY: the mapping is read-only and private; an executable that is running cannot
+        // be written to (ETXTBSY), and a replaced file keeps its old inode mapped. The mapping
+        // is leaked: it lives, like everything that reads it, until the process exits.
+        let map: &'static [u8] = unsafe { Box::leak(Box::new(memmap2::Mmap::map(&file).ok()?)) };
+        Some(map)
+    })
+}
+
 /// Elsewhere than Linux the executable is left to backtrace-rs.
 #[cfg(not(target_os = "linux"))]
-fn load_bias(_: &object::File<'_>) -> Option<usize> {
+pub(crate) fn load_bias(_: &object::File<'_>) -> Option<usize> {
     None
 }
 
 /// Runtime address minus file address of the running executable, from where the kernel put
 /// its program headers (`AT_PHDR`).
 #[cfg(target_os = "linux")]
-fn load_bias(obj: &object::File<'_>) -> Option<usize> {
+pub(crate) fn load_bias(obj: &object::File<'_>) -> Option<usize> {
     // SAFETY: getauxval only reads the process's auxiliary vector.
     let at_phdr = unsafe { libc::getauxval(libc::AT_PHDR) } as usize;
     if at_phdr == 0 {

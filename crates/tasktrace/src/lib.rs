@@ -53,6 +53,8 @@ pub mod signal;
 pub mod snapshot;
 #[cfg(feature = "tokio")]
 mod spawn;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod stack_walk;
 mod symbolize;
 mod sync;
 mod trace;
