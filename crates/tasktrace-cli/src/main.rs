@@ -61,33 +61,7 @@ enum Cmd {
     },
     /// Where a live process's tasks wait over time: attach at a rate, sum the stacks of every
     /// task over the samples (a frame's width: task-time spent there).
-    Record {
-        /// The process id.
-        #[arg(value_parser = parse_pid)]
-        pid: i32,
-        /// How long to record, in seconds (Ctrl-C ends it early and still writes the output).
-        #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
-        duration: Duration,
-        /// Samples per second (lowered, and said, if a sample takes longer than its period).
-        #[arg(long, value_name = "HZ", default_value = "10", value_parser = parse_rate)]
-        rate: f64,
-        /// Output format: folded, svg, speedscope, pprof.
-        #[arg(long, value_name = "FMT", default_value = "svg", value_parser = record::parse_format)]
-        format: record::RecordFormat,
-        /// Write the output to this file (default: standard output).
-        #[arg(short = 'o', long, value_name = "FILE")]
-        output: Option<String>,
-        /// Keep only the tasks whose root function matches this regular expression.
-        #[arg(long, value_name = "REGEX", value_parser = parse_regex)]
-        task: Option<Regex>,
-        /// Also sample the native stacks of the threads inside a poll.
-        #[arg(long)]
-        threads: bool,
-        /// Deadline for stopping every thread at each sample, in seconds.
-        #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_timeout,
-              allow_negative_numbers = true)]
-        timeout: Duration,
-    },
+    Record(record::RecordArgs),
     /// Start the bundled example target, attach to it and print its tasks.
     Demo {
         /// Deadline for stopping every thread, in seconds.
@@ -139,14 +113,14 @@ fn parse_format(s: &str) -> Result<OutFormat, String> {
     }
 }
 
-fn parse_pid(s: &str) -> Result<i32, String> {
+pub(crate) fn parse_pid(s: &str) -> Result<i32, String> {
     s.parse()
         .ok()
         .filter(|p| *p > 0)
         .ok_or_else(|| format!("not a process id: {s}"))
 }
 
-fn parse_timeout(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_timeout(s: &str) -> Result<Duration, String> {
     s.parse()
         .ok()
         .filter(|s: &f64| s.is_finite() && *s > 0.0)
@@ -154,14 +128,14 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("bad --timeout: {s} (seconds > 0)"))
 }
 
-fn parse_rate(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_rate(s: &str) -> Result<f64, String> {
     s.parse()
         .ok()
         .filter(|r: &f64| r.is_finite() && *r > 0.0 && *r <= 1000.0)
         .ok_or_else(|| format!("bad --rate: {s} (samples per second, 0 < HZ <= 1000)"))
 }
 
-fn parse_regex(s: &str) -> Result<Regex, String> {
+pub(crate) fn parse_regex(s: &str) -> Result<Regex, String> {
     Regex::new(s).map_err(|e| format!("bad --task regex: {e}"))
 }
 
@@ -320,27 +294,7 @@ fn demo(timeout: Duration, threads: bool) -> Result<Dump, String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     let (dump, out) = match cli.command {
-        Cmd::Record {
-            pid,
-            duration,
-            rate,
-            format,
-            output,
-            task,
-            threads,
-            timeout,
-        } => {
-            return record::record(record::RecordArgs {
-                pid,
-                duration,
-                rate,
-                format,
-                output,
-                task,
-                threads,
-                timeout,
-            })
-        }
+        Cmd::Record(args) => return record::record(args),
         Cmd::Attach {
             pid,
             timeout,

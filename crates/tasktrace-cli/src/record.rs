@@ -27,6 +27,15 @@ pub enum RecordFormat {
     Pprof,
 }
 
+/// Parses `--duration`: seconds, more than zero.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    s.parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("bad --duration: {s} (seconds > 0)"))
+}
+
 /// Parses `--format` of `record`.
 pub fn parse_format(s: &str) -> Result<RecordFormat, String> {
     match s {
@@ -40,15 +49,33 @@ pub fn parse_format(s: &str) -> Result<RecordFormat, String> {
     }
 }
 
-/// How to record.
+/// How to record: `tasktrace record`'s arguments.
+#[derive(clap::Args, Debug)]
 pub struct RecordArgs {
+    /// The process id.
+    #[arg(value_parser = crate::parse_pid)]
     pub pid: i32,
+    /// How long to record, in seconds (Ctrl-C ends it early and still writes the output).
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
     pub duration: Duration,
+    /// Samples per second (lowered, and said, if a sample takes longer than its period).
+    #[arg(long, value_name = "HZ", default_value = "10", value_parser = crate::parse_rate)]
     pub rate: f64,
+    /// Output format: folded, svg, speedscope, pprof.
+    #[arg(long, value_name = "FMT", default_value = "svg", value_parser = parse_format)]
     pub format: RecordFormat,
+    /// Write the output to this file (default: standard output).
+    #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<String>,
+    /// Keep only the tasks whose root function matches this regular expression.
+    #[arg(long, value_name = "REGEX", value_parser = crate::parse_regex)]
     pub task: Option<Regex>,
+    /// Also sample the native stacks of the threads inside a poll.
+    #[arg(long)]
     pub threads: bool,
+    /// Deadline for stopping every thread at each sample, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = crate::parse_timeout,
+          allow_negative_numbers = true)]
     pub timeout: Duration,
 }
 

@@ -100,6 +100,24 @@ struct Builder {
 }
 
 impl Builder {
+    /// A profile whose one value counts `what` (`tasks`, `samples`), each sample one.
+    fn counting(what: &str) -> Self {
+        let mut b = Builder::default();
+        b.string("");
+        let what = b.string(what);
+        let count = b.string("count");
+        b.profile.sample_type = vec![ValueType {
+            r#type: what,
+            unit: count,
+        }];
+        b.profile.period_type = Some(ValueType {
+            r#type: what,
+            unit: count,
+        });
+        b.profile.period = 1;
+        b
+    }
+
     fn string(&mut self, s: &str) -> i64 {
         if let Some(&i) = self.strings.get(s) {
             return i;
@@ -169,19 +187,7 @@ fn frame_name(frame: &Frame) -> String {
 
 /// Encodes `dump` as an uncompressed `profile.proto` message.
 pub fn encode_profile(dump: &Dump) -> Vec<u8> {
-    let mut b = Builder::default();
-    b.string("");
-    let tasks = b.string("tasks");
-    let count = b.string("count");
-    b.profile.sample_type = vec![ValueType {
-        r#type: tasks,
-        unit: count,
-    }];
-    b.profile.period_type = Some(ValueType {
-        r#type: tasks,
-        unit: count,
-    });
-    b.profile.period = 1;
+    let mut b = Builder::counting("tasks");
     let (k_id, k_name, k_state) = (
         b.string("task_id"),
         b.string("task_name"),
@@ -245,19 +251,7 @@ fn serde_state(task: &crate::Task) -> String {
 /// Encodes weighted stacks (root first) as a gzipped `profile.proto` whose one value is
 /// `samples`/`count`: a recording ([`crate::record::Recording::pprof`]).
 pub fn samples_to_pprof<'a>(stacks: impl Iterator<Item = (&'a [Frame], u64)>) -> Vec<u8> {
-    let mut b = Builder::default();
-    b.string("");
-    let samples = b.string("samples");
-    let count = b.string("count");
-    b.profile.sample_type = vec![ValueType {
-        r#type: samples,
-        unit: count,
-    }];
-    b.profile.period_type = Some(ValueType {
-        r#type: samples,
-        unit: count,
-    });
-    b.profile.period = 1;
+    let mut b = Builder::counting("samples");
     for (stack, weight) in stacks {
         let location_id = stack.iter().rev().map(|f| b.location(f)).collect();
         b.profile.sample.push(Sample {

@@ -70,6 +70,17 @@ fn index() -> Option<&'static Index> {
 /// The logical frames at `addr` (a runtime address inside a call instruction), innermost
 /// first; `None` when this module cannot answer exactly what backtrace-rs would.
 pub(crate) fn resolve(addr: usize) -> Option<Vec<SymbolFrame>> {
+    with_unit(addr, |index, _, parsed, probe| {
+        index.frames(parsed, probe).ok()?
+    })
+}
+
+/// Calls `f(index, unit offset, parsed unit, file address)` with the unit containing runtime
+/// address `addr` (parsed on first use, under the units' lock).
+fn with_unit<T>(
+    addr: usize,
+    f: impl FnOnce(&Index, usize, &ParsedUnit, u64) -> Option<T>,
+) -> Option<T> {
     let index = index()?;
     if !index.text.contains(&addr) {
         return None;
@@ -81,7 +92,7 @@ pub(crate) fn resolve(addr: usize) -> Option<Vec<SymbolFrame>> {
         .entry(unit_off)
         .or_insert_with(|| index.parse_unit(unit_off).map(Box::new))
         .as_deref()?;
-    index.frames(parsed, probe).ok()?
+    f(index, unit_off, parsed, probe)
 }
 
 /// Whether `addr` is in the executable's loaded segments (not a shared library's).
@@ -92,23 +103,14 @@ pub(crate) fn in_executable(addr: usize) -> bool {
 /// The function (not inlined: the physical one) whose code contains `addr`, as an identity:
 /// (unit, DIE). `None` outside the executable's DWARF (a shared library, a PLT stub).
 pub(crate) fn function_at(addr: usize) -> Option<(usize, usize)> {
-    let index = index()?;
-    if !index.text.contains(&addr) {
-        return None;
-    }
-    let probe = (addr - index.bias) as u64;
-    let unit_off = index.unit_of(probe)?;
-    let mut units = index.units.lock().unwrap_or_else(|e| e.into_inner());
-    let parsed = units
-        .entry(unit_off)
-        .or_insert_with(|| index.parse_unit(unit_off).map(Box::new))
-        .as_deref()?;
-    let i = parsed.functions.partition_point(|f| f.0 <= probe);
-    parsed.functions[..i]
-        .iter()
-        .rev()
-        .find(|f| f.0 <= probe && probe < f.1)
-        .map(|f| (unit_off, f.2 .0))
+    with_unit(addr, |_, unit_off, parsed, probe| {
+        let i = parsed.functions.partition_point(|f| f.0 <= probe);
+        parsed.functions[..i]
+            .iter()
+            .rev()
+            .find(|f| f.0 <= probe && probe < f.1)
+            .map(|f| (unit_off, f.2 .0))
+    })
 }
 
 impl Index {
