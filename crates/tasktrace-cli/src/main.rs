@@ -121,11 +121,16 @@ pub(crate) fn parse_pid(s: &str) -> Result<i32, String> {
 }
 
 pub(crate) fn parse_timeout(s: &str) -> Result<Duration, String> {
+    parse_seconds(s, "--timeout")
+}
+
+/// Seconds, more than zero, for the option `flag`.
+pub(crate) fn parse_seconds(s: &str, flag: &str) -> Result<Duration, String> {
     s.parse()
         .ok()
         .filter(|s: &f64| s.is_finite() && *s > 0.0)
         .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("bad --timeout: {s} (seconds > 0)"))
+        .ok_or_else(|| format!("bad {flag}: {s} (seconds > 0)"))
 }
 
 pub(crate) fn parse_rate(s: &str) -> Result<f64, String> {

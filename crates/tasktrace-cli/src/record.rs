@@ -29,11 +29,7 @@ pub enum RecordFormat {
 
 /// Parses `--duration`: seconds, more than zero.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    s.parse()
-        .ok()
-        .filter(|s: &f64| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("bad --duration: {s} (seconds > 0)"))
+    crate::parse_seconds(s, "--duration")
 }
 
 /// Parses `--format` of `record`.
