@@ -554,47 +554,22 @@ fn block_on<F: Future>(fut: F) -> F::Output {
     }
 }
 
+/// The integration tests' log capture, for the unit tests too.
+#[cfg(test)]
+#[path = "../../tests/support/logs.rs"]
+mod test_logs;
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Mutex;
 
-    #[derive(Clone, Default)]
-    struct Logs(std::sync::Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Logs {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-        type Writer = Logs;
-        fn make_writer(&'a self) -> Logs {
-            self.clone()
-        }
-    }
-
-    impl Logs {
-        fn take(&self) -> String {
-            String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
-        }
-    }
+    use super::test_logs::Logs;
 
     #[test]
     fn reports_are_capped_per_scan_and_each_task_reported_once() {
-        use tracing_subscriber::util::SubscriberInitExt;
         let logs = Logs::default();
-        let _subscriber = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .without_time()
-            .finish()
-            .set_default();
+        let _subscriber = logs.install();
         // Three tasks, each blocked inside its poll on a thread of its own.
         let release = std::sync::Arc::new(AtomicBool::new(false));
         let mut ids = Vec::new();

@@ -1,4 +1,6 @@
-//! A `tracing` fmt subscriber whose output the tests read: the watchdog's events.
+//! A `tracing` fmt subscriber whose output the tests read: the watchdog's events. Shared by
+//! the integration tests and the watchdog's unit tests.
+#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +15,11 @@ pub struct Logs(Arc<Mutex<Vec<u8>>>);
 impl Logs {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// What was written so far, taken (the next call returns only what comes after).
+    pub fn take(&self) -> String {
+        String::from_utf8_lossy(&std::mem::take(&mut *self.0.lock().unwrap())).into_owned()
     }
 
     /// A subscriber writing here, made the default of this thread while the guard lives.
