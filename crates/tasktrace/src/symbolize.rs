@@ -113,6 +113,11 @@ fn tail_caller(caller_ip: usize, callee_ip: usize) -> Option<Frame> {
         if !dwarf_lookup::in_executable(target) {
             return None;
         }
+        // The common case, a plain call of the callee, needs no symbolising.
+        let called = dwarf_lookup::function_at(target);
+        if called == Some(callee) {
+            return None;
+        }
         // The outermost frame at the target is the function called; its location there is
         // where the function begins (the line table's line for its first instructions).
         // Where the DWARF has no subprogram for it (`line-tables-only` keeps only some),
@@ -124,16 +129,12 @@ fn tail_caller(caller_ip: usize, callee_ip: usize) -> Option<Frame> {
             _ => resolve_ip(target.wrapping_add(2)),
         };
         let first = frames.first()?;
-        match dwarf_lookup::function_at(target) {
-            Some(called) if called == callee => return None,
-            Some(_) => {}
-            // No subprogram for it (`line-tables-only` keeps only some): by name.
-            None => {
-                let callee_frames = resolve_ip(callee_ip);
-                let callee_name = &callee_frames.first()?.function;
-                if !first.function.contains("::") || first.function == *callee_name {
-                    return None;
-                }
+        if called.is_none() {
+            // No subprogram for it: by name.
+            let callee_frames = resolve_ip(callee_ip);
+            let callee_name = &callee_frames.first()?.function;
+            if !first.function.contains("::") || first.function == *callee_name {
+                return None;
             }
         }
         Some(Frame::new(first.function.clone(), first.location.clone()).with_note(TAIL_CALL))
