@@ -356,7 +356,7 @@ fn demo_prints_the_bundled_targets_tasks() {
 fn core_file_shows_the_same_trees() {
     let t = Target::start(&[]);
     let _client = connect(&t, 59);
-    let dir = std::env::temp_dir().join(format!("tasktrace-core-{}", std::process::id()));
+    let dir = support::Scratch::new("core");
     let Some(core) = support::gcore(t.pid(), &dir.join("core")) else {
         return;
     };
@@ -375,7 +375,6 @@ fn core_file_shows_the_same_trees() {
         1,
         "was not dumped by",
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Builds the same target as an optimised non-PIE executable with full debuginfo (its own tiny
@@ -508,8 +507,7 @@ fn fails_with(args: &[&str], code: i32, message: &str) {
 
 #[test]
 fn bad_inputs_give_one_line_errors() {
-    let dir = std::env::temp_dir().join(format!("tasktrace-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = support::Scratch::new("bad");
     let text = dir.join("text");
     std::fs::write(&text, "not an elf at all").unwrap();
     let text = text.to_str().unwrap();
@@ -591,5 +589,4 @@ fn bad_inputs_give_one_line_errors() {
         !matches!(proc_state(t.pid()), 't' | 'T'),
         "target left stopped"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

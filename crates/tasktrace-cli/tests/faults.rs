@@ -386,19 +386,19 @@ fn first_link(t: &dyn tasktrace_inspect::target::Target, info: &DebugInfo) -> (u
 }
 
 /// Makes a core of a running demo target with gcore (None if gcore is missing).
-fn gcore(t: &Demo, dir: &std::path::Path) -> Option<String> {
+fn gcore(t: &Demo, dir: &support::Scratch) -> Option<String> {
     support::gcore(t.pid() as u32, &dir.join("core"))
 }
 
 #[test]
 fn memory_unreadable_mid_walk_and_corrupt_lists_of_a_core() {
     let t = Demo::start(&[]);
-    let dir = std::env::temp_dir().join(format!("tasktrace-faults-{}", std::process::id()));
+    let dir = support::Scratch::new("faults");
     let Some(core) = gcore(&t, &dir) else { return };
     t.assert_running("gcore");
     let info = DebugInfo::load(TARGET).expect("debuginfo");
     let file = CoreFile::open(&core).expect("the core");
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     let opts = Options::default();
 
     let counted = Faulty::new(&file);
@@ -674,7 +674,7 @@ fn program_headers(bytes: &[u8]) -> Vec<(u32, usize, usize)> {
 #[test]
 fn truncated_cores_read_what_is_there() {
     let t = Demo::start(&[]);
-    let dir = std::env::temp_dir().join(format!("tasktrace-truncated-{}", std::process::id()));
+    let dir = support::Scratch::new("truncated");
     let Some(core) = gcore(&t, &dir) else { return };
     t.assert_running("gcore");
     let bytes = std::fs::read(&core).expect("the core");
@@ -683,7 +683,8 @@ fn truncated_cores_read_what_is_there() {
     ]));
     assert!(has_foo(&full), "{full}");
     let cut = |at: usize| {
-        let path = dir.join(format!("cut-{at}"));
+        // One file, rewritten for each cut: a core is hundreds of MB.
+        let path = dir.join("cut");
         std::fs::write(&path, &bytes[..at]).unwrap();
         path.to_str().unwrap().to_string()
     };
@@ -773,5 +774,4 @@ fn truncated_cores_read_what_is_there() {
             d.tasks.len()
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,20 +8,18 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{tasktrace, Target, TASKTRACE};
+use support::{tasktrace, Scratch, Target, TASKTRACE};
 
 const TARGET: &str = env!("CARGO_BIN_EXE_tasktrace-demo-target");
 
-fn temp(name: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("tasktrace-record-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn temp(dir: &Scratch, name: &str) -> String {
     dir.join(name).to_str().unwrap().to_string()
 }
 
 /// Records `secs` seconds in `format` to a file; returns its bytes, the number of samples
 /// the summary reports, and the summary.
-fn record(t: &Target, secs: &str, format: &str) -> (Vec<u8>, u64, String) {
-    let file = temp(&format!("out.{format}"));
+fn record(t: &Target, dir: &Scratch, secs: &str, format: &str) -> (Vec<u8>, u64, String) {
+    let file = temp(dir, &format!("out.{format}"));
     let pid = t.pid.to_string();
     let out = tasktrace(&[
         "record",
@@ -67,8 +65,9 @@ fn timer_count(folded: &str, frame: &str) -> u64 {
 #[test]
 fn three_seconds_at_ten_hertz_in_every_format() {
     let t = Target::start(TARGET, &[]);
+    let dir = Scratch::new("record-formats");
 
-    let (folded, n, err) = record(&t, "3", "folded");
+    let (folded, n, err) = record(&t, &dir, "3", "folded");
     let folded = String::from_utf8(folded).unwrap();
     if !err.contains("rate was lowered") {
         assert!((20..=32).contains(&n), "about 30 samples at 10 Hz: {err}");
@@ -91,17 +90,17 @@ fn three_seconds_at_ten_hertz_in_every_format() {
     );
     t.assert_running_and_echoes();
 
-    let (svg, n, _) = record(&t, "1", "svg");
+    let (svg, n, _) = record(&t, &dir, "1", "svg");
     let svg = String::from_utf8(svg).unwrap();
     assert!(n > 0 && svg.contains("<svg") && svg.contains("tasktrace_demo_target::sleeper"));
 
-    let (json, n, _) = record(&t, "1", "speedscope");
+    let (json, n, _) = record(&t, &dir, "1", "speedscope");
     check_speedscope(&serde_json::from_slice(&json).expect("speedscope JSON"), n);
 
-    let (pprof, n, _) = record(&t, "1", "pprof");
+    let (pprof, n, _) = record(&t, &dir, "1", "pprof");
     assert_eq!(&pprof[..2], b"\x1f\x8b", "gzipped");
     if Command::new("go").arg("version").output().is_ok() {
-        let file = temp("top.pb.gz");
+        let file = temp(&dir, "top.pb.gz");
         std::fs::write(&file, &pprof).unwrap();
         let top = Command::new("go")
             .args(["tool", "pprof", "-top", &file])
@@ -120,7 +119,6 @@ fn three_seconds_at_ten_hertz_in_every_format() {
         eprintln!("go is not installed: `go tool pprof` not run");
     }
     t.assert_running_and_echoes();
-    let _ = std::fs::remove_dir_all(std::path::Path::new(&temp("x")).parent().unwrap());
 }
 
 /// speedscope's file format: `shared.frames`, `sampled` profiles whose samples index frames
@@ -168,7 +166,8 @@ fn check_speedscope(v: &serde_json::Value, samples: u64) {
 #[test]
 fn ctrl_c_ends_the_recording_and_writes_the_output() {
     let t = Target::start(TARGET, &[]);
-    let file = temp("interrupted.folded");
+    let dir = Scratch::new("record-interrupted");
+    let file = temp(&dir, "interrupted.folded");
     let mut child = Command::new(TASKTRACE)
         .args([
             "record",

@@ -30,6 +30,36 @@ pub fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// A directory of one test's own under the system's temp dir, removed on drop: when the test
+/// passes and when an assertion fails, so that no core file of hundreds of MB outlives a run.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// `…/tasktrace-WHAT-PID`, emptied and created.
+    pub fn new(what: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("tasktrace-{what}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        Scratch(dir)
+    }
+
+    /// A path inside it.
+    pub fn join(&self, name: impl AsRef<std::path::Path>) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Builds the target against tokio `version` in `profile` (`dev` or `release`) and returns
 /// the binary's path. Cached under `<target>/tokio-targets`.
 pub fn build_target(version: &str, profile: &str) -> String {
