@@ -132,8 +132,11 @@ pub fn record(args: RecordArgs) -> Result<(), String> {
     install_sigint();
     let mut rec = Recording::default();
     let mut stopped: Vec<Duration> = Vec::new();
-    let mut period = Duration::from_secs_f64(1.0 / args.rate);
-    let mut lowered = None;
+    let wanted = Duration::from_secs_f64(1.0 / args.rate);
+    // How long a sample typically takes (a moving average): the period follows it, so one
+    // slow sample (the machine busy for a moment) does not slow all the others.
+    let mut typical: Option<Duration> = None;
+    let mut lowered = false;
     let started = Instant::now();
     eprintln!(
         "tasktrace record: process {} for {:.1}s at {} Hz (Ctrl-C ends it early)",
@@ -176,21 +179,22 @@ pub fn record(args: RecordArgs) -> Result<(), String> {
         }
         stopped.push(held);
         let took = t0.elapsed();
-        if took > period {
-            // Never pile up: the next samples come no faster than this one took.
-            period = took.mul_f64(1.25);
-            lowered = Some(1.0 / period.as_secs_f64());
-        }
+        let avg = typical.map_or(took, |t| t.mul_f64(0.8) + took.mul_f64(0.2));
+        typical = Some(avg);
+        // Never pile up: samples come no faster than they take, with a quarter to spare.
+        let period = wanted.max(avg.mul_f64(1.25));
+        lowered |= period > wanted;
         let left = period.saturating_sub(t0.elapsed());
         let wake = Instant::now() + left;
         while Instant::now() < wake && !STOP.load(Ordering::SeqCst) {
             std::thread::sleep((wake - Instant::now()).min(Duration::from_millis(50)));
         }
     }
-    if let Some(rate) = lowered {
+    if lowered {
         eprintln!(
-            "tasktrace record: a sample took longer than the period: the rate was lowered to \
-             {rate:.1} Hz"
+            "tasktrace record: samples took longer than the period: the rate was lowered to \
+             {:.1} Hz",
+            rec.samples() as f64 / started.elapsed().as_secs_f64()
         );
     }
     stopped.sort();

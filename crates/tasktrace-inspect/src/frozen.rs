@@ -13,7 +13,7 @@
 use crate::debuginfo::DebugInfo;
 use crate::snapshot::{ProcessMemory, Snapshot, Source};
 use crate::target::{Target, Thread};
-use crate::{Error, Options, Result};
+use crate::{Error, Options, Prepared, Result};
 use tasktrace_model::Dump;
 
 /// A stopped child process, without threads.
@@ -43,8 +43,14 @@ impl Target for FrozenChild {
 }
 
 /// Reads every task of the runtimes at `opts.runtime_handles` in the stopped copy `pid` of
-/// this process, whose executable's debuginfo is `info`.
-pub fn read_frozen(pid: i32, info: &DebugInfo, opts: &Options) -> Result<Dump> {
+/// this process, whose executable's debuginfo is `info` (with `prepared` found in it once
+/// for all the copies).
+pub fn read_frozen(
+    pid: i32,
+    info: &DebugInfo,
+    prepared: &Prepared,
+    opts: &Options,
+) -> Result<Dump> {
     if opts.runtime_handles.is_empty() {
         return Err(Error::NoRuntime(
             "no tokio runtime handle to read (call it inside a runtime, or register one)".into(),
@@ -58,5 +64,5 @@ pub fn read_frozen(pid: i32, info: &DebugInfo, opts: &Options) -> Result<Dump> {
     };
     // A page at a time (one system call each), as `attach` reads: not a call per field.
     let cached = Snapshot::new(&child, ProcessMemory(pid));
-    crate::read(&cached, info, opts)
+    crate::read_prepared(&cached, info, prepared, opts)
 }

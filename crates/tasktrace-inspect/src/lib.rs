@@ -23,6 +23,7 @@ pub mod debuginfo;
 pub mod decode;
 mod error;
 pub mod frozen;
+mod prepared;
 pub mod snapshot;
 pub mod sockets;
 pub mod target;
@@ -32,6 +33,7 @@ pub mod unwind;
 pub mod value;
 
 pub use error::{Error, Result};
+pub use prepared::Prepared;
 
 use std::time::Duration;
 use tasktrace_model::{
@@ -121,6 +123,7 @@ pub fn attach(pid: i32, opts: &Options) -> Result<Dump> {
 pub struct Session {
     pid: i32,
     info: debuginfo::DebugInfo,
+    prepared: Prepared,
     unwinder: Option<unwind::Unwinder>,
     progress: Progress,
 }
@@ -150,6 +153,9 @@ impl Session {
             opts.debuginfo.as_deref(),
         )
         .map_err(|e| rename_path(e, &exe_link, &exe.to_string_lossy()))?;
+        // Tokio's layout and the like come from the debuginfo alone: found now, not while
+        // the process is stopped (and a program without tokio is never stopped).
+        let prepared = Prepared::new(&info)?;
         progress.say(|| {
             format!(
                 "indexed the debuginfo of {}; stopping process {pid}",
@@ -165,6 +171,7 @@ impl Session {
         Ok(Session {
             pid,
             info,
+            prepared,
             unwinder,
             progress,
         })
@@ -197,13 +204,16 @@ impl Session {
         let dump = read_phased(
             &snap,
             info,
+            &self.prepared,
             opts,
             progress,
             self.unwinder.as_ref(),
-            &|addr, len| snap.prefetch(addr, len),
-            &mut || {
-                process.take();
-                stopped_for = Some(stopped.elapsed());
+            Stop {
+                prefetch: &|addr, len| snap.prefetch(addr, len),
+                resume: &mut || {
+                    process.take();
+                    stopped_for = Some(stopped.elapsed());
+                },
             },
         );
         drop(process.take()); // detach (if not yet) before formatting anything
@@ -365,28 +375,51 @@ fn check_core_matches(
 
 /// Reads every task of a stopped target.
 pub fn read(t: &dyn target::Target, info: &debuginfo::DebugInfo, opts: &Options) -> Result<Dump> {
+    read_prepared(t, info, &Prepared::new(info)?, opts)
+}
+
+/// [`read`] with what was found in `info` before ([`Prepared::new`], for repeated reads of
+/// one executable).
+pub fn read_prepared(
+    t: &dyn target::Target,
+    info: &debuginfo::DebugInfo,
+    prepared: &Prepared,
+    opts: &Options,
+) -> Result<Dump> {
     read_phased(
         t,
         info,
+        prepared,
         opts,
         &Progress::new(opts.progress),
         None,
-        &|_, _| {},
-        &mut || {},
+        Stop {
+            prefetch: &|_, _| {},
+            resume: &mut || {},
+        },
     )
 }
 
+/// How a read meets its target's stop ([`read_phased`]).
+struct Stop<'h> {
+    /// Called for each task's cell (address, length) while the target is stopped: copy it now.
+    prefetch: &'h dyn Fn(u64, u64),
+    /// Called once everything that must be read stopped is read: let the target run on.
+    resume: &'h mut dyn FnMut(),
+}
+
 /// [`read`] in two phases: first everything that must be read while the target is stopped
-/// (thread contexts, task lists, stacks), with `prefetch(addr, len)` called for each task's
-/// cell; then `resume()`, then the decoding (from what was copied, see [`snapshot`]).
+/// (thread contexts, task lists, stacks), with `stop.prefetch(addr, len)` called for each
+/// task's cell; then `stop.resume()`, then the decoding (from what was copied, see
+/// [`snapshot`]).
 fn read_phased(
     t: &dyn target::Target,
     info: &debuginfo::DebugInfo,
+    prepared: &Prepared,
     opts: &Options,
     progress: &Progress,
     unwinder: Option<&unwind::Unwinder>,
-    prefetch: &dyn Fn(u64, u64),
-    resume: &mut dyn FnMut(),
+    stop: Stop<'_>,
 ) -> Result<Dump> {
     let bias = match t.at_entry() {
         Some(e) => e.wrapping_sub(info.entry),
@@ -397,7 +430,7 @@ fn read_phased(
         info,
         bias,
     };
-    let tk = tokio::Tokio::new(&reader)?;
+    let tk = tokio::Tokio::with(&reader, prepared.tokio.clone());
     let contexts = tk.thread_contexts()?;
     let mut runtimes = tk.runtimes(&contexts);
     for &handle in &opts.runtime_handles {
@@ -465,7 +498,7 @@ fn read_phased(
     }
     // Threads: their roles, and the root futures of `block_on` threads (found on their
     // stacks). A `LocalSet::block_on` root leads to the LocalSet's own task list.
-    let mut facts = threads::threads(&reader, &tk, &contexts, &runtimes, &raw);
+    let mut facts = threads::threads(&reader, &tk, &prepared.roots, &contexts, &runtimes, &raw);
     let mut local_sets = 0;
     for f in &facts {
         let Some(root) = f.root else { continue };
@@ -516,13 +549,13 @@ fn read_phased(
     for t in &raw {
         if let Some((addr, ty)) = t.future {
             let end = addr.saturating_add(reader.type_size(ty));
-            prefetch(t.header, end.saturating_sub(t.header));
+            (stop.prefetch)(t.header, end.saturating_sub(t.header));
         }
     }
-    resume();
+    (stop.resume)();
     progress.say(|| format!("copied {} tasks; decoding them", raw.len()));
-    // Which types can hold a future, decided once for every task of this read.
-    let shapes = decode::Shapes::new();
+    // Which types can hold a future: decided once per type, for every read of the process.
+    let shapes = decode::Shapes::with_cache(&prepared.shapes);
     if opts.threads {
         for (f, c) in facts.iter_mut().zip(&contexts) {
             if f.info.role == ThreadRole::BlockOn && f.info.task.is_none() {

@@ -48,11 +48,12 @@ pub struct ThreadFacts {
 pub fn threads(
     r: &Reader<'_>,
     tk: &Tokio<'_, '_>,
+    roots: &RootTypes,
     contexts: &[ThreadContext],
     runtimes: &[Runtime],
     tasks: &[RawTask],
 ) -> Vec<ThreadFacts> {
-    let scan = Scan::new(r, tk);
+    let scan = Scan::new(r, tk, roots);
     let runtime_no = |rt: &Runtime| {
         runtimes
             .iter()
@@ -138,17 +139,14 @@ struct Tag {
     suspend: Vec<u64>,
 }
 
-/// The stack scan for root futures.
-pub struct Scan<'r, 'a, 't> {
-    r: &'r Reader<'a>,
-    tk: &'t Tokio<'r, 'a>,
-    /// Candidate types with their quick-check tag.
-    candidates: Vec<(u64, u64, Tag)>,
-}
+/// The types `block_on` is instantiated with (template parameter `F` of the `block_on`
+/// subprograms), each with its size and quick-check tag: found in the debuginfo alone, once
+/// for all the reads of one process ([`crate::Prepared`]).
+pub struct RootTypes(Vec<(u64, u64, Tag)>);
 
-impl<'r, 'a, 't> Scan<'r, 'a, 't> {
-    /// Collects the candidate root future types from the `block_on` subprograms.
-    pub fn new(r: &'r Reader<'a>, tk: &'t Tokio<'r, 'a>) -> Self {
+impl RootTypes {
+    /// Collects the candidate root future types (nothing is read from `r.target`).
+    pub fn find(r: &Reader<'_>) -> Self {
         let mut types: Vec<u64> = Vec::new();
         for (_, sp) in r.info.subprograms() {
             if !layout::BLOCK_ON_FNS.iter().any(|p| sp.name.starts_with(p)) {
@@ -177,7 +175,26 @@ impl<'r, 'a, 't> Scan<'r, 'a, 't> {
                 eprintln!("candidate {} size {size} tag {tag:?}", r.type_name(*t));
             }
         }
-        Scan { r, tk, candidates }
+        RootTypes(candidates)
+    }
+}
+
+/// The stack scan for root futures.
+pub struct Scan<'r, 'a, 't> {
+    r: &'r Reader<'a>,
+    tk: &'t Tokio<'r, 'a>,
+    /// Candidate types with their quick-check tag.
+    candidates: &'t [(u64, u64, Tag)],
+}
+
+impl<'r, 'a, 't> Scan<'r, 'a, 't> {
+    /// A scan for the `roots` types.
+    pub fn new(r: &'r Reader<'a>, tk: &'t Tokio<'r, 'a>, roots: &'t RootTypes) -> Self {
+        Scan {
+            r,
+            tk,
+            candidates: &roots.0,
+        }
     }
 
     /// The root future on the stack of thread `tid`.
@@ -189,7 +206,7 @@ impl<'r, 'a, 't> Scan<'r, 'a, 't> {
         let start = regs.rsp & !7;
         let stack = read_stack(self.r, start);
         let mut best: Option<(u32, RootFuture)> = None;
-        for &(ty, size, ref tag) in &self.candidates {
+        for &(ty, size, ref tag) in self.candidates {
             let mut o = 0u64;
             while o + size <= stack.len() as u64 {
                 let at = (o + tag.offset) as usize;
@@ -242,7 +259,7 @@ impl<'r, 'a, 't> Scan<'r, 'a, 't> {
         match generic {
             "tokio::runtime::task::join::JoinHandle" => {
                 let header = r.u64(addr).ok()?;
-                let lay = &self.tk.layout;
+                let lay = self.tk.layout();
                 let vtable = r.u64(header.checked_add(lay.header_vtable)?).ok()?;
                 let poll = r.u64(vtable.checked_add(lay.vtable_poll)?).ok()?;
                 r.info.subprogram_at(poll.wrapping_sub(r.bias))?;

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::value::Reader;
 use layout::Layout;
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 /// Most tasks read from one runtime (a bound on corrupt lists).
 pub const MAX_TASKS: usize = 1_000_000;
@@ -113,21 +114,30 @@ pub struct ThreadContext {
     pub task_id: Option<u64>,
 }
 
-/// The runtime's layout as found in the debuginfo.
-pub struct Tokio<'r, 'a> {
-    r: &'r Reader<'a>,
+/// What this tokio version looks like, found in the debuginfo alone (no memory is read):
+/// member offsets, task cell types, the timer's deadline. Kept across the reads of one
+/// process ([`crate::Prepared`]), so that a sample does not pay for it while its target is
+/// stopped.
+pub struct Types {
     /// Member offsets of this tokio version.
     pub layout: Layout,
     cells: HashMap<String, u64>,
     /// `Sleep` → deadline seconds and nanoseconds (offsets), when the version has one.
     sleep_deadline: Option<(u64, u64, u64)>,
-    /// Per task `poll` function: where its `Stage` is (or why not).
-    stages: std::cell::RefCell<HashMap<u64, StageAt>>,
+    /// Per task `poll` function (a runtime address of the one process these types are used
+    /// for, whose load bias does not change): where its `Stage` is (or why not).
+    stages: Mutex<HashMap<u64, StageAt>>,
 }
 
-impl<'r, 'a> Tokio<'r, 'a> {
-    /// Finds tokio's task types in the debuginfo.
-    pub fn new(r: &'r Reader<'a>) -> Result<Self> {
+/// The runtime of one target, read with its version's [`Types`].
+pub struct Tokio<'r, 'a> {
+    r: &'r Reader<'a>,
+    types: Arc<Types>,
+}
+
+impl Types {
+    /// Finds tokio's task types in the debuginfo `r.info` (nothing is read from `r.target`).
+    pub fn find(r: &Reader<'_>) -> Result<Self> {
         let ty = |name: &str| -> Result<u64> {
             r.info.types_named(name).first().copied().ok_or_else(|| {
                 Error::NoRuntime(format!(
@@ -167,13 +177,29 @@ impl<'r, 'a> Tokio<'r, 'a> {
                 }
             }
         }
-        Ok(Tokio {
-            r,
+        Ok(Types {
             layout,
             cells,
             sleep_deadline,
             stages: Default::default(),
         })
+    }
+}
+
+impl<'r, 'a> Tokio<'r, 'a> {
+    /// Finds tokio's task types in the debuginfo, for one read.
+    pub fn new(r: &'r Reader<'a>) -> Result<Self> {
+        Ok(Self::with(r, Arc::new(Types::find(r)?)))
+    }
+
+    /// Reads with types found before ([`Types::find`]).
+    pub fn with(r: &'r Reader<'a>, types: Arc<Types>) -> Self {
+        Tokio { r, types }
+    }
+
+    /// Member offsets of this tokio version.
+    pub fn layout(&self) -> &Layout {
+        &self.types.layout
     }
 
     /// The `CONTEXT` thread-local: its offset in the TLS block, the `Context` type, and the
@@ -191,7 +217,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
                     "no `tokio::runtime::context::CONTEXT` thread-local in the debuginfo".into(),
                 )
             })?;
-        let l = self.layout.resolver(r);
+        let l = self.types.layout.resolver(r);
         let (v_off, ctx_ty) = if r.type_name(var_ty).contains("Storage<") {
             l.one(var_ty, layout::CONTEXT_IN_STORAGE)?
         } else {
@@ -209,7 +235,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
             .tls
             .ok_or_else(|| Error::NoRuntime("the executable has no PT_TLS segment".into()))?;
         let block = memsz.div_ceil(align.max(1)) * align.max(1);
-        let l = self.layout.resolver(r);
+        let l = self.types.layout.resolver(r);
         let (h_off, h_ty) = l.one(ctx_ty, layout::CONTEXT_HANDLE)?;
         let sched = l.opt(ctx_ty, layout::CONTEXT_SCHEDULER);
         let task_id = l.opt(ctx_ty, layout::CONTEXT_TASK_ID);
@@ -281,6 +307,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
         let r = self.r;
         let Some((o_off, opt_ty)) = r.find_enum(ty) else {
             return Err(self
+                .types
                 .layout
                 .resolver(r)
                 .missing("Context.current.handle (not an Option)"));
@@ -340,7 +367,11 @@ impl<'r, 'a> Tokio<'r, 'a> {
         if inner == 0 {
             return Ok(None);
         }
-        let (d_off, d_ty) = self.layout.resolver(r).one(inner_ty, layout::ARC_DATA)?;
+        let (d_off, d_ty) = self
+            .types
+            .layout
+            .resolver(r)
+            .one(inner_ty, layout::ARC_DATA)?;
         Ok(Some((inner + d_off, d_ty)))
     }
 
@@ -388,7 +419,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
     /// Every task in the runtime's owned lists.
     pub fn tasks(&self, rt: &Runtime, limit: usize) -> Result<(Vec<RawTask>, Vec<String>)> {
         let r = self.r;
-        let l = self.layout.resolver(r);
+        let l = self.types.layout.resolver(r);
         let (l_off, lists_ty) = l.one(rt.ty, layout::OWNED_LISTS)?;
         let (p_off, p_ty) = l.one(lists_ty, &["data_ptr"])?;
         let (n_off, _) = l.one(lists_ty, &["length"])?;
@@ -452,7 +483,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
     /// The task whose header is at `header`, and the next task of its owned list.
     fn task_at(&self, header: u64) -> Result<(RawTask, u64)> {
         let r = self.r;
-        let lay = &self.layout;
+        let lay = &self.types.layout;
         let vtable = r.u64(header.wrapping_add(lay.header_vtable))?;
         let state = r.u64(header.wrapping_add(lay.header_state))?;
         let id_at = r.u64(vtable.wrapping_add(lay.vtable_id_offset))?;
@@ -493,7 +524,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
         limit: usize,
     ) -> Vec<RawTask> {
         let r = self.r;
-        let lay = &self.layout;
+        let lay = &self.types.layout;
         let polls: HashSet<u64> = r
             .info
             .subprograms()
@@ -548,12 +579,22 @@ impl<'r, 'a> Tokio<'r, 'a> {
         let r = self.r;
         // Many tasks share a future type: resolve each `poll` function once.
         let stage = {
-            let cached = self.stages.borrow().get(&poll).cloned();
+            let cached = self
+                .types
+                .stages
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&poll)
+                .cloned();
             match cached {
                 Some(s) => s,
                 None => {
                     let s = self.stage_of(poll).map_err(|e| e.to_string());
-                    self.stages.borrow_mut().insert(poll, s.clone());
+                    self.types
+                        .stages
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(poll, s.clone());
                     s
                 }
             }
@@ -564,7 +605,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
             Some(v) if v.name == "Running" => {
                 let (f_off, f_ty) = r
                     .member(v.ty, "__0")
-                    .ok_or_else(|| self.layout.resolver(r).missing("Stage::Running.__0"))?;
+                    .ok_or_else(|| self.types.layout.resolver(r).missing("Stage::Running.__0"))?;
                 Ok(Some((addr + v.offset + f_off, f_ty)))
             }
             _ => Ok(None),
@@ -590,10 +631,11 @@ impl<'r, 'a> Tokio<'r, 'a> {
             .ok_or_else(|| Error::Other(format!("`{}` has no template parameter T", sp.name)))?;
         let tname = r.type_name(t);
         let cell = *self
+            .types
             .cells
             .get(tname)
             .ok_or_else(|| Error::Other(format!("no task cell type for future `{tname}`")))?;
-        let l = self.layout.resolver(r);
+        let l = self.types.layout.resolver(r);
         let (s_off, stage_ty) = l.one(cell, layout::CELL_STAGE)?;
         let (e_off, enum_ty) = r
             .find_enum(stage_ty)
@@ -604,7 +646,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
     /// The index of the worker whose `multi_thread::worker::Context` is `ctx`.
     pub fn worker_index(&self, ctx: &SchedulerContext) -> Option<u32> {
         let r = self.r;
-        let l = self.layout.resolver(r);
+        let l = self.types.layout.resolver(r);
         let (w_off, w_ty) = l.opt(ctx.ty, layout::WORKER_CTX_WORKER)?;
         let (worker, worker_ty) = self.arc_data(ctx.addr + w_off, w_ty).ok()??;
         let (i_off, i_ty) = l.opt(worker_ty, layout::WORKER_INDEX)?;
@@ -614,7 +656,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
     /// Tasks in the local run queue of worker `index` of the multi-thread runtime `rt`.
     pub fn local_queue_len(&self, rt: &Runtime, index: u64) -> Option<u64> {
         let r = self.r;
-        let l = self.layout.resolver(r);
+        let l = self.types.layout.resolver(r);
         let (rm_off, rm_ty) = l.opt(rt.ty, layout::MT_REMOTES)?;
         let (p_off, p_ty) = l.opt(rm_ty, &["data_ptr"])?;
         let (n_off, _) = l.opt(rm_ty, &["length"])?;
@@ -641,7 +683,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
     /// `ctx`), when its core is in place.
     pub fn current_thread_queue_len(&self, ctx: &SchedulerContext) -> Option<u64> {
         let r = self.r;
-        let l = self.layout.resolver(r);
+        let l = self.types.layout.resolver(r);
         let (c_off, c_ty) = l.opt(ctx.ty, layout::CT_CTX_CORE)?;
         let (core, core_ty) = r.thin_pointer(c_ty, ctx.addr + c_off).ok()??;
         if core == 0 {
@@ -677,7 +719,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
     ) -> Option<Result<(Vec<RawTask>, Vec<String>)>> {
         let r = self.r;
         let root = self.find_run_until(root, 0)?;
-        let l = self.layout.resolver(r);
+        let l = self.types.layout.resolver(r);
         let set = (|| {
             let (ls_off, ls_ty) = l.one(root.1, layout::RUN_UNTIL_LOCAL_SET)?;
             let (set, set_ty) = r
@@ -716,7 +758,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
         limit: usize,
     ) -> Option<(u64, Vec<layout::Field>)> {
         let r = self.r;
-        let l = self.layout.resolver(r);
+        let l = self.types.layout.resolver(r);
         let (n_off, n_ty) = l.opt(ty, layout::JOIN_SET_LENGTH)?;
         let length = self.int(addr + n_off, n_ty)?;
         let (a_off, a_ty) = l.opt(ty, layout::JOIN_SET_LISTS)?;
@@ -756,8 +798,8 @@ impl<'r, 'a> Tokio<'r, 'a> {
     /// The id of the task whose header is at `header` (for a `JoinHandle`'s raw task).
     pub fn task_id(&self, header: u64) -> Result<u64> {
         let r = self.r;
-        let vtable = r.u64(header + self.layout.header_vtable)?;
-        r.u64(header + r.u64(vtable + self.layout.vtable_id_offset)?)
+        let vtable = r.u64(header + self.types.layout.header_vtable)?;
+        r.u64(header + r.u64(vtable + self.types.layout.vtable_id_offset)?)
     }
 
     /// The future a tokio wrapper future drives, when `ty` is one whose own frame says
@@ -767,7 +809,10 @@ impl<'r, 'a> Tokio<'r, 'a> {
         if !r.type_name(ty).starts_with(layout::RUN_UNTIL_TYPE) {
             return None;
         }
-        self.layout.resolver(r).opt(ty, layout::RUN_UNTIL_FUTURE)
+        self.types
+            .layout
+            .resolver(r)
+            .opt(ty, layout::RUN_UNTIL_FUTURE)
     }
 
     /// True for a join branch type (`MaybeDone` of tokio's `join!`/`try_join!`, or of the
@@ -815,7 +860,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
         match leaf_kind(name)? {
             LeafKind::Sleep => {
                 // The deadline's chain differs per version (see `layout::SLEEP_DEADLINE`).
-                let deadline = self.sleep_deadline.and_then(|(sleep, s_off, n_off)| {
+                let deadline = self.types.sleep_deadline.and_then(|(sleep, s_off, n_off)| {
                     if r.strip(ty) != sleep && r.type_name(ty) != r.type_name(sleep) {
                         return None;
                     }

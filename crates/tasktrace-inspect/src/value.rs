@@ -29,6 +29,15 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader of types only: every memory read fails.
+    pub(crate) fn types_only(info: &'a DebugInfo) -> Reader<'a> {
+        Reader {
+            target: &crate::target::NoMemory,
+            info,
+            bias: 0,
+        }
+    }
+
     /// Reads raw bytes; for a core file, read-only data it left out comes from the executable.
     pub fn bytes(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         match self.target.read(addr, buf) {

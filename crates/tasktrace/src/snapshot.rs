@@ -29,6 +29,7 @@
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tasktrace_inspect::debuginfo::DebugInfo;
+use tasktrace_inspect::Prepared;
 use tasktrace_model::{Dump, TOKIO_ID_BASE};
 
 /// How a snapshot is taken.
@@ -75,8 +76,9 @@ impl std::error::Error for SnapshotError {}
 /// address of its handle here, taken and forked while this lock is held (so none moves).
 static RUNTIMES: Mutex<Vec<tokio::runtime::Handle>> = Mutex::new(Vec::new());
 
-/// This executable's debuginfo, indexed on the first snapshot.
-static DEBUGINFO: OnceLock<Result<DebugInfo, String>> = OnceLock::new();
+/// This executable's debuginfo, indexed on the first snapshot, with what every read derives
+/// from it alone (tokio's layout, …).
+static DEBUGINFO: OnceLock<Result<(DebugInfo, Prepared), String>> = OnceLock::new();
 
 /// Makes snapshots read the tasks of `handle`'s runtime too, also when called outside it (the
 /// current runtime is always read).
@@ -110,7 +112,7 @@ pub fn snapshot() -> Result<Dump, SnapshotError> {
 
 /// [`snapshot`] with options.
 pub fn snapshot_with(options: &SnapshotOptions) -> Result<Dump, SnapshotError> {
-    let info = debuginfo()?;
+    let (info, prepared) = debuginfo()?;
     let current = tokio::runtime::Handle::try_current().ok();
     let (mut child, handles, paused, resident) = {
         let registered = RUNTIMES.lock().unwrap_or_else(|e| e.into_inner());
@@ -145,7 +147,7 @@ pub fn snapshot_with(options: &SnapshotOptions) -> Result<Dump, SnapshotError> {
         runtime_handles: handles,
         ..Default::default()
     };
-    let read = tasktrace_inspect::frozen::read_frozen(child.pid, info, &opts);
+    let read = tasktrace_inspect::frozen::read_frozen(child.pid, info, prepared, &opts);
     drop(child);
     let mut dump =
         read.map_err(|e| SnapshotError(format!("snapshot: cannot read the copy: {e}")))?;
@@ -229,18 +231,20 @@ pub(crate) fn join(mut registry: Dump) -> Dump {
     registry
 }
 
-fn debuginfo() -> Result<&'static DebugInfo, SnapshotError> {
+fn debuginfo() -> Result<&'static (DebugInfo, Prepared), SnapshotError> {
     DEBUGINFO
         .get_or_init(|| {
             let exe = std::fs::read_link("/proc/self/exe")
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_else(|_| "/proc/self/exe".into());
-            DebugInfo::load_with("/proc/self/exe", &exe, None).map_err(|e| {
+            let info = DebugInfo::load_with("/proc/self/exe", &exe, None).map_err(|e| {
                 format!(
                     "snapshot: not taken: {e} (tasks are read with type layouts: build with \
                      `[profile.release] debug = true`, or put a debug file next to the executable)"
                 )
-            })
+            })?;
+            let prepared = Prepared::new(&info).map_err(|e| format!("snapshot: not taken: {e}"))?;
+            Ok((info, prepared))
         })
         .as_ref()
         .map_err(|e| SnapshotError(e.clone()))

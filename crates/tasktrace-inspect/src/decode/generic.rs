@@ -26,8 +26,8 @@
 use super::Decoder;
 use crate::debuginfo::Kind;
 use crate::value::Reader;
-use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tasktrace_model::{Frame, FrameKind, Node};
 
 /// Most members of one type the search looks at: a budget per type.
@@ -56,10 +56,15 @@ enum Class {
     Nothing,
 }
 
-/// Per read: which types can hold a future, decided once per type from its DWARF.
+/// Which types can hold a future, decided once per type from its DWARF: shared by the reads
+/// of one process ([`crate::Prepared`]), as it depends on the debuginfo alone.
+#[derive(Clone, Default)]
+pub struct ShapeCache(Arc<Mutex<HashMap<u64, bool>>>);
+
+/// What the decoding of one read shares between its tasks.
 #[derive(Default)]
 pub struct Shapes {
-    holds: RefCell<HashMap<u64, bool>>,
+    holds: ShapeCache,
     /// The live target's sockets, for the notes of I/O leaves (read once per read).
     pub(super) sockets: crate::sockets::Sockets,
 }
@@ -68,6 +73,18 @@ impl Shapes {
     /// An empty cache.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Decided types from `cache`, and new decisions added to it.
+    pub fn with_cache(cache: &ShapeCache) -> Self {
+        Shapes {
+            holds: cache.clone(),
+            sockets: Default::default(),
+        }
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<u64, bool>> {
+        self.holds.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -155,7 +172,7 @@ impl Decoder<'_, '_, '_> {
     }
 
     fn holds_at(&self, ty: u64, depth: usize) -> bool {
-        if let Some(&known) = self.shapes.holds.borrow().get(&ty) {
+        if let Some(&known) = self.shapes.known().get(&ty) {
             return known;
         }
         if depth > MAX_SHAPE_DEPTH {
@@ -163,7 +180,7 @@ impl Decoder<'_, '_, '_> {
         }
         // A type met again while it is being decided (a recursive type) holds nothing
         // through that path.
-        self.shapes.holds.borrow_mut().insert(ty, false);
+        self.shapes.known().insert(ty, false);
         let r = self.r;
         let holds = match self.class(ty) {
             Class::Known | Class::DynFuture => true,
@@ -177,7 +194,7 @@ impl Decoder<'_, '_, '_> {
                 .any(|t| self.holds_at(r.strip(t), depth + 1)),
             Class::Nothing => false,
         };
-        self.shapes.holds.borrow_mut().insert(ty, holds);
+        self.shapes.known().insert(ty, holds);
         holds
     }
 

@@ -28,7 +28,7 @@ mod links;
 mod names;
 mod tower;
 
-pub use generic::Shapes;
+pub use generic::{ShapeCache, Shapes};
 pub use links::{resolve, Link};
 pub use names::async_fn_name;
 

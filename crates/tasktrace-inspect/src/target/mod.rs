@@ -110,6 +110,25 @@ pub trait Target {
     }
 }
 
+/// A target without memory or threads: what the debuginfo alone tells is found with it
+/// ([`crate::Prepared`]), before a target exists.
+pub(crate) struct NoMemory;
+
+impl Target for NoMemory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        Err(crate::Error::Memory(addr, buf.len()))
+    }
+    fn threads(&self) -> &[Thread] {
+        &[]
+    }
+    fn at_entry(&self) -> Option<u64> {
+        None
+    }
+    fn is_live(&self) -> bool {
+        false
+    }
+}
+
 /// Bytes of target memory at `addr` ([`Target::memory_to_scan`]).
 #[derive(Clone, Copy, Debug)]
 pub struct MemoryRange<'a> {
