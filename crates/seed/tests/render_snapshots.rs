@@ -98,7 +98,7 @@ fn check_seed_shape(clean: &Trace, text: &str) {
         assert!(pending.children.is_empty(), "{text}");
         assert_eq!(
             pending.frame.note.as_deref(),
-            Some("waiting on closure at src/lib.rs:12:33"),
+            Some("waiting on closure at src/lib.rs:12"),
             "the poll_fn closure is the leaf:\n{text}"
         );
     }
@@ -112,7 +112,7 @@ async fn seed_default_view() {
     check_seed_shape(&trace.clean(), &text);
     if has_names() {
         assert!(
-            text.starts_with("╼ async fn seed::foo at src/lib.rs:20:11\n"),
+            text.starts_with("╼ async fn seed::foo at src/lib.rs:20\n"),
             "{text}"
         );
     }
@@ -175,9 +175,9 @@ async fn seed_trace_renders_in_every_format() {
             folded,
             "seed::foo at src/lib.rs:20;seed::bar at src/lib.rs:25;seed::buz at src/lib.rs:35;\
              seed::baz at src/lib.rs:40;seed::pending at src/lib.rs:15;\
-             waiting on closure at src/lib.rs:12:33 1\n\
+             waiting on closure at src/lib.rs:12 1\n\
              seed::foo at src/lib.rs:20;seed::bar at src/lib.rs:25;seed::fiz at src/lib.rs:30;\
-             seed::pending at src/lib.rs:15;waiting on closure at src/lib.rs:12:33 1\n"
+             seed::pending at src/lib.rs:15;waiting on closure at src/lib.rs:12 1\n"
         );
     }
     let json: serde_json::Value = serde_json::from_str(&trace.render(Format::Json)).unwrap();

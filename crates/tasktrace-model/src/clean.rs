@@ -862,7 +862,7 @@ fn simplify<'a>(
         // A closure handed to `poll_fn` that is itself the leaf: it is how its async fn waits.
         if kids.is_empty() && n.frame.kind == FrameKind::Closure && via_poll_fn(chain) {
             let what = match &n.frame.location {
-                Some(loc) => format!("waiting on closure at {loc}"),
+                Some(loc) => format!("waiting on closure at {}:{}", loc.file, loc.line),
                 None => "waiting on closure".to_string(),
             };
             note(what, &mut notes);
@@ -1218,13 +1218,13 @@ mod tests {
     fn clean_seed_tree() {
         let clean = seed_like().clean();
         let expected = "\
-╼ async fn seed::foo at src/lib.rs:20:5
-  └╼ async fn seed::bar at src/lib.rs:25:5
-     ├╼ async fn seed::fiz at src/lib.rs:30:5
-     │  └╼ async fn seed::pending at src/lib.rs:15:5 [waiting on closure at src/lib.rs:12:5]
-     └╼ async fn seed::buz at src/lib.rs:35:5
-        └╼ async fn seed::baz at src/lib.rs:40:5
-           └╼ async fn seed::pending at src/lib.rs:15:5 [waiting on closure at src/lib.rs:12:5]
+╼ async fn seed::foo at src/lib.rs:20
+  └╼ async fn seed::bar at src/lib.rs:25
+     ├╼ async fn seed::fiz at src/lib.rs:30
+     │  └╼ async fn seed::pending at src/lib.rs:15 [waiting on closure at src/lib.rs:12]
+     └╼ async fn seed::buz at src/lib.rs:35
+        └╼ async fn seed::baz at src/lib.rs:40
+           └╼ async fn seed::pending at src/lib.rs:15 [waiting on closure at src/lib.rs:12]
 ";
         assert_eq!(clean.to_string(), expected);
         assert_eq!(clean.clean(), clean, "idempotent");
@@ -1274,13 +1274,13 @@ mod tests {
         t.insert_path(a);
         t.insert_path(b);
         let expected = "\
-╼ async fn ?? at src/lib.rs:20:5
-  └╼ async fn seed::bar at src/lib.rs:25:5
-     ├╼ async fn seed::fiz at src/lib.rs:30:5
-     │  └╼ async fn seed::pending at src/lib.rs:15:5 [waiting on closure at src/lib.rs:12:5]
-     └╼ async fn seed::buz at src/lib.rs:35:5
-        └╼ async fn ?? at src/lib.rs:40:5
-           └╼ async fn seed::pending at src/lib.rs:15:5 [waiting on closure at src/lib.rs:12:5]
+╼ async fn ?? at src/lib.rs:20
+  └╼ async fn seed::bar at src/lib.rs:25
+     ├╼ async fn seed::fiz at src/lib.rs:30
+     │  └╼ async fn seed::pending at src/lib.rs:15 [waiting on closure at src/lib.rs:12]
+     └╼ async fn seed::buz at src/lib.rs:35
+        └╼ async fn ?? at src/lib.rs:40
+           └╼ async fn seed::pending at src/lib.rs:15 [waiting on closure at src/lib.rs:12]
 ";
         assert_eq!(t.to_string(), expected);
         assert_eq!(t.clean().clean(), t.clean());

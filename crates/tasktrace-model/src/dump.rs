@@ -152,6 +152,12 @@ impl Task {
     /// Writes [`header`](Self::header) to `out`, without allocating (text dumps write one
     /// per task).
     pub fn write_header(&self, out: &mut dyn fmt::Write) -> fmt::Result {
+        self.write_header_with(out, false)
+    }
+
+    /// [`write_header`](Self::write_header), with the spawn site's column when `columns`
+    /// (the verbose view).
+    pub(crate) fn write_header_with(&self, out: &mut dyn fmt::Write, columns: bool) -> fmt::Result {
         write_task_id(out, self.id)?;
         if let Some(name) = &self.name {
             write!(out, " \"{name}\"")?;
@@ -160,7 +166,7 @@ impl Task {
         if let Some(loc) = &self.spawned_at {
             let file = crate::clean::short_path(&loc.file);
             write!(out, ", spawned at {file}:{}", loc.line)?;
-            if let Some(col) = loc.column {
+            if let (true, Some(col)) = (columns, loc.column) {
                 write!(out, ":{col}")?;
             }
         }

@@ -99,6 +99,8 @@ impl Frame {
 }
 
 impl fmt::Display for Frame {
+    /// `async fn a::b at src/x.rs:12 [note]`: `file:line`, the column only in the alternate
+    /// form (`{:#}`, the verbose view's label).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
             FrameKind::AsyncFn => write!(f, "async fn {}", self.function)?,
@@ -106,8 +108,10 @@ impl fmt::Display for Frame {
             FrameKind::Closure => write!(f, "closure in {}", self.function)?,
             _ => f.write_str(&self.function)?,
         }
-        if let Some(loc) = &self.location {
-            write!(f, " at {loc}")?;
+        match &self.location {
+            Some(loc) if f.alternate() => write!(f, " at {loc}")?,
+            Some(loc) => write!(f, " at {}:{}", loc.file, loc.line)?,
+            None => {}
         }
         if self.status == FrameStatus::Completed {
             f.write_str(" (completed)")?;

@@ -13,7 +13,7 @@
 //! - [`clean`]: from captured frames to readable ones. `Display` of a [`Trace`] or [`Dump`] is
 //!   the default view ([`Trace::clean`]: `seed::foo::{{closure}}` reads `async fn seed::foo`,
 //!   runtime and combinator plumbing is hidden, leaves say what they wait on); `{:#}` is the
-//!   verbose view ([`Trace::normalized`]: every frame).
+//!   verbose view ([`Trace::normalized`]: every frame, with columns).
 //! - [`Format`]: [`Dump::render`] / [`Trace::render`] as text, verbose text, grouped text
 //!   (`1,000 tasks like this`), JSON (schema in `docs/json-schema.md`), folded stacks and an SVG
 //!   flame graph (cargo feature `flamegraph`, default).
@@ -31,10 +31,12 @@
 //! assert_eq!(trace.roots[0].children.len(), 2);
 //! assert_eq!(
 //!     trace.to_string(),
-//!     "╼ async fn app::foo at src/main.rs:20:11\n  \
-//!        ├╼ async fn app::fiz at src/main.rs:28:15\n  \
-//!        └╼ async fn app::buz at src/main.rs:32:11\n"
+//!     "╼ async fn app::foo at src/main.rs:20\n  \
+//!        ├╼ async fn app::fiz at src/main.rs:28\n  \
+//!        └╼ async fn app::buz at src/main.rs:32\n"
 //! );
+//! // Columns are in the verbose view (and in JSON).
+//! assert!(format!("{trace:#}").contains("app::foo at src/main.rs:20:11"));
 //! ```
 
 pub mod clean;

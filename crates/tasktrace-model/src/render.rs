@@ -15,10 +15,11 @@ use std::sync::Arc;
 #[non_exhaustive]
 pub enum Format {
     /// The default view: one tree per task, plumbing hidden, leaves annotated
-    /// ([`Trace::clean`]). What `Display` prints.
+    /// ([`Trace::clean`]), a `file:line` per frame. What `Display` prints.
     #[default]
     Text,
-    /// Every frame of every task, with clean names and short paths ([`Trace::normalized`]).
+    /// Every frame of every task, with clean names, short paths and columns
+    /// ([`Trace::normalized`]).
     /// What `{:#}` prints.
     Verbose,
     /// Tasks with identical clean traces printed once: `1,000 tasks like this: ids 1-400, 402`.
@@ -96,7 +97,8 @@ impl fmt::Display for Trace {
         } else {
             self.clean()
         };
-        view.write_tree(f, "", &|frame| frame.to_string())
+        let label = frame_label(f.alternate());
+        view.write_tree(f, "", &label)
     }
 }
 
@@ -283,7 +285,7 @@ impl Dump {
                 } else {
                     thread.trace.clean()
                 };
-                view.write_tree(out, "  ", &|frame| frame.to_string())?;
+                view.write_tree(out, "  ", &frame_label(verbose))?;
             }
         }
         Ok(())
@@ -381,7 +383,7 @@ impl fmt::Display for Dump {
             {
                 writeln!(f)?;
             }
-            task.write_header(f)?;
+            task.write_header_with(f, verbose)?;
             writeln!(f)?;
             if let Some(err) = &task.error {
                 writeln!(f, "  ({err})")?;
@@ -405,7 +407,7 @@ impl fmt::Display for Dump {
                 task.trace.clean()
             };
             let mut text = String::new();
-            view.write_tree(&mut text, "  ", &|frame| frame.to_string())?;
+            view.write_tree(&mut text, "  ", &frame_label(verbose))?;
             f.write_str(&text)?;
             if recent.len() < RECENT {
                 recent.push((&task.trace, text));
@@ -415,6 +417,16 @@ impl fmt::Display for Dump {
             }
         }
         Ok(())
+    }
+}
+
+/// A frame's label in a text view: `file:line` by default (what is needed to find the await;
+/// a third of the bytes of a dump were columns), the column too in the verbose view.
+fn frame_label(verbose: bool) -> fn(&Frame) -> String {
+    if verbose {
+        |frame| format!("{frame:#}")
+    } else {
+        |frame| frame.to_string()
     }
 }
 
@@ -589,7 +601,7 @@ mod tests {
         let text = dump().render(Format::Grouped);
         let expected = "\
 5 tasks like this: ids 1-3, 7, 9
-  ╼ async fn app::main at src/main.rs:3:5 [waiting on task]
+  ╼ async fn app::main at src/main.rs:3 [waiting on task]
 ";
         assert_eq!(text, expected);
     }
@@ -598,17 +610,19 @@ mod tests {
     fn text_names_the_awaited_task() {
         let text = dump().to_string();
         assert!(
-            text.contains("task 9 — state unknown, awaits task 4\n  ╼ async fn app::main at src/main.rs:3:5 [waiting on task 4]\n"),
+            text.contains("task 9 — state unknown, awaits task 4\n  ╼ async fn app::main at src/main.rs:3 [waiting on task 4]\n"),
             "{text}"
         );
         assert!(text.contains(
-            "task 1 — state unknown\n  ╼ async fn app::main at src/main.rs:3:5 [waiting on task]\n"
+            "task 1 — state unknown\n  ╼ async fn app::main at src/main.rs:3 [waiting on task]\n"
         ));
+        // Columns: in the verbose view only.
+        assert!(!text.contains("src/main.rs:3:5"), "{text}");
         let verbose = format!("{:#}", dump());
         assert!(
             verbose.contains(
                 "<JoinHandle<T> as Future>::poll at tokio-1.54.1/src/runtime/task/join.rs:346:22"
-            ),
+            ) && verbose.contains("async fn app::main at src/main.rs:3:5"),
             "{verbose}"
         );
     }

@@ -254,10 +254,10 @@ mod tests {
         let mut text = String::new();
         t.write_tree(&mut text, "", &|f| f.to_string()).unwrap();
         let expected = "\
-╼ a at src/main.rs:1:5
-  ├╼ b at src/main.rs:2:5
-  │  └╼ c at src/main.rs:3:5
-  └╼ d at src/main.rs:4:5
+╼ a at src/main.rs:1
+  ├╼ b at src/main.rs:2
+  │  └╼ c at src/main.rs:3
+  └╼ d at src/main.rs:4
 ";
         assert_eq!(text, expected);
     }

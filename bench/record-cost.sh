@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# What a `tasktrace record` costs the recorded program (docs/BENCHMARKS.md, issue 20): round
+# trips per second of a ping-pong client against the release demo target's echo server, with
+# no recording, then recording at 10 Hz and at 100 Hz, ROUNDS times alternating. The target and
+# the client share CPU 0 and the recorder runs on CPU 1: unpinned, the recorder kept the idle
+# core awake and the ping-pong got faster under recording (the VM's wake-up latency).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${ROUNDS:-3}
+secs=5
+cargo build --release -p tasktrace-cli --bins
+bin=${CARGO_TARGET_DIR:-target}/release
+out=$(mktemp -d)
+trap 'kill "$target" 2>/dev/null || true; rm -rf "$out"' EXIT
+taskset -c 0 "$bin/tasktrace-demo-target" >"$out/target.log" 2>&1 &
+target=$!
+for _ in $(seq 100); do grep -q '^ready ' "$out/target.log" && break; sleep 0.1; done
+addr=$(awk '/^ready / { print $2 }' "$out/target.log")
+[ -n "$addr" ] || { echo "record-cost: the demo target did not start" >&2; exit 1; }
+echo "| recording | round | round trips/s | target stopped per sample (median / max) | samples |"
+echo "| --- | --- | --- | --- | --- |"
+for round in $(seq "$rounds"); do
+    for rate in none 10 100; do
+        if [ "$rate" = none ]; then
+            rtt=$(taskset -c 0 python3 bench/record-cost/pingpong.py "$addr" "$secs")
+            echo "| none | $round | $rtt | — | — |"
+            continue
+        fi
+        taskset -c 1 "$bin/tasktrace" record "$target" --duration $((secs + 1)) --rate "$rate" \
+            --format folded -o "$out/rec.folded" 2>"$out/rec.log" &
+        rec=$!
+        sleep 0.5
+        rtt=$(taskset -c 0 python3 bench/record-cost/pingpong.py "$addr" "$secs")
+        wait "$rec"
+        stopped=$(grep -o 'median [0-9.]* ms, max [0-9.]* ms' "$out/rec.log" | sed 's/median //; s/, max / \/ /')
+        samples=$(grep -o '[0-9]* samples in' "$out/rec.log" | cut -d' ' -f1)
+        lowered=$(grep -o 'lowered to [0-9.]* Hz' "$out/rec.log" | sed 's/lowered to /, lowered to /' || true)
+        echo "| ${rate} Hz${lowered} | $round | $rtt | $stopped | $samples |"
+    done
+done
