@@ -1,6 +1,8 @@
-//! Native stacks of stopped threads (x86-64), by the call frame information in the mapped
-//! ELF files' `.eh_frame` (binary-searched through `.eh_frame_hdr`). Used by the threads view
-//! for a worker inside a poll: what the task's code is doing right now.
+//! Native stacks of stopped threads (x86-64), walked by `framehop` (the caching unwinder of
+//! the samply profiler, which the in-process capture uses too) over the mapped ELF files'
+//! `.eh_frame`/`.eh_frame_hdr`, with the unwind rule of each address cached across the
+//! threads and samples of one target. Used by the threads view for a worker inside a poll:
+//! what the task's code is doing right now.
 //!
 //! Each frame is symbolised from its module's DWARF with `addr2line` (the module's own, or a
 //! separate debug file found by build id or `.gnu_debuglink`, [`crate::debugfile`]): the
@@ -9,14 +11,16 @@
 //! DWARF (libc) is named from its symbol table. The DWARF is indexed when the unwinder is made
 //! (before a live target is stopped); line programs and inlined subroutines are read lazily.
 //!
-//! Only `rip`, `rsp` and `rbp` are known of the stopped thread; frames whose CFA rule needs
-//! another register end the walk. Each step is checked (the stack grows down, return addresses
-//! lie in a mapped file), and the walk is bounded.
+//! Only `rip`, `rsp` and `rbp` are known of the stopped thread (all framehop needs on
+//! x86-64); a frame it cannot unwind ends the walk. Each step is checked (the stack grows
+//! down, return addresses lie in a mapped file), and the walk is bounded.
 
 use crate::target::{MappedFile, Registers, Target};
-use gimli::{BaseAddresses, EhFrame, EhFrameHdr, LittleEndian, UnwindContext, UnwindSection};
+use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
+use framehop::{ExplicitModuleSectionInfo, FrameAddress, Unwinder as _};
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
-use std::sync::{Arc, OnceLock};
+use std::ops::{Deref, Range};
+use std::sync::{Arc, Mutex, OnceLock};
 use tasktrace_model::{Location, NativeFrame};
 
 /// The DWARF reader of a module: its sections, owned.
@@ -25,15 +29,23 @@ type Reader = gimli::EndianArcSlice<gimli::RunTimeEndian>;
 /// Deepest stack walked.
 const MAX_FRAMES: usize = 64;
 
-/// One mapped ELF file with its unwind tables and symbols.
+/// Bytes of a section of a module's file, shared with the module (framehop's section data).
+#[derive(Clone, Default)]
+struct SectionBytes(Arc<Vec<u8>>, Range<usize>);
+
+impl Deref for SectionBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0[self.1.clone()]
+    }
+}
+
+/// One mapped ELF file with its symbols (its unwind tables are in the [`Unwinder`]'s walker).
 struct Module {
     start: u64,
     end: u64,
     bias: u64,
-    data: Vec<u8>,
-    eh_frame: Option<(u64, std::ops::Range<usize>)>,
-    eh_frame_hdr: Option<(u64, std::ops::Range<usize>)>,
-    text: u64,
+    data: Arc<Vec<u8>>,
     /// (address, size, demangled name), sorted by address.
     symbols: Vec<(u64, u64, String)>,
     /// Executable segments: (vaddr, file offset, file size), to read code from the file (a
@@ -48,17 +60,25 @@ struct Module {
 }
 
 impl Module {
-    fn load(path: &str, maps: &[&MappedFile], given: Option<&GivenDebugFile>) -> Option<Module> {
-        let data = std::fs::read(path).ok()?;
-        let obj = object::File::parse(&*data).ok()?;
-        let range = |name: &str| {
+    /// The module mapped at `maps`, and its unwind tables for the walker (none without an
+    /// `.eh_frame`).
+    fn load(
+        path: &str,
+        maps: &[&MappedFile],
+        given: Option<&GivenDebugFile>,
+    ) -> Option<(Module, Option<framehop::Module<SectionBytes>>)> {
+        let data = Arc::new(std::fs::read(path).ok()?);
+        let obj = object::File::parse(&**data).ok()?;
+        let section = |name: &str| {
             let s = obj.section_by_name(name)?;
             let (off, len) = s.file_range()?;
-            Some((s.address(), off as usize..(off + len) as usize))
+            let bytes = SectionBytes(data.clone(), off as usize..(off + len) as usize);
+            data.get(bytes.1.clone())?;
+            Some((s.address()..s.address() + len, bytes))
         };
-        let eh_frame = range(".eh_frame");
-        let eh_frame_hdr = range(".eh_frame_hdr");
-        let text = obj.section_by_name(".text").map_or(0, |s| s.address());
+        let eh_frame = section(".eh_frame");
+        let eh_frame_hdr = section(".eh_frame_hdr");
+        let text = section(".text");
         // bias: a mapping at `start` of file offset `offset` holds the segment bytes at
         // vaddr `seg.vaddr + (offset - seg.offset)`.
         let first = maps.iter().min_by_key(|m| m.offset)?;
@@ -85,20 +105,37 @@ impl Module {
         let given_debug = given
             .filter(|g| crate::debugfile::build_id(&obj).is_some_and(|id| id == g.build_id))
             .map(|g| g.data.clone());
-        Some(Module {
-            start: maps.iter().map(|m| m.start).min()?,
-            end: maps.iter().map(|m| m.end).max()?,
+        let (start, end) = (
+            maps.iter().map(|m| m.start).min()?,
+            maps.iter().map(|m| m.end).max()?,
+        );
+        let unwind = eh_frame.map(|(eh_frame_svma, eh_frame)| {
+            let (text_svma, text) = text.unzip();
+            let (hdr_svma, hdr) = eh_frame_hdr.unzip();
+            let info = ExplicitModuleSectionInfo {
+                base_svma: 0,
+                text_svma,
+                text,
+                eh_frame_svma: Some(eh_frame_svma),
+                eh_frame: Some(eh_frame),
+                eh_frame_hdr_svma: hdr_svma,
+                eh_frame_hdr: hdr,
+                ..Default::default()
+            };
+            framehop::Module::new(path.to_string(), start..end, bias, info)
+        });
+        let module = Module {
+            start,
+            end,
             bias,
             data,
-            eh_frame,
-            eh_frame_hdr,
-            text,
             symbols,
             code,
             path: path.to_string(),
             given_debug,
             dwarf: OnceLock::new(),
-        })
+        };
+        Some((module, unwind))
     }
 
     /// The DWARF of this module (or of its separate debug file), indexed for address lookups.
@@ -232,71 +269,6 @@ impl Module {
             tail_call: true,
         })
     }
-
-    /// The caller's (rip, rsp, rbp) of the frame at `regs`, from this module's CFI.
-    fn step(&self, t: &dyn Target, regs: Registers, first: bool) -> Option<Registers> {
-        let (eh_addr, eh_range) = self.eh_frame.clone()?;
-        let eh = EhFrame::new(self.data.get(eh_range)?, LittleEndian);
-        let mut bases = BaseAddresses::default()
-            .set_eh_frame(eh_addr)
-            .set_text(self.text);
-        // A return address points after the call: look up the call itself.
-        let lpc = regs
-            .rip
-            .wrapping_sub(self.bias)
-            .wrapping_sub(u64::from(!first));
-        let mut ctx = Box::new(UnwindContext::new());
-        let row = match &self.eh_frame_hdr {
-            Some((hdr_addr, hdr_range)) => {
-                bases = bases.set_eh_frame_hdr(*hdr_addr);
-                let hdr = EhFrameHdr::new(self.data.get(hdr_range.clone())?, LittleEndian)
-                    .parse(&bases, 8)
-                    .ok()?;
-                let table = hdr.table()?;
-                table
-                    .unwind_info_for_address(&eh, &bases, &mut ctx, lpc, EhFrame::cie_from_offset)
-                    .ok()?
-                    .clone()
-            }
-            None => eh
-                .unwind_info_for_address(&bases, &mut ctx, lpc, EhFrame::cie_from_offset)
-                .ok()?
-                .clone(),
-        };
-        let reg = |r: gimli::Register| match r.0 {
-            6 => Some(regs.rbp),
-            7 => Some(regs.rsp),
-            _ => None,
-        };
-        let cfa = match row.cfa() {
-            gimli::CfaRule::RegisterAndOffset { register, offset } => {
-                reg(*register)?.wrapping_add(*offset as u64)
-            }
-            gimli::CfaRule::Expression(_) => return None,
-        };
-        let read = |a: u64| -> Option<u64> {
-            let mut b = [0u8; 8];
-            t.read(a, &mut b).ok()?;
-            Some(u64::from_le_bytes(b))
-        };
-        let rule = |r: u16, old: u64| -> Option<u64> {
-            match row.register(gimli::Register(r)) {
-                None | Some(gimli::RegisterRule::SameValue) => Some(old),
-                Some(gimli::RegisterRule::Offset(o)) => read(cfa.wrapping_add(o as u64)),
-                Some(gimli::RegisterRule::ValOffset(o)) => Some(cfa.wrapping_add(o as u64)),
-                _ => None,
-            }
-        };
-        let ra = match row.register(gimli::Register(16)) {
-            Some(gimli::RegisterRule::Offset(o)) => read(cfa.wrapping_add(o as u64))?,
-            _ => read(cfa.wrapping_sub(8))?,
-        };
-        Some(Registers {
-            rip: ra,
-            rsp: cfa,
-            rbp: rule(6, regs.rbp)?,
-        })
-    }
 }
 
 /// A separate debug file the user gave (`--debuginfo`), read once; it is used for the one
@@ -317,9 +289,12 @@ impl GivenDebugFile {
     }
 }
 
-/// The unwinder of one target: its mapped ELF files.
+/// The unwinder of one target: its mapped ELF files, and framehop's walker over their unwind
+/// tables with its rule cache (kept across the threads and samples of the target).
 pub struct Unwinder {
     modules: Vec<Module>,
+    walker: UnwinderX86_64<SectionBytes>,
+    cache: Mutex<CacheX86_64>,
 }
 
 impl Unwinder {
@@ -337,17 +312,25 @@ impl Unwinder {
         let mut paths: Vec<&str> = maps.iter().map(|m| m.path.as_str()).collect();
         paths.sort();
         paths.dedup();
+        let mut walker = UnwinderX86_64::new();
         let modules = paths
             .into_iter()
             .filter_map(|p| {
                 let of: Vec<&MappedFile> = maps.iter().filter(|m| m.path == p).collect();
-                let m = Module::load(p, &of, given.as_ref())?;
+                let (m, unwind) = Module::load(p, &of, given.as_ref())?;
+                if let Some(unwind) = unwind {
+                    walker.add_module(unwind);
+                }
                 // Index the DWARF now, not while the target is stopped.
                 m.dwarf();
                 Some(m)
             })
             .collect();
-        Unwinder { modules }
+        Unwinder {
+            modules,
+            walker,
+            cache: Mutex::new(CacheX86_64::new()),
+        }
     }
 
     /// True when nothing can be unwound (no mapped files known: a core file).
@@ -362,22 +345,35 @@ impl Unwinder {
     /// The native stack of a thread stopped at `regs`, innermost first: per physical frame,
     /// its inlined functions and then itself (see the module doc).
     pub fn native_stack(&self, t: &dyn Target, regs: Registers) -> Vec<NativeFrame> {
+        let mut read_stack = |addr: u64| -> Result<u64, ()> {
+            let mut b = [0u8; 8];
+            t.read(addr, &mut b).map_err(|_| ())?;
+            Ok(u64::from_le_bytes(b))
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
-        let mut cur = regs;
+        let mut unwind_regs = UnwindRegsX86_64::new(regs.rip, regs.rsp, regs.rbp);
+        let mut address = FrameAddress::from_instruction_pointer(regs.rip);
+        let (mut pc, mut sp) = (regs.rip, regs.rsp);
         for i in 0..MAX_FRAMES {
-            let Some(m) = self.module(cur.rip) else { break };
-            out.extend(m.frames(cur.rip, i == 0));
-            let Some(next) = m.step(t, cur, i == 0) else {
+            let first = i == 0;
+            let Some(m) = self.module(pc) else { break };
+            out.extend(m.frames(pc, first));
+            let next =
+                self.walker
+                    .unwind_frame(address, &mut unwind_regs, &mut cache, &mut read_stack);
+            let Ok(Some(ra)) = next else { break };
+            // The stack grows down: a caller's frame is above.
+            if ra == 0 || unwind_regs.sp() <= sp {
+                break;
+            }
+            if self.module(ra).is_some_and(|n| std::ptr::eq(n, m)) {
+                out.extend(m.tail_caller(ra, pc, first));
+            }
+            let Some(caller) = FrameAddress::from_return_address(ra) else {
                 break;
             };
-            // The stack grows down: a caller's frame is above.
-            if next.rip == 0 || next.rsp <= cur.rsp {
-                break;
-            }
-            if self.module(next.rip).is_some_and(|n| std::ptr::eq(n, m)) {
-                out.extend(m.tail_caller(next.rip, cur.rip, i == 0));
-            }
-            cur = next;
+            (address, pc, sp) = (caller, ra, unwind_regs.sp());
         }
         out
     }
