@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every benchmark of issue 7 in one go and prints the tables (docs/BENCHMARKS.md).
 #
+#   ROUNDS=N bench/run.sh   rounds of the dump workload (default 5)
+#
 #   bench/run.sh            full run (~15-25 min on 2 cores, plus the first build)
 #   bench/run.sh --smoke    builds everything, runs every workload once at tiny sizes
 #
@@ -93,14 +95,18 @@ if [[ -z "${SKIP_CALLGRIND:-}" ]]; then
 fi
 
 # Dumps: a fresh process per size; the first dump is cold, the median of the next ones warm.
-for c in $all; do
-    [[ "$c" == plain ]] && continue
+# ROUNDS rounds (default 5), the contenders alternating within each, so that a slow minute of
+# the machine falls on all of them; the report shows the median over the rounds.
+for round in $(seq "${ROUNDS:-5}"); do
     for n in 1000 10000; do
-        echo "== dump $c $n" >&2
-        warm=10
-        [[ "$c" == published ]] && warm=3
-        # tokio's dump can freeze (see shared facts): bounded.
-        timeout 300 "$(binof "$c")" dump "$c" "$n" "$warm" | tee -a "$results" || true
+        for c in $all; do
+            [[ "$c" == plain ]] && continue
+            echo "== dump $c $n (round $round)" >&2
+            warm=10
+            [[ "$c" == published ]] && warm=3
+            # tokio's dump can freeze (see shared facts): bounded.
+            timeout 300 "$(binof "$c")" dump "$c" "$n" "$warm" | tee -a "$results" || true
+        done
     done
 done
 

@@ -159,18 +159,26 @@ pub fn print(results: &str, criterion: &str) {
         ns.dedup();
         ns
     };
+    let largest = dump_ns.last().cloned().unwrap_or_default();
+    let rounds = r
+        .get(&("dump".into(), "ours".into(), largest.clone()))
+        .and_then(|m| m.get("warm_ms"))
+        .map_or(0, Vec::len);
     println!("\n### 3. dump of idle depth-5 tasks as text (capture + symbolise + render), ms\n");
+    println!(
+        "Median of {rounds} rounds, the contenders alternating in each; a round is a fresh \
+         process per contender and size, its first dump cold, warm the median of the next ones.\n"
+    );
     print!("| contender |");
     for n in &dump_ns {
         print!(" {n} cold | {n} warm |");
     }
-    println!(" warm vs await-tree (largest n) | notes |");
+    println!(" warm vs await-tree (largest n) | text bytes per task (largest n) | notes |");
     print!("| --- |");
     for _ in &dump_ns {
         print!(" ---: | ---: |");
     }
-    println!(" ---: | --- |");
-    let largest = dump_ns.last().cloned().unwrap_or_default();
+    println!(" ---: | ---: | --- |");
     let at_warm = get(&r, "dump", "await_tree", &largest, "warm_ms");
     for c in &present {
         if *c == "plain" {
@@ -192,9 +200,13 @@ pub fn print(results: &str, criterion: &str) {
                 })
             })
             .collect();
+        let per_task = get(&r, "dump", c, &largest, "bytes")
+            .zip(largest.parse::<f64>().ok())
+            .map(|(b, n)| b / n);
         println!(
-            " {} | {} |",
+            " {} | {} | {} |",
             ratio(get(&r, "dump", c, &largest, "warm_ms"), at_warm),
+            cell(per_task, 0),
             notes.join("; ")
         );
     }

@@ -258,15 +258,15 @@ impl<'r, 'a, 't> Scan<'r, 'a, 't> {
         }
         match generic {
             "tokio::runtime::task::join::JoinHandle" => {
-                let header = r.u64(addr).ok()?;
+                let header = r.pointer(addr).ok()?;
                 let lay = self.tk.layout();
-                let vtable = r.u64(header.checked_add(lay.header_vtable)?).ok()?;
+                let vtable = r.pointer(header.checked_add(lay.header_vtable)?).ok()?;
                 let poll = r.u64(vtable.checked_add(lay.vtable_poll)?).ok()?;
                 r.info.subprogram_at(poll.wrapping_sub(r.bias))?;
                 Some(3)
             }
             "alloc::sync::Arc" | "alloc::rc::Rc" => {
-                let p = r.u64(addr).ok()?;
+                let p = r.pointer(addr).ok()?;
                 if p == 0 || p % 8 != 0 {
                     return None;
                 }

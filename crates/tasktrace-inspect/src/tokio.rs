@@ -254,7 +254,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
                 task_id: None,
             };
             if let Some((s_off, _)) = sched {
-                let p = r.u64(base + s_off).unwrap_or(0);
+                let p = r.pointer(base + s_off).unwrap_or(0);
                 if p != 0 {
                     c.scheduler = self.scheduler_context(p).ok().flatten();
                 }
@@ -424,7 +424,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
         let (p_off, p_ty) = l.one(lists_ty, &["data_ptr"])?;
         let (n_off, _) = l.one(lists_ty, &["length"])?;
         let base = rt.addr + l_off;
-        let data = r.u64(base + p_off)?;
+        let data = r.pointer(base + p_off)?;
         let count = r.u64(base + n_off)?.min(1 << 16);
         let elem_ty = r
             .pointee(p_ty)
@@ -484,7 +484,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
     fn task_at(&self, header: u64) -> Result<(RawTask, u64)> {
         let r = self.r;
         let lay = &self.types.layout;
-        let vtable = r.u64(header.wrapping_add(lay.header_vtable))?;
+        let vtable = r.pointer(header.wrapping_add(lay.header_vtable))?;
         let state = r.u64(header.wrapping_add(lay.header_state))?;
         let id_at = r.u64(vtable.wrapping_add(lay.vtable_id_offset))?;
         let id = r.u64(header.wrapping_add(id_at))?;
@@ -660,7 +660,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
         let (rm_off, rm_ty) = l.opt(rt.ty, layout::MT_REMOTES)?;
         let (p_off, p_ty) = l.opt(rm_ty, &["data_ptr"])?;
         let (n_off, _) = l.opt(rm_ty, &["length"])?;
-        let data = r.u64(rt.addr + rm_off + p_off).ok()?;
+        let data = r.pointer(rt.addr + rm_off + p_off).ok()?;
         let n = r.u64(rt.addr + rm_off + n_off).ok()?;
         if index >= n {
             return None;
@@ -798,8 +798,8 @@ impl<'r, 'a> Tokio<'r, 'a> {
     /// The id of the task whose header is at `header` (for a `JoinHandle`'s raw task).
     pub fn task_id(&self, header: u64) -> Result<u64> {
         let r = self.r;
-        let vtable = r.u64(header + self.types.layout.header_vtable)?;
-        r.u64(header + r.u64(vtable + self.types.layout.vtable_id_offset)?)
+        let vtable = r.pointer(header + self.types.layout.header_vtable)?;
+        r.u64(header.wrapping_add(r.u64(vtable + self.types.layout.vtable_id_offset)?))
     }
 
     /// The future a tokio wrapper future drives, when `ty` is one whose own frame says

@@ -60,9 +60,23 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(b))
     }
 
-    /// Reads a `u64` / pointer.
+    /// Reads a `u64`.
     pub fn u64(&self, addr: u64) -> Result<u64> {
         self.uint(addr, 8)
+    }
+
+    /// Reads a pointer: 0, or a value a user-space address can have (below 2^56, the limit
+    /// of 5-level paging). Memory is untrusted: a pointer past that is refused here, so that
+    /// adding a member offset (from the DWARF, small) to a pointer read never overflows.
+    pub fn pointer(&self, addr: u64) -> Result<u64> {
+        const USER_LIMIT: u64 = 1 << 56;
+        let p = self.u64(addr)?;
+        if p >= USER_LIMIT {
+            return Err(crate::Error::Other(format!(
+                "not a pointer: {p:#x} read at {addr:#x}"
+            )));
+        }
+        Ok(p)
     }
 
     /// The type behind typedefs.
@@ -276,7 +290,7 @@ impl<'a> Reader<'a> {
                 return Ok(None);
             };
             if d.kind == Kind::Pointer {
-                return Ok(Some((self.u64(addr)?, d.ty)));
+                return Ok(Some((self.pointer(addr)?, d.ty)));
             }
             if let Some((0, inner)) = self.find_enum(t) {
                 if inner != t {

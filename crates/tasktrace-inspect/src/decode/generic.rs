@@ -248,7 +248,7 @@ impl Decoder<'_, '_, '_> {
                 found.retain(|n| n.frame.note.as_deref() != Some(super::NOT_YET_POLLED));
                 found
             }
-            Class::Owned(pointee) => match self.r.u64(addr) {
+            Class::Owned(pointee) => match self.r.pointer(addr) {
                 Ok(p) if p != 0 => self.owned_member(p, pointee, depth + 1),
                 _ => Vec::new(),
             },
@@ -260,7 +260,7 @@ impl Decoder<'_, '_, '_> {
                 else {
                     return Vec::new();
                 };
-                let (Ok(data), Ok(len)) = (r.u64(addr + p_off), r.u64(addr + n_off)) else {
+                let (Ok(data), Ok(len)) = (r.pointer(addr + p_off), r.u64(addr + n_off)) else {
                     return Vec::new();
                 };
                 let mut out = Vec::new();

@@ -393,7 +393,7 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             }
             let (p_off, p_ty) = r.member(t, "data_ptr")?;
             let (n_off, _) = r.member(t, "length")?;
-            let data = r.u64(base + off + p_off).ok()?;
+            let data = r.pointer(base + off + p_off).ok()?;
             let len = r.u64(base + off + n_off).ok()?.min(MAX_UNORDERED as u64);
             let elem = r.pointee(p_ty)?;
             let size = r.type_size(elem);
@@ -539,8 +539,8 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             let p = ms.iter().find(|m| m.0 == "pointer");
             let v = ms.iter().find(|m| m.0 == "vtable");
             if let (Some(p), Some(v)) = (p, v) {
-                let data = r.u64(base + p.1).ok()?;
-                let vtable = r.u64(base + v.1).ok()?;
+                let data = r.pointer(base + p.1).ok()?;
+                let vtable = r.pointer(base + v.1).ok()?;
                 let concrete = r.info.vtable_type(vtable.wrapping_sub(r.bias))?;
                 return Some(self.decode(data, concrete, depth + 1));
             }
