@@ -8,8 +8,32 @@ use crate::error::{Error, Result};
 use crate::target::{MappedFile, Registers, Target, Thread};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 const PAGE: u64 = 4096;
+
+/// Hashes a page number with one multiplication: a read of 10,000 tasks looks pages up a few
+/// hundred thousand times while the target is stopped, and SipHash (the default) is made for
+/// keys an adversary picks, not for these.
+#[derive(Default)]
+struct PageHasher(u64);
+
+impl Hasher for PageHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(self.0 ^ u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// Copied pages by page number; `None` for a page that could not be read whole.
+type Pages = HashMap<u64, Option<Box<[u8]>>, BuildHasherDefault<PageHasher>>;
 
 /// Reads misses of a [`Snapshot`]: the target's memory, while it lasts.
 pub trait Source {
@@ -54,7 +78,7 @@ pub struct Snapshot<S: Source> {
     live: bool,
     proc_pid: Option<i32>,
     maps: Vec<MappedFile>,
-    pages: RefCell<HashMap<u64, Option<Box<[u8]>>>>,
+    pages: RefCell<Pages>,
     resumed: Cell<bool>,
     late: Cell<u64>,
 }
@@ -75,7 +99,7 @@ impl<S: Source> Snapshot<S> {
             live: t.is_live(),
             proc_pid: t.proc_pid(),
             maps: t.mapped_files(),
-            pages: RefCell::new(HashMap::new()),
+            pages: RefCell::new(Pages::default()),
             resumed: Cell::new(false),
             late: Cell::new(0),
         }
@@ -109,16 +133,23 @@ impl<S: Source> Snapshot<S> {
 
     /// Whether page `p` is readable (copied on first use).
     fn page(&self, p: u64) -> bool {
+        self.with_page(p, |_| ()).is_some()
+    }
+
+    /// `f` of page `p`'s bytes (copied on first use, one lookup when it was); `None` when the
+    /// page cannot be read whole.
+    fn with_page<R>(&self, p: u64, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
         if let Some(e) = self.pages.borrow().get(&p) {
-            return e.is_some();
+            return e.as_deref().map(f);
         }
         if self.resumed.get() {
             self.late.set(self.late.get() + 1);
         }
         let mut buf = vec![0u8; PAGE as usize].into_boxed_slice();
-        let ok = self.source.read(p * PAGE, &mut buf).is_ok();
-        self.pages.borrow_mut().insert(p, ok.then_some(buf));
-        ok
+        let copied = self.source.read(p * PAGE, &mut buf).is_ok().then_some(buf);
+        let out = copied.as_deref().map(f);
+        self.pages.borrow_mut().insert(p, copied);
+        out
     }
 }
 
@@ -133,16 +164,17 @@ impl<S: Source> Target for Snapshot<S> {
             let off = (at % PAGE) as usize;
             let n = ((PAGE - at % PAGE).min(end - at)) as usize;
             let done = (at - addr) as usize;
-            if !self.page(p) {
+            let out = &mut buf[done..done + n];
+            if self
+                .with_page(p, |page| out.copy_from_slice(&page[off..off + n]))
+                .is_none()
+            {
                 // A page that is not whole (e.g. the end of a mapping): read the bytes directly.
                 return self
                     .source
                     .read(at, &mut buf[done..])
                     .map_err(|_| Error::Memory(addr, buf.len()));
             }
-            let pages = self.pages.borrow();
-            let page = pages.get(&p).and_then(|e| e.as_ref()).expect("cached page");
-            buf[done..done + n].copy_from_slice(&page[off..off + n]);
             at += n as u64;
         }
         Ok(())

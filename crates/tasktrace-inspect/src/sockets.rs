@@ -15,6 +15,7 @@
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// A socket, as the kernel's tables list it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +33,9 @@ enum Socket {
 #[derive(Default)]
 pub struct Sockets {
     by_inode: OnceCell<HashMap<u64, Socket>>,
+    /// A pidfd of the process, opened on the first socket asked (one per read, not per
+    /// socket); `None` inside where it cannot be had. Closed on drop.
+    pidfd: OnceCell<Option<OwnedFd>>,
 }
 
 impl Sockets {
@@ -39,7 +43,9 @@ impl Sockets {
     /// `fd 9: 127.0.0.1:3000 to 127.0.0.1:51234`, `fd 7: listening on 0.0.0.0:3000`,
     /// `fd 5: unix /run/app.sock`, or `fd 5` when it is no socket the tables know.
     pub fn describe(&self, pid: i32, fd: i32) -> String {
-        let socket = ask_the_socket(pid, fd).or_else(|| self.in_tables(pid, fd));
+        let socket = self
+            .ask_the_socket(pid, fd)
+            .or_else(|| self.in_tables(pid, fd));
         match socket {
             Some(Socket::Tcp {
                 local,
@@ -63,36 +69,33 @@ impl Sockets {
         let table = self.by_inode.get_or_init(|| read_tables(pid));
         table.get(&inode?).cloned()
     }
-}
 
-/// The socket `fd` of `pid`, asked directly (see the module doc); `None` when the descriptor
-/// cannot be had or is no TCP/Unix socket.
-fn ask_the_socket(pid: i32, fd: i32) -> Option<Socket> {
-    let ours = pid == std::process::id() as i32;
-    let local_fd = if ours {
-        fd
-    } else {
-        // SAFETY: pidfd_open takes a pid and flags, pidfd_getfd a pidfd, a descriptor number
-        // and flags; neither touches our memory. Each descriptor they return is closed below.
-        unsafe {
-            let pidfd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
-            if pidfd < 0 {
-                return None;
+    /// The socket `fd` of `pid`, asked directly (see the module doc); `None` when the
+    /// descriptor cannot be had or is no TCP/Unix socket.
+    fn ask_the_socket(&self, pid: i32, fd: i32) -> Option<Socket> {
+        if pid == std::process::id() as i32 {
+            return socket_of(fd);
+        }
+        let pidfd = self.pidfd.get_or_init(|| {
+            // SAFETY: pidfd_open takes a pid and flags and touches none of our memory; the
+            // descriptor it returns is owned by the `OwnedFd` alone.
+            unsafe {
+                let pidfd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
+                (pidfd >= 0).then(|| OwnedFd::from_raw_fd(pidfd))
             }
-            let copy = libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) as i32;
-            libc::close(pidfd);
+        });
+        // SAFETY: pidfd_getfd takes a pidfd, a descriptor number and flags, and touches none
+        // of our memory; the copy it returns is owned by the `OwnedFd` alone.
+        let copy = unsafe {
+            let copy =
+                libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_ref()?.as_raw_fd(), fd, 0) as i32;
             if copy < 0 {
                 return None;
             }
-            copy
-        }
-    };
-    let socket = socket_of(local_fd);
-    if !ours {
-        // SAFETY: closes the copy made above, which nothing else holds.
-        unsafe { libc::close(local_fd) };
+            OwnedFd::from_raw_fd(copy)
+        };
+        socket_of(copy.as_raw_fd())
     }
-    socket
 }
 
 /// What the socket behind our descriptor `fd` is.
@@ -330,7 +333,7 @@ mod tests {
             .unwrap();
         let pid = child.id() as i32;
         let s = Sockets::default();
-        let asked = ask_the_socket(pid, lfd);
+        let asked = s.ask_the_socket(pid, lfd);
         let got = s.describe(pid, lfd);
         let got_client = s.describe(pid, cfd);
         let _ = child.kill();
