@@ -230,27 +230,10 @@ mod tests {
         }
     }
 
-    struct NoThreads;
-
-    impl Target for NoThreads {
-        fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
-            Err(Error::Memory(addr, buf.len()))
-        }
-        fn threads(&self) -> &[Thread] {
-            &[]
-        }
-        fn at_entry(&self) -> Option<u64> {
-            None
-        }
-        fn is_live(&self) -> bool {
-            true
-        }
-    }
-
     #[test]
     fn reads_across_pages_and_counts_late_reads() {
         let mem: Vec<u8> = (0..3 * PAGE + 100).map(|i| (i % 251) as u8).collect();
-        let s = Snapshot::new(&NoThreads, Mem(mem.clone()));
+        let s = Snapshot::new(&crate::target::NoMemory, Mem(mem.clone()));
         s.prefetch(0, 10);
         let mut buf = vec![0u8; 1000];
         s.read(4000, &mut buf).unwrap();
