@@ -169,17 +169,21 @@ impl Module {
     /// The functions at `pc` (a return address when not `first`), innermost first: inlined
     /// ones from the DWARF, then the physical one (its symbol name when DWARF has none).
     fn frames(&self, pc: u64, first: bool) -> Vec<NativeFrame> {
-        let physical = |function: Option<String>, location: Option<Location>| NativeFrame {
+        // A frame no DWARF describes: named from the symbol table, and by its module.
+        let physical = |function: Option<String>| NativeFrame {
             pc,
             function,
-            location,
+            location: None,
             inlined: false,
             tail_call: false,
+            module: std::path::Path::new(&self.path)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned()),
         };
         let symbol = self.symbol(pc).map(str::to_string);
         let probe = pc.wrapping_sub(self.bias).wrapping_sub(u64::from(!first));
         let Some(ctx) = self.dwarf() else {
-            return vec![physical(symbol, None)];
+            return vec![physical(symbol)];
         };
         let mut out = Vec::new();
         if let Ok(mut iter) = ctx.find_frames(probe).skip_all_loads() {
@@ -198,6 +202,7 @@ impl Module {
                     location,
                     inlined: true,
                     tail_call: false,
+                    module: None,
                 });
                 if out.len() > MAX_FRAMES {
                     break;
@@ -211,7 +216,7 @@ impl Module {
                     last.function = symbol;
                 }
             }
-            None => out.push(physical(symbol, None)),
+            None => out.push(physical(symbol)),
         }
         out
     }
@@ -267,6 +272,7 @@ impl Module {
             location: None,
             inlined: false,
             tail_call: true,
+            module: None,
         })
     }
 }

@@ -80,6 +80,10 @@ pub struct NativeFrame {
     /// function listed before it: put back from the call instruction of the frame after it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tail_call: bool,
+    /// The file name of the module the pc is in (`libc.so.6`), for a frame its module has no
+    /// DWARF for (named from the symbol table, or not at all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
 }
 
 /// What a native frame deserializes from: the object form, or the `"0x… symbol"` string
@@ -98,6 +102,8 @@ enum NativeFrameRepr {
         inlined: bool,
         #[serde(default)]
         tail_call: bool,
+        #[serde(default)]
+        module: Option<String>,
     },
 }
 
@@ -112,6 +118,7 @@ impl From<NativeFrameRepr> for NativeFrame {
                     location: None,
                     inlined: false,
                     tail_call: false,
+                    module: None,
                 }
             }
             NativeFrameRepr::New {
@@ -120,19 +127,23 @@ impl From<NativeFrameRepr> for NativeFrame {
                 location,
                 inlined,
                 tail_call,
+                module,
             } => NativeFrame {
                 pc,
                 function,
                 location,
                 inlined,
                 tail_call,
+                module,
             },
         }
     }
 }
 
 impl fmt::Display for NativeFrame {
-    /// `0x55d0c0a01234 app::spin at src/main.rs:12`; an inlined function says so.
+    /// `0x55d0c0a01234 app::spin at src/main.rs:12`; an inlined function says so; a frame
+    /// without DWARF names its module: `0x7f… clock_nanosleep in libc.so.6`, `0x7f… ?? in
+    /// libc.so.6`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:#x}", self.pc)?;
         if self.inlined {
@@ -141,11 +152,16 @@ impl fmt::Display for NativeFrame {
         if self.tail_call {
             f.write_str(" [tail call]")?;
         }
-        if let Some(name) = &self.function {
-            write!(f, " {name}")?;
+        match (&self.function, &self.module) {
+            (Some(name), _) => write!(f, " {name}")?,
+            (None, Some(_)) => f.write_str(" ??")?,
+            (None, None) => {}
         }
         if let Some(loc) = &self.location {
             write!(f, " at {loc}")?;
+        }
+        if let Some(module) = &self.module {
+            write!(f, " in {module}")?;
         }
         Ok(())
     }
@@ -223,6 +239,20 @@ mod tests {
         assert_eq!(f[1].function, None);
         assert!(f[2].inlined);
         assert_eq!(f[2].to_string(), "0x30 [inlined] a::f at src/a.rs:3");
+        let back: Vec<NativeFrame> =
+            serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+        assert_eq!(back, f);
+    }
+
+    #[test]
+    fn frames_without_dwarf_name_their_module() {
+        let f: Vec<NativeFrame> = serde_json::from_str(
+            r#"[{"pc": 16, "function": "clock_nanosleep", "module": "libc.so.6"},
+                {"pc": 32, "module": "libc.so.6"}]"#,
+        )
+        .unwrap();
+        assert_eq!(f[0].to_string(), "0x10 clock_nanosleep in libc.so.6");
+        assert_eq!(f[1].to_string(), "0x20 ?? in libc.so.6");
         let back: Vec<NativeFrame> =
             serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
         assert_eq!(back, f);
