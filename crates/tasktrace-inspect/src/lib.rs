@@ -9,7 +9,9 @@
 //! [`tokio`] (everything tokio-version-specific: runtimes, owned task lists, LocalSets, task
 //! cells, workers' queues; member chains per version in [`tokio::layout`]), [`decode`] (state
 //! machines, join branches, sets of futures, futures written by hand, and leaves → frames), [`threads`] (what each
-//! thread does; `block_on` root futures found on the stack).
+//! thread does; `block_on` root futures found on the stack), [`unwind`] (native stacks, by
+//! framehop). [`Prepared`] is what a read derives from the debuginfo alone, found once per
+//! process and before it is stopped.
 //!
 //! Supported: tokio 1.38 – 1.54 (tested with 1.38.2, 1.43.1, 1.47.1, 1.50.0, 1.52.0, 1.54.1;
 //! the layout of each is in [`tokio::layout`]), multi-thread and current-thread runtimes, several
