@@ -12,37 +12,11 @@ use regex::Regex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tasktrace_inspect::{Options, Session};
-use tasktrace_model::record::Recording;
-
-/// What a recording writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RecordFormat {
-    /// Folded stacks (`a;b;c N`).
-    Folded,
-    /// An SVG flame graph (inferno).
-    Svg,
-    /// speedscope's JSON file format.
-    Speedscope,
-    /// pprof: a gzipped `profile.proto` with a `samples` value.
-    Pprof,
-}
+use tasktrace_model::record::{RecordFormat, Recording};
 
 /// Parses `--duration`: seconds, more than zero.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::parse_seconds(s, "--duration")
-}
-
-/// Parses `--format` of `record`.
-pub fn parse_format(s: &str) -> Result<RecordFormat, String> {
-    match s {
-        "folded" => Ok(RecordFormat::Folded),
-        "svg" => Ok(RecordFormat::Svg),
-        "speedscope" => Ok(RecordFormat::Speedscope),
-        "pprof" => Ok(RecordFormat::Pprof),
-        _ => Err(format!(
-            "unknown format {s:?}: folded, svg, speedscope, pprof"
-        )),
-    }
 }
 
 /// How to record: `tasktrace record`'s arguments.
@@ -58,7 +32,7 @@ pub struct RecordArgs {
     #[arg(long, value_name = "HZ", default_value = "10", value_parser = crate::parse_rate)]
     pub rate: f64,
     /// Output format: folded, svg, speedscope, pprof.
-    #[arg(long, value_name = "FMT", default_value = "svg", value_parser = parse_format)]
+    #[arg(long, value_name = "FMT", default_value = "svg", value_parser = str::parse::<RecordFormat>)]
     pub format: RecordFormat,
     /// Write the output to this file (default: standard output).
     #[arg(short = 'o', long, value_name = "FILE")]
@@ -209,12 +183,7 @@ pub fn record(args: RecordArgs) -> Result<(), String> {
         max.as_secs_f64() * 1e3
     );
     let title = format!("Where the tasks of process {} waited", args.pid);
-    let bytes = match args.format {
-        RecordFormat::Folded => rec.folded().into_bytes(),
-        RecordFormat::Svg => rec.svg(&title).into_bytes(),
-        RecordFormat::Speedscope => rec.speedscope(&title).into_bytes(),
-        RecordFormat::Pprof => rec.pprof(),
-    };
+    let bytes = rec.render(args.format, &title);
     match &args.output {
         Some(path) => std::fs::write(path, &bytes).map_err(|e| format!("cannot write {path}: {e}")),
         None => {

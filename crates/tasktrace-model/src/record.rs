@@ -11,6 +11,37 @@ use crate::{Dump, Frame, NativeFrame};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
+/// What a recording is written as (`tasktrace record --format`, `/debug/tasks/record?format=`).
+#[cfg(all(feature = "flamegraph", feature = "pprof"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordFormat {
+    /// Folded stacks (`a;b;c N`).
+    Folded,
+    /// An SVG flame graph (inferno).
+    Svg,
+    /// speedscope's JSON file format.
+    Speedscope,
+    /// pprof: a gzipped `profile.proto` with a `samples` value.
+    Pprof,
+}
+
+#[cfg(all(feature = "flamegraph", feature = "pprof"))]
+impl std::str::FromStr for RecordFormat {
+    type Err = String;
+    /// `folded`, `svg`, `speedscope` or `pprof`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "folded" => Ok(RecordFormat::Folded),
+            "svg" => Ok(RecordFormat::Svg),
+            "speedscope" => Ok(RecordFormat::Speedscope),
+            "pprof" => Ok(RecordFormat::Pprof),
+            _ => Err(format!(
+                "unknown format {s:?}: folded, svg, speedscope, pprof"
+            )),
+        }
+    }
+}
+
 /// Stacks summed over samples.
 ///
 /// ```
@@ -94,6 +125,17 @@ impl Recording {
     #[cfg(feature = "pprof")]
     pub fn pprof(&self) -> Vec<u8> {
         crate::pprof::samples_to_pprof(self.stacks().into_iter())
+    }
+
+    /// The recording in `format`; `title` names the flame graph and the speedscope file.
+    #[cfg(all(feature = "flamegraph", feature = "pprof"))]
+    pub fn render(&self, format: RecordFormat, title: &str) -> Vec<u8> {
+        match format {
+            RecordFormat::Folded => self.folded().into_bytes(),
+            RecordFormat::Svg => self.svg(title).into_bytes(),
+            RecordFormat::Speedscope => self.speedscope(title).into_bytes(),
+            RecordFormat::Pprof => self.pprof(),
+        }
     }
 
     /// speedscope's file format (<https://www.speedscope.app/file-format-schema.json>): one

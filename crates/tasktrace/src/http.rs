@@ -37,6 +37,7 @@
 //! parameter or a bad regex; `404` for any other path; `405` for a method other than `GET` or
 //! `HEAD` ([`serve`] only).
 
+use crate::model::record::RecordFormat;
 use crate::model::{Dump, Format, Task};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -102,32 +103,13 @@ struct Record {
     format: RecordFormat,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum RecordFormat {
-    Folded,
-    Svg,
-    Speedscope,
-    Pprof,
-}
-
-impl RecordFormat {
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "folded" => RecordFormat::Folded,
-            "svg" => RecordFormat::Svg,
-            "speedscope" => RecordFormat::Speedscope,
-            "pprof" => RecordFormat::Pprof,
-            _ => return None,
-        })
-    }
-
-    fn content_type(self) -> &'static str {
-        match self {
-            RecordFormat::Folded => TEXT,
-            RecordFormat::Svg => "image/svg+xml",
-            RecordFormat::Speedscope => "application/json",
-            RecordFormat::Pprof => "application/octet-stream",
-        }
+/// The content type of a recording in `format`.
+fn record_content_type(format: RecordFormat) -> &'static str {
+    match format {
+        RecordFormat::Folded => TEXT,
+        RecordFormat::Svg => "image/svg+xml",
+        RecordFormat::Speedscope => "application/json",
+        RecordFormat::Pprof => "application/octet-stream",
     }
 }
 
@@ -198,7 +180,7 @@ fn parse(path_and_query: &str) -> Result<Query, Response> {
                     continue;
                 }
                 "format" => {
-                    rec.format = RecordFormat::parse(&value).ok_or_else(|| {
+                    rec.format = value.parse().map_err(|_| {
                         Response::error(
                             400,
                             format_args!("bad format: {value} (svg, folded, speedscope, pprof)"),
@@ -393,15 +375,10 @@ async fn record(rec: &Record, task: Option<&regex::Regex>) -> Response {
         recording.samples(),
         rec.seconds.as_secs_f64()
     );
-    let body = match rec.format {
-        RecordFormat::Folded => recording.folded().into_bytes(),
-        RecordFormat::Svg => recording.svg(&title).into_bytes(),
-        RecordFormat::Speedscope => recording.speedscope(&title).into_bytes(),
-        RecordFormat::Pprof => recording.pprof(),
-    };
+    let body = recording.render(rec.format, &title);
     Response {
         status: 200,
-        content_type: rec.format.content_type(),
+        content_type: record_content_type(rec.format),
         body,
     }
 }
