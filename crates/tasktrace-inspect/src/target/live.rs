@@ -333,21 +333,11 @@ impl Target for LiveProcess {
     }
 
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
-        if buf.is_empty() {
-            return Ok(());
-        }
-        let local = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        let remote = libc::iovec {
-            iov_base: addr as *mut libc::c_void,
-            iov_len: buf.len(),
-        };
-        // SAFETY: `local` describes `buf`, which is writable for its length; the remote iovec
-        // is only interpreted by the kernel in the target's address space.
-        let n = unsafe { libc::process_vm_readv(self.pid, &local, 1, &remote, 1, 0) };
-        if n == buf.len() as isize {
+        use crate::snapshot::Source;
+        if crate::snapshot::ProcessMemory(self.pid)
+            .read(addr, buf)
+            .is_ok()
+        {
             return Ok(());
         }
         use std::os::unix::fs::FileExt;
