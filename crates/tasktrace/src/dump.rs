@@ -14,11 +14,12 @@
 //!    process-wide) — on tokio's blocking pool when a tokio runtime is current, so that a cold
 //!    symbolisation or a dump of many tasks does not hold a worker; elsewhere in place.
 
+use crate::addr_hash::BuildAddrHasher;
 use crate::capture::RawPath;
 use crate::clock::Elapsed;
 use crate::registry;
 use crate::sync::Arc;
-use crate::traced::{Captured, Shared, Slot, Stamp};
+use crate::traced::{Captured, Shared, Slot, Stamp, TaskRef};
 use crate::TraceError;
 use std::collections::HashMap;
 use std::future::Future;
@@ -236,7 +237,8 @@ fn assemble(asked: Vec<Asked>, start: &Elapsed, end: &Elapsed, deadline: Duratio
                     task.state = TaskState::Scheduled;
                     task.error = Some(format!(
                         "never polled since it was created {:.1?} ago; not captured",
-                        end.since(a.shared.task.created)
+                        // Before the first poll, the stamp is the creation tick.
+                        end.since(now.tick)
                     ));
                 } else {
                     task.state = TaskState::Scheduled;
@@ -289,47 +291,6 @@ fn registry_only(mut dump: Dump, options: &DumpOptions) -> Dump {
     dump
 }
 
-/// Hashes the capture keys of [`assemble`]: a few dozen return addresses per task, hashed once
-/// per task. SipHash (the default) was ~2.5 % of a 10k-task dump; these keys are addresses of
-/// our own process, not attacker-chosen, so a multiply-rotate hash is enough.
-#[derive(Clone, Copy, Default)]
-struct BuildAddrHasher;
-
-impl std::hash::BuildHasher for BuildAddrHasher {
-    type Hasher = AddrHasher;
-    fn build_hasher(&self) -> AddrHasher {
-        AddrHasher(0)
-    }
-}
-
-struct AddrHasher(u64);
-
-impl std::hash::Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.write_u64(u64::from(n));
-    }
-}
-
 /// Runs `f` on tokio's blocking pool when a tokio runtime is current (so that a cold
 /// symbolisation of many tasks does not hold a worker), else right here.
 async fn off_worker<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
@@ -358,7 +319,7 @@ async fn off_worker<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -
 
 /// One task asked for its trace.
 struct Asked {
-    shared: Arc<Shared>,
+    shared: TaskRef,
     /// Its stamp when the dump began.
     before: Stamp,
     slot: Arc<Slot>,
@@ -369,12 +330,12 @@ struct Asked {
 
 /// The task's identity and poll count when the dump began, without state or trace.
 pub(crate) fn describe(shared: &Shared, polls: u64) -> Task {
-    let info = &shared.task;
-    let mut task = Task::new(info.id);
-    task.name = info.name().map(str::to_owned);
-    let at = shared.created_at;
+    let mut task = Task::new(shared.id());
+    task.name = shared.name().map(str::to_owned);
+    let at = shared.created_at();
     task.spawned_at = Some(Location::new(at.file(), at.line(), Some(at.column())));
-    task.parent = (info.parent != 0).then_some(info.parent);
+    let parent = shared.parent();
+    task.parent = (parent != 0).then_some(parent);
     task.polls = Some(polls);
     task
 }

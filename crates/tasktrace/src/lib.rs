@@ -39,6 +39,7 @@
 //! program or its libraries: [`snapshot`] reads them from a frozen copy of the process (needs
 //! type layouts: `debug = true`).
 
+mod addr_hash;
 mod capture;
 mod clock;
 mod dump;
@@ -47,6 +48,7 @@ mod error;
 #[cfg(feature = "http")]
 pub mod http;
 mod registry;
+mod shared;
 #[cfg(all(feature = "signal", unix))]
 pub mod signal;
 #[cfg(all(feature = "snapshot", target_os = "linux", not(tasktrace_loom)))]

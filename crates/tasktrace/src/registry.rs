@@ -1,19 +1,26 @@
-//! The task registry: every live traced future, so that [`dump`](crate::dump()) can ask them all.
+//! The task registry: the pages that hold every task's [`Shared`] slot, so that
+//! [`dump`](crate::dump()) can find every live traced future.
 //!
 //! # Invariants
 //!
-//! - **Who inserts.** [`traced`](crate::traced()) (and therefore [`spawn`](crate::spawn())) inserts
-//!   the task's `Shared` when it creates it, before any handle or future exists. Nothing else
-//!   inserts.
-//! - **Who removes.** `Shared::close` removes it, exactly once: when the traced future completes,
-//!   or when it is dropped unfinished (an aborted task, a runtime shutting down, a `select!`
-//!   that lost). A leaked future (`mem::forget`) stays registered, reported idle.
-//! - **Locks.** The registry is [`SHARDS`] shards, each a mutex around a slab (`Vec` of entries
-//!   plus a free list). A thread inserts into its own shard (assigned round-robin on first use),
-//!   so concurrent spawns on different threads take different locks; the slot `(shard, index)`
-//!   is stored in the task, so removal, from whatever thread drops or completes the task, locks
-//!   only that shard, for a `Vec` write. A dump locks each shard in turn, only to clone the
-//!   `Arc`s. No lock is taken while another is held, and none is taken on the poll path.
+//! - **Pages.** Each of [`SHARDS`] shards owns pages of [`SLOTS_PER_PAGE`](pages::SLOTS_PER_PAGE) slots. A page is one
+//!   allocation of [`PAGE_BYTES`](pages::PAGE_BYTES), aligned to its size, whose header names its shard: the page
+//!   and shard of a slot are found from the slot's address alone, so a slot needs no field for
+//!   them. Pages never move. A shard frees its pages (all but [`KEEP_PAGES`](pages::KEEP_PAGES)) only when none of
+//!   its slots is in use: then no reference to any of them exists, and scans, which look at
+//!   slots only under the shard lock, are not running on it.
+//! - **Who hands out.** [`register`] takes a vacant slot from its thread's shard (assigned
+//!   round-robin on first use, so concurrent spawns on different threads take different locks):
+//!   from the free list, else the next never-used slot, else a new page; under the shard lock.
+//!   It fills the slot after unlocking ([`Shared::hand_out`]); until the first reference is
+//!   published the slot's count is 0, so scans pass it by.
+//! - **Who gives back.** The last [`TaskRef`] to a slot ([`give_back`]), from whatever thread
+//!   drops it, to the slot's own shard: one shard lock, for a push on the free list.
+//! - **Free list**: intrusive. A vacant slot's link (its `id` field) holds the address of the
+//!   next vacant slot of the same shard (0: none); read and written under the shard lock.
+//! - **Scans** ([`snapshot`], [`registered_tasks`]) lock each shard in turn and take references
+//!   only to open tasks, from counts that are not 0 ([`Shared::try_ref`]). No lock is taken
+//!   while a shard lock is held, and none is taken on the poll path.
 //! - **Ids** come from one global counter (`fetch_add`, no lock): unique, increasing in creation
 //!   order, never 0 (0 means "no task").
 //! - **Current task.** [`set_current`] keeps, per thread, the id of the registered task being
@@ -25,63 +32,38 @@
 //!   handles polled by the capturing poll count: a handle inside a `FuturesUnordered` that is
 //!   not re-polled, or tokio's own `JoinHandle`, records no edge.
 //!
-//! Memory per task: [`TaskInfo`] (40 bytes in the task's `Shared`, plus the name's heap string
-//! and its box when it has one) and one 8-byte slab entry.
+//! Memory per task: one 56-byte slot. Pages are filled before new ones are allocated, so the
+//! slack is at most one page per shard in use, plus the vacant slots left by a past burst of
+//! tasks until their shard empties.
 
-use crate::sync::Arc;
-use crate::traced::Shared;
+use crate::shared::{Identity, Shared, TaskRef};
 use std::cell::{Cell, RefCell};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// Number of registry shards (a power of two, more than the threads that usually spawn).
 pub(crate) const SHARDS: usize = 64;
-const _: () = assert!(SHARDS <= 256, "a shard index is a u8");
 
-/// An emptied shard keeps at most this many slots allocated.
-const SHRINK_ABOVE: usize = 1024;
+#[cfg(not(tasktrace_loom))]
+mod pages;
 
-/// A task's identity, fixed at creation.
-#[derive(Debug)]
-pub(crate) struct TaskInfo {
-    /// Unique, never 0.
-    pub(crate) id: u64,
-    /// The registered task that was being polled on this thread when this one was created.
-    pub(crate) parent: u64,
-    /// Clock tick at creation.
-    pub(crate) created: u64,
-    /// Thin (one word): most tasks have no name, and every task pays for the field.
-    #[allow(clippy::redundant_allocation)]
-    name: Option<Box<Box<str>>>,
-    index: u32,
-    shard: u8,
-}
+/// Under loom, each slot is its own allocation: loom's atomics cannot sit in a `static`.
+#[cfg(tasktrace_loom)]
+mod pages {
+    use crate::shared::Shared;
+    use std::ptr::NonNull;
 
-impl TaskInfo {
-    /// The name given at creation.
-    pub(crate) fn name(&self) -> Option<&str> {
-        self.name.as_deref().map(|n| &**n)
+    pub(super) fn take_slot(_shard: usize) -> NonNull<Shared> {
+        NonNull::from(Box::leak(Box::new(Shared::vacant())))
     }
+
+    pub(super) fn give_back(slot: NonNull<Shared>) {
+        // SAFETY: allocated by `take_slot` as a `Box`; the last reference is gone.
+        drop(unsafe { Box::from_raw(slot.as_ptr()) });
+    }
+
+    pub(super) fn for_each_slot(_f: impl FnMut(NonNull<Shared>)) {}
 }
-
-type Entry = Option<Arc<Shared>>;
-
-#[derive(Default)]
-struct Slab {
-    entries: Vec<Entry>,
-    free: Vec<u32>,
-}
-
-// Padded so that two shards never share a cache line.
-#[repr(align(128))]
-struct Shard(Mutex<Slab>);
-
-static REGISTRY: [Shard; SHARDS] = [const {
-    Shard(Mutex::new(Slab {
-        entries: Vec::new(),
-        free: Vec::new(),
-    }))
-}; SHARDS];
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
@@ -95,9 +77,20 @@ thread_local! {
     static AWAITS: RefCell<Option<Vec<u64>>> = const { RefCell::new(None) };
 }
 
-fn lock(shard: usize) -> std::sync::MutexGuard<'static, Slab> {
-    // A poisoned shard only means a panic elsewhere; the slab is consistent between writes.
-    REGISTRY[shard].0.lock().unwrap_or_else(|e| e.into_inner())
+/// Registers a new task: a slot handed out with one reference.
+pub(crate) fn register(
+    name: Option<Box<str>>,
+    created_at: &'static std::panic::Location<'static>,
+) -> TaskRef {
+    let identity = Identity {
+        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        parent: current(),
+        created_at: Some(created_at),
+    };
+    let created = crate::clock::now();
+    let slot = pages::take_slot(my_shard());
+    // SAFETY: `take_slot` gives a vacant slot to this caller alone, with its page's provenance.
+    unsafe { Shared::hand_out(slot, identity, name, created) }
 }
 
 fn my_shard() -> usize {
@@ -111,73 +104,20 @@ fn my_shard() -> usize {
     })
 }
 
-/// Creates a task's `Shared` with `make` and registers it.
-pub(crate) fn register(
-    name: Option<Box<str>>,
-    make: impl FnOnce(TaskInfo) -> Arc<Shared>,
-) -> Arc<Shared> {
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let parent = current();
-    let created = crate::clock::now();
-    let info = |shard: usize, index: u32| TaskInfo {
-        id,
-        parent,
-        created,
-        name: name.map(Box::new),
-        shard: shard as u8,
-        index,
-    };
-    if cfg!(tasktrace_loom) {
-        // Loom models the handshake alone; its `Arc`s must not outlive a model.
-        return make(info(0, u32::MAX));
-    }
-    let shard = my_shard();
-    let mut slab = lock(shard);
-    let index = match slab.free.pop() {
-        Some(i) => i,
-        None => {
-            slab.entries.push(None);
-            u32::try_from(slab.entries.len() - 1).expect("fewer than 2^32 tasks per shard")
-        }
-    };
-    let shared = make(info(shard, index));
-    slab.entries[index as usize] = Some(shared.clone());
-    shared
+/// Gives a slot back to its shard (the last reference to it is gone).
+pub(crate) fn give_back(slot: NonNull<Shared>) {
+    pages::give_back(slot);
 }
 
-/// Removes a task (called once, by `Shared::close`).
-pub(crate) fn unregister(task: &TaskInfo) {
-    if task.index == u32::MAX {
-        return;
-    }
-    let removed = {
-        let mut slab = lock(task.shard as usize);
-        let removed = slab.entries[task.index as usize].take();
-        if removed.is_some() {
-            slab.free.push(task.index);
-        }
-        if slab.free.len() == slab.entries.len() {
-            // Empty: start over, and give back the memory of a past burst of tasks.
-            slab.entries.clear();
-            slab.free.clear();
-            if slab.entries.capacity() > SHRINK_ABOVE {
-                slab.entries.shrink_to(SHRINK_ABOVE);
-                slab.free.shrink_to(SHRINK_ABOVE);
-            }
-        }
-        removed
-    };
-    // Dropped outside the lock.
-    drop(removed);
-}
-
-/// Every registered task at this moment.
-pub(crate) fn snapshot() -> Vec<Arc<Shared>> {
+/// Every open registered task at this moment.
+pub(crate) fn snapshot() -> Vec<TaskRef> {
     let mut all = Vec::new();
-    for shard in 0..SHARDS {
-        let slab = lock(shard);
-        all.extend(slab.entries.iter().flatten().cloned());
-    }
+    pages::for_each_slot(|slot| {
+        // SAFETY: `for_each_slot` gives slots of live pages with their provenance.
+        if let Some(task) = unsafe { Shared::try_ref(slot) } {
+            all.push(task);
+        }
+    });
     all
 }
 
@@ -189,12 +129,12 @@ pub(crate) fn snapshot() -> Vec<Arc<Shared>> {
 /// drop(fut);
 /// ```
 pub fn registered_tasks() -> usize {
-    (0..SHARDS)
-        .map(|shard| {
-            let slab = lock(shard);
-            slab.entries.len() - slab.free.len()
-        })
-        .sum()
+    let mut open = 0;
+    pages::for_each_slot(|slot| {
+        // SAFETY: a slot of a live page; its state word is always valid.
+        open += usize::from(unsafe { slot.as_ref() }.is_open_task());
+    });
+    open
 }
 
 /// The id of the registered task being polled on this thread, if any.
@@ -271,54 +211,79 @@ pub(crate) fn note_await(id: u64) {
     });
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(tasktrace_loom)))]
 mod tests {
     use super::*;
+
+    fn ids(tasks: Vec<TaskRef>) -> Vec<u64> {
+        tasks.iter().map(|t| t.id()).collect()
+    }
 
     #[test]
     fn tasks_leave_on_completion_and_drop_and_slots_are_reused() {
         let (a, ha) = crate::traced(async {});
         let (b, hb) = crate::traced(std::future::pending::<()>());
         assert!(ha.id() < hb.id());
-        let shard = ha.shared.task.shard as usize;
-        let ids = |v: Vec<Arc<Shared>>| v.iter().map(|s| s.task.id).collect::<Vec<_>>();
         let live = ids(snapshot());
         assert!(live.contains(&ha.id()) && live.contains(&hb.id()));
-        let slots = lock(shard).entries.len();
         futures::executor::block_on(a);
         drop(b);
         let live = ids(snapshot());
         assert!(!live.contains(&ha.id()) && !live.contains(&hb.id()));
-        // The next tasks of this thread reuse the freed slots.
-        let (_c, _hc) = crate::traced(async {});
-        let (_d, _hd) = crate::traced(async {});
-        assert!(lock(shard).entries.len() <= slots);
+        // Closed, but their handles still answer from the slots.
+        assert!(ha.is_closed() && hb.is_closed());
+        let freed = [&*ha.shared as *const Shared, &*hb.shared as *const Shared];
+        drop((ha, hb));
+        // The next task of this thread reuses a freed slot (unless another test thread took
+        // it first: threads may share a shard).
+        let (_c, hc) = crate::traced(async {});
+        let slot_c = &*hc.shared as *const Shared;
+        assert!(freed.contains(&slot_c) || pages::usage(pages::shard_of(&hc.shared)).1 > 1);
     }
 
     #[test]
     fn an_emptied_shard_gives_its_memory_back() {
         let (first, hf) = crate::traced(async {});
-        let shard = hf.shared.task.shard as usize;
-        let burst: Vec<_> = (0..5000).map(|_| crate::traced(async {})).collect();
+        let shard = pages::shard_of(&hf.shared);
+        let burst: Vec<_> = (0..2000).map(|_| crate::traced(async {})).collect();
+        assert!(pages::usage(shard).0 > pages::KEEP_PAGES);
         drop(burst);
-        drop(first);
+        drop((first, hf));
         // (Another test thread may share this shard and keep it from emptying.)
-        let slab = lock(shard);
-        assert!(slab.entries.capacity() <= SHRINK_ABOVE || !slab.entries.is_empty());
+        let (pages, live) = pages::usage(shard);
+        assert!(pages <= pages::KEEP_PAGES || live > 0, "{pages} pages kept");
     }
 
     #[test]
-    fn identity_stays_small() {
-        // id, parent, created, name (8), slot (5): the registry adds this and one 8-byte slab
-        // entry per task.
-        assert!(std::mem::size_of::<TaskInfo>() <= 40);
-        assert_eq!(std::mem::size_of::<Entry>(), 8);
+    fn a_page_holds_292_slots_of_56_bytes() {
+        assert_eq!(std::mem::size_of::<Shared>(), 56);
+        assert_eq!(pages::SLOTS_PER_PAGE, 292);
         eprintln!(
-            "Shared: {} bytes (TaskInfo {}), Traced<Ready<()>>: {} bytes",
+            "Shared: {} bytes, {} per {}-byte page; Traced<Ready<()>>: {} bytes",
             std::mem::size_of::<Shared>(),
-            std::mem::size_of::<TaskInfo>(),
+            pages::SLOTS_PER_PAGE,
+            pages::PAGE_BYTES,
             std::mem::size_of::<crate::Traced<std::future::Ready<()>>>()
         );
+    }
+
+    #[test]
+    fn names_live_beside_the_slots_until_the_last_handle_goes() {
+        let (fut, handle) = crate::traced_named("worker", async {});
+        let other = handle.clone();
+        assert_eq!(handle.name(), Some("worker"));
+        futures::executor::block_on(fut);
+        drop(handle);
+        assert_eq!(
+            other.name(),
+            Some("worker"),
+            "kept while a handle refers to it"
+        );
+        assert_eq!(registered_tasks_with_id(other.id()), 0);
+    }
+
+    fn registered_tasks_with_id(id: u64) -> usize {
+        ids(snapshot()).into_iter().filter(|&i| i == id).count()
     }
 
     #[test]
@@ -326,10 +291,10 @@ mod tests {
         let (outer, ho) = crate::traced(async {
             let (inner, hi) = crate::traced(async {});
             inner.await;
-            hi.shared.task.parent
+            hi.shared.parent()
         });
         assert_eq!(futures::executor::block_on(outer), ho.id());
-        assert_eq!(ho.shared.task.parent, 0);
+        assert_eq!(ho.shared.parent(), 0);
         assert_eq!(current(), 0, "restored after the poll");
     }
 }

@@ -1,8 +1,7 @@
 //! `tasktrace::spawn`: tokio's `spawn` with a registered, named, traced task, and a join handle
 //! that tells the dump which task it awaits.
 
-use crate::sync::Arc;
-use crate::traced::{task_future_at, Shared};
+use crate::traced::{task_future_at, TaskRef};
 use crate::TraceHandle;
 use std::future::Future;
 use std::panic::Location;
@@ -100,13 +99,13 @@ where
 /// Dropping it detaches the task, as with tokio.
 pub struct JoinHandle<T> {
     inner: tokio::task::JoinHandle<T>,
-    shared: Arc<Shared>,
+    shared: TaskRef,
 }
 
 impl<T> JoinHandle<T> {
     /// The task's id in dumps.
     pub fn id(&self) -> u64 {
-        self.shared.task.id
+        self.shared.id()
     }
 
     /// tokio's id of the task.
@@ -161,7 +160,7 @@ impl<T> Future for JoinHandle<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let out = Pin::new(&mut self.inner).poll(cx);
         if out.is_pending() {
-            crate::registry::note_await(self.shared.task.id);
+            crate::registry::note_await(self.shared.id());
         }
         out
     }

@@ -2,11 +2,11 @@
 //! built with `RUSTFLAGS="--cfg tasktrace_loom"` to model-check that handshake.
 
 #[cfg(tasktrace_loom)]
-pub(crate) use loom::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 #[cfg(tasktrace_loom)]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 
 #[cfg(not(tasktrace_loom))]
-pub(crate) use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 #[cfg(not(tasktrace_loom))]
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard};

@@ -2,24 +2,19 @@
 //!
 //! # Protocol between a [`TraceHandle`] and its [`Traced`] future
 //!
-//! Shared state ([`Shared`], one `Arc` per traced future, cloned by its handles and by the
-//! registry until the future closes):
-//! - `flags` (atomic): `REQUESTED` is set by a handle after it queued a request and cleared by
-//!   the future when it takes the queue; `FINISHED` or `DROPPED` (together `CLOSED`) is set
-//!   once, under the `inner` mutex, when the future completes or is dropped (so a relaxed load
-//!   under the lock sees it). `REQUESTED` is also guarded by the mutex where it matters: a
-//!   request is queued and the flag set under the lock, and the queue is taken under the lock,
-//!   so no request is ever left queued without the flag.
-//! - `inner` (mutex): the task's waker (updated only when the executor hands in a waker that
-//!   would not wake the same task; a tokio task's root, [`TaskFuture`], registers it once) and
-//!   the queue of pending requests.
-//! - `stamp`, `polls` (atomics, written only by the polling thread): the tick of the last poll
-//!   start or end with an `IN_POLL` bit, and the poll count. Readers only display them.
-//! - `task` (immutable): the task's identity in the [registry](crate::registry) — id, name,
-//!   parent, creation tick, and its registry slot. A `Shared` is in the registry from
-//!   [`traced`] until `CLOSED` is set.
+//! They share one [`Shared`] slot (see [`crate::shared`] for its layout and references):
+//! - the flags: `REQUESTED` is set by a handle when it queues a request and cleared by the
+//!   future when it takes the queue; `FINISHED` or `DROPPED` (together `CLOSED`) is set once,
+//!   when the future completes or is dropped. All three change under the slot's stripe lock,
+//!   so a relaxed load under it sees them, and no request is ever left queued without the flag.
+//! - under the stripe lock: the task's waker (updated only when the executor hands in a waker
+//!   that would not wake the same task; a tokio task's root, [`TaskFuture`], registers it
+//!   once) and the queue of pending requests.
+//! - the stamp and poll count, written only by the polling thread, for readers to display.
+//! - the task's identity in the [registry](crate::registry): id, name, parent, spawn site. A
+//!   slot is in the registry's scans from [`traced`] until `CLOSED` is set.
 //!
-//! The fast path of `poll` when nobody asks: one relaxed load of `flags`, a `will_wake`
+//! The fast path of `poll` when nobody asks: one relaxed load of the flags, a `will_wake`
 //! comparison (two words; for a [`TaskFuture`], one bool), the stamp stored at the start and
 //! the end (one relaxed load of the recent time each, see [`crate::clock`]), the count, and
 //! the thread's current task id set for the poll and restored after it (thread-local, see
@@ -28,7 +23,7 @@
 //! handshake orders the flag before the next poll.
 //!
 //! Why no request is lost: `poll` registers a new waker (under the lock) *before* it loads
-//! `flags`. A request whose critical section came first is ordered before that lock
+//! the flags. A request whose critical section came first is ordered before that lock
 //! acquisition, so the load sees `REQUESTED`; one that came after finds the new waker and wakes
 //! it. With an unchanged waker, a request always finds a waker that wakes this task.
 //!
@@ -37,8 +32,10 @@
 //! executor stopped), the handle gives up at its deadline and says which.
 
 use crate::capture::{marker_addr, RawPath};
-use crate::registry::{self, TaskInfo};
-use crate::sync::{Arc, AtomicU64, AtomicU8, Mutex, MutexGuard, Ordering};
+use crate::registry;
+pub(crate) use crate::shared::{Shared, Stamp, TaskRef};
+use crate::shared::{CLOSED, DROPPED, FINISHED, REQUESTED};
+use crate::sync::{Arc, Mutex, MutexGuard};
 use crate::waker::{self, CaptureScope};
 use crate::{clock, symbolize, Trace, TraceError};
 use pin_project_lite::pin_project;
@@ -47,12 +44,6 @@ use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-
-const REQUESTED: u8 = 1;
-const FINISHED: u8 = 2;
-const DROPPED: u8 = 4;
-const CLOSED: u8 = FINISHED | DROPPED;
-const IN_POLL: u64 = 1;
 
 /// Deadline of [`TraceHandle::backtrace`] unless set with [`TraceHandle::with_deadline`].
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(1);
@@ -142,9 +133,7 @@ impl Slot {
 /// Requests taken by a capturing poll. Answered explicitly; if the poll unwinds instead, the
 /// drop answers `Panicked`, so no handle waits for a poll that will not come back. Usually
 /// empty (a task closing with nobody asking): then neither answering nor dropping does a thing.
-/// Holds the queue's box as it was taken from [`Inner`], so taking it never moves the `Vec`.
-#[allow(clippy::box_collection)]
-struct Taken(Option<Box<Vec<Arc<Slot>>>>);
+struct Taken(Option<Vec<Arc<Slot>>>);
 
 impl Taken {
     fn answer(mut self, answer: Answer) {
@@ -171,27 +160,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// State shared by a traced future and its handles (and the registry).
-pub(crate) struct Shared {
-    flags: AtomicU8,
-    stamp: AtomicU64,
-    polls: AtomicU64,
-    inner: Mutex<Inner>,
-    pub(crate) created_at: &'static Location<'static>,
-    pub(crate) task: TaskInfo,
-}
-
-/// Kept small: every registered task has one. The request queue is allocated only while
-/// requests are pending (a `Vec` inline would be 24 bytes per task), and the close reason is
-/// two bits of `flags` (a `TraceError` is 24 bytes).
-#[derive(Default)]
-struct Inner {
-    waker: Option<Waker>,
-    // One word while empty, which is almost always: a thin pointer on purpose.
-    #[allow(clippy::box_collection)]
-    requests: Option<Box<Vec<Arc<Slot>>>>,
-}
-
 /// Why a traced future closes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Closed {
@@ -200,7 +168,7 @@ enum Closed {
 }
 
 impl Closed {
-    fn flag(self) -> u8 {
+    fn flag(self) -> u32 {
         match self {
             Closed::Finished => FINISHED,
             Closed::Dropped => DROPPED,
@@ -217,7 +185,7 @@ impl Closed {
 }
 
 /// The answer a request to a future closed as `flags` say gets, if it is closed.
-fn closed_error(flags: u8) -> Option<TraceError> {
+fn closed_error(flags: u32) -> Option<TraceError> {
     if flags & FINISHED != 0 {
         Some(Closed::Finished.error())
     } else if flags & DROPPED != 0 {
@@ -227,57 +195,26 @@ fn closed_error(flags: u8) -> Option<TraceError> {
     }
 }
 
-/// How a traced future stands, read without disturbing it.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Stamp {
-    /// Tick of the last poll start (in poll) or end (idle); 0 before the first poll.
-    pub(crate) tick: u64,
-    pub(crate) in_poll: bool,
-    pub(crate) polls: u64,
-}
-
 impl Shared {
-    /// A registered `Shared` (see [`crate::registry`]).
+    /// A registered slot (see [`crate::registry`]).
     pub(crate) fn registered(
         created_at: &'static Location<'static>,
         name: Option<Box<str>>,
-    ) -> Arc<Self> {
+    ) -> TaskRef {
         clock::init();
-        registry::register(name, |task| {
-            Arc::new(Shared {
-                flags: AtomicU8::new(0),
-                stamp: AtomicU64::new(0),
-                polls: AtomicU64::new(0),
-                inner: Mutex::new(Inner::default()),
-                created_at,
-                task,
-            })
-        })
-    }
-
-    pub(crate) fn stamp(&self) -> Stamp {
-        let raw = self.stamp.load(Ordering::Relaxed);
-        Stamp {
-            tick: raw & !IN_POLL,
-            in_poll: raw & IN_POLL != 0,
-            polls: self.polls.load(Ordering::Relaxed),
-        }
+        registry::register(name, created_at)
     }
 
     /// Queues a request and wakes the future. Fails at once if the future is gone.
     pub(crate) fn request(&self, slot: Arc<Slot>) -> Result<(), TraceError> {
         let waker = {
-            let mut inner = lock(&self.inner);
+            let mut locked = self.lock();
             // The close bits are set under this lock: a relaxed load sees them.
-            if let Some(err) = closed_error(self.flags.load(Ordering::Relaxed)) {
+            if let Some(err) = closed_error(locked.flags()) {
                 return Err(err);
             }
-            inner
-                .requests
-                .get_or_insert_with(Default::default)
-                .push(slot);
-            self.flags.fetch_or(REQUESTED, Ordering::Release);
-            inner.waker.clone()
+            locked.queue(slot);
+            locked.waker().clone()
         };
         // Woken outside the lock: some executors poll from inside `wake`.
         if let Some(w) = waker {
@@ -288,35 +225,34 @@ impl Shared {
 
     /// Withdraws a request that timed out.
     pub(crate) fn withdraw(&self, slot: &Arc<Slot>) {
-        if let Some(requests) = &mut lock(&self.inner).requests {
-            requests.retain(|s| !Arc::ptr_eq(s, slot));
-        }
+        self.lock().withdraw(slot);
     }
 
     fn take_requests(&self) -> Taken {
-        let mut inner = lock(&self.inner);
-        self.flags.fetch_and(!REQUESTED, Ordering::Relaxed);
-        Taken(inner.requests.take())
+        Taken(self.lock().take_requests())
     }
 
     #[cold]
     #[inline(never)]
     fn register_waker(&self, waker: &Waker) {
-        lock(&self.inner).waker = Some(waker.clone());
+        let old = self.lock().waker().replace(waker.clone());
+        // Dropped outside the lock: a waker's drop is foreign code.
+        drop(old);
     }
 
     /// Closes the future for good (`why` is `Finished` or `Dropped`); idempotent.
     fn close(&self, why: Closed) {
-        let requests = {
-            let mut inner = lock(&self.inner);
-            if self.flags.load(Ordering::Relaxed) & CLOSED != 0 {
+        let (waker, requests) = {
+            let mut locked = self.lock();
+            if locked.flags() & CLOSED != 0 {
                 return;
             }
-            inner.waker = None;
-            self.flags.fetch_or(why.flag(), Ordering::Release);
-            Taken(inner.requests.take())
+            let waker = locked.waker().take();
+            locked.set_closed(why.flag());
+            (waker, Taken(locked.take_requests()))
         };
-        registry::unregister(&self.task);
+        // Closed tasks leave the registry's scans; the slot stays while references remain.
+        drop(waker);
         requests.answer(Err(why.error()));
     }
 
@@ -330,7 +266,7 @@ impl Shared {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.flags.load(Ordering::Acquire) & CLOSED != 0
+        self.flags_acquire() & CLOSED != 0
     }
 }
 
@@ -340,7 +276,7 @@ pin_project! {
     pub struct Traced<F> {
         #[pin]
         inner: F,
-        shared: Arc<Shared>,
+        shared: TaskRef,
         // The waker of the last poll, to notice cheaply (`will_wake`) when it changes: any
         // executor, or a caller polling it by hand, may hand in another one.
         last_waker: Option<Waker>,
@@ -361,7 +297,7 @@ pin_project! {
     pub(crate) struct TaskFuture<F> {
         #[pin]
         inner: F,
-        shared: Arc<Shared>,
+        shared: TaskRef,
         waker_registered: bool,
     }
 
@@ -427,7 +363,7 @@ pub(crate) fn task_future_at<F: Future>(
     fut: F,
     name: Option<Box<str>>,
     created_at: &'static Location<'static>,
-) -> (TaskFuture<F>, Arc<Shared>) {
+) -> (TaskFuture<F>, TaskRef) {
     let shared = Shared::registered(created_at, name);
     let task = TaskFuture {
         inner: fut,
@@ -438,7 +374,7 @@ pub(crate) fn task_future_at<F: Future>(
 }
 
 impl<F> Traced<F> {
-    pub(crate) fn from_shared(inner: F, shared: Arc<Shared>) -> Self {
+    pub(crate) fn from_shared(inner: F, shared: TaskRef) -> Self {
         Traced {
             inner,
             shared,
@@ -458,14 +394,14 @@ impl<F> Traced<F> {
 /// Marks the end of a poll on every path out of it, unwinding included, and gives the thread
 /// back its previous current task.
 struct PollStamp<'a> {
-    stamp: &'a AtomicU64,
+    shared: &'a Shared,
     outer_task: u64,
 }
 
 impl Drop for PollStamp<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        self.stamp.store(clock::now() & !IN_POLL, Ordering::Relaxed);
+        self.shared.poll_ended(clock::now());
         registry::set_current(self.outer_task);
     }
 }
@@ -517,18 +453,13 @@ fn poll_traced<F: Future>(
     cx: &mut Context<'_>,
     watch_waker: impl FnOnce(&Shared, &Context<'_>),
 ) -> Poll<F::Output> {
-    shared
-        .stamp
-        .store(clock::now() | IN_POLL, Ordering::Relaxed);
+    shared.poll_started(clock::now());
     let stamp = PollStamp {
-        stamp: &shared.stamp,
-        outer_task: registry::set_current(shared.task.id),
+        shared,
+        outer_task: registry::set_current(shared.id()),
     };
-    shared
-        .polls
-        .store(shared.polls.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     watch_waker(shared, cx);
-    let out = if shared.flags.load(Ordering::Relaxed) & REQUESTED != 0 {
+    let out = if shared.flags() & REQUESTED != 0 {
         poll_capturing(inner, cx, shared)
     } else {
         inner.poll(cx)
@@ -574,22 +505,22 @@ fn poll_capturing<F: Future>(
 /// Asks a [`Traced`] future for its logical stack trace. Cheap to clone; `Send + Sync`.
 #[derive(Clone)]
 pub struct TraceHandle {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: TaskRef,
     deadline: Duration,
 }
 
 impl std::fmt::Debug for TraceHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TraceHandle")
-            .field("id", &self.shared.task.id)
-            .field("created_at", &self.shared.created_at)
+            .field("id", &self.shared.id())
+            .field("created_at", &self.shared.created_at())
             .field("deadline", &self.deadline)
             .finish()
     }
 }
 
 impl TraceHandle {
-    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
+    pub(crate) fn from_shared(shared: TaskRef) -> Self {
         TraceHandle {
             shared,
             deadline: DEFAULT_DEADLINE,
@@ -605,17 +536,17 @@ impl TraceHandle {
     /// Where the traced future was created (the call to [`traced`], or to
     /// [`spawn`](crate::spawn())).
     pub fn created_at(&self) -> &'static Location<'static> {
-        self.shared.created_at
+        self.shared.created_at()
     }
 
     /// The task's id in the registry: the `id` it has in a [`dump`](crate::dump()).
     pub fn id(&self) -> u64 {
-        self.shared.task.id
+        self.shared.id()
     }
 
     /// The name given with [`traced_named`] or [`spawn_named`](crate::spawn_named()).
     pub fn name(&self) -> Option<&str> {
-        self.shared.task.name()
+        self.shared.name()
     }
 
     /// True once the traced future has completed or been dropped (it has then left the
@@ -643,7 +574,7 @@ impl TraceHandle {
 
 /// A pending capture request, answered by the traced future or by the deadline.
 pub(crate) struct Request {
-    shared: Arc<Shared>,
+    shared: TaskRef,
     slot: Arc<Slot>,
     deadline: Duration,
     timer: futures_timer::Delay,
@@ -651,7 +582,7 @@ pub(crate) struct Request {
 }
 
 impl Request {
-    fn new(shared: Arc<Shared>, deadline: Duration) -> Self {
+    fn new(shared: TaskRef, deadline: Duration) -> Self {
         Request {
             shared,
             slot: Arc::new(Slot::default()),
@@ -707,7 +638,7 @@ mod tests {
     //! The request/answer handshake driven by hand (these run under Miri in CI).
     use super::*;
     use std::pin::pin;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::task::Wake;
 
@@ -848,6 +779,7 @@ mod loom_tests {
     //! poll (first poll registering its waker, or a later one), the request is either answered
     //! by that poll or the task is woken so that its next poll answers it.
     use super::*;
+    use crate::sync::Ordering;
     use std::pin::pin;
     use std::task::Wake;
 

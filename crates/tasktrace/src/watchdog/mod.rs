@@ -47,7 +47,7 @@ use crate::clock::Elapsed;
 use crate::model::{Task, TaskState};
 use crate::registry;
 use crate::sync::Arc;
-use crate::traced::{Captured, Request, Shared};
+use crate::traced::{Captured, Request, Shared, TaskRef};
 use crate::{TraceError, TraceHandle};
 use std::collections::HashMap;
 use std::future::Future;
@@ -296,7 +296,7 @@ struct State {
 
 /// An idle task to trace and report.
 struct Idle {
-    shared: Arc<Shared>,
+    shared: TaskRef,
     polls: u64,
     idle: Duration,
 }
@@ -317,7 +317,7 @@ impl State {
         let mut idle = Vec::new();
         for shared in tasks {
             let stamp = shared.stamp();
-            let seen = self.seen.entry(shared.task.id).or_insert(Seen {
+            let seen = self.seen.entry(shared.id()).or_insert(Seen {
                 polls: stamp.polls,
                 idle_since: None,
                 reported: None,
@@ -366,7 +366,7 @@ impl State {
         if !idle.is_empty() {
             let answers = capture_all(&idle, config.trace_deadline);
             for (task, answer) in idle.iter().zip(answers) {
-                let id = task.shared.task.id;
+                let id = task.shared.id();
                 // The capture's own poll is not activity.
                 if task.shared.stamp().polls == task.polls + 1 {
                     if let Some(seen) = self.seen.get_mut(&id) {
@@ -421,22 +421,22 @@ impl State {
 }
 
 fn spawned_at(shared: &Shared) -> String {
-    let at = shared.created_at;
+    let at = shared.created_at();
     format!("{}:{}:{}", at.file(), at.line(), at.column())
 }
 
 fn title(shared: &Shared) -> String {
-    match shared.task.name() {
-        Some(name) => format!("task {} \"{name}\"", shared.task.id),
-        None => format!("task {}", shared.task.id),
+    match shared.name() {
+        Some(name) => format!("task {} \"{name}\"", shared.id()),
+        None => format!("task {}", shared.id()),
     }
 }
 
 fn report_in_poll(shared: &Shared, inside: Duration) {
     tracing::warn!(
         target: TARGET,
-        task_id = shared.task.id,
-        task_name = shared.task.name(),
+        task_id = shared.id(),
+        task_name = shared.name(),
         spawned_at = %spawned_at(shared),
         in_poll_for = ?inside,
         "{} (spawned at {}) has been inside one poll for {inside:.1?}: its worker thread is \
@@ -459,8 +459,8 @@ impl IdleEvent<'_> {
         let trace = format!("\n{}", self.trace.trim_end());
         tracing::warn!(
             target: TARGET,
-            task_id = shared.task.id,
-            task_name = shared.task.name(),
+            task_id = shared.id(),
+            task_name = shared.name(),
             spawned_at = %spawned_at(shared),
             idle_for = ?self.idle.idle,
             trace = %trace,
@@ -597,7 +597,7 @@ mod tests {
         };
         while registry::snapshot()
             .iter()
-            .filter(|s| ids.contains(&s.task.id) && in_poll(s))
+            .filter(|s| ids.contains(&s.id()) && in_poll(s))
             .count()
             < 3
         {
