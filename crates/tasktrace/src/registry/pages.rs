@@ -13,8 +13,9 @@ pub(super) const PAGE_BYTES: usize = 16 * 1024;
 pub(super) const SLOTS_PER_PAGE: usize =
     (PAGE_BYTES - std::mem::size_of::<usize>()) / std::mem::size_of::<Shared>();
 
-/// Pages an emptied shard keeps for its next tasks.
+/// Pages a shard keeps when its tasks are gone.
 pub(super) const KEEP_PAGES: usize = 1;
+const _: () = assert!(KEEP_PAGES >= 1);
 
 /// A page: its header, then its slots. `align` must equal [`PAGE_BYTES`] (asserted below).
 #[repr(C, align(16384))]
@@ -38,15 +39,25 @@ struct PagePtr(NonNull<Page>);
 // freed only under its shard's lock when no slot of it is in use.
 unsafe impl Send for PagePtr {}
 
-/// One shard's storage.
-struct Pages {
-    pages: Vec<PagePtr>,
-    /// Slots handed out at least once since the last reset, in page order.
-    used: usize,
-    /// Head of the free list: a [`Link`], 0 for none.
+/// A page and its bookkeeping, kept in its shard (under the shard lock).
+struct PageEntry {
+    page: PagePtr,
+    /// Head of the page's free list: slot index plus one, 0 for none. A vacant slot's link
+    /// holds the next one the same way.
     free: u64,
-    /// Slots taken and not yet given back.
+    /// Slots of the page in use.
     live: usize,
+}
+
+/// One shard's storage.
+///
+/// Slots are taken from the lowest page that has one free, so tasks gather in the first pages
+/// and the last ones empty out as their tasks end; trailing empty pages are freed (all but one,
+/// so that a count going up and down around a page boundary does not allocate each time).
+struct Pages {
+    pages: Vec<PageEntry>,
+    /// No page below this one has a free slot.
+    lowest_free: usize,
 }
 
 // Padded so that two shards never share a cache line.
@@ -56,9 +67,7 @@ struct Shard(Mutex<Pages>);
 static STORAGE: [Shard; SHARDS] = [const {
     Shard(Mutex::new(Pages {
         pages: Vec::new(),
-        used: 0,
-        free: 0,
-        live: 0,
+        lowest_free: 0,
     }))
 }; SHARDS];
 
@@ -67,18 +76,14 @@ fn lock(shard: usize) -> MutexGuard<'static, Pages> {
     STORAGE[shard].0.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A free-list link: page number and slot index, plus one (0 is the end of the list).
-fn link(page: usize, index: usize) -> u64 {
-    ((page as u64) << 32 | index as u64) + 1
-}
-
 impl Page {
-    fn allocate(shard: usize, number: usize) -> PagePtr {
+    /// A page of vacant slots, all on its free list.
+    fn allocate(shard: usize, number: usize) -> PageEntry {
         let mut page = Box::<Page>::new_uninit();
         let p = page.as_mut_ptr();
         // SAFETY: every field of the uninitialised page is written in place before
         // `assume_init`; `i < SLOTS_PER_PAGE` stays inside the slot array.
-        unsafe {
+        let page = unsafe {
             addr_of_mut!((*p).shard).write(shard as u32);
             addr_of_mut!((*p).number).write(number as u32);
             let slots = addr_of_mut!((*p).slots).cast::<Shared>();
@@ -86,6 +91,20 @@ impl Page {
                 slots.add(i).write(Shared::vacant());
             }
             PagePtr(NonNull::new_unchecked(Box::into_raw(page.assume_init())))
+        };
+        for i in 0..SLOTS_PER_PAGE {
+            let next = if i + 1 < SLOTS_PER_PAGE {
+                i as u64 + 2
+            } else {
+                0
+            };
+            // SAFETY: the page is new: its slots are vacant and no one else knows them.
+            unsafe { slot(&page, i).as_ref().set_link(next) };
+        }
+        PageEntry {
+            page,
+            free: 1,
+            live: 0,
         }
     }
 }
@@ -107,31 +126,31 @@ fn slot(page: &PagePtr, index: usize) -> NonNull<Shared> {
 /// A vacant slot of `shard`, now owned by the caller.
 pub(super) fn take_slot(shard: usize) -> NonNull<Shared> {
     let mut pages = lock(shard);
-    pages.live += 1;
-    if pages.free != 0 {
-        let at = pages.free - 1;
-        let slot = slot(&pages.pages[(at >> 32) as usize], at as u32 as usize);
-        // SAFETY: a slot on the free list is vacant, and we hold its shard's lock.
-        pages.free = unsafe { slot.as_ref().link() };
-        return slot;
+    let pages = &mut *pages;
+    let mut number = pages.lowest_free;
+    while number < pages.pages.len() && pages.pages[number].free == 0 {
+        number += 1;
     }
-    let (number, index) = (pages.used / SLOTS_PER_PAGE, pages.used % SLOTS_PER_PAGE);
+    pages.lowest_free = number;
     if number == pages.pages.len() {
-        let page = Page::allocate(shard, number);
-        pages.pages.push(page);
+        pages.pages.push(Page::allocate(shard, number));
     }
-    pages.used += 1;
-    slot(&pages.pages[number], index)
+    let entry = &mut pages.pages[number];
+    let slot = slot(&entry.page, entry.free as usize - 1);
+    // SAFETY: a slot on the free list is vacant, and we hold its shard's lock.
+    entry.free = unsafe { slot.as_ref().link() };
+    entry.live += 1;
+    slot
 }
 
-/// Puts a slot whose last reference is gone back on its shard's free list.
+/// Puts a slot whose last reference is gone back on its page's free list.
 pub(super) fn give_back(slot: NonNull<Shared>) {
     let page = slot
         .as_ptr()
         .map_addr(|a| a & !(PAGE_BYTES - 1))
         .cast::<Page>();
-    // SAFETY: a slot in use lies in a live page (pages are freed only when none of their
-    // shard's slots is in use), and the header never changes after allocation.
+    // SAFETY: a slot in use lies in a live page (a page is freed only when none of its slots
+    // is in use), and the header never changes after allocation.
     let (shard, number, first) = unsafe {
         (
             (*page).shard as usize,
@@ -141,34 +160,35 @@ pub(super) fn give_back(slot: NonNull<Shared>) {
     };
     let index = (slot.as_ptr() as usize - first) / std::mem::size_of::<Shared>();
     let mut pages = lock(shard);
+    let entry = &mut pages.pages[number];
     // SAFETY: the slot is vacant now, and we hold its shard's lock.
-    unsafe { slot.as_ref().set_link(pages.free) };
-    pages.free = link(number, index);
-    pages.live -= 1;
-    if pages.live == 0 {
-        // Empty: start over, and give back the memory of a past burst of tasks.
-        let keep = KEEP_PAGES.min(pages.pages.len());
-        for page in pages.pages.drain(keep..) {
-            // SAFETY: no slot of the shard is in use (`live` is 0), so nothing refers to the
-            // page; scans read pages only under this lock.
-            drop(unsafe { Box::from_raw(page.0.as_ptr()) });
-        }
-        pages.used = 0;
-        pages.free = 0;
+    unsafe { slot.as_ref().set_link(entry.free) };
+    entry.free = index as u64 + 1;
+    entry.live -= 1;
+    pages.lowest_free = pages.lowest_free.min(number);
+    // Free the trailing empty pages but one (and keep the first KEEP_PAGES).
+    while pages.pages.len() > KEEP_PAGES
+        && pages.pages[pages.pages.len() - 1].live == 0
+        && pages.pages[pages.pages.len() - 2].live == 0
+    {
+        let last = pages.pages.pop().expect("more than two pages");
+        // SAFETY: no slot of the page is in use, so nothing refers to it; scans read pages
+        // only under this lock.
+        drop(unsafe { Box::from_raw(last.page.0.as_ptr()) });
     }
+    pages.lowest_free = pages.lowest_free.min(pages.pages.len());
 }
 
-/// Calls `f` with every slot ever handed out of every shard, each shard under its lock.
+/// Calls `f` with every slot of every shard, each shard under its lock.
 pub(super) fn for_each_slot(mut f: impl FnMut(NonNull<Shared>)) {
     for shard in 0..SHARDS {
         let pages = lock(shard);
-        for (number, page) in pages.pages.iter().enumerate() {
-            let slots = pages
-                .used
-                .saturating_sub(number * SLOTS_PER_PAGE)
-                .min(SLOTS_PER_PAGE);
-            for index in 0..slots {
-                f(slot(page, index));
+        for entry in &pages.pages {
+            if entry.live == 0 {
+                continue;
+            }
+            for index in 0..SLOTS_PER_PAGE {
+                f(slot(&entry.page, index));
             }
         }
     }
@@ -178,7 +198,7 @@ pub(super) fn for_each_slot(mut f: impl FnMut(NonNull<Shared>)) {
 #[cfg(test)]
 pub(super) fn usage(shard: usize) -> (usize, usize) {
     let pages = lock(shard);
-    (pages.pages.len(), pages.live)
+    (pages.pages.len(), pages.pages.iter().map(|e| e.live).sum())
 }
 
 /// The shard that owns `slot` (tests).
@@ -190,7 +210,7 @@ pub(super) fn shard_of(slot: &Shared) -> usize {
             lock(shard)
                 .pages
                 .iter()
-                .any(|p| p.0.as_ptr() as usize == page)
+                .any(|e| e.page.0.as_ptr() as usize == page)
         })
         .expect("a referenced slot lies in a shard's page")
 }
