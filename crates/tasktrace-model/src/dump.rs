@@ -89,7 +89,7 @@ pub struct Task {
     /// Idle, running, scheduled.
     #[serde(flatten)]
     pub state: TaskState,
-    /// Number of polls so far, when known.
+    /// Number of polls so far, when known (the in-process producer counts modulo 2³²).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub polls: Option<u64>,
     /// Ids of the tasks whose completion this task awaits (through their join handles).
