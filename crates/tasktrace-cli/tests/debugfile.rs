@@ -1,7 +1,8 @@
 //! Debuginfo in a separate file: `testdata/tokio-targets` (tokio 1.54.1) split with
 //! `objcopy --only-keep-debug` / `--strip-debug --add-gnu-debuglink`, the stripped executable
 //! run, and read through its `.gnu_debuglink`, the build-id layout, and `--debuginfo FILE`;
-//! without any of them (or with the wrong file) one clear line, and the target runs on.
+//! without any of them (or with the wrong file) one clear line, and the target runs on. Debug
+//! sections compressed (zlib, zstd) in the executable or in the debug file read the same.
 
 mod support;
 
@@ -96,4 +97,70 @@ fn separate_debug_files_are_found_or_given() {
     t.assert_running_and_echoes();
     drop(t);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// True if `readelf` shows `.debug_info` of `file` compressed.
+fn debug_info_compressed(file: &str) -> bool {
+    let out = Command::new("readelf")
+        .args(["-t", file])
+        .output()
+        .expect("readelf");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines = text.lines().skip_while(|l| !l.contains("] .debug_info"));
+    lines.take(4).any(|l| l.contains("COMPRESSED"))
+}
+
+#[test]
+fn compressed_debug_sections_are_read() {
+    // `ld --compress-debug-sections`, `objcopy` and distributions' debug files compress the
+    // DWARF sections (SHF_COMPRESSED, zlib or zstd).
+    if !objcopy(&["--version"]) {
+        eprintln!("objcopy is not installed: skipping the compressed debuginfo test");
+        return;
+    }
+    let exe = build_target("1.54.1", "dev");
+    let dir = Scratch::new("compressed-debug");
+    let s = |p: std::path::PathBuf| p.to_str().expect("utf-8").to_string();
+    for format in ["zlib", "zstd"] {
+        // In the executable itself.
+        let packed = s(dir.join(format!("tt-{format}")));
+        if !objcopy(&[
+            &format!("--compress-debug-sections={format}"),
+            &exe,
+            &packed,
+        ]) {
+            assert_ne!(format, "zlib", "objcopy compresses with zlib");
+            eprintln!("this objcopy cannot compress with {format}: skipped");
+            continue;
+        }
+        assert!(debug_info_compressed(&packed), "{format}: not compressed");
+        let t = Target::start(&packed, &["1"]);
+        reads_foo(&tasktrace(&["attach", &t.pid.to_string(), "--json"]));
+        t.assert_running_and_echoes();
+        drop(t);
+
+        // In a separate debug file, given with --debuginfo.
+        let debug = s(dir.join(format!("tt-{format}.debug")));
+        let stripped = s(dir.join(format!("tt-{format}-stripped")));
+        assert!(objcopy(&[
+            "--only-keep-debug",
+            &format!("--compress-debug-sections={format}"),
+            &exe,
+            &debug
+        ]));
+        assert!(
+            debug_info_compressed(&debug),
+            "{format}: debug file not compressed"
+        );
+        assert!(objcopy(&["--strip-debug", &exe, &stripped]));
+        let t = Target::start(&stripped, &["1"]);
+        reads_foo(&tasktrace(&[
+            "attach",
+            &t.pid.to_string(),
+            "--json",
+            "--debuginfo",
+            &debug,
+        ]));
+        t.assert_running_and_echoes();
+    }
 }

@@ -10,7 +10,7 @@
 
 use crate::error::{Error, Result};
 use gimli::{AttributeValue, RunTimeEndian};
-use object::{Object, ObjectSection, ObjectSegment};
+use object::{Object, ObjectSegment};
 use std::collections::HashMap;
 
 /// What an executable is, from its symbols and its `.comment` (kept by `strip`).
@@ -249,15 +249,10 @@ impl DebugInfo {
                 let (off, len) = seg.file_range();
                 info.loads.push((seg.address(), off, len));
             }
-            let section = |id: gimli::SectionId| -> std::result::Result<R<'_>, gimli::Error> {
-                let bytes = dwarf_obj
-                    .section_by_name(id.name())
-                    .and_then(|s| s.data().ok())
-                    .unwrap_or(&[]);
-                Ok(gimli::EndianSlice::new(bytes, RunTimeEndian::Little))
-            };
-            let dwarf = gimli::Dwarf::load(section)
-                .map_err(|e| Error::Other(format!("cannot load DWARF of {path}: {e}")))?;
+            let sections =
+                gimli::DwarfSections::load(|id| crate::sections::dwarf_section(dwarf_obj, id))
+                    .map_err(|e| Error::Other(format!("cannot load DWARF of {path}: {e}")))?;
+            let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, RunTimeEndian::Little));
             info.scan(&dwarf)
                 .map_err(|e| Error::Other(format!("cannot parse DWARF of {path}: {e}")))?;
             info.subprograms

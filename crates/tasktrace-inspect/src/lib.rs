@@ -26,6 +26,7 @@ pub mod decode;
 mod error;
 pub mod frozen;
 mod prepared;
+mod sections;
 pub mod snapshot;
 pub mod sockets;
 pub mod target;

@@ -153,11 +153,8 @@ impl Module {
                 };
                 let obj = object::File::parse(bytes).ok()?;
                 obj.section_by_name(".debug_info")?;
-                let section = |id: gimli::SectionId| -> Result<Reader, gimli::Error> {
-                    let data = obj
-                        .section_by_name(id.name())
-                        .and_then(|s| s.uncompressed_data().ok())
-                        .unwrap_or_default();
+                let section = |id: gimli::SectionId| -> Result<Reader, String> {
+                    let data = crate::sections::dwarf_section(&obj, id)?;
                     Ok(Reader::new(Arc::from(&*data), gimli::RunTimeEndian::Little))
                 };
                 let dwarf = gimli::Dwarf::load(section).ok()?;

@@ -1,0 +1,41 @@
+//! The DWARF sections of an ELF file, decompressed where the file compresses them:
+//! `SHF_COMPRESSED` sections (zlib or zstd, as `ld --compress-debug-sections`, `objcopy` and
+//! distributions' debug files make them) and the older `.zdebug_*` ones. Read by the type
+//! reader ([`crate::debuginfo`]) and the native-frame symboliser ([`crate::unwind`]) alike.
+
+use object::{Object, ObjectSection};
+use std::borrow::Cow;
+
+/// A compressed section may claim at most this ratio (plus a page): deflate cannot exceed
+/// about 1032:1, DWARF compresses 3-10:1, and a corrupt header must not make the reader
+/// allocate gigabytes.
+const MAX_RATIO: u64 = 1100;
+
+/// The bytes of DWARF section `id` of `obj`, decompressed when compressed; empty when the file
+/// has no such section. The error names the section and what is wrong with it.
+pub(crate) fn dwarf_section<'d>(
+    obj: &object::File<'d>,
+    id: gimli::SectionId,
+) -> Result<Cow<'d, [u8]>, String> {
+    let Some(section) = obj.section_by_name(id.name()) else {
+        return Ok(Cow::Borrowed(&[]));
+    };
+    let compressed = section
+        .compressed_data()
+        .map_err(|e| format!("section {}: {e}", id.name()))?;
+    let limit = (compressed.data.len() as u64)
+        .saturating_mul(MAX_RATIO)
+        .saturating_add(4096);
+    if compressed.format != object::CompressionFormat::None && compressed.uncompressed_size > limit
+    {
+        return Err(format!(
+            "section {}: {} compressed bytes claim to hold {}",
+            id.name(),
+            compressed.data.len(),
+            compressed.uncompressed_size
+        ));
+    }
+    compressed
+        .decompress()
+        .map_err(|e| format!("section {}: cannot decompress it: {e}", id.name()))
+}
