@@ -6,6 +6,8 @@
 # VERSION  exact tokio version, e.g. 1.38.2
 # PROFILE  dev (default) | release (opt-level 3, debug = true)
 #          | release-limited (opt-level 3, debug = "limited")
+#          | dev-unstable (dev, built with --cfg tokio_unstable, as tokio-console
+#            users build: tasks keep their spawn location)
 # OUT_DIR  where the throw-away cargo project goes
 #          (default: ${TMPDIR:-/tmp}/tasktrace-tokio-targets)
 #
@@ -19,7 +21,7 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 VERSION [dev|release|release-limited] [OUT_DIR]" >&2
+    echo "usage: $0 VERSION [dev|release|release-limited|dev-unstable] [OUT_DIR]" >&2
     exit 2
 }
 
@@ -34,8 +36,16 @@ case "$version" in
 esac
 case "$profile" in
     dev) profile_dir=debug ;;
+    dev-unstable) profile_dir=debug-unstable ;;
     release | release-limited) profile_dir=$profile ;;
     *) echo "bad profile: $profile" >&2; usage ;;
+esac
+# --cfg tokio_unstable changes every crate's fingerprint: its own target dir, so that it does not
+# rebuild the others' dependencies each time.
+cargo_profile=$profile
+unstable=
+case "$profile" in
+    dev-unstable) cargo_profile=dev; unstable=1 ;;
 esac
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -79,14 +89,20 @@ else
 fi
 
 target_dir=${TOKIO_TARGETS_SHARED_TARGET_DIR:-$proj/target}
+[ -n "$unstable" ] && target_dir="$target_dir-unstable"
 build() {
-    CARGO_TARGET_DIR="$target_dir" cargo build --manifest-path "$proj/Cargo.toml" --profile "$profile" "$@" 1>&2
+    if [ -n "$unstable" ]; then
+        RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR="$target_dir" \
+            cargo build --manifest-path "$proj/Cargo.toml" --profile "$cargo_profile" "$@" 1>&2
+    else
+        CARGO_TARGET_DIR="$target_dir" cargo build --manifest-path "$proj/Cargo.toml" --profile "$cargo_profile" "$@" 1>&2
+    fi
 }
 if ! build --offline 2>/dev/null; then
     build
 fi
 
-bin="$target_dir/$profile_dir/tokio-target"
+bin="$target_dir/${profile_dir%-unstable}/tokio-target"
 [ -x "$bin" ] || { echo "no binary at $bin" >&2; exit 1; }
 if [ -n "${TOKIO_TARGETS_SHARED_TARGET_DIR:-}" ]; then
     mkdir -p "$proj/bin/$profile_dir"

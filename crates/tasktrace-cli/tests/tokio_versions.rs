@@ -5,6 +5,9 @@
 //! runtime's task), and that the target still runs after the detach; and that tokio 1.32 (an
 //! older layout) is refused with `unsupported tokio 1.32: missing OwnedTasks.list`.
 //!
+//! A build with `--cfg tokio_unstable` (as tokio-console users build) gives each task's spawn
+//! location, read from the task (`Vtable.spawn_location_offset`); a plain build has none.
+//!
 //! Builds are cached under the cargo target dir (`tokio-targets/`), sharing one target dir
 //! across versions so the common dependencies compile once; a rerun only checks freshness.
 //! Every wait has a deadline; nothing asserts on timing.
@@ -278,4 +281,35 @@ fn ten_thousand_tasks_are_read_with_the_stopped_time_reported() {
         total.as_secs_f64() * 1e3
     );
     t.assert_running_and_echoes();
+}
+
+#[test]
+fn a_tokio_unstable_build_shows_where_each_task_was_spawned() {
+    let exe = build_target("1.54.1", "dev-unstable");
+    let t = Target::start(&exe, &[&N_IDLE.to_string()]);
+    let d = dump_of(&tasktrace(&["attach", &t.pid.to_string(), "--json"]));
+    for (func, spawn) in [
+        ("foo", "tokio::spawn(foo())"),
+        ("wait_for", "tokio::spawn(wait_for(joined))"),
+        ("select_loop", "tokio::spawn(select_loop("),
+    ] {
+        let task = one(&d, func);
+        let at = task
+            .spawned_at
+            .as_ref()
+            .unwrap_or_else(|| panic!("{func}: no spawn location: {task:#?}"));
+        assert!(at.file.ends_with("src/main.rs"), "{func}: {at:?}");
+        assert_eq!(at.line, line(spawn), "{func}: {at:?}");
+        assert!(at.column.is_some_and(|c| c > 0), "{func}: {at:?}");
+    }
+    // The trees read as in a plain build.
+    is_async(root(one(&d, "foo")), "foo", "bar().await + 1");
+    t.assert_running_and_echoes();
+    drop(t);
+
+    // A plain build keeps no spawn location: none is made up.
+    let plain = build_target("1.54.1", "dev");
+    let t = Target::start(&plain, &[&N_IDLE.to_string()]);
+    let d = dump_of(&tasktrace(&["attach", &t.pid.to_string(), "--json"]));
+    assert!(one(&d, "foo").spawned_at.is_none());
 }

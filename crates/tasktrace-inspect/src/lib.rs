@@ -580,6 +580,10 @@ fn read_phased(
             progress.say(|| format!("decoded {i} of {total} tasks"));
         }
         let mut task = Task::new(rt.id);
+        task.spawned_at = rt
+            .spawned_at
+            .and_then(|at| tk.location(at))
+            .map(|(file, line, col)| tasktrace_model::Location::new(file, line, Some(col)));
         task.state = if rt.running {
             TaskState::InPoll
         } else if rt.notified {

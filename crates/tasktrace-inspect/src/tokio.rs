@@ -62,6 +62,8 @@ pub struct RawTask {
     pub future: Option<(u64, u64)>,
     /// Why the future could not be located.
     pub error: Option<String>,
+    /// Address of the `core::panic::Location` it was spawned at (`tokio_unstable` builds).
+    pub spawned_at: Option<u64>,
 }
 
 /// Which scheduler a runtime handle belongs to.
@@ -127,6 +129,9 @@ pub struct Types {
     /// Per task `poll` function (a runtime address of the one process these types are used
     /// for, whose load bias does not change): where its `Stage` is (or why not).
     stages: Mutex<HashMap<u64, StageAt>>,
+    /// `core::panic::Location`: offsets of its file (a `&str` or `NonNull<str>`: pointer and
+    /// length), line and column.
+    location: Option<(u64, u64, u64)>,
 }
 
 /// The runtime of one target, read with its version's [`Types`].
@@ -177,11 +182,23 @@ impl Types {
                 }
             }
         }
+        let location = r
+            .info
+            .types_named("core::panic::location::Location")
+            .iter()
+            .find_map(|&ty| {
+                let l = layout.resolver(r);
+                let (file, _) = l.opt(ty, &["filename", "file"])?;
+                let (line, _) = l.opt(ty, &["line"])?;
+                let (col, _) = l.opt(ty, &["col"])?;
+                Some((file, line, col))
+            });
         Ok(Types {
             layout,
             cells,
             sleep_deadline,
             stages: Default::default(),
+            location,
         })
     }
 }
@@ -495,6 +512,10 @@ impl<'r, 'a> Tokio<'r, 'a> {
                 .wrapping_add(trailer_at)
                 .wrapping_add(lay.trailer_next),
         )?;
+        let spawned_at = lay.vtable_spawn_location_offset.and_then(|off| {
+            let at = r.u64(vtable.wrapping_add(off)).ok()?;
+            r.pointer(header.wrapping_add(at)).ok().filter(|&p| p != 0)
+        });
         let mut task = RawTask {
             header,
             id,
@@ -503,6 +524,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
             complete: state & COMPLETE != 0,
             future: None,
             error: None,
+            spawned_at,
         };
         match self.future_of(header, poll) {
             Ok(f) => task.future = f,
@@ -793,6 +815,24 @@ impl<'r, 'a> Tokio<'r, 'a> {
             }
         }
         Some((length, out))
+    }
+
+    /// The file, line and column of the `core::panic::Location` at `addr` (where a task of a
+    /// `tokio_unstable` build was spawned). Memory is untrusted: a file name that is not
+    /// short UTF-8 gives `None`.
+    pub fn location(&self, addr: u64) -> Option<(String, u32, u32)> {
+        let (file, line, col) = self.types.location?;
+        let r = self.r;
+        let ptr = r.pointer(addr.checked_add(file)?).ok()?;
+        let len = r.u64(addr.checked_add(file)?.checked_add(8)?).ok()?;
+        if ptr == 0 || len == 0 || len > 4096 {
+            return None;
+        }
+        let mut name = vec![0u8; len as usize];
+        r.bytes(ptr, &mut name).ok()?;
+        let line = r.uint(addr.checked_add(line)?, 4).ok()? as u32;
+        let col = r.uint(addr.checked_add(col)?, 4).ok()? as u32;
+        Some((String::from_utf8(name).ok()?, line, col))
     }
 
     /// The id of the task whose header is at `header` (for a `JoinHandle`'s raw task).

@@ -93,6 +93,9 @@ pub struct Layout {
     pub vtable_trailer_offset: u64,
     /// `Vtable.id_offset`.
     pub vtable_id_offset: u64,
+    /// `Vtable.spawn_location_offset`: only with `--cfg tokio_unstable` (1.46+), where the task
+    /// keeps the `&'static Location` it was spawned at.
+    pub vtable_spawn_location_offset: Option<u64>,
     /// `Trailer.owned` → next task's `Header` (the owned-list link).
     pub trailer_next: u64,
 }
@@ -113,6 +116,7 @@ impl Layout {
             vtable_poll: l.one(vtable_ty, &["poll"])?.0,
             vtable_trailer_offset: l.one(vtable_ty, &["trailer_offset"])?.0,
             vtable_id_offset: l.one(vtable_ty, &["id_offset"])?.0,
+            vtable_spawn_location_offset: l.opt(vtable_ty, &["spawn_location_offset"]).map(|f| f.0),
             // `Pointers { inner: UnsafeCell<PointersInner { prev, next, _pin }> }`.
             trailer_next: l.one(trailer_ty, &["owned.inner.value.next"])?.0,
             version,
