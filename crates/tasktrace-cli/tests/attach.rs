@@ -377,14 +377,14 @@ fn core_file_shows_the_same_trees() {
     );
 }
 
-/// Builds the same target as an optimised non-PIE executable with full debuginfo (its own tiny
-/// workspace in `tests/nopie`).
-fn build_nopie() -> String {
+/// Builds the same target, optimised with full debuginfo, from its own tiny workspace in
+/// `tests/nopie`, for `target` with `rustflags`, into `<target dir>/<name>`.
+fn build_demo_variant(name: &str, target: &str, rustflags: &str) -> String {
     let target_dir = std::path::Path::new(TARGET)
         .parent()
         .and_then(|p| p.parent())
         .expect("target dir")
-        .join("nopie");
+        .join(name);
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/nopie/Cargo.toml");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut child = Command::new(cargo)
@@ -393,22 +393,31 @@ fn build_nopie() -> String {
             "--quiet",
             "--release",
             "--target",
-            "x86_64-unknown-linux-gnu",
+            target,
             "--manifest-path",
             manifest,
         ])
         .env("CARGO_TARGET_DIR", &target_dir)
-        .env("RUSTFLAGS", "-C relocation-model=static")
+        .env("RUSTFLAGS", rustflags)
         .spawn()
         .expect("run cargo");
     let status = support::wait_child(
         &mut child,
         Duration::from_secs(900),
-        "building the non-PIE target",
+        &format!("building the {name} target"),
     );
-    assert!(status.success(), "building the non-PIE target failed");
-    let exe = target_dir.join("x86_64-unknown-linux-gnu/release/tasktrace-demo-target");
+    assert!(status.success(), "building the {name} target failed");
+    let exe = target_dir.join(format!("{target}/release/tasktrace-demo-target"));
     exe.to_str().expect("utf-8 path").to_string()
+}
+
+/// The demo target as an optimised non-PIE executable with full debuginfo.
+fn build_nopie() -> String {
+    build_demo_variant(
+        "nopie",
+        "x86_64-unknown-linux-gnu",
+        "-C relocation-model=static",
+    )
 }
 
 #[test]
@@ -424,6 +433,44 @@ fn attach_reads_an_optimised_non_pie_executable() {
     let _client = connect(&t, 59);
     let d = dump_of(&tasktrace(&["attach", &t.pid().to_string(), "--json"]));
     assert_trees(&d, true, true);
+}
+
+#[test]
+fn attach_reads_a_static_musl_executable() {
+    // Static musl binaries are what `FROM scratch` containers ship: no glibc, musl's own
+    // thread control blocks and TLS layout.
+    const MUSL: &str = "x86_64-unknown-linux-musl";
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l == MUSL)
+        });
+    if !installed {
+        eprintln!("the {MUSL} target is not installed (rustup target add {MUSL}): skipped");
+        return;
+    }
+    let exe = build_demo_variant("musl", MUSL, "");
+    let t = Target::start_exe(&exe, &[]);
+    let _client = connect(&t, 59);
+    let pid = t.pid().to_string();
+    let d = dump_of(&tasktrace(&["attach", &pid, "--json"]));
+    assert_trees(&d, true, true);
+    // Its threads are found too: the workers and the `block_on` thread with its root future.
+    let out = tasktrace(&["attach", &pid, "--threads"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("— block_on of runtime"), "{text}");
+    assert!(
+        text.contains("\"tokio-rt-worker\" — worker 0 of runtime"),
+        "{text}"
+    );
 }
 
 #[test]
