@@ -379,7 +379,7 @@ fn core_file_shows_the_same_trees() {
 
 /// Builds the same target, optimised with full debuginfo, from its own tiny workspace in
 /// `tests/nopie`, for `target` with `rustflags`, into `<target dir>/<name>`.
-fn build_demo_variant(name: &str, target: &str, rustflags: &str) -> String {
+fn build_demo_variant(name: &str, target: &str, rustflags: &str, env: &[(&str, &str)]) -> String {
     let target_dir = std::path::Path::new(TARGET)
         .parent()
         .and_then(|p| p.parent())
@@ -399,6 +399,7 @@ fn build_demo_variant(name: &str, target: &str, rustflags: &str) -> String {
         ])
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("RUSTFLAGS", rustflags)
+        .envs(env.iter().copied())
         .spawn()
         .expect("run cargo");
     let status = support::wait_child(
@@ -417,6 +418,7 @@ fn build_nopie() -> String {
         "nopie",
         "x86_64-unknown-linux-gnu",
         "-C relocation-model=static",
+        &[],
     )
 }
 
@@ -436,7 +438,7 @@ fn attach_reads_an_optimised_non_pie_executable() {
 }
 
 #[test]
-fn attach_reads_a_static_musl_executable() {
+fn attach_reads_a_static_musl_lto_executable() {
     // Static musl binaries are what `FROM scratch` containers ship: no glibc, musl's own
     // thread control blocks and TLS layout.
     const MUSL: &str = "x86_64-unknown-linux-musl";
@@ -452,7 +454,17 @@ fn attach_reads_a_static_musl_executable() {
         eprintln!("the {MUSL} target is not installed (rustup target add {MUSL}): skipped");
         return;
     }
-    let exe = build_demo_variant("musl", MUSL, "");
+    // Built the way services ship: fat LTO, one codegen unit, `panic = "abort"`.
+    let exe = build_demo_variant(
+        "musl",
+        MUSL,
+        "",
+        &[
+            ("CARGO_PROFILE_RELEASE_LTO", "fat"),
+            ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1"),
+            ("CARGO_PROFILE_RELEASE_PANIC", "abort"),
+        ],
+    );
     let t = Target::start_exe(&exe, &[]);
     let _client = connect(&t, 59);
     let pid = t.pid().to_string();
