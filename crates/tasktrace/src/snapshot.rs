@@ -18,7 +18,7 @@
 //!    once and kept (`tasktrace-inspect`). The runtimes are named by the addresses of
 //!    `tokio::runtime::Handle` values (the current runtime's, and [`register_runtime`]'s),
 //!    which the copy has at the same addresses.
-//! 3. **Kill and reap.** One [`FrozenChild`] guard owns the child's pid; its `Drop` sends
+//! 3. **Kill and reap.** One `FrozenChild` guard owns the child's pid; its `Drop` sends
 //!    `SIGKILL` and reaps it, so every path — success, error, timeout, panic — leaves no
 //!    process and no zombie behind. Nothing else waits for that pid.
 //!
