@@ -144,7 +144,7 @@ fn check(profile: &str) {
 /// The same view from a `gcore` core file: registers from `NT_PRSTATUS`, the stack from the
 /// core's memory.
 fn from_a_core_file(t: &Target, exe: &str) {
-    let Some(d) = threads_from_a_core(t, exe, "threads-core") else {
+    let Some(d) = threads_from_a_core(t, exe, "threads-core", "") else {
         return;
     };
     let main = d
@@ -195,40 +195,37 @@ fn native_stack_of_a_worker_inside_a_poll() {
     }
     t.assert_running_and_echoes();
     // The same stack from a core file (registers from NT_PRSTATUS, files from NT_FILE).
-    if let Some(d) = threads_from_a_core(&t, exe, "native-core") {
+    if let Some(d) = threads_from_a_core(&t, exe, "native-core", "") {
         check_native_stack(&d, "core");
     }
 }
 
-/// `tasktrace core --threads --json` of a `gcore` of `t` (the core file removed after);
-/// `None` when gcore is not installed.
-fn threads_from_a_core(t: &Target, exe: &str, name: &str) -> Option<Dump> {
+/// `tasktrace core --threads --json` of a `gcore` of `t` (the core file removed after), with
+/// `--debuginfo debug` unless it is empty; `None` when gcore is not installed.
+fn threads_from_a_core(t: &Target, exe: &str, name: &str, debug: &str) -> Option<Dump> {
     let prefix = target_dir().join(format!("{name}-{}", std::process::id()));
     let core = gcore(t.pid, &prefix)?;
-    let d = dump_of(&tasktrace(&[
-        "core",
-        &core,
-        "--exe",
-        exe,
-        "--threads",
-        "--json",
-    ]));
+    let mut args = vec!["core", &core, "--exe", exe, "--threads", "--json"];
+    if !debug.is_empty() {
+        args.extend(["--debuginfo", debug]);
+    }
+    let d = dump_of(&tasktrace(&args));
     let _ = std::fs::remove_file(&core);
     Some(d)
 }
 
-/// A stripped executable whose DWARF is only in the file given with `--debuginfo` (no
-/// debuglink): the native stack still has the spinner's line, so the unwinder read that file.
+/// A stripped executable whose DWARF is only in a separate debug file, given with
+/// `--debuginfo` (no debuglink), then found through `.gnu_debuglink`, live and from a core:
+/// the native stack still has the spinner's line, so the unwinder symbolised the executable
+/// with that file (the bytes the type reader found, handed on, not read a second time).
 #[test]
-fn native_stack_from_a_given_debug_file() {
+fn native_stack_from_a_separate_debug_file() {
     if !objcopy(&["--version"]) {
         eprintln!("objcopy is not installed: skipping the separate debuginfo native stack test");
         return;
     }
     let exe = env!("CARGO_BIN_EXE_tasktrace-demo-target");
-    let dir = target_dir().join(format!("native-debugfile-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("native-debugfile");
     let s = |p: std::path::PathBuf| p.to_str().expect("utf-8").to_string();
     let debug = s(dir.join("demo.debug"));
     let stripped = s(dir.join("demo"));
@@ -245,8 +242,33 @@ fn native_stack_from_a_given_debug_file() {
     ]));
     check_native_stack(&d, "stripped, --debuginfo");
     t.assert_running_and_echoes();
+    if let Some(d) = threads_from_a_core(&t, &stripped, "native-debugfile-core", &debug) {
+        check_native_stack(&d, "core of the stripped executable, --debuginfo");
+    }
     drop(t);
-    let _ = std::fs::remove_dir_all(&dir);
+
+    // Found through `.gnu_debuglink`, with no build id in either file: the executable's
+    // module is known by its path.
+    let plain = s(dir.join("demo-no-id"));
+    let unnoted = s(dir.join("demo-no-id.debug"));
+    assert!(objcopy(&[
+        "--remove-section=.note.gnu.build-id",
+        exe,
+        &plain
+    ]));
+    assert!(objcopy(&["--only-keep-debug", &plain, &unnoted]));
+    let linked = s(dir.join("demo-linked"));
+    let link = format!("--add-gnu-debuglink={unnoted}");
+    assert!(objcopy(&["--strip-debug", &link, &plain, &linked]));
+    let t = Target::start(&linked, &[]);
+    let d = dump_of(&tasktrace(&[
+        "attach",
+        &t.pid.to_string(),
+        "--threads",
+        "--json",
+    ]));
+    check_native_stack(&d, "stripped, .gnu_debuglink, no build id");
+    t.assert_running_and_echoes();
 }
 
 /// The spinner's worker: its native stack goes from `sleep` (libc, named by its symbol

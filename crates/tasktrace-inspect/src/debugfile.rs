@@ -14,16 +14,38 @@
 use crate::error::{Error, Result};
 use object::{Object, ObjectSection};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Where distributions install separate debug files.
 const DEFAULT_DEBUG_DIR: &str = "/usr/lib/debug";
 
-/// A separate debug file: its bytes and path.
+/// A separate debug file: its bytes, path and build id. Read once per read of a target: the
+/// type reader indexes it, and the native-stack unwinder symbolises with the same bytes
+/// (shared, hence the `Arc`).
 pub struct DebugFile {
     /// The file's bytes.
-    pub data: Vec<u8>,
+    pub data: Arc<Vec<u8>>,
     /// Where it was found.
     pub path: String,
+    /// Its build id (`NT_GNU_BUILD_ID`), which is the executable's when it has one.
+    pub build_id: Option<Vec<u8>>,
+}
+
+impl DebugFile {
+    /// The file at `path` with its build id, or `None` when it cannot be read or is no ELF.
+    pub fn read(path: &str) -> Option<DebugFile> {
+        let data = std::fs::read(path).ok()?;
+        Self::new(data, path)
+    }
+
+    fn new(data: Vec<u8>, path: &str) -> Option<DebugFile> {
+        let build_id = build_id(&object::File::parse(&*data).ok()?);
+        Some(DebugFile {
+            data: Arc::new(data),
+            path: path.to_string(),
+            build_id,
+        })
+    }
 }
 
 /// The build id (`NT_GNU_BUILD_ID`) of an ELF file.
@@ -106,10 +128,7 @@ pub fn find(exe_data: &[u8], exe_path: &str, explicit: Option<&str>) -> Result<O
         matches(&data, id.as_deref()).map_err(|why| {
             Error::Other(format!("--debuginfo {path} does not fit {exe_path}: {why}"))
         })?;
-        return Ok(Some(DebugFile {
-            data,
-            path: path.to_string(),
-        }));
+        return Ok(DebugFile::new(data, path));
     }
     if has_debug_info(&obj) {
         return Ok(None);
@@ -122,10 +141,7 @@ pub fn find(exe_data: &[u8], exe_path: &str, explicit: Option<&str>) -> Result<O
             return None;
         }
         matches(&data, id.as_deref()).ok()?;
-        Some(DebugFile {
-            data,
-            path: p.display().to_string(),
-        })
+        DebugFile::new(data, &p.display().to_string())
     };
     let dirs = debug_dirs();
     if let Some(id) = id.as_deref().filter(|id| id.len() >= 2) {

@@ -8,6 +8,7 @@
 //! bodies (their lines are the user's await line when a macro owns the suspend point).
 //! Everything is keyed by `.debug_info` offset, so cross-unit references resolve directly.
 
+use crate::debugfile::DebugFile;
 use crate::error::{Error, Result};
 use gimli::{AttributeValue, RunTimeEndian};
 use object::{Object, ObjectSegment};
@@ -174,6 +175,17 @@ impl DebugInfo {
     /// or from a separate debug file ([`crate::debugfile`]: `explicit`, build id,
     /// `.gnu_debuglink` relative to `real_path`, the executable's path on disk).
     pub fn load_with(path: &str, real_path: &str, explicit: Option<&str>) -> Result<DebugInfo> {
+        Self::load_with_debug_file(path, real_path, explicit).map(|(info, _)| info)
+    }
+
+    /// [`load_with`](Self::load_with), also handing back the separate debug file when the
+    /// debuginfo came from one: the native-stack unwinder symbolises with the same bytes
+    /// instead of finding, reading and checking the file again.
+    pub fn load_with_debug_file(
+        path: &str,
+        real_path: &str,
+        explicit: Option<&str>,
+    ) -> Result<(DebugInfo, Option<DebugFile>)> {
         let data = std::fs::read(path).map_err(|e| Error::Io(path.to_string(), e))?;
         if data.len() < 4 || &data[..4] != b"\x7fELF" {
             return Err(Error::NotElf(path.to_string()));
@@ -187,8 +199,8 @@ impl DebugInfo {
         };
         let split =
             crate::debugfile::find(&data, real_path, explicit).map_err(|e| no_types(e, &data))?;
-        let info = match split {
-            Some(f) => Self::parse_split(data, Some((f.data, &f.path)), path),
+        let info = match &split {
+            Some(f) => Self::parse_split(data, Some((&f.data, &f.path)), path),
             None => Self::parse(data, path),
         };
         match info {
@@ -200,7 +212,8 @@ impl DebugInfo {
             Ok(i) if i.types_with_prefix("tokio::").next().is_none() => {
                 Err(Error::NoTokio(real_path.to_string()))
             }
-            other => other,
+            Ok(i) => Ok((i, split)),
+            Err(e) => Err(e),
         }
     }
 
@@ -214,7 +227,7 @@ impl DebugInfo {
     /// path) when given: the executable still gives the program headers and its data.
     pub fn parse_split(
         data: Vec<u8>,
-        debug: Option<(Vec<u8>, &str)>,
+        debug: Option<(&[u8], &str)>,
         path: &str,
     ) -> Result<DebugInfo> {
         if data.len() < 4 || &data[..4] != b"\x7fELF" {
@@ -225,7 +238,7 @@ impl DebugInfo {
             let obj = object::File::parse(&*data).map_err(|_| Error::NotElf(path.to_string()))?;
             let debug_obj = match &debug {
                 Some((d, p)) => {
-                    Some(object::File::parse(&**d).map_err(|_| Error::NotElf(p.to_string()))?)
+                    Some(object::File::parse(*d).map_err(|_| Error::NotElf(p.to_string()))?)
                 }
                 None => None,
             };

@@ -150,12 +150,13 @@ impl Session {
             }
         })?;
         // Read the executable through /proc (works even if the file was replaced on disk).
-        let info = debuginfo::DebugInfo::load_with(
+        let exe_path = exe.to_string_lossy();
+        let (info, debug_file) = debuginfo::DebugInfo::load_with_debug_file(
             &exe_link,
-            &exe.to_string_lossy(),
+            &exe_path,
             opts.debuginfo.as_deref(),
         )
-        .map_err(|e| rename_path(e, &exe_link, &exe.to_string_lossy()))?;
+        .map_err(|e| rename_path(e, &exe_link, &exe_path))?;
         // Tokio's layout and the like come from the debuginfo alone: found now, not while
         // the process is stopped (and a program without tokio is never stopped).
         let prepared = Prepared::new(&info)?;
@@ -169,7 +170,11 @@ impl Session {
         // symbols now, not while the process is stopped.
         let unwinder = opts.threads.then(|| {
             let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-            unwind::Unwinder::from_maps(&target::parse_maps(&maps), opts.debuginfo.as_deref())
+            let exe_debug = debug_file.as_ref().map(|file| unwind::ExeDebugFile {
+                exe_path: &exe_path,
+                file,
+            });
+            unwind::Unwinder::from_maps(&target::parse_maps(&maps), exe_debug)
         });
         Ok(Session {
             pid,
@@ -284,7 +289,8 @@ fn rename_path(e: Error, from: &str, to: &str) -> Error {
 
 /// Reads every task from the core file `core` of the executable `exe`.
 pub fn core(core: &str, exe: &str, opts: &Options) -> Result<Dump> {
-    let info = debuginfo::DebugInfo::load_with(exe, exe, opts.debuginfo.as_deref())?;
+    let (info, debug_file) =
+        debuginfo::DebugInfo::load_with_debug_file(exe, exe, opts.debuginfo.as_deref())?;
     let mut file = target::core::CoreFile::open(core)?;
     let mut truncated = file.truncation().map(|(present, expected)| {
         format!(
@@ -311,7 +317,25 @@ pub fn core(core: &str, exe: &str, opts: &Options) -> Result<Dump> {
             });
         }
     }
-    let dump = check_core_matches(&file, &info, core, exe).and_then(|()| read(&file, &info, opts));
+    let dump = check_core_matches(&file, &info, core, exe).and_then(|()| {
+        let unwinder = opts.threads.then(|| {
+            let exe_debug = debug_file.as_ref().map(|file| unwind::ExeDebugFile {
+                exe_path: exe,
+                file,
+            });
+            unwind::Unwinder::new(&file, exe_debug)
+        });
+        read_phased(
+            &file,
+            &info,
+            &Prepared::new(&info)?,
+            opts,
+            &Progress::new(opts.progress),
+            unwinder.as_ref(),
+            Stop::none(),
+        )
+    });
+    drop(debug_file);
     free_in_background(info);
     match (dump, truncated) {
         (Ok(mut dump), Some(note)) => {
@@ -396,10 +420,7 @@ pub fn read_prepared(
         opts,
         &Progress::new(opts.progress),
         None,
-        Stop {
-            prefetch: &|_, _| {},
-            resume: &mut || {},
-        },
+        Stop::none(),
     )
 }
 
@@ -409,6 +430,17 @@ struct Stop<'h> {
     prefetch: &'h dyn Fn(u64, u64),
     /// Called once everything that must be read stopped is read: let the target run on.
     resume: &'h mut dyn FnMut(),
+}
+
+impl Stop<'static> {
+    /// A target that stays stopped (or never ran: a core file): nothing to copy or resume.
+    fn none() -> Self {
+        Stop {
+            prefetch: &|_, _| {},
+            // A closure without captures is zero-sized: leaking its box allocates nothing.
+            resume: Box::leak(Box::new(|| {})),
+        }
+    }
 }
 
 /// [`read`] in two phases: first everything that must be read while the target is stopped
@@ -535,7 +567,14 @@ fn read_phased(
             let unwinder = match unwinder {
                 Some(u) => u,
                 None => {
-                    own = unwind::Unwinder::new(t, opts.debuginfo.as_deref());
+                    let given = opts
+                        .debuginfo
+                        .as_deref()
+                        .and_then(debugfile::DebugFile::read);
+                    let exe_debug = given
+                        .as_ref()
+                        .map(|file| unwind::ExeDebugFile { exe_path: "", file });
+                    own = unwind::Unwinder::new(t, exe_debug);
                     &own
                 }
             };

@@ -5,7 +5,8 @@
 //! what the task's code is doing right now.
 //!
 //! Each frame is symbolised from its module's DWARF with `addr2line` (the module's own, or a
-//! separate debug file found by build id or `.gnu_debuglink`, [`crate::debugfile`]): the
+//! separate debug file: the executable's as the type reader found it, [`ExeDebugFile`], a
+//! library's found by build id or `.gnu_debuglink`, [`crate::debugfile`]): the
 //! functions inlined at the pc, innermost first, then the physical function, each with its
 //! file:line; a caller is looked up at its return address - 1 (the call). A module without
 //! DWARF (libc) is named from its symbol table. The DWARF is indexed when the unwinder is made
@@ -15,6 +16,7 @@
 //! x86-64); a frame it cannot unwind ends the walk. Each step is checked (the stack grows
 //! down, return addresses lie in a mapped file), and the walk is bounded.
 
+use crate::debugfile::DebugFile;
 use crate::target::{MappedFile, Registers, Target};
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, FrameAddress, Unwinder as _};
@@ -53,8 +55,9 @@ struct Module {
     code: Vec<(u64, u64, u64)>,
     /// Its file path (the DWARF is loaded from it, or its debug file, on first use).
     path: String,
-    /// The debug file given by the user (`--debuginfo`), when its build id is this module's.
-    given_debug: Option<Arc<Vec<u8>>>,
+    /// The executable's separate debug file, already read by the type reader, when this
+    /// module is the executable ([`ExeDebugFile::fits`]).
+    known_debug: Option<Arc<Vec<u8>>>,
     /// Its DWARF symboliser, made once; `None` inside when it has no DWARF.
     dwarf: OnceLock<Option<addr2line::Context<Reader>>>,
 }
@@ -65,7 +68,7 @@ impl Module {
     fn load(
         path: &str,
         maps: &[&MappedFile],
-        given: Option<&GivenDebugFile>,
+        exe_debug: Option<ExeDebugFile<'_>>,
     ) -> Option<(Module, Option<framehop::Module<SectionBytes>>)> {
         let data = Arc::new(std::fs::read(path).ok()?);
         let obj = object::File::parse(&**data).ok()?;
@@ -102,9 +105,9 @@ impl Module {
             .filter(|s| matches!(s.flags(), object::SegmentFlags::Elf { p_flags, .. } if p_flags.0 & object::elf::PF_X.0 != 0))
             .map(|s| (s.address(), s.file_range().0, s.file_range().1))
             .collect();
-        let given_debug = given
-            .filter(|g| crate::debugfile::build_id(&obj).is_some_and(|id| id == g.build_id))
-            .map(|g| g.data.clone());
+        let known_debug = exe_debug
+            .filter(|g| g.fits(path, &obj))
+            .map(|g| g.file.data.clone());
         let (start, end) = (
             maps.iter().map(|m| m.start).min()?,
             maps.iter().map(|m| m.end).max()?,
@@ -132,7 +135,7 @@ impl Module {
             symbols,
             code,
             path: path.to_string(),
-            given_debug,
+            known_debug,
             dwarf: OnceLock::new(),
         };
         Some((module, unwind))
@@ -142,11 +145,11 @@ impl Module {
     fn dwarf(&self) -> Option<&addr2line::Context<Reader>> {
         self.dwarf
             .get_or_init(|| {
-                let split = match &self.given_debug {
+                let split = match &self.known_debug {
                     Some(_) => None,
                     None => crate::debugfile::find(&self.data, &self.path, None).ok()?,
                 };
-                let bytes = match (&self.given_debug, &split) {
+                let bytes = match (&self.known_debug, &split) {
                     (Some(given), _) => &given[..],
                     (None, Some(f)) => &f.data[..],
                     (None, None) => &self.data[..],
@@ -274,21 +277,26 @@ impl Module {
     }
 }
 
-/// A separate debug file the user gave (`--debuginfo`), read once; it is used for the one
-/// mapped module with its build id (the executable), never for a module without one.
-struct GivenDebugFile {
-    build_id: Vec<u8>,
-    data: Arc<Vec<u8>>,
+/// The executable's separate debug file, as the type reader found it (`--debuginfo`, build id
+/// or `.gnu_debuglink`): the unwinder symbolises the executable with these bytes instead of
+/// finding, reading and checking the file a second time.
+#[derive(Clone, Copy)]
+pub struct ExeDebugFile<'a> {
+    /// The executable's path as the target maps it.
+    pub exe_path: &'a str,
+    /// Its debug file.
+    pub file: &'a DebugFile,
 }
 
-impl GivenDebugFile {
-    fn read(path: &str) -> Option<Self> {
-        let data = std::fs::read(path).ok()?;
-        let build_id = crate::debugfile::build_id(&object::File::parse(&*data).ok()?)?;
-        Some(GivenDebugFile {
-            build_id,
-            data: Arc::new(data),
-        })
+impl ExeDebugFile<'_> {
+    /// Whether the module at `path` (parsed: `obj`) is the executable this file describes:
+    /// the same build id, or, when neither has one, the executable's path.
+    fn fits(&self, path: &str, obj: &object::File<'_>) -> bool {
+        match (&self.file.build_id, crate::debugfile::build_id(obj)) {
+            (Some(want), Some(got)) => *want == got,
+            (None, None) => path == self.exe_path,
+            _ => false,
+        }
     }
 }
 
@@ -301,17 +309,15 @@ pub struct Unwinder {
 }
 
 impl Unwinder {
-    /// Loads the unwind tables and symbols of every file mapped into `t`; `debuginfo` is a
-    /// separate debug file given by the user, used for the module whose build id it fits.
-    pub fn new(t: &dyn Target, debuginfo: Option<&str>) -> Self {
-        Self::from_maps(&t.mapped_files(), debuginfo)
+    /// Loads the unwind tables and symbols of every file mapped into `t`; `exe_debug` is the
+    /// executable's separate debug file when its debuginfo came from one.
+    pub fn new(t: &dyn Target, exe_debug: Option<ExeDebugFile<'_>>) -> Self {
+        Self::from_maps(&t.mapped_files(), exe_debug)
     }
 
     /// Loads the unwind tables and symbols of these mapped files (e.g. read from
     /// `/proc/PID/maps` before the process is stopped, so it is not stopped for this).
-    pub fn from_maps(maps: &[MappedFile], debuginfo: Option<&str>) -> Self {
-        // Its fit was checked (with a clear error) when the debuginfo was loaded.
-        let given = debuginfo.and_then(GivenDebugFile::read);
+    pub fn from_maps(maps: &[MappedFile], exe_debug: Option<ExeDebugFile<'_>>) -> Self {
         let mut paths: Vec<&str> = maps.iter().map(|m| m.path.as_str()).collect();
         paths.sort();
         paths.dedup();
@@ -320,7 +326,7 @@ impl Unwinder {
             .into_iter()
             .filter_map(|p| {
                 let of: Vec<&MappedFile> = maps.iter().filter(|m| m.path == p).collect();
-                let (m, unwind) = Module::load(p, &of, given.as_ref())?;
+                let (m, unwind) = Module::load(p, &of, exe_debug)?;
                 if let Some(unwind) = unwind {
                     walker.add_module(unwind);
                 }
