@@ -9,6 +9,8 @@
 
 mod support;
 
+use std::process::Command;
+
 use support::*;
 use tasktrace_model::{Dump, FrameKind, Node, ThreadInfo, ThreadRole};
 
@@ -268,6 +270,79 @@ fn native_stack_from_a_separate_debug_file() {
         "--json",
     ]));
     check_native_stack(&d, "stripped, .gnu_debuglink, no build id");
+    t.assert_running_and_echoes();
+}
+
+/// A process in another mount namespace, as a container's process is to a debugger on the
+/// host: its stripped executable and the debug file its `.gnu_debuglink` names exist only
+/// in its namespace (a tmpfs mounted there). Attached from outside, the tasks are read with
+/// that debug file, and the native stack is symbolised from the executable it runs: both
+/// opened through `/proc/PID/root`, not at the paths on this side (where nothing is).
+#[test]
+fn a_process_in_another_mount_namespace() {
+    let ns = |args: &[&str]| {
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private"])
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !objcopy(&["--version"]) || !ns(&["true"]) {
+        eprintln!("objcopy or unshare -m (root) is missing: skipping the mount namespace test");
+        return;
+    }
+    let exe = env!("CARGO_BIN_EXE_tasktrace-demo-target");
+    let dir = Scratch::new("mount-ns");
+    let s = |p: std::path::PathBuf| p.to_str().expect("utf-8").to_string();
+    let (debug, stripped, app) = (
+        s(dir.join("demo.debug")),
+        s(dir.join("demo")),
+        s(dir.join("app")),
+    );
+    assert!(objcopy(&["--only-keep-debug", exe, &debug]));
+    let link = format!("--add-gnu-debuglink={debug}");
+    assert!(objcopy(&["--strip-debug", &link, exe, &stripped]));
+    std::fs::create_dir(&app).unwrap();
+    let inside =
+        format!("mount -t tmpfs tt-app {app} && cp {stripped} {debug} {app}/ && exec {app}/demo");
+    let t = Target::start(
+        "unshare",
+        &["-m", "--propagation", "private", "sh", "-c", &inside],
+    );
+    let ours = format!("{app}/demo");
+    assert!(
+        !std::path::Path::new(&ours).exists(),
+        "{ours} is visible outside"
+    );
+    let d = dump_of(&tasktrace(&[
+        "attach",
+        &t.pid.to_string(),
+        "--threads",
+        "--json",
+    ]));
+    check_native_stack(&d, "another mount namespace");
+    t.assert_running_and_echoes();
+}
+
+/// The executable deleted and another file put at its path while the process runs (a deploy
+/// that installs the new binary before restarting): the native stack is still symbolised from
+/// the file the process runs, never from the one now at the path.
+#[test]
+fn an_executable_replaced_on_disk_since_it_started() {
+    let exe = env!("CARGO_BIN_EXE_tasktrace-demo-target");
+    let dir = Scratch::new("replaced-exe");
+    let path = dir.join("demo");
+    std::fs::copy(exe, &path).unwrap();
+    let t = Target::start(path.to_str().unwrap(), &[]);
+    std::fs::remove_file(&path).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_tasktrace"), &path).unwrap();
+    let d = dump_of(&tasktrace(&[
+        "attach",
+        &t.pid.to_string(),
+        "--threads",
+        "--json",
+    ]));
+    check_native_stack(&d, "replaced on disk");
     t.assert_running_and_echoes();
 }
 

@@ -12,6 +12,7 @@
 //! debuglink the CRC. An explicit file that does not match is an error, not skipped.
 
 use crate::error::{Error, Result};
+use crate::target::files::{self, TargetFiles};
 use object::{Object, ObjectSection};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,11 +60,16 @@ pub fn debuglink(obj: &object::File<'_>) -> Option<(String, u32)> {
     Some((String::from_utf8_lossy(name).into_owned(), crc))
 }
 
-/// The debug directories searched (build-id and debuglink layouts).
-fn debug_dirs() -> Vec<PathBuf> {
+/// The debug directories searched (build-id and debuglink layouts): the ones given, as this
+/// process sees them; by default the target's `/usr/lib/debug`, then this machine's.
+fn debug_dirs(files: &TargetFiles) -> Vec<PathBuf> {
     match std::env::var("TASKTRACE_DEBUG_FILE_DIRECTORY") {
         Ok(v) if !v.is_empty() => v.split(':').map(PathBuf::from).collect(),
-        _ => vec![PathBuf::from(DEFAULT_DEBUG_DIR)],
+        _ => {
+            let mut dirs = files.candidates(DEFAULT_DEBUG_DIR);
+            dirs.dedup();
+            dirs
+        }
     }
 }
 
@@ -100,11 +106,17 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// The separate debug file of the executable `exe_data` (found at `exe_path`: the directory
-/// debuglinks are relative to), or `None` when the executable carries its own debuginfo and
-/// none was asked for. `Err` when none is found for an executable without debuginfo (saying
-/// where it looked), or when the explicit one does not match.
-pub fn find(exe_data: &[u8], exe_path: &str, explicit: Option<&str>) -> Result<Option<DebugFile>> {
+/// The separate debug file of the executable `exe_data` (found at `exe_path` in the target:
+/// the directory debuglinks are relative to, opened through `files`), or `None` when the
+/// executable carries its own debuginfo and none was asked for. `Err` when none is found for
+/// an executable without debuginfo (saying where it looked), or when the explicit one does
+/// not match.
+pub fn find(
+    exe_data: &[u8],
+    exe_path: &str,
+    explicit: Option<&str>,
+    files: &TargetFiles,
+) -> Result<Option<DebugFile>> {
     let obj = object::File::parse(exe_data).map_err(|_| Error::NotElf(exe_path.to_string()))?;
     let id = build_id(&obj);
     if let Some(path) = explicit {
@@ -127,7 +139,7 @@ pub fn find(exe_data: &[u8], exe_path: &str, explicit: Option<&str>) -> Result<O
         matches(&data, id.as_deref()).ok()?;
         DebugFile::new(data, &p.display().to_string())
     };
-    let dirs = debug_dirs();
+    let dirs = debug_dirs(files);
     if let Some(id) = id.as_deref().filter(|id| id.len() >= 2) {
         let h = hex(id);
         for d in &dirs {
@@ -141,11 +153,15 @@ pub fn find(exe_data: &[u8], exe_path: &str, explicit: Option<&str>) -> Result<O
         }
     }
     if let Some((name, crc)) = debuglink(&obj) {
+        let exe_path = exe_path.strip_suffix(files::DELETED).unwrap_or(exe_path);
         let exe_dir = Path::new(exe_path)
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
-        let mut candidates = vec![exe_dir.join(&name), exe_dir.join(".debug").join(&name)];
+        let mut candidates = Vec::new();
+        for beside in [exe_dir.join(&name), exe_dir.join(".debug").join(&name)] {
+            candidates.extend(files.candidates(&beside.to_string_lossy()));
+        }
         for d in &dirs {
             let rel = exe_dir.strip_prefix("/").unwrap_or(&exe_dir);
             candidates.push(d.join(rel).join(&name));

@@ -10,6 +10,7 @@
 
 use crate::debugfile::DebugFile;
 use crate::error::{Error, Result};
+use crate::target::files::TargetFiles;
 use gimli::{AttributeValue, RunTimeEndian};
 use object::{Object, ObjectSegment};
 use std::collections::HashMap;
@@ -175,16 +176,19 @@ impl DebugInfo {
     /// or from a separate debug file ([`crate::debugfile`]: `explicit`, build id,
     /// `.gnu_debuglink` relative to `real_path`, the executable's path on disk).
     pub fn load_with(path: &str, real_path: &str, explicit: Option<&str>) -> Result<DebugInfo> {
-        Self::load_with_debug_file(path, real_path, explicit).map(|(info, _)| info)
+        Self::load_with_debug_file(path, real_path, explicit, &TargetFiles::by_path())
+            .map(|(info, _)| info)
     }
 
-    /// [`load_with`](Self::load_with), also handing back the separate debug file when the
-    /// debuginfo came from one: the native-stack unwinder symbolises with the same bytes
-    /// instead of finding, reading and checking the file again.
+    /// [`load_with`](Self::load_with) for an executable whose debug file is looked up in the
+    /// target's view of the file system (`files`), also handing back the separate debug file
+    /// when the debuginfo came from one: the native-stack unwinder symbolises with the same
+    /// bytes instead of finding, reading and checking the file again.
     pub fn load_with_debug_file(
         path: &str,
         real_path: &str,
         explicit: Option<&str>,
+        files: &TargetFiles,
     ) -> Result<(DebugInfo, Option<DebugFile>)> {
         let data = std::fs::read(path).map_err(|e| Error::Io(path.to_string(), e))?;
         if data.len() < 4 || &data[..4] != b"\x7fELF" {
@@ -197,8 +201,8 @@ impl DebugInfo {
             Program::RustWithoutTokio => Error::NoTokio(real_path.to_string()),
             Program::Tokio | Program::Unknown => e,
         };
-        let split =
-            crate::debugfile::find(&data, real_path, explicit).map_err(|e| no_types(e, &data))?;
+        let split = crate::debugfile::find(&data, real_path, explicit, files)
+            .map_err(|e| no_types(e, &data))?;
         let info = match &split {
             Some(f) => Self::parse_split(data, Some((&f.data, &f.path)), path),
             None => Self::parse(data, path),

@@ -151,10 +151,14 @@ impl Session {
         })?;
         // Read the executable through /proc (works even if the file was replaced on disk).
         let exe_path = exe.to_string_lossy();
+        // Its debug file and libraries are looked up as the process sees them (it may be in
+        // a container; its executable may have been replaced on disk since it started).
+        let files = target::files::TargetFiles::of_process(pid);
         let (info, debug_file) = debuginfo::DebugInfo::load_with_debug_file(
             &exe_link,
             &exe_path,
             opts.debuginfo.as_deref(),
+            &files,
         )
         .map_err(|e| rename_path(e, &exe_link, &exe_path))?;
         // Tokio's layout and the like come from the debuginfo alone: found now, not while
@@ -174,7 +178,7 @@ impl Session {
                 exe_path: &exe_path,
                 file,
             });
-            unwind::Unwinder::from_maps(&target::parse_maps(&maps), exe_debug)
+            unwind::Unwinder::from_maps(&target::parse_maps(&maps), &files, exe_debug)
         });
         Ok(Session {
             pid,
@@ -289,8 +293,12 @@ fn rename_path(e: Error, from: &str, to: &str) -> Error {
 
 /// Reads every task from the core file `core` of the executable `exe`.
 pub fn core(core: &str, exe: &str, opts: &Options) -> Result<Dump> {
-    let (info, debug_file) =
-        debuginfo::DebugInfo::load_with_debug_file(exe, exe, opts.debuginfo.as_deref())?;
+    let (info, debug_file) = debuginfo::DebugInfo::load_with_debug_file(
+        exe,
+        exe,
+        opts.debuginfo.as_deref(),
+        &target::files::TargetFiles::by_path(),
+    )?;
     let mut file = target::core::CoreFile::open(core)?;
     let mut truncated = file.truncation().map(|(present, expected)| {
         format!(

@@ -17,6 +17,7 @@
 //! down, return addresses lie in a mapped file), and the walk is bounded.
 
 use crate::debugfile::DebugFile;
+use crate::target::files::TargetFiles;
 use crate::target::{MappedFile, Registers, Target};
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, FrameAddress, Unwinder as _};
@@ -53,8 +54,11 @@ struct Module {
     /// Executable segments: (vaddr, file offset, file size), to read code from the file (a
     /// core file does not keep file-backed code pages).
     code: Vec<(u64, u64, u64)>,
-    /// Its file path (the DWARF is loaded from it, or its debug file, on first use).
+    /// Its file path in the target (the DWARF is loaded from it, or its debug file, on first
+    /// use).
     path: String,
+    /// How the target's files are opened (its library's debug files are looked up there).
+    files: TargetFiles,
     /// The executable's separate debug file, already read by the type reader, when this
     /// module is the executable ([`ExeDebugFile::fits`]).
     known_debug: Option<Arc<Vec<u8>>>,
@@ -68,9 +72,11 @@ impl Module {
     fn load(
         path: &str,
         maps: &[&MappedFile],
+        files: &TargetFiles,
         exe_debug: Option<ExeDebugFile<'_>>,
     ) -> Option<(Module, Option<framehop::Module<SectionBytes>>)> {
-        let data = Arc::new(std::fs::read(path).ok()?);
+        let first = maps.iter().min_by_key(|m| m.offset)?;
+        let data = Arc::new(files.read_mapped(first)?);
         let obj = object::File::parse(&**data).ok()?;
         let section = |name: &str| {
             let s = obj.section_by_name(name)?;
@@ -84,7 +90,6 @@ impl Module {
         let text = section(".text");
         // bias: a mapping at `start` of file offset `offset` holds the segment bytes at
         // vaddr `seg.vaddr + (offset - seg.offset)`.
-        let first = maps.iter().min_by_key(|m| m.offset)?;
         let seg = obj.segments().find(|s| {
             let (off, len) = s.file_range();
             first.offset >= off && first.offset < off + len.max(1)
@@ -135,6 +140,7 @@ impl Module {
             symbols,
             code,
             path: path.to_string(),
+            files: files.clone(),
             known_debug,
             dwarf: OnceLock::new(),
         };
@@ -147,7 +153,9 @@ impl Module {
             .get_or_init(|| {
                 let split = match &self.known_debug {
                     Some(_) => None,
-                    None => crate::debugfile::find(&self.data, &self.path, None).ok()?,
+                    None => {
+                        crate::debugfile::find(&self.data, &self.path, None, &self.files).ok()?
+                    }
                 };
                 let bytes = match (&self.known_debug, &split) {
                     (Some(given), _) => &given[..],
@@ -312,12 +320,19 @@ impl Unwinder {
     /// Loads the unwind tables and symbols of every file mapped into `t`; `exe_debug` is the
     /// executable's separate debug file when its debuginfo came from one.
     pub fn new(t: &dyn Target, exe_debug: Option<ExeDebugFile<'_>>) -> Self {
-        Self::from_maps(&t.mapped_files(), exe_debug)
+        let files = t
+            .proc_pid()
+            .map_or_else(TargetFiles::by_path, TargetFiles::of_process);
+        Self::from_maps(&t.mapped_files(), &files, exe_debug)
     }
 
     /// Loads the unwind tables and symbols of these mapped files (e.g. read from
     /// `/proc/PID/maps` before the process is stopped, so it is not stopped for this).
-    pub fn from_maps(maps: &[MappedFile], exe_debug: Option<ExeDebugFile<'_>>) -> Self {
+    pub fn from_maps(
+        maps: &[MappedFile],
+        files: &TargetFiles,
+        exe_debug: Option<ExeDebugFile<'_>>,
+    ) -> Self {
         let mut paths: Vec<&str> = maps.iter().map(|m| m.path.as_str()).collect();
         paths.sort();
         paths.dedup();
@@ -326,7 +341,7 @@ impl Unwinder {
             .into_iter()
             .filter_map(|p| {
                 let of: Vec<&MappedFile> = maps.iter().filter(|m| m.path == p).collect();
-                let (m, unwind) = Module::load(p, &of, exe_debug)?;
+                let (m, unwind) = Module::load(p, &of, files, exe_debug)?;
                 if let Some(unwind) = unwind {
                     walker.add_module(unwind);
                 }

@@ -134,11 +134,19 @@ impl Target {
 
     /// Starts `exe` with `args`, its stdout read line by line ([`wait_for`](Self::wait_for)).
     pub fn spawn(exe: &str, args: &[&str]) -> Target {
-        let mut child = Command::new(exe)
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the target");
+        // An executable this test process has just written can be "busy" for a moment: a
+        // child forked meanwhile by another test thread holds the written file's descriptor
+        // until it execs (ETXTBSY). That passes; anything else fails now.
+        let mut tries = 0;
+        let mut child = loop {
+            match Command::new(exe).args(args).stdout(Stdio::piped()).spawn() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => break other.expect("start the target"),
+            }
+        };
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

@@ -1,6 +1,7 @@
 //! A stopped view of a target: its memory and its threads, from a live process or a core file.
 
 pub mod core;
+pub mod files;
 pub mod live;
 
 use crate::error::Result;
