@@ -346,6 +346,34 @@ fn an_executable_replaced_on_disk_since_it_started() {
     t.assert_running_and_echoes();
 }
 
+/// A core read on another machine: the executable given with `--exe` is not at the path the
+/// core's file notes name (that one is gone). The native stack is symbolised from `--exe`.
+#[test]
+fn a_core_with_its_executable_moved() {
+    let exe = env!("CARGO_BIN_EXE_tasktrace-demo-target");
+    let dir = Scratch::new("moved-exe");
+    let (built, shipped) = (dir.join("built"), dir.join("shipped"));
+    std::fs::create_dir(&built).unwrap();
+    std::fs::create_dir(&shipped).unwrap();
+    std::fs::copy(exe, built.join("demo")).unwrap();
+    let t = Target::start(built.join("demo").to_str().unwrap(), &[]);
+    let Some(core) = gcore(t.pid, &dir.join("core")) else {
+        eprintln!("gcore is not installed: skipping the moved executable test");
+        return;
+    };
+    drop(t);
+    std::fs::rename(built.join("demo"), shipped.join("demo")).unwrap();
+    let d = dump_of(&tasktrace(&[
+        "core",
+        &core,
+        "--exe",
+        shipped.join("demo").to_str().unwrap(),
+        "--threads",
+        "--json",
+    ]));
+    check_native_stack(&d, "core, executable moved");
+}
+
 /// The spinner's worker: its native stack goes from `sleep` (libc, named by its symbol
 /// table) through the spinner's own code (named by DWARF, with the line of its `sleep` call
 /// in the demo target's source; inlined into tokio's `Core::poll` in an optimised build) to

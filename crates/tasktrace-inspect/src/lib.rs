@@ -327,11 +327,20 @@ pub fn core(core: &str, exe: &str, opts: &Options) -> Result<Dump> {
     }
     let dump = check_core_matches(&file, &info, core, exe).and_then(|()| {
         let unwinder = opts.threads.then(|| {
+            use target::Target;
+            // The executable is the `--exe` given, wherever the core says it was mapped from.
+            let maps = file.mapped_files();
+            let entry = file.at_entry().unwrap_or(0);
+            let mapped = maps
+                .iter()
+                .find(|m| (m.start..m.end).contains(&entry))
+                .map_or(exe, |m| m.path.as_str());
+            let files = target::files::TargetFiles::by_path().with_executable(mapped, exe);
             let exe_debug = debug_file.as_ref().map(|file| unwind::ExeDebugFile {
-                exe_path: exe,
+                exe_path: mapped,
                 file,
             });
-            unwind::Unwinder::new(&file, exe_debug)
+            unwind::Unwinder::from_maps(&maps, &files, exe_debug)
         });
         read_phased(
             &file,

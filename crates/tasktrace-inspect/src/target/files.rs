@@ -15,7 +15,8 @@
 //!
 //! In the same mount namespace 2 and 3 are the same file. A mapped file deleted since is read
 //! only through 1: whatever is at its path now is another file. A core file has no process to
-//! ask: its paths are opened as they are.
+//! ask: its paths are opened as they are, except the executable's, which is the `--exe` given
+//! (a core is often read on another machine, the executable copied to another path).
 
 use super::MappedFile;
 use std::path::{Path, PathBuf};
@@ -28,12 +29,25 @@ pub const DELETED: &str = " (deleted)";
 pub struct TargetFiles {
     /// The live process, when there is one.
     pid: Option<i32>,
+    /// The executable's path in the target, and where this process reads it.
+    exe: Option<(String, String)>,
 }
 
 impl TargetFiles {
     /// The files of live process `pid`, opened as it sees them.
     pub fn of_process(pid: i32) -> Self {
-        TargetFiles { pid: Some(pid) }
+        TargetFiles {
+            pid: Some(pid),
+            exe: None,
+        }
+    }
+
+    /// These files, with the executable mapped from `mapped` in the target read from `file`.
+    pub fn with_executable(self, mapped: &str, file: &str) -> Self {
+        TargetFiles {
+            exe: Some((mapped.to_string(), file.to_string())),
+            ..self
+        }
     }
 
     /// Files opened by their paths, as this process sees them (a core file's).
@@ -61,6 +75,9 @@ impl TargetFiles {
     /// The bytes of the file mapped at `m`: the mapping itself first (the file mapped, even
     /// replaced since), then by its path.
     pub fn read_mapped(&self, m: &MappedFile) -> Option<Vec<u8>> {
+        if let Some((_, file)) = self.exe.as_ref().filter(|(mapped, _)| *mapped == m.path) {
+            return std::fs::read(file).ok();
+        }
         if let Some(pid) = self.pid {
             let mapping = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
             if let Ok(data) = std::fs::read(mapping) {
