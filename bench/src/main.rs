@@ -14,47 +14,14 @@
 //!
 //! Measurements print `RESULT workload contender key=value…` lines; `bench/run.sh` collects them.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 use tasktrace_bench::{clear_all, median, set_keep_handles, settle, with_contender, CONTENDERS};
 
+mod counting;
 mod report;
 
-/// Counts live heap bytes, for the memory workload.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting::Counting = counting::Counting;
 
 fn rss_bytes() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -171,14 +138,14 @@ fn memory(contender: &str, n: usize) -> (f64, f64) {
         settle().await;
         idle.finish().await;
     }));
-    let heap0 = LIVE.load(Ordering::Relaxed);
+    let heap0 = counting::live();
     let rss0 = rss_bytes();
     let idle = with_contender!(contender, m => rt.block_on(async {
         let idle = m::spawn_idle(n, false);
         settle().await;
         idle
     }));
-    let heap = (LIVE.load(Ordering::Relaxed) - heap0) as f64 / n as f64;
+    let heap = (counting::live() - heap0) as f64 / n as f64;
     let rss = (rss_bytes() as f64 - rss0 as f64) / n as f64;
     rt.block_on(idle.finish());
     clear_all();
@@ -315,7 +282,7 @@ fn main() {
                 ips.push(f.ip() as usize);
                 true
             });
-            let (rss0, heap0) = (rss_bytes(), LIVE.load(Ordering::Relaxed));
+            let (rss0, heap0) = (rss_bytes(), counting::live());
             let t = Instant::now();
             backtrace::resolve(ips[0] as *mut std::ffi::c_void, |s| {
                 std::hint::black_box(s.name());
@@ -324,7 +291,7 @@ fn main() {
             println!(
                 "first resolve: +{} KiB RSS, +{} KiB live heap",
                 (rss_bytes() - rss0) / 1024,
-                (LIVE.load(Ordering::Relaxed) - heap0) / 1024
+                (counting::live() - heap0) / 1024
             );
             if args.get(1).map(String::as_str) == Some("first") {
                 println!("RESULT cold_resolve - first_ms={}", ms(first));

@@ -182,12 +182,7 @@ fn threads_view_of_a_release_build() {
 fn native_stack_of_a_worker_inside_a_poll() {
     let exe = env!("CARGO_BIN_EXE_tasktrace-demo-target");
     let t = Target::start(exe, &[]);
-    let d = dump_of(&tasktrace(&[
-        "attach",
-        &t.pid.to_string(),
-        "--threads",
-        "--json",
-    ]));
+    let d = attach_threads(&t);
     check_native_stack(&d, "live");
     // Idle workers are not unwound.
     for th in &d.threads {
@@ -200,6 +195,16 @@ fn native_stack_of_a_worker_inside_a_poll() {
     if let Some(d) = threads_from_a_core(&t, exe, "native-core", "") {
         check_native_stack(&d, "core");
     }
+}
+
+/// `tasktrace attach --threads --json` of `t`.
+fn attach_threads(t: &Target) -> Dump {
+    dump_of(&tasktrace(&[
+        "attach",
+        &t.pid.to_string(),
+        "--threads",
+        "--json",
+    ]))
 }
 
 /// `tasktrace core --threads --json` of a `gcore` of `t` (the core file removed after), with
@@ -263,12 +268,7 @@ fn native_stack_from_a_separate_debug_file() {
     let link = format!("--add-gnu-debuglink={unnoted}");
     assert!(objcopy(&["--strip-debug", &link, &plain, &linked]));
     let t = Target::start(&linked, &[]);
-    let d = dump_of(&tasktrace(&[
-        "attach",
-        &t.pid.to_string(),
-        "--threads",
-        "--json",
-    ]));
+    let d = attach_threads(&t);
     check_native_stack(&d, "stripped, .gnu_debuglink, no build id");
     t.assert_running_and_echoes();
 }
@@ -314,12 +314,7 @@ fn a_process_in_another_mount_namespace() {
         !std::path::Path::new(&ours).exists(),
         "{ours} is visible outside"
     );
-    let d = dump_of(&tasktrace(&[
-        "attach",
-        &t.pid.to_string(),
-        "--threads",
-        "--json",
-    ]));
+    let d = attach_threads(&t);
     check_native_stack(&d, "another mount namespace");
     t.assert_running_and_echoes();
 }
@@ -336,12 +331,7 @@ fn an_executable_replaced_on_disk_since_it_started() {
     let t = Target::start(path.to_str().unwrap(), &[]);
     std::fs::remove_file(&path).unwrap();
     std::fs::copy(env!("CARGO_BIN_EXE_tasktrace"), &path).unwrap();
-    let d = dump_of(&tasktrace(&[
-        "attach",
-        &t.pid.to_string(),
-        "--threads",
-        "--json",
-    ]));
+    let d = attach_threads(&t);
     check_native_stack(&d, "replaced on disk");
     t.assert_running_and_echoes();
 }

@@ -5,39 +5,14 @@
 //! compared. This file holds one test on purpose: another test running in the same process
 //! would allocate during the count.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every call is forwarded to `System` unchanged; only the byte count is kept.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded with the caller's pointer and layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: forwarded with the caller's arguments.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+// The bench's counting allocator, the same file.
+#[path = "../../../bench/src/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: counting::Counting = counting::Counting;
 
 /// Tasks that have been polled once.
 static POLLED: AtomicUsize = AtomicUsize::new(0);
@@ -60,7 +35,7 @@ fn heap_per_task(
     rt.block_on(async {
         let mut handles = Vec::with_capacity(n);
         POLLED.store(0, Ordering::Relaxed);
-        let before = LIVE.load(Ordering::Relaxed);
+        let before = counting::live();
         for _ in 0..n {
             handles.push(spawn());
         }
@@ -68,7 +43,7 @@ fn heap_per_task(
         while POLLED.load(Ordering::Relaxed) < n {
             tokio::task::yield_now().await;
         }
-        let bytes = LIVE.load(Ordering::Relaxed) - before;
+        let bytes = counting::live() - before;
         for h in &handles {
             h.abort();
         }
