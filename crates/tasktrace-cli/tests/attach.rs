@@ -199,6 +199,31 @@ fn assert_trees(d: &Dump, live: bool, spinner: bool) {
         "semaphore/mutex",
     );
 
+    // Its lock is held by main's `block_on` future, not a task: no holder named.
+    assert!(!leaf.frame.note.as_deref().unwrap_or("").contains("held by"));
+
+    // A lock-order deadlock: each `lock_both` holds one mutex (a guard saved in its state
+    // machine) and waits for the other's; each awaits the other, and the cycle is reported.
+    let pair = tasks_of(d, "lock_both");
+    assert_eq!(pair.len(), 2, "{d}");
+    for (me, other) in [(pair[0], pair[1]), (pair[1], pair[0])] {
+        let lb = root(me);
+        is_async(lb, "lock_both", "lock_second");
+        let mut leaf = lb;
+        while let Some(c) = leaf.children.first() {
+            leaf = c;
+        }
+        is_leaf(
+            leaf,
+            "tokio::sync::batch_semaphore::Acquire",
+            &format!("held by task {}", other.id),
+        );
+        assert_eq!(me.awaits, vec![other.id], "{me:#?}");
+    }
+    let mut cycle = vec![pair[0].id, pair[1].id];
+    cycle.sort_unstable();
+    assert_eq!(d.deadlocks, vec![cycle], "{d}");
+
     // Many idle tasks.
     let idle = tasks_of(d, "idle");
     assert_eq!(idle.len(), 50);
@@ -241,7 +266,7 @@ fn assert_trees(d: &Dump, live: bool, spinner: bool) {
         assert_eq!(spin.state, TaskState::InPoll, "{spin:?}");
         assert_eq!(root(spin).frame.status, FrameStatus::Running);
     }
-    assert_eq!(d.tasks.len(), 50 + 7 + 1 + usize::from(spinner), "{d}");
+    assert_eq!(d.tasks.len(), 50 + 9 + 1 + usize::from(spinner), "{d}");
 }
 
 /// Connects a client and waits (bounded) until the server runs its connection task.
@@ -271,7 +296,7 @@ fn proc_state(pid: u32) -> char {
 #[test]
 fn attach_reads_every_tree_and_leaves_the_target_running() {
     let t = Target::start(&[]);
-    let mut client = connect(&t, 59);
+    let mut client = connect(&t, 61);
     let pid = t.pid().to_string();
 
     let d = dump_of(&tasktrace(&["attach", &pid, "--json"]));
@@ -355,7 +380,7 @@ fn demo_prints_the_bundled_targets_tasks() {
 #[test]
 fn core_file_shows_the_same_trees() {
     let t = Target::start(&[]);
-    let _client = connect(&t, 59);
+    let _client = connect(&t, 61);
     let dir = support::Scratch::new("core");
     let Some(core) = support::gcore(t.pid(), &dir.join("core")) else {
         return;
@@ -432,7 +457,7 @@ fn attach_reads_an_optimised_non_pie_executable() {
         "ET_EXEC: not PIE"
     );
     let t = Target::start_exe(&exe, &[]);
-    let _client = connect(&t, 59);
+    let _client = connect(&t, 61);
     let d = dump_of(&tasktrace(&["attach", &t.pid().to_string(), "--json"]));
     assert_trees(&d, true, true);
 }
@@ -466,7 +491,7 @@ fn attach_reads_a_static_musl_lto_executable() {
         ],
     );
     let t = Target::start_exe(&exe, &[]);
-    let _client = connect(&t, 59);
+    let _client = connect(&t, 61);
     let pid = t.pid().to_string();
     let d = dump_of(&tasktrace(&["attach", &pid, "--json"]));
     assert_trees(&d, true, true);
@@ -488,7 +513,7 @@ fn attach_reads_a_static_musl_lto_executable() {
 #[test]
 fn attach_reads_a_current_thread_runtime() {
     let t = Target::start(&["--current-thread"]);
-    let _client = connect(&t, 58);
+    let _client = connect(&t, 60);
     let d = dump_of(&tasktrace(&["attach", &t.pid().to_string(), "--json"]));
     assert_trees(&d, true, false);
 }
@@ -496,7 +521,7 @@ fn attach_reads_a_current_thread_runtime() {
 #[test]
 fn interrupted_attach_detaches_and_the_target_runs_on() {
     let t = Target::start(&[]);
-    let mut client = connect(&t, 59);
+    let mut client = connect(&t, 61);
     // Hold the target stopped (test hook), interrupt tasktrace meanwhile.
     let mut tt = Command::new(TASKTRACE)
         .args(["attach", &t.pid().to_string()])

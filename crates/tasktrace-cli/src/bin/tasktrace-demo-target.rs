@@ -56,6 +56,19 @@ async fn locker(mutex: std::sync::Arc<tokio::sync::Mutex<u32>>) {
     drop(guard);
 }
 
+/// Half of a lock-order deadlock: holds `first`, waits until the other half holds its own,
+/// then waits for `second`, which the other half holds (and so on forever).
+async fn lock_both(
+    first: std::sync::Arc<tokio::sync::Mutex<u32>>,
+    second: std::sync::Arc<tokio::sync::Mutex<u32>>,
+    both_hold: std::sync::Arc<tokio::sync::Barrier>,
+) -> u32 {
+    let held = first.lock().await;
+    both_hold.wait().await;
+    let wanted = second.lock().await; // @lock_second
+    *held + *wanted
+}
+
 async fn idle(rx: oneshot::Receiver<()>) {
     let _ = rx.await; // @idle_await
 }
@@ -172,6 +185,13 @@ async fn run(with_spinner: bool) {
         tokio::spawn(idle(orx));
     }
     tokio::spawn(echo_server(listener));
+    let (m1, m2) = (
+        std::sync::Arc::new(tokio::sync::Mutex::new(1)),
+        std::sync::Arc::new(tokio::sync::Mutex::new(2)),
+    );
+    let both_hold = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    tokio::spawn(lock_both(m1.clone(), m2.clone(), both_hold.clone()));
+    tokio::spawn(lock_both(m2, m1, both_hold));
     if with_spinner {
         tokio::spawn(spinner());
     }

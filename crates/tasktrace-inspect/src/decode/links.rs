@@ -24,18 +24,30 @@ pub enum Link {
     Drives(u64, &'static str),
     /// Is a stream (what) of the connection `key`.
     DrivenBy(u64, &'static str),
+    /// Waits to lock the tokio lock (or semaphore) `key` ([`super::locks`]).
+    WaitsLock(u64),
+    /// Holds the tokio lock (or a permit of the semaphore) `key`.
+    HoldsLock(u64),
 }
+
+/// The note tokio's `Acquire` leaf carries ([`crate::tokio::LeafKind::Acquire`]).
+const ACQUIRE_NOTE: &str = "waiting on semaphore/mutex acquire";
 
 /// Joins the links of every task (`links[i]` belongs to `tasks[i]`): adds `awaits` edges and
 /// notes on the tasks' root frames.
 pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>]) {
     let mut completes = BTreeMap::new();
     let mut drives = BTreeMap::new();
+    // A read lock or a semaphore can have several holders.
+    let mut holders: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
     for (task, ls) in tasks.iter().zip(links) {
         for l in ls {
             match *l {
                 Link::Completes(k) => {
                     completes.entry(k).or_insert(task.id);
+                }
+                Link::HoldsLock(k) => {
+                    holders.entry(k).or_default().insert(task.id);
                 }
                 Link::Drives(k, _) => {
                     drives.entry(k).or_insert(task.id);
@@ -46,8 +58,31 @@ pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>]) {
     }
     let mut driven: BTreeMap<u64, (&'static str, BTreeSet<u64>)> = BTreeMap::new();
     for (task, ls) in tasks.iter_mut().zip(links) {
+        let waits_locks = ls
+            .iter()
+            .filter(|l| matches!(l, Link::WaitsLock(_)))
+            .count();
         for l in ls {
             match *l {
+                Link::WaitsLock(k) => {
+                    let by: Vec<u64> = holders
+                        .get(&k)
+                        .into_iter()
+                        .flatten()
+                        .copied()
+                        .filter(|&h| h != task.id)
+                        .collect();
+                    for &h in &by {
+                        if !task.awaits.contains(&h) {
+                            task.awaits.push(h);
+                        }
+                    }
+                    // With one lock awaited, its leaf is the one `Acquire`: say who holds it.
+                    if waits_locks == 1 && !by.is_empty() {
+                        let list: Vec<String> = by.iter().map(|h| format!("task {h}")).collect();
+                        acquire_note(task, &format!("held by {}", list.join(", ")));
+                    }
+                }
                 Link::Waits(k) => {
                     if let Some(&by) = completes.get(&k) {
                         if by != task.id && !task.awaits.contains(&by) {
@@ -85,6 +120,20 @@ pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>]) {
             );
         }
     }
+}
+
+/// Appends `what` to the note of the task's `Acquire` leaves.
+fn acquire_note(task: &mut Task, what: &str) {
+    fn visit(nodes: &mut [tasktrace_model::Node], what: &str) {
+        for n in nodes {
+            if n.frame.note.as_deref() == Some(ACQUIRE_NOTE) {
+                n.frame.note = Some(format!("{ACQUIRE_NOTE}, {what}"));
+            }
+            visit(&mut n.children, what);
+        }
+    }
+    let roots: &mut Vec<_> = std::sync::Arc::make_mut(&mut task.trace.roots);
+    visit(roots, what);
 }
 
 /// Adds `note` to the task's (first) root frame.

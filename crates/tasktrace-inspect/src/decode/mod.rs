@@ -25,6 +25,7 @@
 mod generic;
 mod hyper;
 mod links;
+mod locks;
 mod names;
 mod tower;
 
@@ -444,6 +445,7 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             _ => {}
         }
         let base = addr + variant.offset;
+        self.holds_locks(base, variant.ty);
         let awaitee = r.member(variant.ty, "__awaitee");
         let loc = self.await_location(ty, loc, awaitee);
         let mut node = Node::new(frame(loc));
@@ -567,6 +569,9 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             name
         };
         let frame = Frame::new(clean_type(shown), None).with_kind(FrameKind::Leaf);
+        if leaf_kind(name) == Some(crate::tokio::LeafKind::Acquire) {
+            self.waits_for_lock(addr, ty);
+        }
         let oneshot = leaf_kind(name) == Some(crate::tokio::LeafKind::Oneshot);
         if oneshot {
             if let Some(key) = self.arc_member(addr, ty, "inner") {
