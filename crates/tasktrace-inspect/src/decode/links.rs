@@ -24,7 +24,8 @@ pub enum Link {
     Drives(u64, &'static str),
     /// Is a stream (what) of the connection `key`.
     DrivenBy(u64, &'static str),
-    /// Waits to lock the tokio lock (or semaphore) `key` ([`super::locks`]).
+    /// Waits to lock the tokio lock (or semaphore) `key` (the `Acquire` future of its batch
+    /// semaphore).
     WaitsLock(u64),
     /// Holds the tokio lock (or a permit of the semaphore) `key`.
     HoldsLock(u64),
