@@ -189,10 +189,7 @@ fn assert_trees(d: &Dump, live: bool, spinner: bool) {
     // A mutex acquire (through tokio's `Mutex::lock` async fn).
     let locker = root(one(d, "locker"));
     is_async(locker, "locker", "locker_lock");
-    let mut leaf = locker;
-    while let Some(c) = leaf.children.first() {
-        leaf = c;
-    }
+    let leaf = first_leaf(locker);
     is_leaf(
         leaf,
         "tokio::sync::batch_semaphore::Acquire",
@@ -209,10 +206,7 @@ fn assert_trees(d: &Dump, live: bool, spinner: bool) {
     for (me, other) in [(pair[0], pair[1]), (pair[1], pair[0])] {
         let lb = root(me);
         is_async(lb, "lock_both", "lock_second");
-        let mut leaf = lb;
-        while let Some(c) = leaf.children.first() {
-            leaf = c;
-        }
+        let leaf = first_leaf(lb);
         is_leaf(
             leaf,
             "tokio::sync::batch_semaphore::Acquire",
@@ -252,10 +246,7 @@ fn assert_trees(d: &Dump, live: bool, spinner: bool) {
         c.frame.location.as_ref().map(|l| l.line),
         Some(line("echo_read"))
     );
-    let mut leaf = c;
-    while let Some(ch) = leaf.children.first() {
-        leaf = ch;
-    }
+    let leaf = first_leaf(c);
     assert!(
         leaf.frame.note.as_deref().unwrap_or("").contains("I/O"),
         "{c:#?}"
@@ -267,6 +258,14 @@ fn assert_trees(d: &Dump, live: bool, spinner: bool) {
         assert_eq!(root(spin).frame.status, FrameStatus::Running);
     }
     assert_eq!(d.tasks.len(), 50 + 9 + 1 + usize::from(spinner), "{d}");
+}
+
+/// The node reached by following first children down from `n`.
+fn first_leaf(mut n: &Node) -> &Node {
+    while let Some(c) = n.children.first() {
+        n = c;
+    }
+    n
 }
 
 /// Connects a client and waits (bounded) until the server runs its connection task.
