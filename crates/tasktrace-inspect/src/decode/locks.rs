@@ -91,7 +91,114 @@ impl Decoder<'_, '_, '_> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::with_this_process;
+    use super::super::{Decoder, Shapes};
     use super::is_guard;
+    use crate::decode::Link;
+    use futures::FutureExt;
+    use std::sync::Arc;
+    use tokio::sync::{Mutex, RwLock, Semaphore};
+
+    /// Every kind of tokio guard and permit, held across an await.
+    async fn hold_all(
+        m: &Mutex<u32>,
+        om: Arc<Mutex<u32>>,
+        rw: &RwLock<u32>,
+        wrw: &RwLock<u32>,
+        orw: Arc<RwLock<u32>>,
+        sem: &Semaphore,
+        osem: Arc<Semaphore>,
+    ) -> u32 {
+        let g1 = m.lock().await;
+        let g2 = om.lock_owned().await;
+        let g3 = rw.read().await;
+        let g4 = wrw.write().await;
+        let g5 = orw.read_owned().await;
+        let p1 = sem.acquire().await.unwrap();
+        let p2 = osem.acquire_owned().await.unwrap();
+        std::future::pending::<()>().await;
+        drop((p1, p2));
+        *g1 + *g2 + *g3 + *g4 + *g5
+    }
+
+    /// A real state machine holding every kind of guard: each is found, keyed by its lock's
+    /// semaphore, and a task waiting to lock the same mutex waits on the same key.
+    #[test]
+    fn held_guards_and_waiters_meet_at_the_semaphore() {
+        with_this_process(|r, tk, info| {
+            let m = Mutex::new(1);
+            let om = Arc::new(Mutex::new(2));
+            let (rw, wrw, orw) = (RwLock::new(3), RwLock::new(4), Arc::new(RwLock::new(5)));
+            let (sem, osem) = (Semaphore::new(1), Arc::new(Semaphore::new(1)));
+            let mut holder = Box::pin(hold_all(
+                &m,
+                om.clone(),
+                &rw,
+                &wrw,
+                orw.clone(),
+                &sem,
+                osem.clone(),
+            ));
+            assert!(holder.as_mut().now_or_never().is_none());
+            let mut waiter = Box::pin(m.lock());
+            assert!(waiter.as_mut().now_or_never().is_none());
+
+            let ty_of = |name: &str| info.types_named(name).first().copied();
+            let Some(env) =
+                ty_of("tasktrace_inspect::decode::locks::tests::hold_all::{async_fn_env#0}")
+            else {
+                eprintln!("no hold_all state machine in this test binary's debuginfo: skipped");
+                return;
+            };
+            let shapes = Shapes::new();
+            let mut dec = Decoder::new(r, tk, &shapes);
+            dec.decode(holder.as_ref().get_ref() as *const _ as u64, env, 0);
+            let mut held: Vec<u64> = dec
+                .links
+                .iter()
+                .filter_map(|l| match l {
+                    Link::HoldsLock(k) => Some(*k),
+                    _ => None,
+                })
+                .collect();
+            held.sort_unstable();
+            // Where each lock's semaphore is, found from the lock itself.
+            let sem_of = |addr: *const u8, name: &str| {
+                let ty = ty_of(name).unwrap_or_else(|| panic!("no {name}"));
+                r.semaphore_of(addr as u64, ty, 0)
+                    .unwrap_or_else(|| panic!("no semaphore in {name}"))
+            };
+            let mutex = sem_of(
+                (&m as *const Mutex<u32>).cast(),
+                "tokio::sync::mutex::Mutex<u32>",
+            );
+            let rwlock = "tokio::sync::rwlock::RwLock<u32>";
+            let semaphore = "tokio::sync::semaphore::Semaphore";
+            let mut want = vec![
+                mutex,
+                sem_of(Arc::as_ptr(&om).cast(), "tokio::sync::mutex::Mutex<u32>"),
+                sem_of((&rw as *const RwLock<u32>).cast(), rwlock),
+                sem_of((&wrw as *const RwLock<u32>).cast(), rwlock),
+                sem_of(Arc::as_ptr(&orw).cast(), rwlock),
+                sem_of((&sem as *const Semaphore).cast(), semaphore),
+                sem_of(Arc::as_ptr(&osem).cast(), semaphore),
+            ];
+            want.sort_unstable();
+            assert_eq!(held, want, "guards found: {:?}", dec.links);
+
+            // The waiter: `Mutex::lock`'s state machine, down to its `Acquire`.
+            let Some((_, lock_env)) = info
+                .types_with_prefix("tokio::sync::mutex::")
+                .find(|(n, _)| n.contains("::lock::{async_fn_env#0}") && n.ends_with("<u32>"))
+            else {
+                eprintln!("no Mutex::lock state machine in this test binary: skipped");
+                return;
+            };
+            let mut dec = Decoder::new(r, tk, &shapes);
+            dec.decode(waiter.as_ref().get_ref() as *const _ as u64, lock_env, 0);
+            assert_eq!(dec.links, [Link::WaitsLock(mutex)]);
+        });
+    }
 
     #[test]
     fn guards_and_permits_are_told_from_locks_and_futures() {

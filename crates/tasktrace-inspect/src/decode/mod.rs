@@ -765,7 +765,7 @@ mod tests {
     /// Runs `f` with a reader of this test process (its own memory and debuginfo) and its
     /// tokio types; skipped (saying why) when the test binary has no debuginfo with types
     /// (optimised test builds).
-    fn with_this_process(
+    pub(super) fn with_this_process(
         f: impl FnOnce(&Reader<'_>, &Tokio<'_, '_>, &crate::debuginfo::DebugInfo),
     ) {
         // Make sure tokio's task types are in this binary's debuginfo.
