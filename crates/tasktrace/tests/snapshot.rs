@@ -110,6 +110,67 @@ fn plain_tokio_spawn_tasks_with_their_await_lines() {
     drop(senders);
 }
 
+/// Half of a lock-order deadlock: holds `first`, waits until the other half holds its own,
+/// then waits for `second` forever.
+async fn lock_both(
+    first: std::sync::Arc<tokio::sync::Mutex<u32>>,
+    second: std::sync::Arc<tokio::sync::Mutex<u32>>,
+    both_hold: std::sync::Arc<tokio::sync::Barrier>,
+) -> u32 {
+    let held = first.lock().await;
+    both_hold.wait().await;
+    let wanted = second.lock().await; // lock second
+    *held + *wanted
+}
+
+/// Two plain `tokio::spawn` tasks deadlocked on two tokio mutexes: the snapshot names each
+/// one's lock holder (the guard saved in the other's state) and reports the cycle.
+#[test]
+fn a_lock_order_deadlock_among_plain_tasks() {
+    let _serial = serial();
+    let rt = runtime();
+    let enter = rt.enter();
+    let (m1, m2) = (
+        std::sync::Arc::new(tokio::sync::Mutex::new(1)),
+        std::sync::Arc::new(tokio::sync::Mutex::new(2)),
+    );
+    let both_hold = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    rt.spawn(lock_both(m1.clone(), m2.clone(), both_hold.clone()));
+    rt.spawn(lock_both(m2, m1, both_hold));
+    let d = snapshot_until(|d| !d.deadlocks.is_empty());
+    let pair: Vec<&Task> = d
+        .tasks
+        .iter()
+        .filter(|t| {
+            t.trace
+                .roots
+                .first()
+                .is_some_and(|r| is_at(r, "lock_both", "// lock second"))
+        })
+        .collect();
+    assert_eq!(pair.len(), 2, "{d}");
+    for (me, other) in [(pair[0], pair[1]), (pair[1], pair[0])] {
+        assert_eq!(me.awaits, vec![other.id], "{d}");
+        // Under `tokio::sync::Mutex::lock`'s frame, its `Acquire`.
+        let mut leaf = &me.trace.roots[0];
+        while let [only] = &leaf.children[..] {
+            leaf = only;
+        }
+        assert!(leaf.children.is_empty(), "{d}");
+        let note = leaf.frame.note.as_deref().unwrap_or("");
+        assert!(
+            note.contains(&format!("held by task {}", other.id)),
+            "{note:?}"
+        );
+    }
+    let mut cycle = vec![pair[0].id, pair[1].id];
+    cycle.sort_unstable();
+    assert_eq!(d.deadlocks, vec![cycle], "{d}");
+    // The tasks never end: dropping the runtime drops them, still waiting.
+    drop(enter);
+    drop(rt);
+}
+
 /// `dump()` lists the registry's tasks as always and every other task from a snapshot, each
 /// marked with its source, and says which sources it used.
 #[test]
