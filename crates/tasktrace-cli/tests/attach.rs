@@ -196,8 +196,14 @@ fn assert_trees(d: &Dump, live: bool, spinner: bool) {
         "semaphore/mutex",
     );
 
-    // Its lock is held by main's `block_on` future, not a task: no holder named.
-    assert!(!leaf.frame.note.as_deref().unwrap_or("").contains("held by"));
+    // Its lock is held by main's `block_on` future (the `OwnedMutexGuard` saved in `run`'s
+    // state), not by a task: the thread is named, and no task is awaited.
+    let note = leaf.frame.note.as_deref().unwrap_or("");
+    assert!(
+        note.contains("held by the block_on future of thread ") && !note.contains("task"),
+        "{note:?}"
+    );
+    assert!(one(d, "locker").awaits.is_empty());
 
     // A lock-order deadlock: each `lock_both` holds one mutex (a guard saved in its state
     // machine) and waits for the other's; each awaits the other, and the cycle is reported.

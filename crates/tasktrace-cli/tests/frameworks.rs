@@ -982,9 +982,13 @@ fn waits_of(t: &Task) -> Waits {
             let Some(note) = f.note.as_deref() else {
                 continue;
             };
-            // `waiting on timer, 3598.5s left`: the time left is a detail of the timer.
+            // `waiting on timer, 3598.5s left`: the time left is a detail of the timer; who
+            // holds a lock (`held by …`) only a read of the whole process knows.
             for part in note.trim_start_matches("waiting on ").split(", ") {
-                if !part.ends_with(" left") && !part.ends_with(" ago") {
+                if !part.ends_with(" left")
+                    && !part.ends_with(" ago")
+                    && !part.starts_with("held by ")
+                {
                     kinds.push(wait_kind(part));
                 }
             }

@@ -615,16 +615,21 @@ fn read_phased(
     progress.say(|| format!("copied {} tasks; decoding them", raw.len()));
     // Which types can hold a future: decided once per type, for every read of the process.
     let shapes = decode::Shapes::with_cache(&prepared.shapes);
-    if opts.threads {
-        for (f, c) in facts.iter_mut().zip(&contexts) {
-            if f.info.role == ThreadRole::BlockOn && f.info.task.is_none() {
-                f.info.task = c
-                    .task_id
-                    .filter(|&id| raw.iter().any(|t| t.id == id && t.running));
+    // The `block_on` root futures: shown in the threads view, and always looked at for the
+    // locks they hold (a task waiting on one is told which thread holds it).
+    let mut root_links = Vec::new();
+    for (f, c) in facts.iter_mut().zip(&contexts) {
+        if opts.threads && f.info.role == ThreadRole::BlockOn && f.info.task.is_none() {
+            f.info.task = c
+                .task_id
+                .filter(|&id| raw.iter().any(|t| t.id == id && t.running));
+        }
+        if let Some(root) = f.root {
+            let (trace, links) = threads::decode_root(&reader, &tk, &shapes, root);
+            if opts.threads {
+                f.info.trace = trace;
             }
-            if let Some(root) = f.root {
-                f.info.trace = threads::decode_root(&reader, &tk, &shapes, root);
-            }
+            root_links.push((f.info.tid, links));
         }
     }
     let mut tasks = Vec::with_capacity(raw.len());
@@ -700,7 +705,7 @@ fn read_phased(
         }
         tasks.push(task);
     }
-    decode::resolve(&mut tasks, &links);
+    decode::resolve(&mut tasks, &links, &root_links);
     if undecoded > 0 {
         notes.push(format!(
             "partial: {undecoded} task(s) not decoded: the budget of {} frames per read is spent",

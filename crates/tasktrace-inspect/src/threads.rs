@@ -15,7 +15,7 @@
 //! The same scan finds `LocalSet`s: a `LocalSet::block_on` root future (`RunUntil`) points at
 //! its `LocalSet`, whose `LocalOwnedTasks` list the local tasks.
 
-use crate::decode::{async_env, Decoder, Shapes};
+use crate::decode::{async_env, Decoder, Link, Shapes};
 use crate::tokio::{layout, Flavor, RawTask, Runtime, ThreadContext, Tokio};
 use crate::value::Reader;
 use tasktrace_model::{Node, ThreadInfo, ThreadRole, Trace};
@@ -112,20 +112,24 @@ pub fn threads(
     out
 }
 
-/// Decodes a root future into a trace (like a task's).
-pub fn decode_root(r: &Reader<'_>, tk: &Tokio<'_, '_>, shapes: &Shapes, root: RootFuture) -> Trace {
+/// Decodes a root future into a trace (like a task's), with the ends of edges it holds
+/// (the locks it holds, [`Link`]).
+pub fn decode_root(
+    r: &Reader<'_>,
+    tk: &Tokio<'_, '_>,
+    shapes: &Shapes,
+    root: RootFuture,
+) -> (Trace, Vec<Link>) {
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut dec = Decoder::new(r, tk, shapes);
-        dec.decode(root.addr, root.ty, 0)
+        let nodes = dec.decode(root.addr, root.ty, 0);
+        (nodes, dec.links)
     }));
-    match decoded {
-        Ok(nodes) => Trace {
-            roots: std::sync::Arc::new(nodes),
-        },
-        Err(_) => Trace {
-            roots: std::sync::Arc::new(Vec::<Node>::new()),
-        },
-    }
+    let (nodes, links) = decoded.unwrap_or_else(|_| (Vec::<Node>::new(), Vec::new()));
+    let trace = Trace {
+        roots: std::sync::Arc::new(nodes),
+    };
+    (trace, links)
 }
 
 /// Where a state machine keeps its discriminant, and the values of its suspend variants.

@@ -35,8 +35,9 @@ pub enum Link {
 const ACQUIRE_NOTE: &str = "waiting on semaphore/mutex acquire";
 
 /// Joins the links of every task (`links[i]` belongs to `tasks[i]`): adds `awaits` edges and
-/// notes on the tasks' root frames.
-pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>]) {
+/// notes on the tasks' root frames. `threads` are the links of `block_on` root futures, by
+/// thread id: a lock one holds is named as held by that thread (no task to await).
+pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>], threads: &[(u64, Vec<Link>)]) {
     let mut completes = BTreeMap::new();
     let mut drives = BTreeMap::new();
     // A read lock or a semaphore can have several holders.
@@ -78,9 +79,15 @@ pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>]) {
                             task.awaits.push(h);
                         }
                     }
+                    let mut list: Vec<String> = by.iter().map(|h| format!("task {h}")).collect();
+                    list.extend(
+                        threads
+                            .iter()
+                            .filter(|(_, ls)| ls.contains(&Link::HoldsLock(k)))
+                            .map(|(tid, _)| format!("the block_on future of thread {tid}")),
+                    );
                     // With one lock awaited, its leaf is the one `Acquire`: say who holds it.
-                    if waits_locks == 1 && !by.is_empty() {
-                        let list: Vec<String> = by.iter().map(|h| format!("task {h}")).collect();
+                    if waits_locks == 1 && !list.is_empty() {
                         acquire_note(task, &format!("held by {}", list.join(", ")));
                     }
                 }
