@@ -177,9 +177,13 @@ impl Task {
         if let Some(polls) = self.polls {
             write!(out, ", {polls} polls")?;
         }
-        for &id in &self.awaits {
+        // A semaphore's waiter awaits every permit holder: name a few.
+        for &id in self.awaits.iter().take(AWAITS_SHOWN) {
             write!(out, ", awaits ")?;
             write_task_id(out, id)?;
+        }
+        if self.awaits.len() > AWAITS_SHOWN {
+            write!(out, " and {} more", self.awaits.len() - AWAITS_SHOWN)?;
         }
         if let Some(source) = &self.source {
             write!(out, " (from the {source})")?;
@@ -187,6 +191,9 @@ impl Task {
         Ok(())
     }
 }
+
+/// How many awaited tasks a text header names (all are in [`Task::awaits`]).
+const AWAITS_SHOWN: usize = 5;
 
 /// Every task of a program at one moment, as one producer saw it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -309,6 +316,18 @@ mod tests {
         assert!(d
             .to_string()
             .starts_with("DEADLOCK: task 3 -> task 7 -> task 3"));
+    }
+
+    #[test]
+    fn a_header_names_five_awaited_tasks_and_counts_the_rest() {
+        let t = task(1, &[2, 3, 4, 5, 6, 7, 8]);
+        assert!(
+            t.header().ends_with(
+                "awaits task 2, awaits task 3, awaits task 4, awaits task 5, awaits task 6 and 2 more"
+            ),
+            "{}",
+            t.header()
+        );
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub enum Link {
     HoldsLock(u64),
 }
 
+/// How many holders of a lock a waiter's note names.
+const HOLDERS_SHOWN: usize = 5;
+
 /// The note tokio's `Acquire` leaf carries ([`crate::tokio::LeafKind::Acquire`]).
 const ACQUIRE_NOTE: &str = "waiting on semaphore/mutex acquire";
 
@@ -86,9 +89,16 @@ pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>], threads: &[(u64, Vec<Lin
                             .filter(|(_, ls)| ls.contains(&Link::HoldsLock(k)))
                             .map(|(tid, _)| format!("the block_on future of thread {tid}")),
                     );
-                    // With one lock awaited, its leaf is the one `Acquire`: say who holds it.
+                    // With one lock awaited, its leaf is the one `Acquire`: say who holds it
+                    // (a few of them: a semaphore can have thousands of permit holders).
                     if waits_locks == 1 && !list.is_empty() {
-                        acquire_note(task, &format!("held by {}", list.join(", ")));
+                        let more = list.len().saturating_sub(HOLDERS_SHOWN);
+                        list.truncate(HOLDERS_SHOWN);
+                        let mut who = list.join(", ");
+                        if more > 0 {
+                            who.push_str(&format!(" and {more} more"));
+                        }
+                        acquire_note(task, &format!("held by {who}"));
                     }
                 }
                 Link::Waits(k) => {
@@ -154,5 +164,41 @@ fn root_note(task: &mut Task, note: String) {
             Some(old) if !old.is_empty() => format!("{old}; {note}"),
             _ => note,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tasktrace_model::{Frame, FrameKind, Node, Trace};
+
+    /// A semaphore with eight permit holders: its waiter awaits all eight, and its note names
+    /// five and counts the rest.
+    #[test]
+    fn a_semaphores_many_holders_are_awaited_and_a_few_named() {
+        let mut tasks: Vec<Task> = (1..=9).map(Task::new).collect();
+        let acquire = Node::new(
+            Frame::new("tokio::sync::batch_semaphore::Acquire", None)
+                .with_kind(FrameKind::Leaf)
+                .with_note(ACQUIRE_NOTE),
+        );
+        let mut root = Node::new(Frame::new("app::limited", None).with_kind(FrameKind::AsyncFn));
+        root.children.push(acquire);
+        tasks[8].trace = Trace {
+            roots: std::sync::Arc::new(vec![root]),
+        };
+        let mut links = vec![vec![Link::HoldsLock(0x1000)]; 8];
+        links.push(vec![Link::WaitsLock(0x1000)]);
+        resolve(&mut tasks, &links, &[]);
+        assert_eq!(tasks[8].awaits, (1..=8).collect::<Vec<u64>>());
+        let note = tasks[8].trace.roots[0].children[0].frame.note.clone();
+        assert_eq!(
+            note.as_deref(),
+            Some(
+                "waiting on semaphore/mutex acquire, held by task 1, task 2, task 3, task 4, \
+                 task 5 and 3 more"
+            )
+        );
+        assert!(tasks[..8].iter().all(|t| t.awaits.is_empty()));
     }
 }
