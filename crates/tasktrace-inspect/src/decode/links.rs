@@ -27,8 +27,11 @@ pub enum Link {
     /// Waits to lock the tokio lock (or semaphore) `key` (the `Acquire` future of its batch
     /// semaphore).
     WaitsLock(u64),
-    /// Holds the tokio lock (or a permit of the semaphore) `key`.
+    /// Holds the tokio lock `key` (a `Mutex` or `RwLock` guard): a waiter needs every
+    /// holder to let go.
     HoldsLock(u64),
+    /// Holds permits of the semaphore `key`: a waiter needs any of the holders to let go.
+    HoldsPermit(u64),
 }
 
 /// How many holders of a lock a waiter's note names.
@@ -43,16 +46,18 @@ const ACQUIRE_NOTE: &str = "waiting on semaphore/mutex acquire";
 pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>], threads: &[(u64, Vec<Link>)]) {
     let mut completes = BTreeMap::new();
     let mut drives = BTreeMap::new();
-    // A read lock or a semaphore can have several holders.
-    let mut holders: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
+    // A read lock or a semaphore can have several holders; `true` for a semaphore's.
+    let mut holders: BTreeMap<u64, (BTreeSet<u64>, bool)> = BTreeMap::new();
     for (task, ls) in tasks.iter().zip(links) {
         for l in ls {
             match *l {
                 Link::Completes(k) => {
                     completes.entry(k).or_insert(task.id);
                 }
-                Link::HoldsLock(k) => {
-                    holders.entry(k).or_default().insert(task.id);
+                Link::HoldsLock(k) | Link::HoldsPermit(k) => {
+                    let h = holders.entry(k).or_default();
+                    h.0.insert(task.id);
+                    h.1 |= matches!(l, Link::HoldsPermit(_));
                 }
                 Link::Drives(k, _) => {
                     drives.entry(k).or_insert(task.id);
@@ -70,23 +75,26 @@ pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>], threads: &[(u64, Vec<Lin
         for l in ls {
             match *l {
                 Link::WaitsLock(k) => {
-                    let by: Vec<u64> = holders
-                        .get(&k)
-                        .into_iter()
-                        .flatten()
-                        .copied()
-                        .filter(|&h| h != task.id)
-                        .collect();
-                    for &h in &by {
-                        if !task.awaits.contains(&h) {
-                            task.awaits.push(h);
+                    let (by, permits) = holders.get(&k).map_or((Vec::new(), false), |h| {
+                        (h.0.iter().copied().filter(|&h| h != task.id).collect(), h.1)
+                    });
+                    // A lock's waiter awaits every holder. A semaphore's waits for any one of
+                    // them: only a sole holder is awaited (several are no cycle of waits).
+                    if !permits || by.len() == 1 {
+                        for &h in &by {
+                            if !task.awaits.contains(&h) {
+                                task.awaits.push(h);
+                            }
                         }
                     }
                     let mut list: Vec<String> = by.iter().map(|h| format!("task {h}")).collect();
                     list.extend(
                         threads
                             .iter()
-                            .filter(|(_, ls)| ls.contains(&Link::HoldsLock(k)))
+                            .filter(|(_, ls)| {
+                                ls.contains(&Link::HoldsLock(k))
+                                    || ls.contains(&Link::HoldsPermit(k))
+                            })
                             .map(|(tid, _)| format!("the block_on future of thread {tid}")),
                     );
                     // With one lock awaited, its leaf is the one `Acquire`: say who holds it
@@ -172,10 +180,31 @@ mod tests {
     use super::*;
     use tasktrace_model::{Frame, FrameKind, Node, Trace};
 
-    /// A semaphore with eight permit holders: its waiter awaits all eight, and its note names
-    /// five and counts the rest.
+    /// A lock with eight holders (read guards): its waiter awaits all eight, and its note
+    /// names five and counts the rest; a semaphore's eight permit holders are named the same
+    /// way but not awaited (any one of them letting go would do).
     #[test]
-    fn a_semaphores_many_holders_are_awaited_and_a_few_named() {
+    fn many_holders_are_named_a_few_and_a_locks_awaited() {
+        for (hold, awaited) in [
+            (Link::HoldsLock(0x1000), (1..=8).collect::<Vec<u64>>()),
+            (Link::HoldsPermit(0x1000), Vec::new()),
+        ] {
+            let tasks = waiter_after(hold);
+            assert_eq!(tasks[8].awaits, awaited, "{hold:?}");
+            let note = tasks[8].trace.roots[0].children[0].frame.note.clone();
+            assert_eq!(
+                note.as_deref(),
+                Some(
+                    "waiting on semaphore/mutex acquire, held by task 1, task 2, task 3, \
+                     task 4, task 5 and 3 more"
+                )
+            );
+            assert!(tasks[..8].iter().all(|t| t.awaits.is_empty()));
+        }
+    }
+
+    /// Task 9 waits on the lock 0x1000 that tasks 1 to 8 hold (`hold`), resolved.
+    fn waiter_after(hold: Link) -> Vec<Task> {
         let mut tasks: Vec<Task> = (1..=9).map(Task::new).collect();
         let acquire = Node::new(
             Frame::new("tokio::sync::batch_semaphore::Acquire", None)
@@ -187,18 +216,9 @@ mod tests {
         tasks[8].trace = Trace {
             roots: std::sync::Arc::new(vec![root]),
         };
-        let mut links = vec![vec![Link::HoldsLock(0x1000)]; 8];
+        let mut links = vec![vec![hold]; 8];
         links.push(vec![Link::WaitsLock(0x1000)]);
         resolve(&mut tasks, &links, &[]);
-        assert_eq!(tasks[8].awaits, (1..=8).collect::<Vec<u64>>());
-        let note = tasks[8].trace.roots[0].children[0].frame.note.clone();
-        assert_eq!(
-            note.as_deref(),
-            Some(
-                "waiting on semaphore/mutex acquire, held by task 1, task 2, task 3, task 4, \
-                 task 5 and 3 more"
-            )
-        );
-        assert!(tasks[..8].iter().all(|t| t.awaits.is_empty()));
+        tasks
     }
 }

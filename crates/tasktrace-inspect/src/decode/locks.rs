@@ -6,8 +6,10 @@
 //! await: a saved local of an `async fn` state machine's current variant (`MutexGuard { lock:
 //! &Mutex }`, `OwnedMutexGuard { lock: Arc<Mutex> }`, `RwLockWriteGuard { s: &Semaphore }`,
 //! `SemaphorePermit { sem: &Semaphore }`, …). Both ends are keyed by the semaphore's address
-//! and joined by [`super::links::resolve`]: the waiter awaits the holder (its header says so,
-//! and two tasks each holding the lock the other waits for are a deadlock cycle).
+//! and joined by [`super::links::resolve`]: the waiter awaits the holders of a lock (its
+//! header says so, and two tasks each holding the lock the other waits for are a deadlock
+//! cycle). A semaphore's waiter needs only one of its permit holders to let go, so it awaits
+//! a holder only when there is one; several are named, not awaited.
 //!
 //! Only guards held by async fn state machines are seen (not ones inside hand-written futures
 //! or behind `Arc`s), and only by tasks: a guard held by a `block_on` root future names no task.
@@ -80,9 +82,14 @@ impl Decoder<'_, '_, '_> {
         let r = self.r;
         for (_, off, t) in r.members(variant_ty) {
             let t = r.strip(t);
-            if is_guard(r.type_name(t)) {
+            let name = r.type_name(t);
+            if is_guard(name) {
                 if let Some(key) = r.semaphore_of(base + off, t, 0) {
-                    self.links.push(Link::HoldsLock(key));
+                    self.links.push(if name.ends_with("SemaphorePermit") {
+                        Link::HoldsPermit(key)
+                    } else {
+                        Link::HoldsLock(key)
+                    });
                 }
             }
         }
@@ -157,7 +164,7 @@ mod tests {
                 .links
                 .iter()
                 .filter_map(|l| match l {
-                    Link::HoldsLock(k) => Some(*k),
+                    Link::HoldsLock(k) | Link::HoldsPermit(k) => Some(*k),
                     _ => None,
                 })
                 .collect();
@@ -185,6 +192,12 @@ mod tests {
             ];
             want.sort_unstable();
             assert_eq!(held, want, "guards found: {:?}", dec.links);
+            // The two permits are a semaphore's (a waiter needs any holder to let go).
+            let permits = dec
+                .links
+                .iter()
+                .filter(|l| matches!(l, Link::HoldsPermit(_)));
+            assert_eq!(permits.count(), 2, "{:?}", dec.links);
 
             // The waiter: `Mutex::lock`'s state machine, down to its `Acquire`.
             let Some((_, lock_env)) = info
