@@ -1026,7 +1026,22 @@ fn one_program_one_tree(profile: &str) {
             task.name,
             task.trace
         );
-    }
+    } // The `lock` task waits on the mutex main's future holds (an `OwnedMutexGuard` saved in
+      // its state machine, found on the main thread's stack): only a read from outside names
+      // the holder.
+    let locker = outside
+        .tasks
+        .iter()
+        .find(|t| t.trace.to_string().contains("both_ways_target::locker"))
+        .unwrap_or_else(|| panic!("{what}: no locker task: {outside}"));
+    assert!(
+        locker
+            .trace
+            .to_string()
+            .contains(&format!("held by the block_on future of thread {}", t.pid)),
+        "{what}: {}",
+        locker.trace
+    );
 }
 
 #[test]

@@ -254,11 +254,18 @@ impl<'r, 'a, 't> Scan<'r, 'a, 't> {
             if !ok {
                 return None;
             }
-            let mut score = 1;
+            // A local moved out before this await keeps its slot in the variant, and the
+            // slot may since hold another local's bytes: one implausible member is allowed
+            // (and costs a point), a second rejects the copy.
+            let (mut score, mut stale) = (1u32, 0);
             for (_, off, mt) in r.members(v.ty) {
-                score += self.plausible(addr + v.offset + off, mt, depth + 1)?;
+                match self.plausible(addr + v.offset + off, mt, depth + 1) {
+                    Some(s) => score += s,
+                    None if stale == 0 => stale = 1,
+                    None => return None,
+                }
             }
-            return Some(score);
+            return Some(score.saturating_sub(stale));
         }
         match generic {
             "tokio::runtime::task::join::JoinHandle" => {

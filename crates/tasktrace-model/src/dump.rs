@@ -116,7 +116,7 @@ pub struct Task {
 pub const TOKIO_ID_BASE: u64 = 1 << 48;
 
 /// Writes a task id as text: `task 7`, or `tokio task 7` for an id in tokio's range.
-fn write_task_id(out: &mut dyn fmt::Write, id: u64) -> fmt::Result {
+pub(crate) fn write_task_id(out: &mut dyn fmt::Write, id: u64) -> fmt::Result {
     if id >= TOKIO_ID_BASE {
         write!(out, "tokio task {}", id - TOKIO_ID_BASE)
     } else {
@@ -159,6 +159,10 @@ impl Task {
     /// (the verbose view).
     pub(crate) fn write_header_with(&self, out: &mut dyn fmt::Write, columns: bool) -> fmt::Result {
         write_task_id(out, self.id)?;
+        // A producer's own task that a snapshot also saw: tokio's id, which notes use.
+        if let (true, Some(tokio)) = (self.id < TOKIO_ID_BASE, self.tokio_id) {
+            write!(out, " (tokio task {tokio})")?;
+        }
         if let Some(name) = &self.name {
             write!(out, " \"{name}\"")?;
         }

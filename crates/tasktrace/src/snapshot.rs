@@ -190,6 +190,49 @@ pub(crate) fn is_registered(task: &tasktrace_model::Task) -> bool {
         .is_some_and(|r| r.frame.function.starts_with("tasktrace::traced::"))
 }
 
+/// The registry id a snapshot's registered task says it has (its `Traced` frame's note).
+fn registry_id(task: &tasktrace_model::Task) -> Option<u64> {
+    let note = task.trace.roots.first()?.frame.note.as_deref()?;
+    note.strip_prefix(tasktrace_inspect::decode::REGISTERED_NOTE)?
+        .parse()
+        .ok()
+}
+
+/// Joins what the snapshot saw of the registry's tasks (`ours`) to them: each registry task
+/// gets its tokio id and the edges the snapshot found for it (locks held by other tasks,
+/// which its in-process trace cannot know), and every edge to a registered task — in `ours`
+/// or `others` — names it by its registry id.
+fn link_registered(
+    registry: &mut Dump,
+    ours: &[tasktrace_model::Task],
+    others: &mut [tasktrace_model::Task],
+) {
+    let to_registry: std::collections::HashMap<u64, u64> = ours
+        .iter()
+        .filter_map(|t| Some((t.id, registry_id(t)?)))
+        .filter(|(_, id)| registry.task(*id).is_some())
+        .collect();
+    let map = |id: u64| to_registry.get(&id).copied().unwrap_or(id);
+    for t in others.iter_mut() {
+        for a in &mut t.awaits {
+            *a = map(*a);
+        }
+    }
+    for seen in ours {
+        let Some(&id) = to_registry.get(&seen.id) else {
+            continue;
+        };
+        if let Some(task) = registry.tasks.iter_mut().find(|t| t.id == id) {
+            task.tokio_id = seen.tokio_id;
+            for a in seen.awaits.iter().map(|&a| map(a)) {
+                if a != id && !task.awaits.contains(&a) {
+                    task.awaits.push(a);
+                }
+            }
+        }
+    }
+}
+
 /// The registry's dump joined with a snapshot's: the registry's own tasks as they are (names,
 /// durations, in-process trees), and every other task of the snapshot, in tokio's id range
 /// ([`TOKIO_ID_BASE`]). When no
@@ -199,11 +242,9 @@ pub(crate) fn join(mut registry: Dump) -> Dump {
         Ok(snap) => {
             let snap = in_tokio_range(snap);
             let registered = registry.tasks.len();
-            let others: Vec<_> = snap
-                .tasks
-                .into_iter()
-                .filter(|t| !is_registered(t))
-                .collect();
+            let (ours, mut others): (Vec<_>, Vec<_>) =
+                snap.tasks.into_iter().partition(is_registered);
+            link_registered(&mut registry, &ours, &mut others);
             registry.notes.push(format!(
                 "sources: the registry ({registered} task(s) of tasktrace::spawn/traced) and a \
                  snapshot ({} other task(s), `tokio task N`: tokio's ids, which the notes in \
@@ -211,11 +252,10 @@ pub(crate) fn join(mut registry: Dump) -> Dump {
                 others.len()
             ));
             registry.notes.extend(snap.notes);
-            let mut deadlocks = registry.deadlocks.clone();
             registry.tasks.extend(others);
-            // Edges of the two sources name ids of different kinds: keep each one's cycles.
-            deadlocks.extend(snap.deadlocks);
-            registry.deadlocks = deadlocks;
+            // One id space now (the registry's tasks under their own ids): the cycles of
+            // the whole, across the two sources.
+            registry.deadlocks = registry.find_deadlocks();
         }
         Err(e) => {
             registry.notes.push(format!(

@@ -440,3 +440,65 @@ fn watchdog_reports_unregistered_tasks_waiting_in_every_snapshot() {
     );
     drop(tx);
 }
+
+/// The same deadlock between a `tasktrace::spawn`ed task and a plain one: `dump()` joins the
+/// registry with the snapshot in one id space — the registered task under its own id, with
+/// its tokio id in the header and the edge the snapshot found (the lock the other holds) —
+/// and reports the cycle across the two sources.
+#[test]
+fn a_deadlock_across_registered_and_plain_tasks() {
+    let _serial = serial();
+    let rt = runtime();
+    let enter = rt.enter();
+    let (m1, m2) = (
+        std::sync::Arc::new(tokio::sync::Mutex::new(1)),
+        std::sync::Arc::new(tokio::sync::Mutex::new(2)),
+    );
+    let both_hold = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    let ours = tasktrace::spawn(lock_both(m1.clone(), m2.clone(), both_hold.clone()));
+    rt.spawn(lock_both(m2, m1, both_hold));
+    let ours = ours.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let d = loop {
+        let d = rt.block_on(tasktrace::dump());
+        if !d.deadlocks.is_empty() || Instant::now() > deadline {
+            break d;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let registered = d.task(ours).unwrap_or_else(|| panic!("{d}"));
+    let tokio_id = registered
+        .tokio_id
+        .unwrap_or_else(|| panic!("no tokio id: {d}"));
+    assert!(
+        registered
+            .header()
+            .contains(&format!("task {ours} (tokio task {tokio_id})")),
+        "{}",
+        registered.header()
+    );
+    let plain: Vec<&Task> = d
+        .tasks
+        .iter()
+        .filter(|t| t.source.is_some())
+        .filter(|t| {
+            t.trace
+                .roots
+                .first()
+                .is_some_and(|r| is_at(r, "lock_both", "// lock second"))
+        })
+        .collect();
+    let [other] = plain[..] else { panic!("{d}") };
+    assert_eq!(other.awaits, vec![ours], "{d}");
+    assert_eq!(registered.awaits, vec![other.id], "{d}");
+    assert_eq!(d.deadlocks, vec![vec![ours, other.id]], "{d}");
+    assert!(
+        d.to_string().starts_with(&format!(
+            "DEADLOCK: task {ours} -> tokio task {} -> task {ours}",
+            other.id - tasktrace::model::TOKIO_ID_BASE
+        )),
+        "{d}"
+    );
+    drop(enter);
+    drop(rt);
+}

@@ -27,11 +27,13 @@ mod hyper;
 mod links;
 mod locks;
 mod names;
+mod tasktrace;
 mod tower;
 
 pub use generic::{ShapeCache, Shapes};
 pub use links::{resolve, Link};
 pub use names::async_fn_name;
+pub use tasktrace::REGISTERED_NOTE;
 
 use crate::tokio::{leaf_kind, Branch, Leaf, Tokio};
 use crate::value::{last_segment, segments, Reader};
@@ -184,6 +186,9 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             SHARED => {
                 return vec![self.shared(addr, ty, name, depth)];
             }
+            g if tasktrace::WRAPPERS.contains(&g) => {
+                return vec![self.traced(addr, ty, name, depth)];
+            }
             // `poll_fn(|cx| set.poll_…(cx))` (as `JoinSet::join_next` is): what it waits on is
             // the set its closure borrows.
             g if g.ends_with("::poll_fn::PollFn") => {
@@ -227,6 +232,7 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             || hyper::is_link_type(generic)
             || hyper::is_leaf_type(generic)
             || [ORDER_WRAPPER, FUTURES_UNORDERED, SHARED, JOIN_ALL].contains(&generic)
+            || tasktrace::WRAPPERS.contains(&generic)
     }
 
     /// Decodes what the pointer member `field` of `ty` at `addr` points to.
