@@ -441,6 +441,55 @@ fn watchdog_reports_unregistered_tasks_waiting_in_every_snapshot() {
     drop(tx);
 }
 
+/// The watchdog reports a deadlock among plain tasks as an `ERROR`, once: the cycle and each
+/// task's trace down to the lock it waits for.
+#[test]
+fn watchdog_reports_a_deadlock_seen_in_two_snapshots() {
+    let _serial = serial();
+    let logs = logs::Logs::default();
+    let _subscriber = logs.install();
+    let rt = runtime();
+    let (m1, m2) = (
+        std::sync::Arc::new(tokio::sync::Mutex::new(1)),
+        std::sync::Arc::new(tokio::sync::Mutex::new(2)),
+    );
+    let both_hold = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    rt.spawn(lock_both(m1.clone(), m2.clone(), both_hold.clone()));
+    rt.spawn(lock_both(m2, m1, both_hold));
+    let watchdog = {
+        let _enter = rt.enter();
+        tasktrace::watchdog(
+            tasktrace::watchdog::WatchdogConfig::default()
+                .interval(Duration::from_millis(20))
+                .idle_after(Duration::from_secs(3600))
+                .snapshot_interval(Some(Duration::from_millis(100)))
+                .repeat_after(Duration::from_secs(3600)),
+        )
+        .unwrap()
+    };
+    let event = logs.wait_for(|e| e.contains("deadlock:"));
+    watchdog.stop();
+    assert!(
+        event.starts_with("ERROR") || event.contains(" ERROR "),
+        "{event}"
+    );
+    assert!(event.contains("tokio_task_ids="), "{event}");
+    assert!(event.contains("await each other"), "{event}");
+    // Both tasks' trees, each down to the lock the other holds.
+    assert_eq!(event.matches("snapshot::lock_both").count(), 2, "{event}");
+    assert_eq!(event.matches("held by task").count(), 2, "{event}");
+    let text = logs.text();
+    assert_eq!(
+        logs::events(&text)
+            .iter()
+            .filter(|e| e.contains("deadlock:"))
+            .count(),
+        1,
+        "reported once (repeat_after 1 h): {text}"
+    );
+    drop(rt);
+}
+
 /// The same deadlock between a `tasktrace::spawn`ed task and a plain one: `dump()` joins the
 /// registry with the snapshot in one id space — the registered task under its own id, with
 /// its tokio id in the header and the edge the snapshot found (the lock the other holds) —

@@ -38,6 +38,10 @@
 //! records no poll times; see `snapshots.rs` for what that can and cannot tell). Such an event
 //! has `tokio_task_id` instead of `task_id`. Tasks inside a poll are seen only in the registry.
 //!
+//! With the snapshots comes a third kind, an `ERROR`: a **deadlock**, tasks each awaiting the
+//! next (through join handles, or tokio locks another holds) in two snapshots in a row; the
+//! event names the cycle (`tokio_task_ids`) and carries each task's trace.
+//!
 //! Event fields: `task_id`, `task_name` (when named), `spawned_at`, and `in_poll_for` or
 //! `idle_for` and `trace`. Each task is reported at most once per
 //! [`repeat_after`](WatchdogConfig::repeat_after), and at most
@@ -403,6 +407,10 @@ impl State {
             }
             budget -= 1;
             stalled.emit(config.snapshot_interval.unwrap_or_default());
+        }
+        #[cfg(all(feature = "snapshot", target_os = "linux", not(tasktrace_loom)))]
+        for deadlock in self.sightings.deadlocks() {
+            deadlock.emit();
         }
         if held_back > 0
             && self

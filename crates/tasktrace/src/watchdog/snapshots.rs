@@ -12,8 +12,14 @@
 //! more: a timer whose deadline passed before the next snapshot has fired, so a timer in the
 //! same place then is a new one (a periodic loop), never taken for a stall.
 //!
+//! Deadlocks are certain where idleness is not: a cycle of tasks each awaiting the next (a
+//! join handle, a lock another holds — see the snapshot's `deadlocks`) does not undo itself.
+//! A cycle seen in two snapshots in a row, made of the same tasks, is reported as an `ERROR`
+//! with each task's trace, once per [`repeat_after`](super::WatchdogConfig::repeat_after).
+//!
 //! Invariants: only the watchdog's thread touches a [`Sightings`]; entries are keyed by tokio's
-//! task id and dropped as soon as a snapshot no longer lists the task.
+//! task id (a cycle: by its ids) and dropped as soon as a snapshot no longer lists the task
+//! (the cycle).
 
 use super::{WatchdogConfig, TARGET};
 use crate::model::{Task, TaskState};
@@ -52,6 +58,19 @@ pub(super) struct Sightings {
     rounds: u64,
     /// Whether the reason the snapshots cannot be taken was already said.
     refusal_said: bool,
+    /// Deadlock cycles (tokio ids, as the snapshot gives them) seen in the last snapshot, and
+    /// when each was last reported.
+    cycles: HashMap<Vec<u64>, Option<Instant>>,
+    /// Cycles seen in two snapshots in a row, to report.
+    deadlocked: Vec<Deadlock>,
+}
+
+/// A cycle of tasks awaiting each other, seen in two snapshots in a row.
+pub(super) struct Deadlock {
+    /// The cycle: tokio ids, in await order.
+    cycle: Vec<u64>,
+    /// Each task's header and tree.
+    traces: String,
 }
 
 /// An unregistered task waiting for too long, ready to report.
@@ -86,6 +105,7 @@ impl Sightings {
             }
         };
         let read_for = taken.elapsed();
+        self.find_deadlocks(&snap, config, now);
         self.rounds += 1;
         let round = self.rounds;
         let mut stalled = Vec::new();
@@ -129,6 +149,42 @@ impl Sightings {
 }
 
 impl Sightings {
+    /// Keeps the snapshot's cycles; those also in the snapshot before, and not reported within
+    /// `repeat_after`, go to [`deadlocks`](Self::deadlocks).
+    fn find_deadlocks(&mut self, snap: &crate::model::Dump, config: &WatchdogConfig, now: Instant) {
+        let mut cycles = HashMap::new();
+        for cycle in &snap.deadlocks {
+            let reported = match self.cycles.get(cycle) {
+                // Seen before: a deadlock.
+                Some(reported) => {
+                    if reported.is_none_or(|at| now.duration_since(at) >= config.repeat_after) {
+                        let traces = cycle
+                            .iter()
+                            .filter_map(|&id| snap.task(id))
+                            .map(|t| format!("{}\n{}", t.header(), t.trace.clean()))
+                            .collect::<Vec<_>>()
+                            .join("\n");
+                        self.deadlocked.push(Deadlock {
+                            cycle: cycle.clone(),
+                            traces,
+                        });
+                        Some(now)
+                    } else {
+                        *reported
+                    }
+                }
+                None => None,
+            };
+            cycles.insert(cycle.clone(), reported);
+        }
+        self.cycles = cycles;
+    }
+
+    /// The deadlocks found by the last [`scan`](Self::scan)s, to report.
+    pub(super) fn deadlocks(&mut self) -> Vec<Deadlock> {
+        std::mem::take(&mut self.deadlocked)
+    }
+
     /// A task returned by [`scan`](Self::scan) that was not reported after all (over the
     /// scan's budget): it comes again at the next snapshot.
     pub(super) fn held_back(&mut self, id: u64) {
@@ -158,6 +214,27 @@ impl Stalled {
              field",
             self.task.id,
             self.waited,
+        );
+    }
+}
+
+impl Deadlock {
+    /// Emits the `ERROR` event: the cycle, and each task's trace in the `trace` field.
+    pub(super) fn emit(&self) {
+        let names: Vec<String> = self
+            .cycle
+            .iter()
+            .map(|id| format!("tokio task {id}"))
+            .collect();
+        let trace = format!("\n{}", self.traces.trim_end());
+        tracing::error!(
+            target: TARGET,
+            tokio_task_ids = ?self.cycle,
+            trace = %trace,
+            "deadlock: {} -> {} await each other (seen in two snapshots in a row; each \
+             task's trace: the `trace` field)",
+            names.join(" -> "),
+            names[0],
         );
     }
 }
