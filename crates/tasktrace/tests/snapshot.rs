@@ -441,6 +441,73 @@ fn watchdog_reports_unregistered_tasks_waiting_in_every_snapshot() {
     drop(tx);
 }
 
+/// Holds `lock` while it sends to a channel of capacity 1: the second send waits for the
+/// consumer, which waits for `lock` first.
+async fn producer(
+    lock: std::sync::Arc<tokio::sync::Mutex<u32>>,
+    tx: tokio::sync::mpsc::Sender<u32>,
+    holds: oneshot::Sender<()>,
+) {
+    let guard = lock.lock().await;
+    let _ = holds.send(());
+    tx.send(1).await.unwrap();
+    tx.send(2).await.unwrap(); // send on a full channel
+    drop(guard);
+}
+
+async fn consumer(
+    lock: std::sync::Arc<tokio::sync::Mutex<u32>>,
+    mut rx: tokio::sync::mpsc::Receiver<u32>,
+) {
+    loop {
+        let guard = lock.lock().await; // lock before receiving
+        let Some(v) = rx.recv().await else { break };
+        let _ = *guard + v;
+    }
+}
+
+/// A producer holding a lock blocks on a full bounded channel; the channel's consumer waits
+/// for that lock: the producer awaits the consumer (it holds the channel's receiver), the
+/// consumer awaits the producer (it holds the lock), and the cycle is reported.
+#[test]
+fn a_deadlock_through_a_full_channel_and_a_lock() {
+    let _serial = serial();
+    let rt = runtime();
+    let enter = rt.enter();
+    let lock = std::sync::Arc::new(tokio::sync::Mutex::new(0));
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let (holds_tx, holds) = oneshot::channel();
+    rt.spawn(producer(lock.clone(), tx, holds_tx));
+    rt.block_on(holds).unwrap();
+    rt.spawn(consumer(lock, rx));
+    let d = snapshot_until(|d| !d.deadlocks.is_empty());
+    let find = |func: &str, at: &str| {
+        d.tasks
+            .iter()
+            .find(|t| t.trace.roots.first().is_some_and(|r| is_at(r, func, at)))
+            .unwrap_or_else(|| panic!("{func} at {at}: {d}"))
+    };
+    let (p, c) = (
+        find("producer", "// send on a full channel"),
+        find("consumer", "// lock before receiving"),
+    );
+    assert_eq!(p.awaits, vec![c.id], "{d}");
+    assert_eq!(c.awaits, vec![p.id], "{d}");
+    let text = p.trace.to_string();
+    assert!(
+        text.contains(&format!(
+            "waiting on mpsc send (channel full), received by task {}",
+            c.id
+        )),
+        "{text}"
+    );
+    let mut cycle = vec![p.id, c.id];
+    cycle.sort_unstable();
+    assert_eq!(d.deadlocks, vec![cycle], "{d}");
+    drop(enter);
+    drop(rt);
+}
+
 /// The watchdog reports a deadlock among plain tasks as an `ERROR`, once: the cycle and each
 /// task's trace down to the lock it waits for.
 #[test]

@@ -32,6 +32,9 @@ pub enum Link {
     HoldsLock(u64),
     /// Holds permits of the semaphore `key`: a waiter needs any of the holders to let go.
     HoldsPermit(u64),
+    /// Holds the receiver of the bounded mpsc channel whose capacity semaphore is `key`: a
+    /// sender waiting there waits for this task to receive.
+    Receives(u64),
 }
 
 /// How many holders of a lock a waiter's note names.
@@ -48,6 +51,7 @@ pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>], threads: &[(u64, Vec<Lin
     let mut drives = BTreeMap::new();
     // A read lock or a semaphore can have several holders; `true` for a semaphore's.
     let mut holders: BTreeMap<u64, (BTreeSet<u64>, bool)> = BTreeMap::new();
+    let mut receivers = BTreeMap::new();
     for (task, ls) in tasks.iter().zip(links) {
         for l in ls {
             match *l {
@@ -58,6 +62,9 @@ pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>], threads: &[(u64, Vec<Lin
                     let h = holders.entry(k).or_default();
                     h.0.insert(task.id);
                     h.1 |= matches!(l, Link::HoldsPermit(_));
+                }
+                Link::Receives(k) => {
+                    receivers.entry(k).or_insert(task.id);
                 }
                 Link::Drives(k, _) => {
                     drives.entry(k).or_insert(task.id);
@@ -74,6 +81,19 @@ pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>], threads: &[(u64, Vec<Lin
             .count();
         for l in ls {
             match *l {
+                // A sender on a full bounded channel: its receiver makes room.
+                Link::WaitsLock(k) if receivers.contains_key(&k) => {
+                    let by = receivers[&k];
+                    if by != task.id && !task.awaits.contains(&by) {
+                        task.awaits.push(by);
+                    }
+                    if waits_locks == 1 {
+                        replace_acquire_note(
+                            task,
+                            &format!("waiting on mpsc send (channel full), received by task {by}"),
+                        );
+                    }
+                }
                 Link::WaitsLock(k) => {
                     let (by, permits) = holders.get(&k).map_or((Vec::new(), false), |h| {
                         (h.0.iter().copied().filter(|&h| h != task.id).collect(), h.1)
@@ -150,16 +170,21 @@ pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>], threads: &[(u64, Vec<Lin
 
 /// Appends `what` to the note of the task's `Acquire` leaves.
 fn acquire_note(task: &mut Task, what: &str) {
-    fn visit(nodes: &mut [tasktrace_model::Node], what: &str) {
+    replace_acquire_note(task, &format!("{ACQUIRE_NOTE}, {what}"));
+}
+
+/// Sets the note of the task's `Acquire` leaves to `note`.
+fn replace_acquire_note(task: &mut Task, note: &str) {
+    fn visit(nodes: &mut [tasktrace_model::Node], note: &str) {
         for n in nodes {
             if n.frame.note.as_deref() == Some(ACQUIRE_NOTE) {
-                n.frame.note = Some(format!("{ACQUIRE_NOTE}, {what}"));
+                n.frame.note = Some(note.to_string());
             }
-            visit(&mut n.children, what);
+            visit(&mut n.children, note);
         }
     }
     let roots: &mut Vec<_> = std::sync::Arc::make_mut(&mut task.trace.roots);
-    visit(roots, what);
+    visit(roots, note);
 }
 
 /// Adds `note` to the task's (first) root frame.

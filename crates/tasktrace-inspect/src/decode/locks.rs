@@ -11,6 +11,10 @@
 //! cycle). A semaphore's waiter needs only one of its permit holders to let go, so it awaits
 //! a holder only when there is one; several are named, not awaited.
 //!
+//! A bounded `mpsc` channel's capacity is a semaphore too: a sender blocked on a full channel
+//! waits in an `Acquire` of it, and the task holding the channel's `Receiver` (a saved local,
+//! as guards are) is the one that makes room; the sender awaits it.
+//!
 //! Only guards held by async fn state machines are seen (not ones inside hand-written futures
 //! or behind `Arc`s), and only by tasks: a guard held by a `block_on` root future names no task.
 
@@ -64,6 +68,39 @@ impl Reader<'_> {
     }
 }
 
+/// A bounded mpsc channel's receiver, and the path from it to the channel's capacity
+/// semaphore (`Receiver.chan: Rx`, `Rx.inner: Arc<Chan>`, `Chan.semaphore: bounded::Semaphore`,
+/// its `semaphore`): the one a sender blocked on a full channel waits on.
+const RECEIVER: &str = "tokio::sync::mpsc::bounded::Receiver<";
+const RECEIVER_TO_SEMAPHORE: [&str; 4] = ["chan", "inner", "semaphore", "semaphore"];
+
+impl Reader<'_> {
+    /// The value reached from `addr` (type `ty`) through the members `path`, following
+    /// references, `Arc`s and their inner blocks on the way; its address if it is the
+    /// semaphore.
+    fn semaphore_along(&self, addr: u64, ty: u64, path: &[&str]) -> Option<u64> {
+        let ty = self.strip(ty);
+        let name = self.type_name(ty);
+        if name.starts_with('&') || name.starts_with("alloc::sync::Arc<") {
+            let (p, pointee) = self.thin_pointer(ty, addr).ok()??;
+            return (p != 0)
+                .then(|| self.semaphore_along(p, pointee?, path))
+                .flatten();
+        }
+        if name.starts_with("alloc::sync::ArcInner<") {
+            let (off, t) = self.member(ty, "data")?;
+            return self.semaphore_along(addr + off, t, path);
+        }
+        match path.split_first() {
+            None => (name == SEMAPHORE).then_some(addr),
+            Some((field, rest)) => {
+                let (off, t) = self.member(ty, field)?;
+                self.semaphore_along(addr + off, t, rest)
+            }
+        }
+    }
+}
+
 impl Decoder<'_, '_, '_> {
     /// An `Acquire` leaf at `addr`: the task waits for the semaphore it names.
     pub(super) fn waits_for_lock(&mut self, addr: u64, ty: u64) {
@@ -77,12 +114,19 @@ impl Decoder<'_, '_, '_> {
     }
 
     /// The members of a state machine's current variant (at `base`, type `variant_ty`): each
-    /// lock guard or permit among them is a lock this task holds.
+    /// lock guard or permit among them is a lock this task holds; a bounded mpsc receiver, a
+    /// channel whose senders wait for this task when it is full.
     pub(super) fn holds_locks(&mut self, base: u64, variant_ty: u64) {
         let r = self.r;
         for (_, off, t) in r.members(variant_ty) {
             let t = r.strip(t);
             let name = r.type_name(t);
+            if name.starts_with(RECEIVER) {
+                if let Some(key) = r.semaphore_along(base + off, t, &RECEIVER_TO_SEMAPHORE) {
+                    self.links.push(Link::Receives(key));
+                }
+                continue;
+            }
             if is_guard(name) {
                 if let Some(key) = r.semaphore_of(base + off, t, 0) {
                     self.links.push(if name.ends_with("SemaphorePermit") {
