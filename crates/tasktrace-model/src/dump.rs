@@ -116,7 +116,13 @@ pub struct Task {
 pub const TOKIO_ID_BASE: u64 = 1 << 48;
 
 /// Writes a task id as text: `task 7`, or `tokio task 7` for an id in tokio's range.
-pub(crate) fn write_task_id(out: &mut dyn fmt::Write, id: u64) -> fmt::Result {
+///
+/// ```
+/// let mut s = String::new();
+/// tasktrace_model::write_task_id(&mut s, tasktrace_model::TOKIO_ID_BASE + 3).unwrap();
+/// assert_eq!(s, "tokio task 3");
+/// ```
+pub fn write_task_id(out: &mut dyn fmt::Write, id: u64) -> fmt::Result {
     if id >= TOKIO_ID_BASE {
         write!(out, "tokio task {}", id - TOKIO_ID_BASE)
     } else {

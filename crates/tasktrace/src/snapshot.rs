@@ -30,7 +30,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tasktrace_inspect::debuginfo::DebugInfo;
 use tasktrace_inspect::Prepared;
-use tasktrace_model::{Dump, TOKIO_ID_BASE};
+use tasktrace_model::{write_task_id, Dump, TOKIO_ID_BASE};
 
 /// How a snapshot is taken.
 #[derive(Clone, Debug)]
@@ -213,9 +213,26 @@ fn link_registered(
         .filter(|(_, id)| registry.task(*id).is_some())
         .collect();
     let map = |id: u64| to_registry.get(&id).copied().unwrap_or(id);
+    // The notes of the snapshot's trees name tasks by tokio's ids (`held by task 3`): in the
+    // joined dump, `task N` is the registry's; say `tokio task N`, or the registry's id.
+    let name = |tokio: u64| {
+        let mut s = String::new();
+        let _ = write_task_id(&mut s, map(TOKIO_ID_BASE + tokio));
+        s
+    };
     for t in others.iter_mut() {
         for a in &mut t.awaits {
             *a = map(*a);
+        }
+        let roots: &mut Vec<_> = std::sync::Arc::make_mut(&mut t.trace.roots);
+        let mut stack: Vec<&mut tasktrace_model::Node> = roots.iter_mut().collect();
+        while let Some(n) = stack.pop() {
+            if let Some(note) = &mut n.frame.note {
+                if note.contains("task") {
+                    *note = name_tasks(note, &name);
+                }
+            }
+            stack.extend(n.children.iter_mut());
         }
     }
     for seen in ours {
@@ -231,6 +248,46 @@ fn link_registered(
             }
         }
     }
+}
+
+/// `note` with each `task N` (and each id of a `tasks N, M` list) written by `name(N)`.
+fn name_tasks(note: &str, name: &dyn Fn(u64) -> String) -> String {
+    let mut out = String::with_capacity(note.len() + 16);
+    let mut rest = note;
+    while let Some(at) = rest.find("task") {
+        out.push_str(&rest[..at]);
+        let from = &rest[at..];
+        // A word of its own (not `subtask`), followed by ids.
+        let starts_word = !out.ends_with(|c: char| c.is_alphanumeric() || c == '_');
+        let list = [("tasks ", true), ("task ", false)]
+            .into_iter()
+            .find_map(|(word, plural)| Some((from.strip_prefix(word)?, plural)));
+        let ids = list.filter(|_| starts_word).and_then(|(after, plural)| {
+            let len = after
+                .find(|c: char| !(c.is_ascii_digit() || (plural && (c == ',' || c == ' '))))
+                .unwrap_or(after.len());
+            let ids = after[..len].trim_end_matches([',', ' ']);
+            ids.starts_with(|c: char| c.is_ascii_digit())
+                .then_some((ids, &after[ids.len()..]))
+        });
+        match ids {
+            Some((ids, after)) => {
+                let named: Vec<String> = ids
+                    .split(", ")
+                    .filter_map(|n| n.parse().ok())
+                    .map(name)
+                    .collect();
+                out.push_str(&named.join(", "));
+                rest = after;
+            }
+            None => {
+                out.push_str("task");
+                rest = &from[4..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The registry's dump joined with a snapshot's: the registry's own tasks as they are (names,
@@ -398,6 +455,35 @@ impl Drop for FrozenChild {
                 return;
             }
             std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_tasks;
+
+    #[test]
+    fn task_ids_in_notes_are_renamed_and_other_words_kept() {
+        let name = |n: u64| format!("<{n}>");
+        for (note, want) in [
+            ("waiting on task 3", "waiting on <3>"),
+            (
+                "held by task 3, task 14 and 2 more",
+                "held by <3>, <14> and 2 more",
+            ),
+            (
+                "drives 2 HTTP/2 streams: tasks 10, 11",
+                "drives 2 HTTP/2 streams: <10>, <11>",
+            ),
+            ("waiting on a task", "waiting on a task"),
+            ("subtask 4; tasktrace task 5", "subtask 4; tasktrace <5>"),
+            (
+                "the block_on future of thread 7",
+                "the block_on future of thread 7",
+            ),
+        ] {
+            assert_eq!(name_tasks(note, &name), want, "{note}");
         }
     }
 }

@@ -607,6 +607,15 @@ fn a_deadlock_across_registered_and_plain_tasks() {
     let [other] = plain[..] else { panic!("{d}") };
     assert_eq!(other.awaits, vec![ours], "{d}");
     assert_eq!(registered.awaits, vec![other.id], "{d}");
+    // Its tree's note names the holder as the joined dump does: the registry's task.
+    assert!(
+        other
+            .trace
+            .to_string()
+            .contains(&format!("held by task {ours}]")),
+        "{}",
+        other.trace
+    );
     assert_eq!(d.deadlocks, vec![vec![ours, other.id]], "{d}");
     assert!(
         d.to_string().starts_with(&format!(
