@@ -304,8 +304,7 @@ pub(crate) fn join(mut registry: Dump) -> Dump {
             link_registered(&mut registry, &ours, &mut others);
             registry.notes.push(format!(
                 "sources: the registry ({registered} task(s) of tasktrace::spawn/traced) and a \
-                 snapshot ({} other task(s), `tokio task N`: tokio's ids, which the notes in \
-                 their trees use too)",
+                 snapshot ({} other task(s), `tokio task N`: tokio's ids)",
                 others.len()
             ));
             registry.notes.extend(snap.notes);
