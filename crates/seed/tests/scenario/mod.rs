@@ -177,6 +177,8 @@ impl Scenario {
                     .collect();
                 t.state = TaskState::Unknown;
                 t.polls = None;
+                // tokio's ids (given when a snapshot joins) depend on what ran before.
+                t.tokio_id = None;
                 Some(t)
             })
             .collect();
