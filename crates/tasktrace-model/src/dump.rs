@@ -161,12 +161,11 @@ impl Task {
         self.write_header_with(out, false)
     }
 
-    /// [`write_header`](Self::write_header), with the spawn site's column when `columns`
-    /// (the verbose view).
+    /// [`write_header`](Self::write_header), with the spawn site's column and, for a
+    /// producer's own task a snapshot also saw, its tokio id when `columns` (the verbose view).
     pub(crate) fn write_header_with(&self, out: &mut dyn fmt::Write, columns: bool) -> fmt::Result {
         write_task_id(out, self.id)?;
-        // A producer's own task that a snapshot also saw: tokio's id, which notes use.
-        if let (true, Some(tokio)) = (self.id < TOKIO_ID_BASE, self.tokio_id) {
+        if let (true, true, Some(tokio)) = (columns, self.id < TOKIO_ID_BASE, self.tokio_id) {
             write!(out, " (tokio task {tokio})")?;
         }
         if let Some(name) = &self.name {

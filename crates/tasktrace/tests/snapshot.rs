@@ -586,12 +586,11 @@ fn a_deadlock_across_registered_and_plain_tasks() {
     let tokio_id = registered
         .tokio_id
         .unwrap_or_else(|| panic!("no tokio id: {d}"));
+    // The verbose view says it (the default header stays as it was).
+    let verbose = d.render(tasktrace::model::Format::Verbose);
     assert!(
-        registered
-            .header()
-            .contains(&format!("task {ours} (tokio task {tokio_id})")),
-        "{}",
-        registered.header()
+        verbose.contains(&format!("task {ours} (tokio task {tokio_id}) — ")),
+        "{verbose}"
     );
     let plain: Vec<&Task> = d
         .tasks
