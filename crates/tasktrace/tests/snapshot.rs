@@ -123,6 +123,19 @@ async fn lock_both(
     *held + *wanted
 }
 
+/// The two halves of a lock-order deadlock on two mutexes, to spawn.
+fn lock_order_pair() -> [impl std::future::Future<Output = u32> + Send; 2] {
+    let (m1, m2) = (
+        std::sync::Arc::new(tokio::sync::Mutex::new(1)),
+        std::sync::Arc::new(tokio::sync::Mutex::new(2)),
+    );
+    let both_hold = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    [
+        lock_both(m1.clone(), m2.clone(), both_hold.clone()),
+        lock_both(m2, m1, both_hold),
+    ]
+}
+
 /// Two plain `tokio::spawn` tasks deadlocked on two tokio mutexes: the snapshot names each
 /// one's lock holder (the guard saved in the other's state) and reports the cycle.
 #[test]
@@ -130,13 +143,9 @@ fn a_lock_order_deadlock_among_plain_tasks() {
     let _serial = serial();
     let rt = runtime();
     let enter = rt.enter();
-    let (m1, m2) = (
-        std::sync::Arc::new(tokio::sync::Mutex::new(1)),
-        std::sync::Arc::new(tokio::sync::Mutex::new(2)),
-    );
-    let both_hold = std::sync::Arc::new(tokio::sync::Barrier::new(2));
-    rt.spawn(lock_both(m1.clone(), m2.clone(), both_hold.clone()));
-    rt.spawn(lock_both(m2, m1, both_hold));
+    let [first, second] = lock_order_pair();
+    rt.spawn(first);
+    rt.spawn(second);
     let d = snapshot_until(|d| !d.deadlocks.is_empty());
     let pair: Vec<&Task> = d
         .tasks
@@ -516,13 +525,9 @@ fn watchdog_reports_a_deadlock_seen_in_two_snapshots() {
     let logs = logs::Logs::default();
     let _subscriber = logs.install();
     let rt = runtime();
-    let (m1, m2) = (
-        std::sync::Arc::new(tokio::sync::Mutex::new(1)),
-        std::sync::Arc::new(tokio::sync::Mutex::new(2)),
-    );
-    let both_hold = std::sync::Arc::new(tokio::sync::Barrier::new(2));
-    rt.spawn(lock_both(m1.clone(), m2.clone(), both_hold.clone()));
-    rt.spawn(lock_both(m2, m1, both_hold));
+    let [first, second] = lock_order_pair();
+    rt.spawn(first);
+    rt.spawn(second);
     let watchdog = {
         let _enter = rt.enter();
         tasktrace::watchdog(
@@ -566,13 +571,9 @@ fn a_deadlock_across_registered_and_plain_tasks() {
     let _serial = serial();
     let rt = runtime();
     let enter = rt.enter();
-    let (m1, m2) = (
-        std::sync::Arc::new(tokio::sync::Mutex::new(1)),
-        std::sync::Arc::new(tokio::sync::Mutex::new(2)),
-    );
-    let both_hold = std::sync::Arc::new(tokio::sync::Barrier::new(2));
-    let ours = tasktrace::spawn(lock_both(m1.clone(), m2.clone(), both_hold.clone()));
-    rt.spawn(lock_both(m2, m1, both_hold));
+    let [first, second] = lock_order_pair();
+    let ours = tasktrace::spawn(first);
+    rt.spawn(second);
     let ours = ours.id();
     let deadline = Instant::now() + Duration::from_secs(20);
     let d = loop {
