@@ -123,6 +123,28 @@ async fn lock_both(
     *held + *wanted
 }
 
+/// A watchdog on `rt` scanning every 20 ms, a snapshot every 100 ms, reporting tasks idle for
+/// `idle_after`, each once.
+fn snapshot_watchdog(
+    rt: &tokio::runtime::Runtime,
+    idle_after: Duration,
+) -> tasktrace::watchdog::Watchdog {
+    let _enter = rt.enter();
+    tasktrace::watchdog(
+        tasktrace::watchdog::WatchdogConfig::default()
+            .interval(Duration::from_millis(20))
+            .idle_after(idle_after)
+            .snapshot_interval(Some(Duration::from_millis(100)))
+            .repeat_after(Duration::from_secs(3600)),
+    )
+    .unwrap()
+}
+
+/// The dump's one deadlock is the cycle of tasks `a` and `b`.
+fn assert_one_cycle(d: &Dump, a: u64, b: u64) {
+    assert_eq!(d.deadlocks, vec![vec![a.min(b), a.max(b)]], "{d}");
+}
+
 /// The two halves of a lock-order deadlock on two mutexes, to spawn.
 fn lock_order_pair() -> [impl std::future::Future<Output = u32> + Send; 2] {
     let (m1, m2) = (
@@ -172,9 +194,7 @@ fn a_lock_order_deadlock_among_plain_tasks() {
             "{note:?}"
         );
     }
-    let mut cycle = vec![pair[0].id, pair[1].id];
-    cycle.sort_unstable();
-    assert_eq!(d.deadlocks, vec![cycle], "{d}");
+    assert_one_cycle(&d, pair[0].id, pair[1].id);
     // The tasks never end: dropping the runtime drops them, still waiting.
     drop(enter);
     drop(rt);
@@ -400,17 +420,7 @@ fn watchdog_reports_unregistered_tasks_waiting_in_every_snapshot() {
     rt.spawn(outer_wait(rx));
     rt.spawn(ticking());
     rt.spawn(long_nap());
-    let watchdog = {
-        let _enter = rt.enter();
-        tasktrace::watchdog(
-            tasktrace::watchdog::WatchdogConfig::default()
-                .interval(Duration::from_millis(20))
-                .idle_after(Duration::from_millis(300))
-                .snapshot_interval(Some(Duration::from_millis(100)))
-                .repeat_after(Duration::from_secs(3600)),
-        )
-        .unwrap()
-    };
+    let watchdog = snapshot_watchdog(&rt, Duration::from_millis(300));
     let event = logs.wait_for(|e| e.contains("tokio task") && e.contains("outer_wait"));
     assert!(event.contains("tokio_task_id="), "{event}");
     assert!(event.contains("in every snapshot"), "{event}");
@@ -510,9 +520,7 @@ fn a_deadlock_through_a_full_channel_and_a_lock() {
         )),
         "{text}"
     );
-    let mut cycle = vec![p.id, c.id];
-    cycle.sort_unstable();
-    assert_eq!(d.deadlocks, vec![cycle], "{d}");
+    assert_one_cycle(&d, p.id, c.id);
     drop(enter);
     drop(rt);
 }
@@ -528,17 +536,7 @@ fn watchdog_reports_a_deadlock_seen_in_two_snapshots() {
     let [first, second] = lock_order_pair();
     rt.spawn(first);
     rt.spawn(second);
-    let watchdog = {
-        let _enter = rt.enter();
-        tasktrace::watchdog(
-            tasktrace::watchdog::WatchdogConfig::default()
-                .interval(Duration::from_millis(20))
-                .idle_after(Duration::from_secs(3600))
-                .snapshot_interval(Some(Duration::from_millis(100)))
-                .repeat_after(Duration::from_secs(3600)),
-        )
-        .unwrap()
-    };
+    let watchdog = snapshot_watchdog(&rt, Duration::from_secs(3600));
     let event = logs.wait_for(|e| e.contains("deadlock:"));
     watchdog.stop();
     assert!(
