@@ -39,63 +39,65 @@ fn is_guard(name: &str) -> bool {
     last.ends_with("Guard") || last.ends_with("SemaphorePermit")
 }
 
-impl Reader<'_> {
-    /// The address of the semaphore a guard, lock or `Acquire` future at `addr` refers to:
-    /// through references, `Arc`s and the fields in [`TOWARD_SEMAPHORE`], a few steps deep.
-    fn semaphore_of(&self, addr: u64, ty: u64, depth: usize) -> Option<u64> {
-        if depth > 6 {
-            return None;
-        }
-        let ty = self.strip(ty);
-        let name = self.type_name(ty);
-        if name == SEMAPHORE {
-            return Some(addr);
-        }
-        if name.starts_with('&') || name.starts_with("alloc::sync::Arc<") {
-            let (p, pointee) = self.thin_pointer(ty, addr).ok()??;
-            return (p != 0)
-                .then(|| self.semaphore_of(p, pointee?, depth + 1))
-                .flatten();
-        }
-        if name.starts_with("alloc::sync::ArcInner<") {
-            let (off, t) = self.member(ty, "data")?;
-            return self.semaphore_of(addr + off, t, depth + 1);
-        }
-        TOWARD_SEMAPHORE.iter().find_map(|field| {
-            let (off, t) = self.member(ty, field)?;
-            self.semaphore_of(addr + off, t, depth + 1)
-        })
-    }
-}
-
 /// A bounded mpsc channel's receiver, and the path from it to the channel's capacity
 /// semaphore (`Receiver.chan: Rx`, `Rx.inner: Arc<Chan>`, `Chan.semaphore: bounded::Semaphore`,
 /// its `semaphore`): the one a sender blocked on a full channel waits on.
 const RECEIVER: &str = "tokio::sync::mpsc::bounded::Receiver<";
 const RECEIVER_TO_SEMAPHORE: [&str; 4] = ["chan", "inner", "semaphore", "semaphore"];
 
+/// Most steps taken from a guard, lock or receiver to its semaphore (pointers and fields).
+const MAX_STEPS: usize = 6;
+
 impl Reader<'_> {
-    /// The value reached from `addr` (type `ty`) through the members `path`, following
-    /// references, `Arc`s and their inner blocks on the way; its address if it is the
-    /// semaphore.
-    fn semaphore_along(&self, addr: u64, ty: u64, path: &[&str]) -> Option<u64> {
-        let ty = self.strip(ty);
-        let name = self.type_name(ty);
-        if name.starts_with('&') || name.starts_with("alloc::sync::Arc<") {
-            let (p, pointee) = self.thin_pointer(ty, addr).ok()??;
-            return (p != 0)
-                .then(|| self.semaphore_along(p, pointee?, path))
-                .flatten();
+    /// The value at `addr` (type `ty`) stands for, through references, `Arc`s and their inner
+    /// blocks, each a step counted in `steps`: its address and (stripped) type; `None` at a
+    /// null or unreadable pointer, or past [`MAX_STEPS`].
+    fn through_pointers(&self, mut addr: u64, ty: u64, steps: &mut usize) -> Option<(u64, u64)> {
+        let mut ty = self.strip(ty);
+        loop {
+            if *steps > MAX_STEPS {
+                return None;
+            }
+            let name = self.type_name(ty);
+            if name.starts_with('&') || name.starts_with("alloc::sync::Arc<") {
+                let (p, pointee) = self.thin_pointer(ty, addr).ok()??;
+                if p == 0 {
+                    return None;
+                }
+                (addr, ty) = (p, self.strip(pointee?));
+            } else if name.starts_with("alloc::sync::ArcInner<") {
+                let (off, t) = self.member(ty, "data")?;
+                (addr, ty) = (addr + off, self.strip(t));
+            } else {
+                return Some((addr, ty));
+            }
+            *steps += 1;
         }
-        if name.starts_with("alloc::sync::ArcInner<") {
-            let (off, t) = self.member(ty, "data")?;
-            return self.semaphore_along(addr + off, t, path);
+    }
+
+    /// The address of the semaphore a guard, lock or `Acquire` future at `addr` refers to:
+    /// through pointers and the fields in [`TOWARD_SEMAPHORE`], a few steps deep.
+    fn semaphore_of(&self, addr: u64, ty: u64, mut steps: usize) -> Option<u64> {
+        let (addr, ty) = self.through_pointers(addr, ty, &mut steps)?;
+        if self.type_name(ty) == SEMAPHORE {
+            return Some(addr);
         }
+        TOWARD_SEMAPHORE.iter().find_map(|field| {
+            let (off, t) = self.member(ty, field)?;
+            self.semaphore_of(addr + off, t, steps + 1)
+        })
+    }
+
+    /// The value reached from `addr` (type `ty`) through the members `path` (bounded by
+    /// it), following pointers on the way (those counted in `steps`); its address if it is
+    /// the semaphore.
+    fn semaphore_along(&self, addr: u64, ty: u64, path: &[&str], mut steps: usize) -> Option<u64> {
+        let (addr, ty) = self.through_pointers(addr, ty, &mut steps)?;
         match path.split_first() {
-            None => (name == SEMAPHORE).then_some(addr),
+            None => (self.type_name(ty) == SEMAPHORE).then_some(addr),
             Some((field, rest)) => {
                 let (off, t) = self.member(ty, field)?;
-                self.semaphore_along(addr + off, t, rest)
+                self.semaphore_along(addr + off, t, rest, steps)
             }
         }
     }
@@ -122,7 +124,7 @@ impl Decoder<'_, '_, '_> {
             let t = r.strip(t);
             let name = r.type_name(t);
             if name.starts_with(RECEIVER) {
-                if let Some(key) = r.semaphore_along(base + off, t, &RECEIVER_TO_SEMAPHORE) {
+                if let Some(key) = r.semaphore_along(base + off, t, &RECEIVER_TO_SEMAPHORE, 0) {
                     self.links.push(Link::Receives(key));
                 }
                 continue;
