@@ -938,7 +938,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
             }
             LeafKind::Oneshot => note("waiting on oneshot channel"),
             LeafKind::Notified => note("waiting on Notify"),
-            LeafKind::Acquire => note("waiting on semaphore/mutex acquire"),
+            LeafKind::Acquire => note(ACQUIRE_NOTE),
             LeafKind::Mpsc => note("waiting on mpsc channel"),
             LeafKind::Broadcast => note("waiting on broadcast channel"),
             LeafKind::Io => note("waiting on I/O readiness"),
@@ -966,6 +966,9 @@ pub enum LeafKind {
     /// Socket or I/O readiness (`tokio::net` types, `tokio::io::util` futures, `Readiness`).
     Io,
 }
+
+/// The note of an [`LeafKind::Acquire`] leaf (a lock's holders are added to it once known).
+pub const ACQUIRE_NOTE: &str = "waiting on semaphore/mutex acquire";
 
 /// The kind of tokio leaf the type `name` is, if it is one.
 pub fn leaf_kind(name: &str) -> Option<LeafKind> {

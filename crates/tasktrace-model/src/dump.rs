@@ -148,6 +148,14 @@ impl Task {
         }
     }
 
+    /// Adds an edge to task `id` to [`awaits`](Self::awaits), unless it is this task or
+    /// already there.
+    pub fn add_await(&mut self, id: u64) {
+        if id != self.id && !self.awaits.contains(&id) {
+            self.awaits.push(id);
+        }
+    }
+
     /// The header line of this task in text dumps.
     pub fn header(&self) -> String {
         let mut s = String::new();

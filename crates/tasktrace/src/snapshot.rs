@@ -241,10 +241,8 @@ fn link_registered(
         };
         if let Some(task) = registry.tasks.iter_mut().find(|t| t.id == id) {
             task.tokio_id = seen.tokio_id;
-            for a in seen.awaits.iter().map(|&a| map(a)) {
-                if a != id && !task.awaits.contains(&a) {
-                    task.awaits.push(a);
-                }
+            for &a in &seen.awaits {
+                task.add_await(map(a));
             }
         }
     }

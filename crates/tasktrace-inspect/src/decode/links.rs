@@ -10,6 +10,7 @@
 //!
 //! Keys are only compared, never read: a stale or corrupt key joins nothing.
 
+use crate::tokio::ACQUIRE_NOTE;
 use std::collections::{BTreeMap, BTreeSet};
 use tasktrace_model::Task;
 
@@ -39,9 +40,6 @@ pub enum Link {
 
 /// How many holders of a lock a waiter's note names.
 const HOLDERS_SHOWN: usize = 5;
-
-/// The note tokio's `Acquire` leaf carries ([`crate::tokio::LeafKind::Acquire`]).
-const ACQUIRE_NOTE: &str = "waiting on semaphore/mutex acquire";
 
 /// Joins the links of every task (`links[i]` belongs to `tasks[i]`): adds `awaits` edges and
 /// notes on the tasks' root frames. `threads` are the links of `block_on` root futures, by
@@ -84,9 +82,7 @@ pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>], threads: &[(u64, Vec<Lin
                 // A sender on a full bounded channel: its receiver makes room.
                 Link::WaitsLock(k) if receivers.contains_key(&k) => {
                     let by = receivers[&k];
-                    if by != task.id && !task.awaits.contains(&by) {
-                        task.awaits.push(by);
-                    }
+                    task.add_await(by);
                     if waits_locks == 1 {
                         replace_acquire_note(
                             task,
@@ -102,9 +98,7 @@ pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>], threads: &[(u64, Vec<Lin
                     // them: only a sole holder is awaited (several are no cycle of waits).
                     if !permits || by.len() == 1 {
                         for &h in &by {
-                            if !task.awaits.contains(&h) {
-                                task.awaits.push(h);
-                            }
+                            task.add_await(h);
                         }
                     }
                     let mut list: Vec<String> = by.iter().map(|h| format!("task {h}")).collect();
@@ -131,9 +125,7 @@ pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>], threads: &[(u64, Vec<Lin
                 }
                 Link::Waits(k) => {
                     if let Some(&by) = completes.get(&k) {
-                        if by != task.id && !task.awaits.contains(&by) {
-                            task.awaits.push(by);
-                        }
+                        task.add_await(by);
                     }
                 }
                 Link::DrivenBy(k, what) => {
