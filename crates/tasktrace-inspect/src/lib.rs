@@ -615,21 +615,13 @@ fn read_phased(
     progress.say(|| format!("copied {} tasks; decoding them", raw.len()));
     // Which types can hold a future: decided once per type, for every read of the process.
     let shapes = decode::Shapes::with_cache(&prepared.shapes);
-    // The `block_on` root futures: shown in the threads view, and always looked at for the
-    // locks they hold (a task waiting on one is told which thread holds it).
-    let mut root_links = Vec::new();
-    for (f, c) in facts.iter_mut().zip(&contexts) {
-        if opts.threads && f.info.role == ThreadRole::BlockOn && f.info.task.is_none() {
-            f.info.task = c
-                .task_id
-                .filter(|&id| raw.iter().any(|t| t.id == id && t.running));
-        }
-        if let Some(root) = f.root {
-            let (trace, links) = threads::decode_root(&reader, &tk, &shapes, root);
-            if opts.threads {
-                f.info.trace = trace;
+    if opts.threads {
+        for (f, c) in facts.iter_mut().zip(&contexts) {
+            if f.info.role == ThreadRole::BlockOn && f.info.task.is_none() {
+                f.info.task = c
+                    .task_id
+                    .filter(|&id| raw.iter().any(|t| t.id == id && t.running));
             }
-            root_links.push((f.info.tid, links));
         }
     }
     let mut tasks = Vec::with_capacity(raw.len());
@@ -704,6 +696,24 @@ fn read_phased(
             }
         }
         tasks.push(task);
+    }
+    // The `block_on` root futures: shown in the threads view, and looked at for the locks
+    // they hold when a task waits on a lock (it is told which thread holds it).
+    let mut root_links = Vec::new();
+    let waits_on_locks = links
+        .iter()
+        .flatten()
+        .any(|l| matches!(l, decode::Link::WaitsLock(_)));
+    if opts.threads || waits_on_locks {
+        for f in &mut facts {
+            if let Some(root) = f.root {
+                let (trace, links) = threads::decode_root(&reader, &tk, &shapes, root);
+                if opts.threads {
+                    f.info.trace = trace;
+                }
+                root_links.push((f.info.tid, links));
+            }
+        }
     }
     decode::resolve(&mut tasks, &links, &root_links);
     if undecoded > 0 {
