@@ -65,11 +65,7 @@ pub fn debuglink(obj: &object::File<'_>) -> Option<(String, u32)> {
 fn debug_dirs(files: &TargetFiles) -> Vec<PathBuf> {
     match std::env::var("TASKTRACE_DEBUG_FILE_DIRECTORY") {
         Ok(v) if !v.is_empty() => v.split(':').map(PathBuf::from).collect(),
-        _ => {
-            let mut dirs = files.candidates(DEFAULT_DEBUG_DIR);
-            dirs.dedup();
-            dirs
-        }
+        _ => files.candidates(DEFAULT_DEBUG_DIR),
     }
 }
 
