@@ -116,18 +116,25 @@ pub struct Task {
 pub const TOKIO_ID_BASE: u64 = 1 << 48;
 
 /// Writes a task id as text: `task 7`, or `tokio task 7` for an id in tokio's range.
-///
-/// ```
-/// let mut s = String::new();
-/// tasktrace_model::write_task_id(&mut s, tasktrace_model::TOKIO_ID_BASE + 3).unwrap();
-/// assert_eq!(s, "tokio task 3");
-/// ```
-pub fn write_task_id(out: &mut dyn fmt::Write, id: u64) -> fmt::Result {
+pub(crate) fn write_task_id(out: &mut dyn fmt::Write, id: u64) -> fmt::Result {
     if id >= TOKIO_ID_BASE {
         write!(out, "tokio task {}", id - TOKIO_ID_BASE)
     } else {
         write!(out, "task {id}")
     }
+}
+
+/// A task id as text, as dumps write it: `task 7`, or `tokio task 7` for an id in tokio's
+/// range.
+///
+/// ```
+/// assert_eq!(tasktrace_model::task_label(7), "task 7");
+/// assert_eq!(tasktrace_model::task_label(tasktrace_model::TOKIO_ID_BASE + 3), "tokio task 3");
+/// ```
+pub fn task_label(id: u64) -> String {
+    let mut s = String::new();
+    let _ = write_task_id(&mut s, id);
+    s
 }
 
 impl Task {
@@ -258,6 +265,14 @@ impl Dump {
             .binary_search_by_key(&id, |t| t.id)
             .ok()
             .map(|i| &self.tasks[i])
+    }
+
+    /// [`task`](Self::task), to change.
+    pub fn task_mut(&mut self, id: u64) -> Option<&mut Task> {
+        self.tasks
+            .binary_search_by_key(&id, |t| t.id)
+            .ok()
+            .map(|i| &mut self.tasks[i])
     }
 
     /// Cycles in the task-awaits-task graph, each reported once, starting at its smallest id.

@@ -248,14 +248,7 @@ impl Dump {
 
     fn write_preamble(&self, out: &mut dyn fmt::Write) -> fmt::Result {
         for cycle in &self.deadlocks {
-            let names: Vec<String> = cycle
-                .iter()
-                .map(|&id| {
-                    let mut name = String::new();
-                    let _ = crate::dump::write_task_id(&mut name, id);
-                    name
-                })
-                .collect();
+            let names: Vec<String> = cycle.iter().map(|&id| crate::task_label(id)).collect();
             writeln!(
                 out,
                 "DEADLOCK: {} -> {} await each other",

@@ -30,7 +30,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tasktrace_inspect::debuginfo::DebugInfo;
 use tasktrace_inspect::Prepared;
-use tasktrace_model::{write_task_id, Dump, TOKIO_ID_BASE};
+use tasktrace_model::{task_label, Dump, TOKIO_ID_BASE};
 
 /// How a snapshot is taken.
 #[derive(Clone, Debug)]
@@ -215,11 +215,7 @@ fn link_registered(
     let map = |id: u64| to_registry.get(&id).copied().unwrap_or(id);
     // The notes of the snapshot's trees name tasks by tokio's ids (`held by task 3`): in the
     // joined dump, `task N` is the registry's; say `tokio task N`, or the registry's id.
-    let name = |tokio: u64| {
-        let mut s = String::new();
-        let _ = write_task_id(&mut s, map(TOKIO_ID_BASE + tokio));
-        s
-    };
+    let name = |tokio: u64| task_label(map(TOKIO_ID_BASE + tokio));
     for t in others.iter_mut() {
         for a in &mut t.awaits {
             *a = map(*a);
@@ -239,7 +235,7 @@ fn link_registered(
         let Some(&id) = to_registry.get(&seen.id) else {
             continue;
         };
-        if let Some(task) = registry.tasks.iter_mut().find(|t| t.id == id) {
+        if let Some(task) = registry.task_mut(id) {
             task.tokio_id = seen.tokio_id;
             for &a in &seen.awaits {
                 task.add_await(map(a));
