@@ -137,6 +137,17 @@ pub fn task_label(id: u64) -> String {
     s
 }
 
+/// A deadlock cycle as text: `task 3 -> task 7 -> task 3 await each other`.
+///
+/// ```
+/// assert_eq!(tasktrace_model::cycle_text(&[3, 7]), "task 3 -> task 7 -> task 3 await each other");
+/// ```
+pub fn cycle_text(cycle: &[u64]) -> String {
+    let names: Vec<String> = cycle.iter().map(|&id| task_label(id)).collect();
+    let first = names.first().cloned().unwrap_or_default();
+    format!("{} -> {first} await each other", names.join(" -> "))
+}
+
 impl Task {
     /// A task with the given id, an unknown state and no trace.
     pub fn new(id: u64) -> Self {

@@ -50,7 +50,7 @@ mod render;
 mod thread;
 mod trace;
 
-pub use dump::{task_label, Dump, Task, TaskState, SCHEMA_VERSION, TOKIO_ID_BASE};
+pub use dump::{cycle_text, task_label, Dump, Task, TaskState, SCHEMA_VERSION, TOKIO_ID_BASE};
 pub use frame::{Frame, FrameKind, FrameStatus};
 pub use location::Location;
 pub use render::Format;

@@ -248,13 +248,7 @@ impl Dump {
 
     fn write_preamble(&self, out: &mut dyn fmt::Write) -> fmt::Result {
         for cycle in &self.deadlocks {
-            let names: Vec<String> = cycle.iter().map(|&id| crate::task_label(id)).collect();
-            writeln!(
-                out,
-                "DEADLOCK: {} -> {} await each other",
-                names.join(" -> "),
-                names[0]
-            )?;
+            writeln!(out, "DEADLOCK: {}", crate::cycle_text(cycle))?;
         }
         for note in &self.notes {
             writeln!(out, "note: {note}")?;

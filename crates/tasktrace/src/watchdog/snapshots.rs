@@ -25,7 +25,7 @@ use super::{WatchdogConfig, TARGET};
 use crate::model::{Task, TaskState};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use tasktrace_model::Location;
+use tasktrace_model::{Location, TOKIO_ID_BASE};
 
 /// Timer deadlines read from two snapshots are the same deadline within this, plus the time
 /// each read took (the notes give the time left to a tenth of a second, as of the read).
@@ -221,20 +221,16 @@ impl Stalled {
 impl Deadlock {
     /// Emits the `ERROR` event: the cycle, and each task's trace in the `trace` field.
     pub(super) fn emit(&self) {
-        let names: Vec<String> = self
-            .cycle
-            .iter()
-            .map(|id| format!("tokio task {id}"))
-            .collect();
+        // The snapshot's ids are tokio's: named as dumps name them.
+        let in_tokio_range: Vec<u64> = self.cycle.iter().map(|id| TOKIO_ID_BASE + id).collect();
         let trace = format!("\n{}", self.traces.trim_end());
         tracing::error!(
             target: TARGET,
             tokio_task_ids = ?self.cycle,
             trace = %trace,
-            "deadlock: {} -> {} await each other (seen in two snapshots in a row; each \
-             task's trace: the `trace` field)",
-            names.join(" -> "),
-            names[0],
+            "deadlock: {} (seen in two snapshots in a row; each task's trace: the `trace` \
+             field)",
+            tasktrace_model::cycle_text(&in_tokio_range),
         );
     }
 }
