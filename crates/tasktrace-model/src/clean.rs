@@ -109,22 +109,22 @@ pub fn short_path(file: &str) -> Cow<'_, str> {
     }
     if let Some(rest) = file.strip_prefix("/rustc/") {
         // /rustc/<commit>/library/core/src/...
-        if let Some(i) = rest.find("/library/") {
+        if let Some(i) = find_dir(rest, "/library/") {
             return Cow::Borrowed(&rest[i + "/library/".len()..]);
         }
         return Cow::Borrowed(rest.split_once('/').map_or(rest, |(_, r)| r));
     }
     for marker in ["/lib/rustlib/src/rust/library/", "/rust/library/"] {
-        if let Some(i) = file.find(marker) {
+        if let Some(i) = find_dir(file, marker) {
             return Cow::Borrowed(&file[i + marker.len()..]);
         }
     }
-    if let Some(i) = file.find("/registry/src/") {
+    if let Some(i) = find_dir(file, "/registry/src/") {
         // registry/src/<index>/<crate>-<version>/...
         let rest = &file[i + "/registry/src/".len()..];
         return Cow::Borrowed(rest.split_once('/').map_or(rest, |(_, r)| r));
     }
-    if let Some(i) = file.find("/git/checkouts/") {
+    if let Some(i) = find_dir(file, "/git/checkouts/") {
         // git/checkouts/<repo>-<hash>/<rev>/...
         let rest = &file[i + "/git/checkouts/".len()..];
         if let Some((repo, r)) = rest.split_once('/') {
@@ -158,6 +158,34 @@ pub fn short_path(file: &str) -> Cow<'_, str> {
         Some(i) => Cow::Borrowed(&file[i..]),
         None => Cow::Borrowed(file),
     }
+}
+
+/// [`short_path`] of the last path asked for, remembered: the tasks of a dump are mostly
+/// spawned at a few sites, and their headers are written one after the other.
+#[derive(Default)]
+pub(crate) struct LastShortPath<'a> {
+    last: Option<(&'a str, Cow<'a, str>)>,
+}
+
+impl<'a> LastShortPath<'a> {
+    /// `short_path(file)`.
+    pub(crate) fn get(&mut self, file: &'a str) -> &str {
+        match &self.last {
+            Some((f, _)) if *f == file => {}
+            _ => self.last = Some((file, short_path(file))),
+        }
+        self.last.as_ref().map_or(file, |(_, short)| short)
+    }
+}
+
+/// `file.find(dir)` for a `dir` that starts with `/`: only the slashes of `file` are tried.
+/// (`str::find` builds a two-way searcher per call, which cost ~700 instructions a needle;
+/// text dumps shorten a path per task header and per frame.)
+fn find_dir(file: &str, dir: &str) -> Option<usize> {
+    debug_assert!(dir.starts_with('/'));
+    file.match_indices('/')
+        .map(|(i, _)| i)
+        .find(|&i| file[i..].starts_with(dir))
 }
 
 /// The crate a (short) path belongs to when it is a registry or toolchain source:

@@ -57,17 +57,21 @@ pub struct HumanDuration(pub Duration);
 
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = self.0;
-        let secs = d.as_secs_f64();
-        if secs < 1e-3 {
-            write!(f, "{}µs", d.as_micros())
-        } else if secs < 1.0 {
-            write!(f, "{:.1}ms", secs * 1e3)
-        } else if secs < 60.0 {
-            write!(f, "{secs:.1}s")
+        // Integer arithmetic in u64, rounded half up to a tenth: a float's `{:.1}` (or u128
+        // formatting) costs ten times more, and a dump prints one duration per task.
+        let whole = self.0.as_secs();
+        if whole >= 60 {
+            return write!(f, "{}m{:02}s", whole / 60, whole % 60);
+        }
+        let nanos = whole * 1_000_000_000 + u64::from(self.0.subsec_nanos());
+        if nanos < 1_000_000 {
+            write!(f, "{}µs", nanos / 1_000)
+        } else if nanos < 1_000_000_000 {
+            let tenths = (nanos + 50_000) / 100_000;
+            write!(f, "{}.{}ms", tenths / 10, tenths % 10)
         } else {
-            let whole = d.as_secs();
-            write!(f, "{}m{:02}s", whole / 60, whole % 60)
+            let tenths = (nanos + 50_000_000) / 100_000_000;
+            write!(f, "{}.{}s", tenths / 10, tenths % 10)
         }
     }
 }
@@ -184,12 +188,18 @@ impl Task {
     /// Writes [`header`](Self::header) to `out`, without allocating (text dumps write one
     /// per task).
     pub fn write_header(&self, out: &mut dyn fmt::Write) -> fmt::Result {
-        self.write_header_with(out, false)
+        self.write_header_with(out, false, &mut Default::default())
     }
 
     /// [`write_header`](Self::write_header), with the spawn site's column and, for a
     /// producer's own task a snapshot also saw, its tokio id when `columns` (the verbose view).
-    pub(crate) fn write_header_with(&self, out: &mut dyn fmt::Write, columns: bool) -> fmt::Result {
+    /// Paths are shortened through `paths`, which remembers the last one.
+    pub(crate) fn write_header_with<'a>(
+        &'a self,
+        out: &mut dyn fmt::Write,
+        columns: bool,
+        paths: &mut crate::clean::LastShortPath<'a>,
+    ) -> fmt::Result {
         write_task_id(out, self.id)?;
         if let (true, true, Some(tokio)) = (columns, self.id < TOKIO_ID_BASE, self.tokio_id) {
             write!(out, " (tokio task {tokio})")?;
@@ -199,8 +209,7 @@ impl Task {
         }
         write!(out, " — {}", self.state)?;
         if let Some(loc) = &self.spawned_at {
-            let file = crate::clean::short_path(&loc.file);
-            write!(out, ", spawned at {file}:{}", loc.line)?;
+            write!(out, ", spawned at {}:{}", paths.get(&loc.file), loc.line)?;
             if let (true, Some(col)) = (columns, loc.column) {
                 write!(out, ":{col}")?;
             }
@@ -350,6 +359,18 @@ mod tests {
         let mut t = Task::new(id);
         t.awaits = awaits.to_vec();
         t
+    }
+
+    #[test]
+    fn human_durations_round_to_a_tenth() {
+        let shown = |nanos: u64| HumanDuration(Duration::from_nanos(nanos)).to_string();
+        assert_eq!(shown(850_400), "850µs");
+        assert_eq!(shown(1_000_000), "1.0ms");
+        assert_eq!(shown(12_349_999), "12.3ms");
+        assert_eq!(shown(12_350_000), "12.4ms");
+        assert_eq!(shown(999_960_000), "1000.0ms");
+        assert_eq!(shown(4_240_000_000), "4.2s");
+        assert_eq!(shown(185_000_000_000), "3m05s");
     }
 
     #[test]

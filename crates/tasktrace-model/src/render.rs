@@ -200,10 +200,11 @@ impl Dump {
         for thread in &mut dump.threads {
             thread.trace = cache.clean(&thread.trace);
         }
-        for task in &mut dump.tasks {
+        let mut paths = crate::clean::LastShortPath::default();
+        for (task, original) in dump.tasks.iter_mut().zip(&self.tasks) {
             task.trace = cache.for_task(task);
-            if let Some(loc) = &mut task.spawned_at {
-                loc.file = crate::clean::short_path(&loc.file).into_owned();
+            if let (Some(loc), Some(from)) = (&mut task.spawned_at, &original.spawned_at) {
+                loc.file = paths.get(&from.file).to_owned();
             }
         }
         dump
@@ -369,6 +370,7 @@ impl fmt::Display for Dump {
         const RECENT: usize = 8;
         let mut recent: Vec<(&Trace, String)> = Vec::with_capacity(RECENT);
         let mut next_slot = 0;
+        let mut paths = crate::clean::LastShortPath::default();
         for (i, task) in self.tasks.iter().enumerate() {
             if i > 0
                 || !self.deadlocks.is_empty()
@@ -377,7 +379,7 @@ impl fmt::Display for Dump {
             {
                 writeln!(f)?;
             }
-            task.write_header_with(f, verbose)?;
+            task.write_header_with(f, verbose, &mut paths)?;
             writeln!(f)?;
             if let Some(err) = &task.error {
                 writeln!(f, "  ({err})")?;
