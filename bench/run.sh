@@ -46,6 +46,7 @@ if ((smoke)); then
     mkdir -p "$OUT"
     {
         "$bin" dump ours 10 1
+        "$bin" dump ours_fresh 10 1
         "$bin_td" dump tokio_taskdump 10 1
         "$bin" memory ours 100
     } >"$OUT/smoke.txt"
@@ -99,7 +100,8 @@ fi
 # the machine falls on all of them; the report shows the median over the rounds.
 for round in $(seq "${ROUNDS:-5}"); do
     for n in 1000 10000; do
-        for c in $all; do
+        # ours_fresh: ours with DumpOptions::fresh (no capture reused from the last dump).
+        for c in $all ours_fresh; do
             [[ "$c" == plain ]] && continue
             echo "== dump $c $n (round $round)" >&2
             warm=10

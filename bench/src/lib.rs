@@ -516,7 +516,7 @@ macro_rules! with_contender {
                 use $crate::plain as $m;
                 $body
             }
-            "ours" => {
+            "ours" | "ours_fresh" => {
                 use $crate::ours as $m;
                 $body
             }

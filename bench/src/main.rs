@@ -6,6 +6,7 @@
 //! tasktrace-bench pingpong CONTENDER N         N round trips (run under callgrind)
 //! tasktrace-bench chain CONTENDER N            N iterations of the depth-10 chain (callgrind)
 //! tasktrace-bench dump CONTENDER N WARM        cold dump of N idle tasks, then WARM more
+//!                                              (CONTENDER ours_fresh: ours, every dump fresh)
 //! tasktrace-bench first-trace CONTENDER        first trace of one depth-10 task
 //! tasktrace-bench memory CONTENDER N           heap and RSS per idle task, N tasks
 //! tasktrace-bench spawn CONTENDER N REPS       N short-lived tasks on 2 workers
@@ -214,6 +215,7 @@ fn main() {
             let c: String = arg(&args, 1, "contender");
             let n: usize = arg(&args, 2, "tasks");
             let warm: usize = arg(&args, 3, "warm repetitions");
+            tasktrace_bench::ours_impl::set_fresh(c == "ours_fresh");
             let (cold, warm, bytes) = dump(&c, n, warm, false);
             println!(
                 "RESULT dump {c} n={n} cold_ms={} warm_ms={} bytes={bytes}",
@@ -252,6 +254,7 @@ fn main() {
                 let idle = tasktrace_bench::ours::spawn_idle(n, false);
                 settle().await;
                 let (mut captures, mut renders, mut drops) = (Vec::new(), Vec::new(), Vec::new());
+                let mut fresh = Vec::new();
                 for _ in 0..reps {
                     let t = Instant::now();
                     let dump = tasktrace::dump().await;
@@ -263,11 +266,17 @@ fn main() {
                     drop(dump);
                     drop(text);
                     drops.push(t.elapsed());
+                    // Every task woken and captured anew (nothing reused from the last dump).
+                    let t = Instant::now();
+                    let dump = tasktrace::dump_with(tasktrace::DumpOptions::default().fresh(true)).await;
+                    fresh.push(t.elapsed());
+                    drop(dump);
                 }
                 println!(
-                    "RESULT dump_parts ours n={n} first_capture_ms={} capture_ms={} first_render_ms={} render_ms={} drop_ms={}",
+                    "RESULT dump_parts ours n={n} first_capture_ms={} capture_ms={} fresh_capture_ms={} first_render_ms={} render_ms={} drop_ms={}",
                     ms(captures[0]),
                     ms(median(captures[1..].to_vec())),
+                    ms(median(fresh.clone())),
                     ms(renders[0]),
                     ms(median(renders[1..].to_vec())),
                     ms(median(drops[1..].to_vec()))

@@ -8,6 +8,7 @@ const ROWS: &[&str] = &[
     "plain",
     "tokio_taskdump",
     "ours",
+    "ours_fresh",
     "published",
     "async_backtrace",
     "await_tree",
@@ -18,6 +19,7 @@ fn label(c: &str) -> &'static str {
         "plain" => "tokio (plain)",
         "tokio_taskdump" => "tokio + taskdump (`Handle::dump`)",
         "ours" => "**tasktrace (this repo)**",
+        "ours_fresh" => "tasktrace, every task re-captured (`DumpOptions::fresh`)",
         "published" => "tasktrace 0.1.1",
         "async_backtrace" => "async-backtrace 0.2",
         "await_tree" => "await-tree 0.3",
@@ -103,10 +105,16 @@ fn ratio(v: Option<f64>, base: Option<f64>) -> String {
 
 pub fn print(results: &str, criterion: &str) {
     let r = parse(results);
-    let present: Vec<&str> = ROWS
+    // `ours_fresh` is a dump-only row (ours with `DumpOptions::fresh`).
+    let dump_rows: Vec<&str> = ROWS
         .iter()
         .copied()
         .filter(|c| r.keys().any(|(_, rc, _)| rc == c))
+        .collect();
+    let present: Vec<&str> = dump_rows
+        .iter()
+        .copied()
+        .filter(|c| *c != "ours_fresh")
         .collect();
 
     println!("### 1. mpsc ping-pong (two tasks, bounded channels, 3 async levels per side)\n");
@@ -180,7 +188,7 @@ pub fn print(results: &str, criterion: &str) {
     }
     println!(" ---: | ---: | --- |");
     let at_warm = get(&r, "dump", "await_tree", &largest, "warm_ms");
-    for c in &present {
+    for c in &dump_rows {
         if *c == "plain" {
             continue;
         }
@@ -232,8 +240,9 @@ pub fn print(results: &str, criterion: &str) {
         .find(|(w, _, _)| w == "dump_parts")
         .map(|(_, _, n)| n.clone())
     {
-        println!("\nWhere tasktrace's dump of {n} tasks goes (medians, ms): capture + symbolise (`dump()`) {}, render (`to_string()`) {}, drop {}; first dump in the process: capture {}, render {}.",
+        println!("\nWhere tasktrace's dump of {n} tasks goes (medians, ms): capture + symbolise (`dump()`, the captures of the last dump reused) {}, the same with every task re-captured (`fresh`) {}, render (`to_string()`) {}, drop {}; first dump in the process: capture {}, render {}.",
             cell(get(&r, "dump_parts", "ours", &n, "capture_ms"), 2),
+            cell(get(&r, "dump_parts", "ours", &n, "fresh_capture_ms"), 2),
             cell(get(&r, "dump_parts", "ours", &n, "render_ms"), 2),
             cell(get(&r, "dump_parts", "ours", &n, "drop_ms"), 2),
             cell(get(&r, "dump_parts", "ours", &n, "first_capture_ms"), 2),

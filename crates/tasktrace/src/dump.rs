@@ -3,10 +3,12 @@
 //! How a dump runs, and why it never stops the program:
 //! 1. It copies the registry (each shard locked only to clone `Arc`s) and reads each task's
 //!    poll stamp: idle since when, inside a poll since when, or never polled.
-//! 2. It queues one request per task and wakes it (the handshake of [`crate::traced`]). Each
-//!    task answers on its own next poll, on whatever worker or executor polls it, with a
-//!    tracing waker: captures run concurrently, spread over the workers, and no worker ever
-//!    waits for another.
+//! 2. A task not polled since the last dump captured it is still suspended where that capture
+//!    found it: the capture is reused and the task is left alone ([`crate::capture_cache`];
+//!    [`DumpOptions::fresh`] turns this off). Every other task gets a request and is woken
+//!    (the handshake of [`crate::traced`]). Each answers on its own next poll, on whatever
+//!    worker or executor polls it, with a tracing waker: captures run concurrently, spread
+//!    over the workers, and no worker ever waits for another.
 //! 3. It waits — as an ordinary future, one wake-up per answer — until every task has answered,
 //!    or the deadline passes, or every task still silent is stuck inside one poll for at least
 //!    [`DumpOptions::stuck_after`]. Such a task is reported as running, never waited for.
@@ -16,6 +18,7 @@
 
 use crate::addr_hash::BuildAddrHasher;
 use crate::capture::RawPath;
+use crate::capture_cache::CaptureCache;
 use crate::clock::Elapsed;
 use crate::registry;
 use crate::sync::Arc;
@@ -55,6 +58,12 @@ pub struct DumpOptions {
     /// With the `snapshot` feature: also list every other tokio task, read from a frozen
     /// copy of the process ([`crate::snapshot`]); default true. Without the feature, unused.
     pub snapshot: bool,
+    /// Wake and capture every task, even one not polled since the last dump captured it.
+    /// By default (false) such a task is left alone: a future changes only when it is polled,
+    /// so it is still suspended where that capture found it, and the capture is reused (the
+    /// poll count says whether it was polled since). Fresh dumps also show which tasks still
+    /// get polled: a task whose executor stopped then reads "not captured".
+    pub fresh: bool,
 }
 
 impl Default for DumpOptions {
@@ -63,6 +72,7 @@ impl Default for DumpOptions {
             deadline: DEFAULT_DUMP_DEADLINE,
             stuck_after: Duration::from_millis(50),
             snapshot: true,
+            fresh: false,
         }
     }
 }
@@ -77,6 +87,12 @@ impl DumpOptions {
     /// Sets [`stuck_after`](Self::stuck_after).
     pub fn stuck_after(mut self, stuck_after: Duration) -> Self {
         self.stuck_after = stuck_after;
+        self
+    }
+
+    /// Sets [`fresh`](Self::fresh).
+    pub fn fresh(mut self, fresh: bool) -> Self {
+        self.fresh = fresh;
         self
     }
 
@@ -128,27 +144,47 @@ pub async fn dump() -> Dump {
 /// # });
 /// ```
 pub async fn dump_with(options: DumpOptions) -> Dump {
+    let number = CaptureCache::begin();
     let tasks = registry::snapshot();
     let start = Elapsed::start();
+    let kept = if options.fresh {
+        None
+    } else {
+        CaptureCache::last()
+    };
+    let mut kept = kept.as_deref().map(CaptureCache::reader);
     let collector = std::sync::Arc::new(Collector::default());
     let waker = Waker::from(collector.clone());
     let mut asked = Vec::with_capacity(tasks.len());
+    let mut requested = 0;
     for shared in tasks {
         let before = shared.stamp();
-        let slot = Arc::new(Slot::with_waker(waker.clone()));
-        // A closed task has finished since the snapshot: left out.
-        if shared.request(slot.clone()).is_ok() {
+        if let Some(captured) = kept.as_mut().and_then(|k| k.reusable(shared.id(), &before)) {
+            // Not polled since the last dump captured it: still suspended there.
             asked.push(Asked {
                 shared,
                 before,
-                slot,
+                slot: None,
+                answer: Some(Ok(captured)),
+                after: None,
+            });
+            continue;
+        }
+        let slot = Arc::new(Slot::with_waker(waker.clone()));
+        // A closed task has finished since the snapshot: left out.
+        if shared.request(slot.clone()).is_ok() {
+            requested += 1;
+            asked.push(Asked {
+                shared,
+                before,
+                slot: Some(slot),
                 answer: None,
                 after: None,
             });
         }
     }
     drop(waker);
-    collector.expect(asked.len());
+    collector.expect(requested);
 
     Wait {
         collector: &collector,
@@ -163,10 +199,10 @@ pub async fn dump_with(options: DumpOptions) -> Dump {
     // owned data, done off the worker.
     let end = Elapsed::start();
     for a in &mut asked {
-        if a.answer.is_none() {
-            a.answer = a.slot.take_answer().or_else(|| {
-                a.shared.withdraw(&a.slot);
-                a.slot.take_answer()
+        if let (None, Some(slot)) = (&a.answer, &a.slot) {
+            a.answer = slot.take_answer().or_else(|| {
+                a.shared.withdraw(slot);
+                slot.take_answer()
             });
         }
         if a.answer.is_none() {
@@ -176,16 +212,26 @@ pub async fn dump_with(options: DumpOptions) -> Dump {
     let deadline = options.deadline;
     #[cfg(all(feature = "snapshot", target_os = "linux", not(tasktrace_loom)))]
     if options.snapshot {
-        return off_worker(move || crate::snapshot::join(assemble(asked, &start, &end, deadline)))
-            .await;
+        return off_worker(move || {
+            crate::snapshot::join(assemble(asked, number, &start, &end, deadline))
+        })
+        .await;
     }
-    off_worker(move || registry_only(assemble(asked, &start, &end, deadline), &options)).await
+    off_worker(move || registry_only(assemble(asked, number, &start, &end, deadline), &options))
+        .await
 }
 
-/// Builds the dump from the answers: one `Task` per task still alive, each distinct capture
-/// symbolised once.
-fn assemble(asked: Vec<Asked>, start: &Elapsed, end: &Elapsed, deadline: Duration) -> Dump {
-    let mut uniques: Vec<&Captured> = Vec::new();
+/// Builds the dump (number `number`) from the answers: one `Task` per task still alive, each
+/// distinct capture symbolised once; keeps the captures for the next dump.
+fn assemble(
+    asked: Vec<Asked>,
+    number: u64,
+    start: &Elapsed,
+    end: &Elapsed,
+    deadline: Duration,
+) -> Dump {
+    let mut uniques: Vec<&Arc<Captured>> = Vec::new();
+    let mut kept = CaptureCache::new(number, asked.len());
     let mut index: HashMap<&[RawPath], usize, BuildAddrHasher> = HashMap::default();
     let mut tasks = Vec::with_capacity(asked.len());
     let mut trace_of: Vec<Option<usize>> = Vec::with_capacity(asked.len());
@@ -217,6 +263,12 @@ fn assemble(asked: Vec<Asked>, start: &Elapsed, end: &Elapsed, deadline: Duratio
                     }
                     unique = Some(i);
                 }
+                // Tasks with equal captures share one in the cache.
+                let shared = unique
+                    .map(|i| uniques[i])
+                    .filter(|u| u.awaits == captured.awaits && u.foreign == captured.foreign)
+                    .unwrap_or(captured);
+                kept.push(task.id, captured.polls, shared.clone());
             }
             (Some(Err(TraceError::Finished | TraceError::Dropped)), _) => {
                 finished += 1;
@@ -258,6 +310,7 @@ fn assemble(asked: Vec<Asked>, start: &Elapsed, end: &Elapsed, deadline: Duratio
             task.trace = traces[i].clone();
         }
     }
+    kept.keep();
     let mut dump = Dump::new(tasks);
     if silent > 0 {
         dump.notes.push(format!(
@@ -322,7 +375,8 @@ struct Asked {
     shared: TaskRef,
     /// Its stamp when the dump began.
     before: Stamp,
-    slot: Arc<Slot>,
+    /// Where its answer comes; `None` when its last capture was reused.
+    slot: Option<Arc<Slot>>,
     answer: Option<Result<Arc<Captured>, TraceError>>,
     /// Its stamp when the dump gave up on it (no answer).
     after: Option<Stamp>,
@@ -420,8 +474,8 @@ impl Wait<'_> {
         let now = Elapsed::start();
         let mut stuck = true;
         for a in self.asked.iter_mut() {
-            if a.answer.is_none() {
-                a.answer = a.slot.take_answer();
+            if let (None, Some(slot)) = (&a.answer, &a.slot) {
+                a.answer = slot.take_answer();
             }
             if a.answer.is_none() {
                 let s = a.shared.stamp();
@@ -444,7 +498,9 @@ impl Future for Wait<'_> {
             .waker
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
-        if this.collector.answered.load(Ordering::SeqCst) >= this.asked.len() {
+        if this.collector.answered.load(Ordering::SeqCst)
+            >= this.collector.expected.load(Ordering::SeqCst)
+        {
             return Poll::Ready(());
         }
         if Pin::new(&mut this.deadline).poll(cx).is_ready() {

@@ -2,7 +2,8 @@
 //! (cargo feature `http`).
 //!
 //! **This endpoint exposes the internals of the process** — function names, source paths, task
-//! names, what every task waits on — and each request wakes every registered task. Serve it on
+//! names, what every task waits on — and each request wakes every registered task polled since
+//! the last dump (the others are still where that dump found them). Serve it on
 //! loopback or an internal admin port, behind whatever authentication your other debug
 //! endpoints have; never on the public internet.
 //!
@@ -25,6 +26,7 @@
 //! | --- | --- | --- |
 //! | `format` | `text` (default), `verbose`, `grouped`, `json`, `json-raw`, `folded`, `svg`, `pprof`, `pprof-raw` | the renderers of [`Dump::render`] (`svg`: a flame graph), and a gzipped `profile.proto` ([`model::pprof`](crate::model::pprof)) of the traces in the default view (`pprof`: async fns and leaves, as the text shows them) or with every frame (`pprof-raw`) |
 //! | `task` | a regex | keep only the tasks whose root frame's function matches (as captured, `app::serve::{{closure}}`, or clean, `app::serve`); tasks without a trace have no root frame and are left out |
+//! | `fresh` | `1`, `true` | wake and capture every task, even those not polled since the last dump ([`DumpOptions::fresh`](crate::DumpOptions::fresh)): a task whose executor stopped polling then reads "not captured" |
 //!
 //! `GET /debug/tasks/record?seconds=N` ([`RECORD_PATH`]) records where the tasks wait over
 //! time, like `tasktrace record` from outside: a dump every `1/rate` s for `seconds` (at most
@@ -93,6 +95,8 @@ struct Query {
     task: Option<regex::Regex>,
     /// A recording over time, instead of one dump.
     record: Option<Record>,
+    /// Every task captured anew ([`crate::DumpOptions::fresh`]).
+    fresh: bool,
 }
 
 /// `/debug/tasks/record`: how long, how often, and in which form.
@@ -155,6 +159,7 @@ fn parse(path_and_query: &str) -> Result<Query, Response> {
             rate: 10.0,
             format: RecordFormat::Svg,
         }),
+        fresh: false,
     };
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         if let Some(rec) = &mut out.record {
@@ -199,6 +204,18 @@ fn parse(path_and_query: &str) -> Result<Query, Response> {
                     Response::error(400, format_args!("bad format: {e}, pprof, pprof-raw"))
                 })?)
             }
+            "fresh" => {
+                out.fresh = match &*value {
+                    "1" | "true" | "" => true,
+                    "0" | "false" => false,
+                    _ => {
+                        return Err(Response::error(
+                            400,
+                            format_args!("bad fresh: {value} (1, true, 0 or false)"),
+                        ))
+                    }
+                }
+            }
             "task" => {
                 let re = regex::RegexBuilder::new(&value)
                     .size_limit(REGEX_SIZE_LIMIT)
@@ -215,7 +232,7 @@ fn parse(path_and_query: &str) -> Result<Query, Response> {
                 return Err(Response::error(
                     400,
                     format_args!(
-                        "unknown parameter {other:?} (known: format, task{})",
+                        "unknown parameter {other:?} (known: format, task, fresh{})",
                         if out.record.is_some() {
                             ", seconds, rate"
                         } else {
@@ -328,9 +345,9 @@ pub async fn respond(path_and_query: &str) -> Response {
         Err(answer) => return answer,
     };
     if let Some(rec) = &query.record {
-        return record(rec, query.task.as_ref()).await;
+        return record(rec, query.task.as_ref(), query.fresh).await;
     }
-    let dump = one_dump().await;
+    let dump = one_dump(query.fresh).await;
     let dump = match &query.task {
         Some(re) => filter(dump, re),
         None => dump,
@@ -347,22 +364,22 @@ pub async fn respond(path_and_query: &str) -> Response {
     }
 }
 
-/// A dump; one at a time: each wakes every task, so a burst of requests is served in turn.
-async fn one_dump() -> Dump {
+/// A dump; one at a time: each may wake every task, so a burst of requests is served in turn.
+async fn one_dump(fresh: bool) -> Dump {
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _turn = ONE_AT_A_TIME.lock().await;
-    crate::dump().await
+    crate::dump_with(crate::DumpOptions::default().fresh(fresh)).await
 }
 
 /// `/debug/tasks/record`: a dump every `1/rate` s for `seconds`, summed. A dump that takes
 /// longer than the period delays the next one (no pile-up).
-async fn record(rec: &Record, task: Option<&regex::Regex>) -> Response {
+async fn record(rec: &Record, task: Option<&regex::Regex>, fresh: bool) -> Response {
     let period = Duration::from_secs_f64(1.0 / rec.rate);
     let until = tokio::time::Instant::now() + rec.seconds;
     let mut recording = crate::model::record::Recording::default();
     while tokio::time::Instant::now() < until {
         let started = tokio::time::Instant::now();
-        let dump = one_dump().await;
+        let dump = one_dump(fresh).await;
         let dump = match task {
             Some(re) => filter(dump, re),
             None => dump,
@@ -479,6 +496,10 @@ mod tests {
         let q = parse("/debug/tasks").unwrap();
         assert_eq!(q.output, Output::Render(Format::Text));
         assert!(q.task.is_none());
+        assert!(!q.fresh);
+        assert!(parse("/debug/tasks?fresh=1").unwrap().fresh);
+        assert!(parse("/debug/tasks?fresh").unwrap().fresh);
+        assert!(!parse("/debug/tasks?fresh=false").unwrap().fresh);
         let q = parse("/debug/tasks?format=pprof&task=seed%3A%3Afoo").unwrap();
         assert_eq!(q.output, Output::Pprof { raw: false });
         assert_eq!(q.task.unwrap().as_str(), "seed::foo");
@@ -504,6 +525,7 @@ mod tests {
             ("/debug/tasks?task=(", 400),
             ("/debug/tasks?task=a%7B99999%7D%7B99999%7D", 400),
             ("/debug/tasks?fromat=json", 400),
+            ("/debug/tasks?fresh=maybe", 400),
         ] {
             let answer = parse(target).unwrap_err();
             assert_eq!(answer.status, status, "{target}");

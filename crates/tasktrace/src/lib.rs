@@ -41,6 +41,7 @@
 
 mod addr_hash;
 mod capture;
+mod capture_cache;
 mod clock;
 mod dump;
 mod dwarf_lookup;

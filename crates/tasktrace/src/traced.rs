@@ -56,6 +56,8 @@ pub(crate) struct Captured {
     pub(crate) foreign: usize,
     /// Registered tasks whose join handles were pending in this poll (task-awaits-task edges).
     pub(crate) awaits: Vec<u64>,
+    /// The task's poll count during this poll (see [`crate::capture_cache`]).
+    pub(crate) polls: u64,
 }
 
 impl Captured {
@@ -497,6 +499,7 @@ fn poll_capturing<F: Future>(
             paths,
             foreign,
             awaits,
+            polls: shared.stamp().polls,
         })));
     }
     out

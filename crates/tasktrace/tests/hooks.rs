@@ -310,6 +310,17 @@ async fn http_answers_every_format() {
     assert!(stack.len() > 2, "every frame: {stack:?}");
     go_pprof_reads(&pprof.body);
 
+    // fresh=1: every task captured anew, the same tasks and traces
+    let fresh = get(addr, "/debug/tasks?format=json&fresh=1").await;
+    assert_eq!(fresh.status, 200);
+    let dump: Dump = serde_json::from_slice(&fresh.body).unwrap();
+    let orders = dump
+        .tasks
+        .iter()
+        .find(|t| t.name.as_deref() == Some("http-orders-2"))
+        .expect("http-orders-2 in a fresh dump");
+    assert!(!orders.trace.is_empty(), "{}", orders.header());
+
     // task=<regex>: the tasks whose root frame matches
     let only = get(addr, "/debug/tasks?format=json&task=fan_out%24").await;
     assert_eq!(only.status, 200);
@@ -344,6 +355,7 @@ async fn http_answers_every_format() {
         ("/debug/tasks?format=yaml", 400),
         ("/debug/tasks?task=%5Bunclosed", 400),
         ("/debug/tasks?colour=blue", 400),
+        ("/debug/tasks?fresh=maybe", 400),
         ("/metrics", 404),
         ("/", 404),
     ] {
