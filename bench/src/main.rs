@@ -148,6 +148,12 @@ fn memory(contender: &str, n: usize) -> (f64, f64) {
     }));
     let heap = (counting::live() - heap0) as f64 / n as f64;
     let rss = (rss_bytes() as f64 - rss0 as f64) / n as f64;
+    if contender == "ours" {
+        // What a dump leaves behind for the next one (the reused captures, `capture_cache`).
+        rt.block_on(async { drop(tasktrace::dump().await) });
+        let kept = (counting::live() - heap0) as f64 / n as f64 - heap;
+        println!("RESULT memory_kept_by_dump ours n={n} per_task={kept:.1}");
+    }
     rt.block_on(idle.finish());
     clear_all();
     set_keep_handles(false);

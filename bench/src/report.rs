@@ -277,6 +277,10 @@ pub fn print(results: &str, criterion: &str) {
         );
     }
 
+    if let Some(kept) = get(&r, "memory_kept_by_dump", "ours", &mem_n, "per_task") {
+        println!("\nAfter a dump, tasktrace keeps {kept:.0} bytes per task for the next one (each task's id, poll count and capture, equal captures shared; `capture_cache`).");
+    }
+
     println!(
         "\n### 6. spawning {SPAWN_TASKS} short-lived tasks from 2 spawners on 2 workers, ms\n"
     );
