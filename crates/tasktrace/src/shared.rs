@@ -41,6 +41,7 @@ use crate::registry;
 use crate::sync::{fence, Arc, AtomicU32, AtomicU64, Mutex, MutexGuard, Ordering};
 use crate::traced::Slot;
 use std::cell::UnsafeCell;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::panic::Location;
 use std::ptr::NonNull;
@@ -305,12 +306,17 @@ impl Locked<'_> {
 
     /// Queues a request and sets `REQUESTED`.
     pub(crate) fn queue(&mut self, slot: Arc<Slot>) {
-        self.stripe.requests.entry(self.key).or_default().push(slot);
+        match self.stripe.requests.entry(self.key) {
+            Entry::Occupied(mut queue) => queue.get_mut().push(slot),
+            Entry::Vacant(place) => {
+                place.insert(Requests::One(slot));
+            }
+        }
         self.shared.state.fetch_or(REQUESTED, Ordering::Release);
     }
 
     /// Takes the queue and clears `REQUESTED`.
-    pub(crate) fn take_requests(&mut self) -> Option<Vec<Arc<Slot>>> {
+    pub(crate) fn take_requests(&mut self) -> Option<Requests> {
         self.shared.state.fetch_and(!REQUESTED, Ordering::Relaxed);
         self.stripe.requests.remove(&self.key)
     }
@@ -318,8 +324,7 @@ impl Locked<'_> {
     /// Removes one queued request.
     pub(crate) fn withdraw(&mut self, slot: &Arc<Slot>) {
         if let Some(queue) = self.stripe.requests.get_mut(&self.key) {
-            queue.retain(|s| !Arc::ptr_eq(s, slot));
-            if queue.is_empty() {
+            if queue.remove(slot) {
                 self.stripe.requests.remove(&self.key);
             }
         }
@@ -401,11 +406,49 @@ fn slot_key(slot: NonNull<Shared>) -> usize {
     slot.as_ptr() as usize
 }
 
+/// The requests queued for one task: nearly always one (a dump's or a handle's), kept without
+/// a `Vec` (an allocation per task and dump, freed on the worker that answers).
+pub(crate) enum Requests {
+    One(Arc<Slot>),
+    Many(Vec<Arc<Slot>>),
+}
+
+impl Requests {
+    fn push(&mut self, slot: Arc<Slot>) {
+        match self {
+            Requests::One(first) => {
+                let first = first.clone();
+                *self = Requests::Many(vec![first, slot]);
+            }
+            Requests::Many(all) => all.push(slot),
+        }
+    }
+
+    /// Removes `slot`; true when none is left.
+    fn remove(&mut self, slot: &Arc<Slot>) -> bool {
+        match self {
+            Requests::One(only) => Arc::ptr_eq(only, slot),
+            Requests::Many(all) => {
+                all.retain(|s| !Arc::ptr_eq(s, slot));
+                all.is_empty()
+            }
+        }
+    }
+
+    /// The queued requests, oldest first.
+    pub(crate) fn as_slice(&self) -> &[Arc<Slot>] {
+        match self {
+            Requests::One(only) => std::slice::from_ref(only),
+            Requests::Many(all) => all,
+        }
+    }
+}
+
 /// What the slots of one stripe keep beside them, by slot address.
 #[derive(Default)]
 pub(crate) struct Stripe {
     /// Requests waiting for the task's next poll (only tasks being asked have an entry).
-    requests: HashMap<usize, Vec<Arc<Slot>>, BuildAddrHasher>,
+    requests: HashMap<usize, Requests, BuildAddrHasher>,
     /// Names (only named tasks have an entry).
     names: HashMap<usize, Box<str>, BuildAddrHasher>,
 }

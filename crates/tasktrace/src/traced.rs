@@ -33,6 +33,7 @@
 
 use crate::capture::{marker_addr, RawPath};
 use crate::registry;
+use crate::shared::Requests;
 pub(crate) use crate::shared::{Shared, Stamp, TaskRef};
 use crate::shared::{CLOSED, DROPPED, FINISHED, REQUESTED};
 use crate::sync::{Arc, Mutex, MutexGuard};
@@ -135,12 +136,12 @@ impl Slot {
 /// Requests taken by a capturing poll. Answered explicitly; if the poll unwinds instead, the
 /// drop answers `Panicked`, so no handle waits for a poll that will not come back. Usually
 /// empty (a task closing with nobody asking): then neither answering nor dropping does a thing.
-struct Taken(Option<Vec<Arc<Slot>>>);
+struct Taken(Option<Requests>);
 
 impl Taken {
     fn answer(mut self, answer: Answer) {
         if let Some(slots) = self.0.take() {
-            for slot in slots.iter() {
+            for slot in slots.as_slice() {
                 slot.fill(answer.clone());
             }
         }
@@ -150,7 +151,7 @@ impl Taken {
 impl Drop for Taken {
     fn drop(&mut self) {
         if let Some(slots) = self.0.take() {
-            for slot in slots.iter() {
+            for slot in slots.as_slice() {
                 slot.fill(Err(TraceError::Panicked));
             }
         }
