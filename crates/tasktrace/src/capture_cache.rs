@@ -19,8 +19,13 @@
 //!   multiple of 2³² times between two dumps would be taken for unchanged.
 //! - Entries are keyed by the registry id, which is never reused, so an entry cannot describe
 //!   another task.
-//! - Only captures answered `Ok` are kept (a task that finished, failed or stayed silent is
-//!   asked again next time). The cache holds the tasks of the last dump only: a task gone
+//! - Only captures answered `Ok` with at least one path are kept (a task that finished,
+//!   failed or stayed silent is asked again next time; so is one whose capturing poll cloned
+//!   no waker: nothing but a dump's wake may ever poll such a future again, so reusing its
+//!   capture could leave it unpolled for good where the dump used to move it on).
+//! - An entry's count is its own task's: a shared capture's [`Captured::polls`] is the count
+//!   of the task that answered it, so a reused capture keeps the count of the entry it came
+//!   from (equal to the count the dump read, or it would not have been reused). The cache holds the tasks of the last dump only: a task gone
 //!   since is dropped by the next one. Tasks with equal captures share one `Arc`, so what stays
 //!   between dumps is an id, a count and a pointer per task, and each distinct capture once.
 //! - Concurrent dumps each read the cache they found. A dump's cache replaces the kept one only

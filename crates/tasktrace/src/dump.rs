@@ -263,12 +263,22 @@ fn assemble(
                     }
                     unique = Some(i);
                 }
-                // Tasks with equal captures share one in the cache.
-                let shared = unique
-                    .map(|i| uniques[i])
-                    .filter(|u| u.awaits == captured.awaits && u.foreign == captured.foreign)
-                    .unwrap_or(captured);
-                kept.push(task.id, captured.polls, shared.clone());
+                // Kept for the next dump, tasks with equal captures sharing one. A capture
+                // without a path is not kept: that poll cloned no waker, so nothing may wake
+                // the task again but a dump, and asking again is the only way to see it move.
+                if let Some(i) = unique {
+                    let u = uniques[i];
+                    let same = u.awaits == captured.awaits && u.foreign == captured.foreign;
+                    let shared = if same { u } else { captured };
+                    // A reused capture may be another task's: this task's count at its
+                    // capture is the one read now (the condition of the reuse).
+                    let polls = if a.slot.is_none() {
+                        a.before.polls
+                    } else {
+                        captured.polls
+                    };
+                    kept.push(task.id, polls, shared.clone());
+                }
             }
             (Some(Err(TraceError::Finished | TraceError::Dropped)), _) => {
                 finished += 1;

@@ -549,7 +549,12 @@ async fn tasks_finishing_during_the_dump_are_left_out_and_noted() {
         .collect();
     let staying = tasktrace::spawn(sleeper());
     // Wait until every finishing task has had its first poll.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tasks that finish when asked did not all finish within 30 s of dumps"
+        );
         let d = dump_with(DumpOptions::default().deadline(Duration::from_millis(100))).await;
         if finishing.iter().all(|h| h.is_finished()) {
             // The dump that woke them saw them finish.

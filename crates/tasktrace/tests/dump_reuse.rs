@@ -2,8 +2,8 @@
 //! idle tasks are not woken again, a task that moved on is captured anew, and
 //! `DumpOptions::fresh` wakes every task.
 //!
-//! Its own test binary: a dump of another test running concurrently would poll these tasks
-//! and break the poll counts asserted here.
+//! Its own test binary, and its tests one at a time (`ONE_AT_A_TIME`): a dump of another test
+//! running concurrently would poll these tasks and break the poll counts asserted here.
 
 mod support;
 
@@ -18,6 +18,9 @@ use tasktrace::{dump, dump_with, DumpOptions};
 use tokio::sync::oneshot;
 
 const FILE: &str = "tests/dump_reuse.rs";
+
+/// Held by each test for its whole run (the tests of a binary run concurrently).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn first_stage(rx: oneshot::Receiver<()>) {
     let _ = rx.await; // AWAIT-FIRST
@@ -71,8 +74,36 @@ fn task(dump: &Dump, id: u64) -> &Task {
         .unwrap_or_else(|| panic!("task {id} missing from the dump:\n{dump}"))
 }
 
+/// The tasks' poll counts once a dump has left all of them alone. (A dump's wake-up can reach a
+/// task inside a poll, e.g. its first: tokio then polls it once more after that poll, after
+/// the dump may have returned. A dump that polls none of the tasks wakes none, so after it
+/// nothing of the dumps is left to poll them.)
+async fn settled(tasks: &[(tasktrace::JoinHandle<()>, Arc<AtomicU64>)]) -> Vec<u64> {
+    let counts = || -> Vec<u64> {
+        tasks
+            .iter()
+            .map(|(_, p)| p.load(Ordering::SeqCst))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut before = counts();
+    loop {
+        let _ = dump().await;
+        let after = counts();
+        if after == before {
+            return after;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dumps still poll the idle tasks after 10 s"
+        );
+        before = after;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_tasks_are_not_woken_again_and_tasks_that_moved_on_are_captured_anew() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let (first, second) = (line_of("AWAIT-FIRST"), line_of("AWAIT-SECOND"));
     let mut senders = Vec::new();
     let mut tasks = Vec::new();
@@ -89,10 +120,7 @@ async fn idle_tasks_are_not_woken_again_and_tasks_that_moved_on_are_captured_ane
 
     // The first dump wakes every task and captures it.
     let d1 = dump().await;
-    let polls_after_first: Vec<u64> = tasks
-        .iter()
-        .map(|(_, p)| p.load(Ordering::SeqCst))
-        .collect();
+    let polls_after_first = settled(&tasks).await;
     for (h, _) in &tasks {
         let t = task(&d1, h.id());
         assert!(waits_at(t, first), "{}\n{}", t.header(), t.trace);
@@ -134,10 +162,7 @@ async fn idle_tasks_are_not_woken_again_and_tasks_that_moved_on_are_captured_ane
     }
 
     // `fresh`: every task is woken and polled once more, and shows the same place.
-    let before: Vec<u64> = tasks
-        .iter()
-        .map(|(_, p)| p.load(Ordering::SeqCst))
-        .collect();
+    let before = settled(&tasks).await;
     let d = dump_with(DumpOptions::default().fresh(true)).await;
     for (i, ((h, p), before)) in tasks.iter().zip(before).enumerate() {
         assert_eq!(p.load(Ordering::SeqCst), before + 1, "task {i} polled once");
@@ -149,4 +174,44 @@ async fn idle_tasks_are_not_woken_again_and_tasks_that_moved_on_are_captured_ane
     for (h, _) in tasks {
         h.abort();
     }
+}
+
+/// Pending on its first poll without keeping the waker; ready on any later poll.
+struct PendingOnceWithoutWaker(bool);
+
+impl Future for PendingOnceWithoutWaker {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        Poll::Pending
+    }
+}
+
+/// A capturing poll that cloned no waker is not reused: nothing but a dump would ever poll
+/// that task again, so the next dump asks it again (here it then finishes).
+#[tokio::test(flavor = "current_thread")]
+async fn a_capture_without_a_waker_clone_is_asked_again() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let handle = tasktrace::spawn(PendingOnceWithoutWaker(false));
+    // Not polled yet (this thread has not yielded): the dump's wake-up is its first poll.
+    let first = dump().await;
+    let t = task(&first, handle.id());
+    assert!(
+        t.error
+            .as_deref()
+            .is_some_and(|e| e.contains("no leaf touched the waker")),
+        "{}: {:?}",
+        t.header(),
+        t.error
+    );
+    assert!(!handle.is_finished());
+    let second = dump().await;
+    assert!(handle.is_finished(), "the second dump polled it again");
+    assert!(
+        second.task(handle.id()).is_none(),
+        "finished during the dump"
+    );
 }
