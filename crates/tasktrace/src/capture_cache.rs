@@ -73,17 +73,16 @@ impl CaptureCache {
     /// Makes this the cache the next dump reads, unless the kept one is of a dump that began
     /// later.
     pub(crate) fn keep(self) {
+        let dump = self.dump;
         let mut this = Some(std::sync::Arc::new(self));
         {
             let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
-            if last
-                .as_ref()
-                .is_none_or(|l| l.dump < this.as_ref().map_or(0, |t| t.dump))
-            {
+            if last.as_ref().is_none_or(|l| l.dump < dump) {
                 std::mem::swap(&mut *last, &mut this);
             }
         }
-        // Dropped outside the lock: freeing 10,000 entries is not for a held lock.
+        // Dropped outside the lock (the replaced cache, or this one if it came too late):
+        // freeing 10,000 entries is not for a held lock.
         drop(this);
     }
 
@@ -96,8 +95,9 @@ impl CaptureCache {
         }
     }
 
-    /// Keeps `captured`, the capture of task `id` (`polls` is [`Captured::polls`] of the
-    /// task's own answer; `captured` may be an equal capture of another task).
+    /// Keeps `captured`, the capture of task `id` taken at its poll count `polls` (the count
+    /// of the task's own capturing poll; `captured` may be an equal capture of another task,
+    /// whose [`Captured::polls`] is then that task's).
     pub(crate) fn push(&mut self, id: u64, polls: u64, captured: Arc<Captured>) {
         self.entries.push(Entry {
             id,
