@@ -11,6 +11,7 @@
 //! A candidate is used only if it matches: same build id when both files have one, and for a
 //! debuglink the CRC. An explicit file that does not match is an error, not skipped.
 
+use crate::bytes::FileBytes;
 use crate::error::{Error, Result};
 use crate::target::files::{self, TargetFiles};
 use object::{Object, ObjectSection};
@@ -24,8 +25,8 @@ const DEFAULT_DEBUG_DIR: &str = "/usr/lib/debug";
 /// type reader indexes it, and the native-stack unwinder symbolises with the same bytes
 /// (shared, hence the `Arc`).
 pub struct DebugFile {
-    /// The file's bytes.
-    pub data: Arc<Vec<u8>>,
+    /// The file's bytes (mapped).
+    pub data: Arc<FileBytes>,
     /// Where it was found.
     pub path: String,
     /// Its build id (`NT_GNU_BUILD_ID`), which is the executable's when it has one.
@@ -35,11 +36,11 @@ pub struct DebugFile {
 impl DebugFile {
     /// The file at `path` with its build id, or `None` when it cannot be read or is no ELF.
     pub fn read(path: &str) -> Option<DebugFile> {
-        let data = std::fs::read(path).ok()?;
+        let data = FileBytes::open(path).ok()?;
         Self::new(data, path)
     }
 
-    fn new(data: Vec<u8>, path: &str) -> Option<DebugFile> {
+    fn new(data: FileBytes, path: &str) -> Option<DebugFile> {
         let build_id = build_id(&object::File::parse(&*data).ok()?);
         Some(DebugFile {
             data: Arc::new(data),
@@ -116,7 +117,7 @@ pub fn find(
     let obj = object::File::parse(exe_data).map_err(|_| Error::NotElf(exe_path.to_string()))?;
     let id = build_id(&obj);
     if let Some(path) = explicit {
-        let data = std::fs::read(path).map_err(|e| Error::Io(path.to_string(), e))?;
+        let data = FileBytes::open(path).map_err(|e| Error::Io(path.to_string(), e))?;
         matches(&data, id.as_deref()).map_err(|why| {
             Error::Other(format!("--debuginfo {path} does not fit {exe_path}: {why}"))
         })?;
@@ -128,7 +129,7 @@ pub fn find(
     let mut looked = Vec::new();
     let try_file = |p: &Path, crc: Option<u32>, looked: &mut Vec<String>| -> Option<DebugFile> {
         looked.push(p.display().to_string());
-        let data = std::fs::read(p).ok()?;
+        let data = FileBytes::open(&p.to_string_lossy()).ok()?;
         if crc.is_some_and(|c| crc32(&data) != c) {
             return None;
         }

@@ -20,6 +20,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bytes;
 pub mod debugfile;
 pub mod debuginfo;
 pub mod decode;
@@ -310,8 +311,8 @@ pub fn core(core: &str, exe: &str, opts: &Options) -> Result<Dump> {
     if file.threads_from_memory() {
         use target::Target;
         if let Some(&(vaddr, _, len)) = info.loads.iter().find(|l| l.1 == 0) {
-            let n = (len.min(4096) as usize).min(info.file_data.len());
-            file.place_image(&info.file_data[..n], vaddr, info.entry);
+            let n = (len.min(4096) as usize).min(info.file_data().len());
+            file.place_image(&info.file_data()[..n], vaddr, info.entry);
         }
         if let Some(note) = &mut truncated {
             note.push_str(&match file.threads().len() {
@@ -408,7 +409,7 @@ fn check_core_matches(
     // Cores keep the first page of file mappings (the kernel's default coredump_filter and
     // gcore both do); a core without it at the computed address is from another executable.
     let in_core = file.read(vaddr.wrapping_add(bias), &mut image).is_ok();
-    if !in_core || info.file_data.get(..n) != Some(&image[..]) {
+    if !in_core || info.file_data().get(..n) != Some(&image[..]) {
         return Err(Error::Other(format!(
             "{core} was not dumped by {exe}: the executable image in the core differs \
              (wrong --exe, or rebuilt since?)"

@@ -16,6 +16,7 @@
 //! x86-64); a frame it cannot unwind ends the walk. Each step is checked (the stack grows
 //! down, return addresses lie in a mapped file), and the walk is bounded.
 
+use crate::bytes::FileBytes;
 use crate::debugfile::DebugFile;
 use crate::target::files::TargetFiles;
 use crate::target::{MappedFile, Registers, Target};
@@ -27,28 +28,51 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tasktrace_model::{Location, NativeFrame};
 
 /// The DWARF reader of a module: its sections, owned.
-type Reader = gimli::EndianArcSlice<gimli::RunTimeEndian>;
+type Reader = gimli::EndianReader<gimli::RunTimeEndian, SectionBytes>;
 
 /// Deepest stack walked.
 const MAX_FRAMES: usize = 64;
 
-/// Bytes of a section of a module's file, shared with the module (framehop's section data).
-#[derive(Clone, Default)]
-struct SectionBytes(Arc<Vec<u8>>, Range<usize>);
+/// Bytes of a section of a module's file (mapped), shared with the module: framehop's
+/// section data and the DWARF symboliser's reader. The range is checked against the file
+/// when the value is made, so `deref` cannot go out of bounds.
+#[derive(Clone, Debug)]
+struct SectionBytes(Arc<FileBytes>, Range<usize>);
+
+impl SectionBytes {
+    /// `range` of `file`, or `None` when the file is shorter.
+    fn new(file: Arc<FileBytes>, range: Range<usize>) -> Option<SectionBytes> {
+        file.get(range.clone())?;
+        Some(SectionBytes(file, range))
+    }
+}
+
+impl Default for SectionBytes {
+    fn default() -> Self {
+        SectionBytes(Arc::new(FileBytes::Owned(Vec::new())), 0..0)
+    }
+}
 
 impl Deref for SectionBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.0[self.1.clone()]
+        self.0.get(self.1.clone()).unwrap_or(&[])
     }
 }
+
+// SAFETY: the bytes are owned by the `Arc`'d `FileBytes` (a mapping or a heap buffer, never
+// moved or changed while it lives), so a `SectionBytes` derefs to the same address for as long
+// as it or any clone of it (sharing the `Arc`) exists.
+unsafe impl gimli::StableDeref for SectionBytes {}
+// SAFETY: a clone shares the same `Arc` and range: it derefs to the same bytes.
+unsafe impl gimli::CloneStableDeref for SectionBytes {}
 
 /// One mapped ELF file with its symbols (its unwind tables are in the [`Unwinder`]'s walker).
 struct Module {
     start: u64,
     end: u64,
     bias: u64,
-    data: Arc<Vec<u8>>,
+    data: Arc<FileBytes>,
     /// (address, size, demangled name), sorted by address.
     symbols: Vec<(u64, u64, String)>,
     /// Executable segments: (vaddr, file offset, file size), to read code from the file (a
@@ -61,7 +85,7 @@ struct Module {
     files: TargetFiles,
     /// The executable's separate debug file, already read by the type reader, when this
     /// module is the executable ([`ExeDebugFile::fits`]).
-    known_debug: Option<Arc<Vec<u8>>>,
+    known_debug: Option<Arc<FileBytes>>,
     /// Its DWARF symboliser, made once; `None` inside when it has no DWARF.
     dwarf: OnceLock<Option<addr2line::Context<Reader>>>,
 }
@@ -81,8 +105,7 @@ impl Module {
         let section = |name: &str| {
             let s = obj.section_by_name(name)?;
             let (off, len) = s.file_range()?;
-            let bytes = SectionBytes(data.clone(), off as usize..(off + len) as usize);
-            data.get(bytes.1.clone())?;
+            let bytes = SectionBytes::new(data.clone(), off as usize..(off + len) as usize)?;
             Some((s.address()..s.address() + len, bytes))
         };
         let eh_frame = section(".eh_frame");
@@ -157,16 +180,31 @@ impl Module {
                         crate::debugfile::find(&self.data, &self.path, None, &self.files).ok()?
                     }
                 };
-                let bytes = match (&self.known_debug, &split) {
-                    (Some(given), _) => &given[..],
-                    (None, Some(f)) => &f.data[..],
-                    (None, None) => &self.data[..],
+                let file = match (&self.known_debug, &split) {
+                    (Some(given), _) => given.clone(),
+                    (None, Some(f)) => f.data.clone(),
+                    (None, None) => self.data.clone(),
                 };
-                let obj = object::File::parse(bytes).ok()?;
+                let obj = object::File::parse(&**file).ok()?;
                 obj.section_by_name(".debug_info")?;
+                let base = file.as_ptr() as usize;
                 let section = |id: gimli::SectionId| -> Result<Reader, String> {
-                    let data = crate::sections::dwarf_section(&obj, id)?;
-                    Ok(Reader::new(Arc::from(&*data), gimli::RunTimeEndian::Little))
+                    // The file's own bytes where the section is stored plain (mapped, not
+                    // copied); a decompressed copy otherwise.
+                    let bytes = match crate::sections::dwarf_section(&obj, id)? {
+                        std::borrow::Cow::Borrowed(b) => {
+                            let start = (b.as_ptr() as usize).wrapping_sub(base);
+                            SectionBytes::new(file.clone(), start..start + b.len())
+                        }
+                        std::borrow::Cow::Owned(v) => {
+                            let len = v.len();
+                            SectionBytes::new(Arc::new(FileBytes::Owned(v)), 0..len)
+                        }
+                    };
+                    Ok(Reader::new(
+                        bytes.unwrap_or_default(),
+                        gimli::RunTimeEndian::Little,
+                    ))
                 };
                 let dwarf = gimli::Dwarf::load(section).ok()?;
                 addr2line::Context::from_dwarf(dwarf).ok()

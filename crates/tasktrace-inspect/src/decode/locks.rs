@@ -248,6 +248,7 @@ mod tests {
             // The waiter: `Mutex::lock`'s state machine, down to its `Acquire`.
             let Some((_, lock_env)) = info
                 .types_with_prefix("tokio::sync::mutex::")
+                .into_iter()
                 .find(|(n, _)| n.contains("::lock::{async_fn_env#0}") && n.ends_with("<u32>"))
             else {
                 eprintln!("no Mutex::lock state machine in this test binary: skipped");

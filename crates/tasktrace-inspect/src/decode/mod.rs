@@ -495,7 +495,7 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             .info
             .awaitees(&body)
             .iter()
-            .filter(|v| Some(&v.file) == own_file.as_ref())
+            .filter(|v| own_file.as_deref() == Some(&*v.file))
             .collect();
         let same = |v: &&&crate::debuginfo::AwaiteeVar| match awaitee {
             Some((off, ty)) => {
@@ -507,7 +507,7 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             .iter()
             .find(same)
             .or_else(|| in_file.first())
-            .map(|v| Location::new(v.file.clone(), v.line, None))
+            .map(|v| Location::new(v.file.to_string(), v.line, None))
             .or(Some(loc))
     }
 

@@ -52,8 +52,8 @@ fn method_path(r: &Reader<'_>, ty: u64, name: &str) -> Option<String> {
             .info
             .types_named(&format!("{env}{args}"))
             .first()
-            .or_else(|| r.info.types_named(&env).first())
-            .copied()?;
+            .copied()
+            .or_else(|| r.info.types_named(&env).first().copied())?;
         self_type(r, found)?
     };
     let rest: Vec<&str> = segs[at + 1..segs.len() - 1]

@@ -1,0 +1,800 @@
+//! ELF + DWARF of the executable: a compact index built in one pass, DIEs read on demand.
+//!
+//! Rust executables carry no `.debug_names`, so one pass over `.debug_info` ([`scan`]) finds
+//! what cannot be found later without reading everything again: types by qualified name
+//! (namespaces joined with `::`, kept as a 64-bit hash, the DIE offset and a scope id);
+//! tokio's task `poll` and `block_on` subprograms with their template parameters;
+//! `<T as Future>::{vtable}` statics (a `dyn Future` vtable → the concrete type); the
+//! `CONTEXT` thread-local's TLS offset; and the `__awaitee` locals of async fn bodies (their
+//! lines are the user's await line when a macro owns the suspend point).
+//!
+//! Everything else — a type's members, variants, size, declaration line — is parsed from the
+//! memory-mapped sections when a read asks for the DIE ([`DebugInfo::die`]) and kept for the
+//! next asks (only the DIEs reads meet: thousands, not the executable's millions).
+//!
+//! Invariants: DIEs are keyed by `.debug_info` offset, so cross-unit references resolve
+//! directly; a DIE once parsed is never changed or dropped while the `DebugInfo` lives (the
+//! references [`DebugInfo::die`] hands out borrow it); the section bytes are the mapped files'
+//! or owned copies of decompressed sections, never both; every byte is untrusted and every
+//! parse error is a `None`, never a panic. Lookups take `&self` and may run on several
+//! threads at once (the in-process snapshot keeps one `DebugInfo` for the program's life).
+
+mod scan;
+
+use crate::bytes::FileBytes;
+use crate::debugfile::DebugFile;
+use crate::error::{Error, Result};
+use crate::target::files::TargetFiles;
+use gimli::{AttributeValue, RunTimeEndian};
+use object::{Object, ObjectSegment};
+use scan::{Index, R};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use scan::KEPT_SUBPROGRAMS;
+
+/// What an executable is, from its symbols and its `.comment` (kept by `strip`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Program {
+    /// Symbols, none of them Rust's, and no rustc mark.
+    NotRust,
+    /// Rust, and its symbol table names no tokio item.
+    RustWithoutTokio,
+    /// Rust with tokio symbols.
+    Tokio,
+    /// No symbol table to tell by (stripped), or not an ELF `object` reads.
+    Unknown,
+}
+
+fn what_program(data: &[u8]) -> Program {
+    use object::{Object, ObjectSection, ObjectSymbol};
+    let Ok(file) = object::File::parse(data) else {
+        return Program::Unknown;
+    };
+    let rustc_mark = file
+        .section_by_name(".comment")
+        .and_then(|s| s.data().ok())
+        .is_some_and(|d| d.windows(5).any(|w| w == b"rustc"));
+    let (mut rust, mut tokio, mut any) = (false, false, false);
+    for sym in file.symbols().chain(file.dynamic_symbols()) {
+        let Ok(name) = sym.name() else { continue };
+        any = true;
+        // Legacy (`_ZN…17h<hash>E`) and v0 (`_R…`) mangling, and the runtime's own symbols.
+        if name.starts_with("_R") || name.contains("17h") || name.starts_with("rust_") {
+            rust = true;
+        }
+        if name.contains("tokio") {
+            tokio = true;
+            break;
+        }
+    }
+    match (rust || rustc_mark, tokio, any) {
+        (_, true, _) => Program::Tokio,
+        (false, false, true) => Program::NotRust,
+        (true, false, true) => Program::RustWithoutTokio,
+        // No symbols at all (stripped): nothing to tell by.
+        (_, false, false) => Program::Unknown,
+    }
+}
+
+/// What kind of DIE an [`Die`] is (only the kinds the reader uses are kept).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A struct (Rust structs, enums with a variant part, tuples, closures, async envs).
+    Struct,
+    /// A union.
+    Union,
+    /// A C-like enum.
+    Enum,
+    /// A primitive.
+    Base,
+    /// A pointer or reference.
+    Pointer,
+    /// A struct member (field, or a variant's payload).
+    Member,
+    /// The variant part of an enum-like struct.
+    VariantPart,
+    /// One variant of a variant part.
+    Variant,
+    /// A generic type parameter.
+    TemplateType,
+    /// A typedef.
+    Typedef,
+}
+
+/// One kept DIE.
+#[derive(Clone, Debug)]
+pub struct Die {
+    /// Its kind.
+    pub kind: Kind,
+    /// Qualified name for types, plain name for members.
+    pub name: String,
+    /// `DW_AT_byte_size`.
+    pub size: u64,
+    /// `DW_AT_data_member_location` of a member.
+    pub offset: u64,
+    /// `DW_AT_type`, as a `.debug_info` offset.
+    pub ty: Option<u64>,
+    /// `DW_AT_discr` of a variant part (`.debug_info` offset of the tag member).
+    pub discr: Option<u64>,
+    /// `DW_AT_discr_value` of a variant.
+    pub discr_value: Option<u64>,
+    /// `DW_AT_decl_file` and `DW_AT_decl_line`.
+    pub decl: Option<(String, u32)>,
+    /// Kept children (members, variants, template parameters), as `.debug_info` offsets.
+    pub children: Vec<u64>,
+    /// `DW_AT_containing_type` (of a `{vtable_type}`: the concrete type).
+    pub containing: Option<u64>,
+}
+
+/// A subprogram of interest.
+#[derive(Clone, Debug)]
+pub struct Subprogram {
+    /// Qualified name.
+    pub name: String,
+    /// Its template type parameters: name → type offset.
+    pub template_types: Vec<(String, u64)>,
+}
+
+/// An `__awaitee` local of an async body: its type, the awaitee's offset in the state machine
+/// (from its location expression, when it has one: optimised builds have none) and its
+/// declared location.
+#[derive(Clone, Debug)]
+pub struct AwaiteeVar {
+    /// Offset added to the state machine's address.
+    pub offset: Option<u64>,
+    /// Its type (`.debug_info` offset).
+    pub ty: Option<u64>,
+    /// Source file.
+    pub file: Arc<str>,
+    /// Source line.
+    pub line: u32,
+}
+
+/// Where a DWARF section's bytes are.
+enum SectionData {
+    /// A range of the executable's bytes.
+    Exe(std::ops::Range<usize>),
+    /// A range of the separate debug file's bytes.
+    Debug(std::ops::Range<usize>),
+    /// Decompressed into the heap.
+    Owned(Vec<u8>),
+}
+
+/// The index of an executable's debuginfo, and the DIEs read from it so far.
+pub struct DebugInfo {
+    exe: Arc<FileBytes>,
+    debug: Option<Arc<FileBytes>>,
+    sections: gimli::DwarfSections<SectionData>,
+    index: Index,
+    dies: elsa::sync::FrozenMap<u64, Box<Die>>,
+    /// Where the DWARF sections that are not copies lie in the file they are in.
+    mapped: Vec<std::ops::Range<usize>>,
+    /// Parsed abbreviation tables of the units DIEs were read from lately (bounded).
+    abbreviations: Mutex<HashMap<usize, Arc<gimli::Abbreviations>>>,
+    /// Offset of tokio's `CONTEXT` value in the executable's TLS block, and its type.
+    /// (Several variables qualify: the `Storage<Context>` one is the real thread-local; a
+    /// `Context`-typed twin under `{closure#1}` is a decoy.)
+    pub context_tls: Vec<(u64, u64)>,
+    /// `PT_TLS` (memsz, align) of the executable.
+    pub tls: Option<(u64, u64)>,
+    /// Entry point (`e_entry`), to compute the load bias from `AT_ENTRY`.
+    pub entry: u64,
+    /// `PT_LOAD` segments: (vaddr, file offset, file size).
+    pub loads: Vec<(u64, u64, u64)>,
+    /// Version of tokio found in the file paths of the debuginfo (`tokio-1.54.1`).
+    pub tokio_version: Option<String>,
+}
+
+impl std::fmt::Debug for DebugInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DebugInfo")
+            .field("exe", &self.exe)
+            .field("debug", &self.debug)
+            .field("types", &self.index.names.len())
+            .field("units", &self.index.units.len())
+            .field("tokio_version", &self.tokio_version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Keys of [`DebugInfo::subprograms`] above this are not code addresses: subprograms without
+/// code (declarations, abstract instances) kept for their name and template parameters.
+pub const DECL_SUBPROGRAM_KEYS: u64 = 1 << 62;
+
+/// At most this many units' abbreviation tables are kept parsed between DIE reads.
+const ABBREVIATIONS_KEPT: usize = 64;
+
+impl DebugInfo {
+    /// Maps and indexes the executable at `path`.
+    pub fn load(path: &str) -> Result<DebugInfo> {
+        let data = FileBytes::open(path).map_err(|e| Error::Io(path.to_string(), e))?;
+        Self::from_bytes(Arc::new(data), None, path)
+    }
+
+    /// Reads the executable at `path` and indexes its debuginfo, from the executable itself
+    /// or from a separate debug file ([`crate::debugfile`]: `explicit`, build id,
+    /// `.gnu_debuglink` relative to `real_path`, the executable's path on disk).
+    pub fn load_with(path: &str, real_path: &str, explicit: Option<&str>) -> Result<DebugInfo> {
+        Self::load_with_debug_file(path, real_path, explicit, &TargetFiles::by_path())
+            .map(|(info, _)| info)
+    }
+
+    /// [`load_with`](Self::load_with) for an executable whose debug file is looked up in the
+    /// target's view of the file system (`files`), also handing back the separate debug file
+    /// when the debuginfo came from one: the native-stack unwinder symbolises with the same
+    /// bytes instead of finding, reading and checking the file again.
+    pub fn load_with_debug_file(
+        path: &str,
+        real_path: &str,
+        explicit: Option<&str>,
+        files: &TargetFiles,
+    ) -> Result<(DebugInfo, Option<DebugFile>)> {
+        let data = FileBytes::open(path).map_err(|e| Error::Io(path.to_string(), e))?;
+        if data.len() < 4 || &data[..4] != b"\x7fELF" {
+            return Err(Error::NotElf(path.to_string()));
+        }
+        // Without debuginfo, say first whether there is anything to read at all (only then:
+        // the symbol scan is not start-up work of every read).
+        let no_types = |e: Error, data: &[u8]| match what_program(data) {
+            Program::NotRust => Error::NotRust(real_path.to_string()),
+            Program::RustWithoutTokio => Error::NoTokio(real_path.to_string()),
+            Program::Tokio | Program::Unknown => e,
+        };
+        let split = crate::debugfile::find(&data, real_path, explicit, files)
+            .map_err(|e| no_types(e, &data))?;
+        let data = Arc::new(data);
+        let info = Self::from_bytes(
+            data.clone(),
+            split.as_ref().map(|f| (f.data.clone(), f.path.as_str())),
+            path,
+        );
+        match info {
+            Err(e @ Error::NoDebugInfo(_)) => Err(no_types(e, &data)),
+            Ok(i) if !i.index.has_tokio => Err(Error::NoTokio(real_path.to_string())),
+            Ok(i) => Ok((i, split)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Indexes the bytes of an executable; `path` only names it in errors. The bytes are
+    /// untrusted: a malformed ELF or DWARF gives an error, never a panic.
+    pub fn parse(data: Vec<u8>, path: &str) -> Result<DebugInfo> {
+        Self::from_bytes(Arc::new(FileBytes::Owned(data)), None, path)
+    }
+
+    /// Like [`parse`](Self::parse), with the DWARF from a separate debug file (its bytes and
+    /// path) when given: the executable still gives the program headers and its data.
+    pub fn parse_split(
+        data: Vec<u8>,
+        debug: Option<(&[u8], &str)>,
+        path: &str,
+    ) -> Result<DebugInfo> {
+        let debug = debug.map(|(d, p)| (Arc::new(FileBytes::Owned(d.to_vec())), p));
+        Self::from_bytes(Arc::new(FileBytes::Owned(data)), debug, path)
+    }
+
+    fn from_bytes(
+        exe: Arc<FileBytes>,
+        debug: Option<(Arc<FileBytes>, &str)>,
+        path: &str,
+    ) -> Result<DebugInfo> {
+        if exe.len() < 4 || &exe[..4] != b"\x7fELF" {
+            return Err(Error::NotElf(path.to_string()));
+        }
+        let obj = object::File::parse(&**exe).map_err(|_| Error::NotElf(path.to_string()))?;
+        let debug_obj = match &debug {
+            Some((d, p)) => {
+                Some(object::File::parse(&***d).map_err(|_| Error::NotElf(p.to_string()))?)
+            }
+            None => None,
+        };
+        let dwarf_obj = debug_obj.as_ref().unwrap_or(&obj);
+        let dwarf_path = debug.as_ref().map_or(path, |d| d.1);
+        if dwarf_obj.section_by_name(".debug_info").is_none() {
+            return Err(Error::NoDebugInfo(dwarf_path.to_string()));
+        }
+        let mut tls = None;
+        if let object::File::Elf64(elf) = &obj {
+            use object::read::elf::ProgramHeader;
+            let endian = elf.endian();
+            for ph in elf.elf_program_headers() {
+                if ph.p_type(endian) == object::elf::PT_TLS {
+                    tls = Some((ph.p_memsz(endian), ph.p_align(endian).max(1)));
+                }
+            }
+        }
+        let loads = obj
+            .segments()
+            .map(|seg| {
+                let (off, len) = seg.file_range();
+                (seg.address(), off, len)
+            })
+            .collect();
+        let entry = obj.entry();
+        let in_debug = debug.is_some();
+        let base = match &debug {
+            Some((d, _)) => d.as_ptr() as usize,
+            None => exe.as_ptr() as usize,
+        };
+        let mut mapped = Vec::new();
+        let mut info_range = None;
+        let sections = gimli::DwarfSections::load(|id| {
+            crate::sections::dwarf_section(dwarf_obj, id).map(|data| match data {
+                std::borrow::Cow::Borrowed(b) => {
+                    // A slice of the file: keep where it is, not a copy.
+                    let start = (b.as_ptr() as usize).wrapping_sub(base);
+                    let range = start..start + b.len();
+                    if id == gimli::SectionId::DebugInfo {
+                        info_range = Some(range.clone());
+                    }
+                    mapped.push(range.clone());
+                    if in_debug {
+                        SectionData::Debug(range)
+                    } else {
+                        SectionData::Exe(range)
+                    }
+                }
+                std::borrow::Cow::Owned(v) => SectionData::Owned(v),
+            })
+        })
+        .map_err(|e| Error::Other(format!("cannot load DWARF of {dwarf_path}: {e}")))?;
+        drop(debug_obj);
+        drop(obj);
+        let mut info = DebugInfo {
+            exe,
+            debug: debug.map(|d| d.0),
+            sections,
+            index: Index::default(),
+            dies: elsa::sync::FrozenMap::new(),
+            abbreviations: Mutex::new(HashMap::new()),
+            mapped,
+            context_tls: Vec::new(),
+            tls,
+            entry,
+            loads,
+            tokio_version: None,
+        };
+        let index = {
+            let dwarf = info.dwarf();
+            let file = info.dwarf_file();
+            scan::scan(&dwarf, |start, end| {
+                if let (Some(r), Some(f)) = (&info_range, file) {
+                    f.forget_pages(r.start + start..r.start + end);
+                }
+            })
+            .map_err(|e| Error::Other(format!("cannot parse DWARF of {dwarf_path}: {e}")))?
+        };
+        info.index = index;
+        info.forget_section_pages();
+        info.index
+            .subprograms
+            .retain(|&k, s| k < DECL_SUBPROGRAM_KEYS || !s.template_types.is_empty());
+        info.context_tls = std::mem::take(&mut info.index.context_tls);
+        // `debug = "line-tables-only"` or `"limited"`: names and lines, but no struct layouts.
+        if info.index.names.is_empty() || !info.index.has_layouts {
+            return Err(Error::NoDebugInfo(dwarf_path.to_string()));
+        }
+        info.tokio_version = info.index.files.iter().find_map(|f| tokio_version_in(f));
+        Ok(info)
+    }
+
+    /// The file the DWARF sections are in.
+    fn dwarf_file(&self) -> Option<&FileBytes> {
+        Some(self.debug.as_deref().unwrap_or(&self.exe))
+    }
+
+    /// Lets the kernel drop the pages of the executable and its DWARF sections from this
+    /// process's resident memory: after a read, what the DIEs it parsed touched (they are
+    /// kept parsed; a later read maps the pages it needs again from the page cache).
+    pub fn release_pages(&self) {
+        self.exe.forget_pages(0..self.exe.len());
+        if let Some(d) = &self.debug {
+            d.forget_pages(0..d.len());
+        }
+    }
+
+    /// Lets the kernel drop the pages of the DWARF sections from this process's resident
+    /// memory (the index is built; DIEs read later map theirs again).
+    fn forget_section_pages(&self) {
+        let Some(file) = self.dwarf_file() else {
+            return;
+        };
+        for r in &self.mapped {
+            file.forget_pages(r.clone());
+        }
+    }
+
+    fn section_bytes<'a>(&'a self, section: &'a SectionData) -> &'a [u8] {
+        match section {
+            SectionData::Exe(r) => self.exe.get(r.clone()).unwrap_or(&[]),
+            SectionData::Debug(r) => self
+                .debug
+                .as_ref()
+                .and_then(|d| d.get(r.clone()))
+                .unwrap_or(&[]),
+            SectionData::Owned(v) => v,
+        }
+    }
+
+    /// A gimli view of the sections (cheap: slices, no parsing).
+    fn dwarf(&self) -> gimli::Dwarf<R<'_>> {
+        self.sections
+            .borrow(|s| gimli::EndianSlice::new(self.section_bytes(s), RunTimeEndian::Little))
+    }
+
+    /// The executable's bytes (for read-only data a core file leaves out).
+    pub fn file_data(&self) -> &[u8] {
+        &self.exe
+    }
+
+    /// How many types the index holds (for the figures of what the reader keeps).
+    pub fn indexed_types(&self) -> usize {
+        self.index.names.len()
+    }
+
+    /// Bytes the index holds in the heap, roughly (the DIEs parsed since not included).
+    pub fn index_bytes(&self) -> usize {
+        let ix = &self.index;
+        ix.names.capacity() * 16
+            + ix.scoped.capacity() * 12
+            + ix.scopes.iter().map(|s| 24 + s.name.len()).sum::<usize>()
+            + ix.units
+                .iter()
+                .map(|u| 48 + u.files.capacity() * 4)
+                .sum::<usize>()
+            + ix.files.iter().map(|f| 32 + f.len()).sum::<usize>()
+            + ix.awaitees
+                .values()
+                .map(|v| 48 + v.capacity() * 48)
+                .sum::<usize>()
+            + ix.vtables.capacity() * 24
+    }
+
+    /// The DIE at a `.debug_info` offset (a type, member, variant part, variant, template
+    /// parameter or typedef), parsed on first use.
+    pub fn die(&self, off: u64) -> Option<&Die> {
+        if let Some(d) = self.dies.get(&off) {
+            return Some(d);
+        }
+        let die = self.parse_die(off)?;
+        Some(self.dies.insert(off, Box::new(die)))
+    }
+
+    /// The unit holding `off`: its index in the index's unit list.
+    fn unit_of(&self, off: u64) -> Option<usize> {
+        self.index
+            .units
+            .partition_point(|u| u.offset <= off)
+            .checked_sub(1)
+    }
+
+    fn abbreviations_of(
+        &self,
+        unit: usize,
+        dwarf: &gimli::Dwarf<R<'_>>,
+        header: &gimli::UnitHeader<R<'_>>,
+    ) -> Option<Arc<gimli::Abbreviations>> {
+        let mut kept = self.abbreviations.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(a) = kept.get(&unit) {
+            return Some(a.clone());
+        }
+        let parsed = Arc::new(header.abbreviations(&dwarf.debug_abbrev).ok()?);
+        if kept.len() >= ABBREVIATIONS_KEPT {
+            kept.clear();
+        }
+        kept.insert(unit, parsed.clone());
+        Some(parsed)
+    }
+
+    fn parse_die(&self, off: u64) -> Option<Die> {
+        let dwarf = self.dwarf();
+        let ui = self.unit_of(off)?;
+        let unit = &self.index.units[ui];
+        let header = dwarf
+            .debug_info
+            .header_from_offset(gimli::DebugInfoOffset(unit.offset as usize))
+            .ok()?;
+        let abbrevs = self.abbreviations_of(ui, &dwarf, &header)?;
+        let at = gimli::DebugInfoOffset(off as usize).to_unit_offset(&header)?;
+        let mut tree = header.entries_tree(&abbrevs, Some(at)).ok()?;
+        let root = tree.root().ok()?;
+        let e = root.entry();
+        let kind = kind_of(e.tag())?;
+        let own = e
+            .attr_value(gimli::DW_AT_name)
+            .and_then(|v| self.attr_str(&dwarf, &header, ui, v))
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .unwrap_or_default();
+        let is_type = matches!(
+            kind,
+            Kind::Struct | Kind::Union | Kind::Enum | Kind::Base | Kind::Pointer | Kind::Typedef
+        );
+        let name = if is_type && !own.is_empty() {
+            self.qualified(off, own)
+        } else {
+            own
+        };
+        let decl = match (
+            e.attr_value(gimli::DW_AT_decl_file),
+            e.attr_value(gimli::DW_AT_decl_line),
+        ) {
+            (Some(AttributeValue::FileIndex(f)), Some(l)) => {
+                let file = unit
+                    .files
+                    .get(f as usize)
+                    .and_then(|&id| self.index.files.get(id as usize));
+                match (file, l.udata_value()) {
+                    (Some(file), Some(l)) => Some((file.to_string(), l as u32)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let ty = e
+            .attr_value(gimli::DW_AT_type)
+            .and_then(|v| scan::ref_offset(&header, v));
+        let mut die = Die {
+            kind,
+            name,
+            size: e
+                .attr_value(gimli::DW_AT_byte_size)
+                .and_then(|v| v.udata_value())
+                .unwrap_or(0),
+            offset: e
+                .attr_value(gimli::DW_AT_data_member_location)
+                .and_then(|v| v.udata_value())
+                .unwrap_or(0),
+            ty,
+            discr: e
+                .attr_value(gimli::DW_AT_discr)
+                .and_then(|v| scan::ref_offset(&header, v)),
+            discr_value: e.attr_value(gimli::DW_AT_discr_value).and_then(|v| {
+                v.udata_value()
+                    .or_else(|| v.sdata_value().map(|s| s as u64))
+            }),
+            decl,
+            children: Vec::new(),
+            containing: e
+                .attr_value(gimli::DW_AT_containing_type)
+                .and_then(|v| scan::ref_offset(&header, v)),
+        };
+        let mut children = root.children();
+        while let Ok(Some(child)) = children.next() {
+            let c = child.entry();
+            if kind_of(c.tag()).is_some() {
+                if let Some(o) = c.offset().to_debug_info_offset(&header) {
+                    die.children.push(o.0 as u64);
+                }
+            }
+        }
+        Some(die)
+    }
+
+    /// A string attribute's bytes (inline, `.debug_str`, `.debug_line_str` or `strx`).
+    fn attr_str<'a>(
+        &self,
+        dwarf: &gimli::Dwarf<R<'a>>,
+        header: &gimli::UnitHeader<R<'a>>,
+        unit: usize,
+        v: AttributeValue<R<'a>>,
+    ) -> Option<&'a [u8]> {
+        let r = match v {
+            AttributeValue::String(s) => s,
+            AttributeValue::DebugStrRef(o) => dwarf.debug_str.get_str(o).ok()?,
+            AttributeValue::DebugLineStrRef(o) => dwarf.debug_line_str.get_str(o).ok()?,
+            AttributeValue::DebugStrOffsetsIndex(i) => {
+                let base = gimli::DebugStrOffsetsBase(self.index.units[unit].str_offsets_base);
+                let o = dwarf
+                    .debug_str_offsets
+                    .get_str_offset(header.format(), base, i)
+                    .ok()?;
+                dwarf.debug_str.get_str(o).ok()?
+            }
+            _ => return None,
+        };
+        Some(r.slice())
+    }
+
+    /// `own` qualified with the namespaces and types the DIE at `off` is declared in.
+    fn qualified(&self, off: u64, own: String) -> String {
+        let scoped = &self.index.scoped;
+        let Ok(i) = scoped.binary_search_by_key(&off, |e| e.0) else {
+            return own;
+        };
+        let mut out = self.scope_name(scoped[i].1);
+        out.push_str("::");
+        out.push_str(&own);
+        out
+    }
+
+    /// The qualified name of scope `id` (`a::b::C`).
+    fn scope_name(&self, id: u32) -> String {
+        let mut segments = Vec::new();
+        let mut at = id;
+        // Scopes are made parent first: ids only decrease going up, so this ends.
+        while let Some(s) = self.index.scopes.get(at as usize) {
+            segments.push(&*s.name);
+            if s.parent >= at {
+                break;
+            }
+            at = s.parent;
+        }
+        segments.reverse();
+        segments.join("::")
+    }
+
+    /// The name of the DIE at `off` as written in it (not qualified), without keeping the DIE.
+    fn own_name(&self, off: u64) -> Option<String> {
+        // Not from a parsed DIE's qualified name: generic arguments hold `::` too.
+        let dwarf = self.dwarf();
+        let ui = self.unit_of(off)?;
+        let header = dwarf
+            .debug_info
+            .header_from_offset(gimli::DebugInfoOffset(self.index.units[ui].offset as usize))
+            .ok()?;
+        let abbrevs = self.abbreviations_of(ui, &dwarf, &header)?;
+        let at = gimli::DebugInfoOffset(off as usize).to_unit_offset(&header)?;
+        let e = header.entry(&abbrevs, at).ok()?;
+        let v = e.attr_value(gimli::DW_AT_name)?;
+        self.attr_str(&dwarf, &header, ui, v)
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+    }
+
+    /// Every type with this qualified name.
+    pub fn types_named(&self, name: &str) -> Vec<u64> {
+        let h = scan::name_hash(name);
+        let names = &self.index.names;
+        let from = names.partition_point(|e| e.0 < h);
+        names[from..]
+            .iter()
+            .take_while(|e| e.0 == h)
+            .map(|e| e.1)
+            // A 64-bit hash: the name is checked (a collision would name another type).
+            .filter(|&off| self.die(off).is_some_and(|d| d.name == name))
+            .collect()
+    }
+
+    /// Types whose qualified name starts with `prefix`, with their names (one pass over the
+    /// index: for the reader's preparation, not for each read).
+    pub fn types_with_prefix(&self, prefix: &str) -> Vec<(String, u64)> {
+        // For each scope: whether all its types match, some may (with the rest of the
+        // prefix to check against their own names), or none.
+        let scope_names: Vec<String> = (0..self.index.scopes.len() as u32)
+            .map(|id| self.scope_name(id) + "::")
+            .collect();
+        let mut out = Vec::new();
+        for &(off, scope) in &self.index.scoped {
+            let Some(q) = scope_names.get(scope as usize) else {
+                continue;
+            };
+            let rest = if q.starts_with(prefix) {
+                ""
+            } else if let Some(rest) = prefix.strip_prefix(q.as_str()) {
+                rest
+            } else {
+                continue;
+            };
+            if let Some(own) = self.own_name(off).filter(|n| n.starts_with(rest)) {
+                out.push((format!("{q}{own}"), off));
+            }
+        }
+        out
+    }
+
+    /// The subprogram starting at this (unrelocated) address (tokio's task `poll`s and
+    /// `block_on`s only: [`KEPT_SUBPROGRAMS`]).
+    pub fn subprogram_at(&self, pc: u64) -> Option<&Subprogram> {
+        self.index.subprograms.get(&pc)
+    }
+
+    /// Every kept subprogram (entry address, unrelocated; keys from [`DECL_SUBPROGRAM_KEYS`]
+    /// on are generic declarations without code), in no particular order.
+    pub fn subprograms(&self) -> impl Iterator<Item = (u64, &Subprogram)> {
+        self.index.subprograms.iter().map(|(pc, s)| (*pc, s))
+    }
+
+    /// The concrete type behind a `dyn Future` vtable at this (unrelocated) address.
+    pub fn vtable_type(&self, addr: u64) -> Option<u64> {
+        let t = *self.index.vtables.get(&addr)?;
+        match self.die(t) {
+            Some(d) if d.name.ends_with("{vtable_type}") => d.containing,
+            _ => Some(t),
+        }
+    }
+
+    /// The `__awaitee` locals of the async body `func` (qualified name of its poll closure).
+    pub fn awaitees(&self, func: &str) -> &[AwaiteeVar] {
+        self.index
+            .awaitees
+            .get(&scan::name_hash(func))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// Reads `len` bytes of the executable's initialised data at unrelocated `addr`.
+    pub fn read_file_data(&self, addr: u64, buf: &mut [u8]) -> bool {
+        read_segments(&self.loads, &self.exe, addr, buf)
+    }
+}
+
+/// Reads `buf.len()` bytes at `addr` from the file bytes of the `PT_LOAD` segment holding them.
+fn read_segments(loads: &[(u64, u64, u64)], file: &[u8], addr: u64, buf: &mut [u8]) -> bool {
+    // Addresses come from target memory and segments from the file: both untrusted, so
+    // every sum is checked.
+    let Some(end) = addr.checked_add(buf.len() as u64) else {
+        return false;
+    };
+    for &(vaddr, off, len) in loads {
+        if addr >= vaddr && vaddr.checked_add(len).is_some_and(|seg_end| end <= seg_end) {
+            let src = off
+                .checked_add(addr - vaddr)
+                .and_then(|s| usize::try_from(s).ok())
+                .and_then(|s| Some(s..s.checked_add(buf.len())?))
+                .and_then(|r| file.get(r));
+            if let Some(src) = src {
+                buf.copy_from_slice(src);
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// The kind of a DIE the reader keeps, by tag.
+fn kind_of(tag: gimli::DwTag) -> Option<Kind> {
+    Some(match tag {
+        gimli::DW_TAG_structure_type => Kind::Struct,
+        gimli::DW_TAG_union_type => Kind::Union,
+        gimli::DW_TAG_enumeration_type => Kind::Enum,
+        gimli::DW_TAG_base_type => Kind::Base,
+        gimli::DW_TAG_pointer_type | gimli::DW_TAG_reference_type => Kind::Pointer,
+        gimli::DW_TAG_member => Kind::Member,
+        gimli::DW_TAG_variant_part => Kind::VariantPart,
+        gimli::DW_TAG_variant => Kind::Variant,
+        gimli::DW_TAG_template_type_parameter => Kind::TemplateType,
+        gimli::DW_TAG_typedef => Kind::Typedef,
+        _ => return None,
+    })
+}
+
+/// The tokio version in a source path of tokio's (`…/tokio-1.54.1/src/…` → `1.54.1`).
+fn tokio_version_in(path: &str) -> Option<String> {
+    let i = path.find("/tokio-")?;
+    let v = &path[i + 7..];
+    let (v, rest) = v.split_once('/')?;
+    (v.starts_with(|c: char| c.is_ascii_digit()) && rest.starts_with("src/")).then(|| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_data_reads_are_bounds_checked() {
+        let loads = [(0x1000, 0, 8), (u64::MAX - 4, 0, 16), (0x5000, u64::MAX, 8)];
+        let file = b"\x7fELFabcd";
+        let mut buf = [0u8; 4];
+        assert!(read_segments(&loads, file, 0x1000, &mut buf));
+        assert_eq!(&buf, b"\x7fELF");
+        assert!(
+            !read_segments(&loads, file, 0x1006, &mut buf),
+            "past the segment"
+        );
+        // Near the top of the address space, and a file offset past the end: no overflow.
+        assert!(!read_segments(&loads, file, u64::MAX - 2, &mut buf));
+        assert!(!read_segments(&loads, file, u64::MAX - 4, &mut buf));
+        assert!(!read_segments(&loads, file, 0x5000, &mut buf));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(matches!(
+            DebugInfo::parse(b"nope".to_vec(), "x"),
+            Err(Error::NotElf(_))
+        ));
+        let mut elf = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        elf.truncate(200);
+        assert!(DebugInfo::parse(elf, "x").is_err());
+    }
+}
