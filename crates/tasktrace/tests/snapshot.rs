@@ -103,7 +103,10 @@ fn plain_tokio_spawn_tasks_with_their_await_lines() {
         assert_eq!(t.source.as_deref(), Some("snapshot"));
     }
     assert!(
-        d.notes.iter().any(|n| n.contains("frozen copy")),
+        d.notes
+            .iter()
+            .any(|n| n.starts_with("snapshot: read by the reader process")
+                && n.contains("this process was stopped")),
         "{:?}",
         d.notes
     );
@@ -264,16 +267,28 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
-/// No child of this process left, stopped or zombie.
+/// No child of this process left, stopped or zombie (once the reader process is ended).
 fn no_children() -> bool {
+    tasktrace::snapshot::stop_reader();
     let mut status = 0;
     // SAFETY: waitpid writes one int to `status`.
     let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
     r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD)
 }
 
+/// This process's resident memory, in KiB.
+fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap()
+}
+
 /// A thousand snapshots in a row while a ping-pong runs: every message delivered, no process
-/// left behind, the open descriptors unchanged.
+/// left behind, the open descriptors unchanged, and this process's resident memory flat (the
+/// reader process keeps the index, this process nothing).
 #[test]
 fn a_thousand_snapshots_leave_nothing_behind() {
     let _serial = serial();
@@ -301,33 +316,80 @@ fn a_thousand_snapshots_leave_nothing_behind() {
         n
     });
     // Index the debuginfo once before counting descriptors.
-    tasktrace::snapshot::snapshot().expect("a first snapshot");
+    let first = tasktrace::snapshot::snapshot().expect("a first snapshot");
+    assert!(
+        first
+            .notes
+            .iter()
+            .any(|n| n.starts_with("snapshot: read by the reader process")),
+        "{:?}",
+        first.notes
+    );
     let fds = open_fds();
+    let resident = resident_kib();
     for i in 0..1000 {
         let d = tasktrace::snapshot::snapshot().unwrap_or_else(|e| panic!("snapshot {i}: {e}"));
         assert!(!d.tasks.is_empty());
     }
-    assert!(no_children(), "a child process was left behind");
+    let grown = resident_kib().saturating_sub(resident);
+    assert!(
+        grown < 8 << 10,
+        "resident memory grew {grown} KiB over 1,000 snapshots"
+    );
     assert_eq!(open_fds(), fds, "descriptors leaked");
+    assert!(no_children(), "a child process was left behind");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let delivered = rt.block_on(pinger).unwrap();
     assert!(delivered > 0, "the ping-pong ran during the snapshots");
 }
 
+/// A fork is refused above its resident limit; the reader process has none.
 #[test]
-fn refused_above_the_resident_limit() {
+fn fork_refused_above_the_resident_limit_the_reader_process_is_not() {
+    use tasktrace::snapshot::{Method, SnapshotOptions};
     let _serial = serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _enter = rt.enter();
-    let e = tasktrace::snapshot::snapshot_with(
-        &tasktrace::snapshot::SnapshotOptions::default().max_resident(1),
-    )
-    .unwrap_err()
-    .to_string();
+    let small = SnapshotOptions::default().max_resident(1);
+    let e = tasktrace::snapshot::snapshot_with(&small.clone().method(Method::Fork))
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("above the limit") && e.contains("max_resident"),
         "{e}"
     );
+    let d = tasktrace::snapshot::snapshot_with(&small).expect("the reader process reads");
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n.starts_with("snapshot: read by the reader process")),
+        "{:?}",
+        d.notes
+    );
+    assert!(no_children());
+}
+
+/// Both ways read the same tasks: a frozen fork and the reader process.
+#[test]
+fn the_fork_and_the_reader_process_read_the_same_tasks() {
+    use tasktrace::snapshot::{Method, SnapshotOptions};
+    let _serial = serial();
+    let rt = runtime();
+    let _enter = rt.enter();
+    let mut senders = Vec::new();
+    for _ in 0..4 {
+        let (tx, rx) = oneshot::channel();
+        senders.push(tx);
+        rt.spawn(outer_wait(rx));
+    }
+    snapshot_until(|d| d.tasks.iter().filter(|t| is_outer_chain(t)).count() == 4);
+    for method in [Method::Fork, Method::ReaderProcess] {
+        let d = tasktrace::snapshot::snapshot_with(&SnapshotOptions::default().method(method))
+            .unwrap_or_else(|e| panic!("{method:?}: {e}"));
+        let chains = d.tasks.iter().filter(|t| is_outer_chain(t)).count();
+        assert_eq!(chains, 4, "{method:?}: {d}");
+    }
+    drop(senders);
     assert!(no_children());
 }
 

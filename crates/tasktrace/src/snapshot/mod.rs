@@ -1,53 +1,69 @@
 //! `snapshot()`: every tokio task of this process — not only the ones started with
-//! [`spawn`](crate::spawn()) or [`traced`](crate::traced()) — read from a frozen copy of the
-//! process, the way `tasktrace attach` reads another one (feature `snapshot`, Linux x86-64).
+//! [`spawn`](crate::spawn()) or [`traced`](crate::traced()) — read from its memory by the
+//! out-of-process reader (`tasktrace-inspect`), the way `tasktrace attach` reads another
+//! process (feature `snapshot`, Linux x86-64).
 //!
-//! How a snapshot is taken, and why each step is safe:
-//! 1. **Fork.** The calling thread calls `fork()`. The child is a copy of this process with
-//!    that one thread. Another thread may hold a lock (the allocator's, stdout's) at the fork,
-//!    and nothing in the child would ever release it, so the child runs only async-signal-safe
-//!    system calls and allocates nothing: `close_range` of every descriptor above stderr (the
-//!    copy keeps no socket, file or epoll instance open), `prctl(PR_SET_PDEATHSIG, SIGKILL)`
-//!    (killed if the forking thread dies), a check that its parent is still this process,
-//!    then `SIGSTOP` to itself, and `_exit` should it ever be continued. The death signal
-//!    follows the *thread* that forked, so the fork happens on the thread that then reads and
-//!    reaps — never on a helper thread that would exit first.
-//! 2. **Read.** The parent waits (with a deadline) until the child is stopped, then reads the
-//!    child's memory with `process_vm_readv` — allowed for a parent under Yama's default
-//!    `ptrace_scope`, no capability needed — with this executable's own debuginfo, indexed
-//!    once and kept (`tasktrace-inspect`). The runtimes are named by the addresses of
-//!    `tokio::runtime::Handle` values (the current runtime's, and [`register_runtime`]'s),
-//!    which the copy has at the same addresses.
-//! 3. **Kill and reap.** One `FrozenChild` guard owns the child's pid; its `Drop` sends
-//!    `SIGKILL` and reaps it, so every path — success, error, timeout, panic — leaves no
-//!    process and no zombie behind. Nothing else waits for that pid.
+//! Two ways to take one ([`Method`]):
+//! - **A reader process** ([`reader`], the default): a process started from this executable
+//!   indexes its debuginfo (in its own memory, kept there for the next snapshots) and stops
+//!   this program's threads with ptrace only while it copies the task lists and futures. The
+//!   pause depends on what is read, not on the heap; this process keeps nothing.
+//! - **A frozen fork** ([`fork`]): this process forks, the child stops itself, and this
+//!   process reads the child's memory. The pause is the `fork()` (page tables copied: it
+//!   grows with the resident size, refused above [`SnapshotOptions::max_resident`]) and the
+//!   index lives in this process. Used when asked for, or when the reader process cannot
+//!   read (ptrace refused: a seccomp profile, Yama's `ptrace_scope` 3).
 //!
-//! The program's pause is the `fork()` itself: the kernel copies the page tables (the memory
-//! is shared copy-on-write). It grows with the resident size; above
-//! [`SnapshotOptions::max_resident`] a snapshot is refused. Figures: `docs/BENCHMARKS.md`.
+//! The runtimes are named to the reader by the addresses of `tokio::runtime::Handle` values
+//! (the current runtime's, and [`register_runtime`]'s): they stay where they are, under the
+//! lock of the registered list, until the read is done. Figures: `docs/BENCHMARKS.md`.
 
-use std::sync::{Mutex, OnceLock};
+mod fork;
+mod reader;
+
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tasktrace_inspect::debuginfo::DebugInfo;
-use tasktrace_inspect::Prepared;
 use tasktrace_model::{task_label, Dump, TOKIO_ID_BASE};
+
+/// How a snapshot reads this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Method {
+    /// The reader process; a fork when the reader process cannot read (the default).
+    Auto,
+    /// The reader process only.
+    ReaderProcess,
+    /// A frozen fork only.
+    Fork,
+}
 
 /// How a snapshot is taken.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct SnapshotOptions {
+    /// Which way (default [`Method::Auto`]).
+    pub method: Method,
     /// Refuse to fork above this resident size, in bytes (default 4 GiB): the fork's pause
-    /// grows with it (see `docs/BENCHMARKS.md`).
+    /// grows with it (see `docs/BENCHMARKS.md`). The reader process has no such limit.
     pub max_resident: u64,
-    /// Deadline for the copy to stop itself (default 2 s).
+    /// Deadline for the threads (or the forked copy) to stop (default 2 s).
     pub timeout: Duration,
+    /// Deadline for the reader process's first answer, which indexes the debuginfo
+    /// (default 30 s; later answers get [`timeout`](Self::timeout) plus 10 s).
+    pub first_timeout: Duration,
+    /// The reader process exits after this long without a snapshot (default 120 s); the
+    /// next snapshot starts another (and indexes again).
+    pub reader_idle: Duration,
 }
 
 impl Default for SnapshotOptions {
     fn default() -> Self {
         SnapshotOptions {
+            method: Method::Auto,
             max_resident: 4 << 30,
             timeout: Duration::from_secs(2),
+            first_timeout: Duration::from_secs(30),
+            reader_idle: Duration::from_secs(120),
         }
     }
 }
@@ -57,6 +73,32 @@ impl SnapshotOptions {
     pub fn max_resident(mut self, bytes: u64) -> Self {
         self.max_resident = bytes;
         self
+    }
+
+    /// Sets [`method`](Self::method).
+    pub fn method(mut self, method: Method) -> Self {
+        self.method = method;
+        self
+    }
+}
+
+/// The reader process, once started (see [`reader`]); `None` until the first snapshot and
+/// after it failed.
+static READER: Mutex<Option<reader::Reader>> = Mutex::new(None);
+
+/// Ends the reader process, if one runs (it would exit by itself after
+/// [`SnapshotOptions::reader_idle`]); the next snapshot starts another. Returns once it has
+/// been reaped, or after a second.
+pub fn stop_reader() {
+    let taken = READER.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(r) = taken {
+        r.kill();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !r.is_gone() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Marked gone just before its reaper reaps it: give that a moment.
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -75,10 +117,6 @@ impl std::error::Error for SnapshotError {}
 /// Runtimes registered with [`register_runtime`]. A snapshot names each to the reader by the
 /// address of its handle here, taken and forked while this lock is held (so none moves).
 static RUNTIMES: Mutex<Vec<tokio::runtime::Handle>> = Mutex::new(Vec::new());
-
-/// This executable's debuginfo, indexed on the first snapshot, with what every read derives
-/// from it alone (tokio's layout, …).
-static DEBUGINFO: OnceLock<Result<(DebugInfo, Prepared), String>> = OnceLock::new();
 
 /// Makes snapshots read the tasks of `handle`'s runtime too, also when called outside it (the
 /// current runtime is always read).
@@ -112,54 +150,85 @@ pub fn snapshot() -> Result<Dump, SnapshotError> {
 
 /// [`snapshot`] with options.
 pub fn snapshot_with(options: &SnapshotOptions) -> Result<Dump, SnapshotError> {
-    let (info, prepared) = debuginfo()?;
+    // Keeps the linker from leaving out the reader's start (nothing else refers to it).
+    std::hint::black_box(&reader::READER_HOOK);
     let current = tokio::runtime::Handle::try_current().ok();
-    let (mut child, handles, paused, resident) = {
-        let registered = RUNTIMES.lock().unwrap_or_else(|e| e.into_inner());
-        let handles: Vec<u64> = registered
-            .iter()
-            .chain(current.as_ref())
-            .map(|h| h as *const tokio::runtime::Handle as u64)
-            .collect();
-        if handles.is_empty() {
-            return Err(SnapshotError(
-                "snapshot: no tokio runtime to read (call it inside one, or register_runtime)"
-                    .into(),
-            ));
-        }
-        let resident = resident_bytes();
-        if resident > options.max_resident {
-            return Err(SnapshotError(format!(
-                "snapshot: not taken: {} MiB resident is above the limit of {} MiB \
-                 (SnapshotOptions::max_resident), the fork would pause the program too long",
-                resident >> 20,
-                options.max_resident >> 20
-            )));
-        }
-        // The handles stay where they are until the fork: the copy has them at these addresses.
-        let started = Instant::now();
-        let child = FrozenChild::fork()?;
-        (child, handles, started.elapsed(), resident)
+    let registered = RUNTIMES.lock().unwrap_or_else(|e| e.into_inner());
+    // The handles stay where they are until the read is done: read at these addresses.
+    let handles: Vec<u64> = registered
+        .iter()
+        .chain(current.as_ref())
+        .map(|h| h as *const tokio::runtime::Handle as u64)
+        .collect();
+    if handles.is_empty() {
+        return Err(SnapshotError(
+            "snapshot: no tokio runtime to read (call it inside one, or register_runtime)".into(),
+        ));
+    }
+    let mut dump = match options.method {
+        Method::Fork => fork::snapshot(&handles, options)?,
+        Method::ReaderProcess => by_reader(&handles, options)?,
+        Method::Auto => match by_reader(&handles, options) {
+            Ok(d) => d,
+            Err(why) => {
+                let mut d = fork::snapshot(&handles, options)
+                    .map_err(|e| SnapshotError(format!("{why}; {e}")))?;
+                d.notes.push(format!("{why}; read from a fork instead"));
+                d
+            }
+        },
     };
+    drop(registered);
     drop(current);
-    child.wait_stopped(options.timeout)?;
-    let opts = tasktrace_inspect::Options {
-        runtime_handles: handles,
-        ..Default::default()
-    };
-    let read = tasktrace_inspect::frozen::read_frozen(child.pid, info, prepared, &opts);
-    drop(child);
-    let mut dump =
-        read.map_err(|e| SnapshotError(format!("snapshot: cannot read the copy: {e}")))?;
     dump.notes.retain(|n| !n.starts_with("read out of process"));
-    dump.notes.push(format!(
-        "snapshot: read from a frozen copy of this process; the fork paused it {:.1} ms ({} MiB resident)",
-        paused.as_secs_f64() * 1e3,
-        resident >> 20
-    ));
     for t in &mut dump.tasks {
         t.source = Some("snapshot".into());
     }
+    Ok(dump)
+}
+
+/// A snapshot read by the reader process (started, or started again, as needed).
+fn by_reader(handles: &[u64], options: &SnapshotOptions) -> Result<Dump, SnapshotError> {
+    let mut slot = READER.lock().unwrap_or_else(|e| e.into_inner());
+    if slot.as_ref().is_some_and(reader::Reader::is_gone) {
+        *slot = None;
+    }
+    let first = slot.is_none();
+    if first {
+        *slot = Some(reader::Reader::spawn()?);
+    }
+    let deadline = if first {
+        options.first_timeout
+    } else {
+        options.timeout + Duration::from_secs(10)
+    };
+    let reply = match slot.as_mut().map(|r| r.ask(handles, options, deadline)) {
+        Some(Ok(reply)) => reply,
+        Some(Err(e)) => {
+            *slot = None; // killed on drop; a new one next time
+            return Err(e);
+        }
+        None => return Err(SnapshotError("snapshot: no reader process".into())),
+    };
+    let mut dump = reply
+        .result
+        .map_err(|e| SnapshotError(format!("snapshot: the reader process cannot read: {e}")))?;
+    let own = format!("process {} was stopped for", std::process::id());
+    let copied = dump
+        .notes
+        .iter()
+        .position(|n| n.starts_with(&own))
+        .map(|i| dump.notes.remove(i));
+    let detail = copied
+        .as_deref()
+        .and_then(|n| Some(&n[n.find(" (")? + 2..n.rfind(')')?]))
+        .unwrap_or("");
+    dump.notes.push(format!(
+        "snapshot: read by the reader process (pid {}, {} MiB resident); this process was stopped {:.1} ms ({detail})",
+        reply.reader_pid,
+        reply.reader_kib >> 10,
+        reply.stopped_us as f64 / 1e3,
+    ));
     Ok(dump)
 }
 
@@ -319,137 +388,6 @@ pub(crate) fn join(mut registry: Dump) -> Dump {
         }
     }
     registry
-}
-
-fn debuginfo() -> Result<&'static (DebugInfo, Prepared), SnapshotError> {
-    DEBUGINFO
-        .get_or_init(|| {
-            let exe = std::fs::read_link("/proc/self/exe")
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_else(|_| "/proc/self/exe".into());
-            let info = DebugInfo::load_with("/proc/self/exe", &exe, None).map_err(|e| {
-                format!(
-                    "snapshot: not taken: {e} (tasks are read with type layouts: build with \
-                     `[profile.release] debug = true`, or put a debug file next to the executable)"
-                )
-            })?;
-            let prepared = Prepared::new(&info).map_err(|e| format!("snapshot: not taken: {e}"))?;
-            Ok((info, prepared))
-        })
-        .as_ref()
-        .map_err(|e| SnapshotError(e.clone()))
-}
-
-/// Resident memory of this process, in bytes (0 if unknown).
-fn resident_bytes() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * page)
-}
-
-/// The stopped copy; killed and reaped on drop.
-struct FrozenChild {
-    pid: i32,
-    /// Set once the child was reaped (it exited early): drop has nothing left to do.
-    reaped: bool,
-}
-
-impl FrozenChild {
-    /// Forks; the child closes its descriptors and stops itself (see the module docs).
-    fn fork() -> Result<FrozenChild, SnapshotError> {
-        // SAFETY: getpid has no preconditions.
-        let parent = unsafe { libc::getpid() };
-        // SAFETY: the child runs only the async-signal-safe calls below and never returns
-        // into Rust code: no allocation, no lock, no destructor runs in it.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            // SAFETY: raw system calls on integers; `_exit` does not return.
-            unsafe {
-                if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
-                    for fd in 3..65_536 {
-                        libc::close(fd);
-                    }
-                }
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if libc::getppid() == parent {
-                    libc::raise(libc::SIGSTOP);
-                }
-                libc::_exit(0);
-            }
-        }
-        if pid < 0 {
-            return Err(SnapshotError(format!(
-                "snapshot: fork failed: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
-        Ok(FrozenChild { pid, reaped: false })
-    }
-
-    /// Waits until the child has stopped itself, at most `timeout`.
-    fn wait_stopped(&mut self, timeout: Duration) -> Result<(), SnapshotError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let mut status = 0;
-            // SAFETY: waitpid writes one int to `status`.
-            let r =
-                unsafe { libc::waitpid(self.pid, &mut status, libc::WUNTRACED | libc::WNOHANG) };
-            if r == self.pid && libc::WIFSTOPPED(status) {
-                return Ok(());
-            }
-            if r == self.pid {
-                self.reaped = true;
-                return Err(SnapshotError(
-                    "snapshot: the frozen copy exited before it could be read".into(),
-                ));
-            }
-            if r < 0 && stopped_per_proc(self.pid) {
-                // Not waitable (SIGCHLD ignored by the program): /proc says it is stopped.
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(SnapshotError(format!(
-                    "snapshot: the frozen copy did not stop within {timeout:?}"
-                )));
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
-}
-
-/// Whether `/proc/PID/stat` says the process is stopped (`T`).
-fn stopped_per_proc(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let i = s.rfind(')')?;
-            s[i + 1..].trim_start().chars().next()
-        })
-        == Some('T')
-}
-
-impl Drop for FrozenChild {
-    fn drop(&mut self) {
-        if self.reaped {
-            return;
-        }
-        // SAFETY: `pid` is our own child, not yet reaped: no other process has this pid.
-        unsafe { libc::kill(self.pid, libc::SIGKILL) };
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let mut status = 0;
-            // SAFETY: waitpid writes one int to `status`.
-            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
-            // Reaped, or not ours to wait for (auto-reaped with SIGCHLD ignored).
-            if r == self.pid || r < 0 || Instant::now() >= deadline {
-                return;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
 }
 
 #[cfg(test)]
