@@ -20,12 +20,14 @@
 
 #![warn(missing_docs)]
 
+mod addr_hash;
 pub mod bytes;
 pub mod debugfile;
 pub mod debuginfo;
 pub mod decode;
 mod error;
 pub mod frozen;
+mod memo;
 mod prepared;
 mod sections;
 pub mod snapshot;
@@ -130,6 +132,8 @@ pub struct Session {
     prepared: Prepared,
     unwinder: Option<unwind::Unwinder>,
     progress: Progress,
+    /// The trees of the last read, for the tasks whose futures have not changed since.
+    memo: memo::Memo,
 }
 
 impl Session {
@@ -187,6 +191,7 @@ impl Session {
             prepared,
             unwinder,
             progress,
+            memo: memo::Memo::default(),
         })
     }
 
@@ -214,13 +219,17 @@ impl Session {
         let snap = snapshot::Snapshot::new(&process, snapshot::ProcessMemory(pid));
         let mut process = Some(process);
         let mut stopped_for = None;
+        let read = self.memo.begin_read();
         let dump = read_phased(
             &snap,
             info,
             &self.prepared,
             opts,
             progress,
-            self.unwinder.as_ref(),
+            Kept {
+                unwinder: self.unwinder.as_ref(),
+                memo: Some((&self.memo, read)),
+            },
             Stop {
                 prefetch: &|addr, len| snap.prefetch(addr, len),
                 resume: &mut || {
@@ -230,6 +239,7 @@ impl Session {
             },
         );
         drop(process.take()); // detach (if not yet) before formatting anything
+        self.memo.end_read(read);
         let stopped_for = stopped_for.unwrap_or_else(|| stopped.elapsed());
         // Killed (or exited) while stopped: its memory went away under the reader.
         let mut dump = match dump {
@@ -349,7 +359,10 @@ pub fn core(core: &str, exe: &str, opts: &Options) -> Result<Dump> {
             &Prepared::new(&info)?,
             opts,
             &Progress::new(opts.progress),
-            unwinder.as_ref(),
+            Kept {
+                unwinder: unwinder.as_ref(),
+                memo: None,
+            },
             Stop::none(),
         )
     });
@@ -437,9 +450,18 @@ pub fn read_prepared(
         prepared,
         opts,
         &Progress::new(opts.progress),
-        None,
+        Kept::default(),
         Stop::none(),
     )
+}
+
+/// What a session keeps across its reads, for one read ([`read_phased`]).
+#[derive(Clone, Copy, Default)]
+struct Kept<'s> {
+    /// The mapped files' unwind tables (for `--threads`).
+    unwinder: Option<&'s unwind::Unwinder>,
+    /// The last read's trees, and this read's number.
+    memo: Option<(&'s memo::Memo, u64)>,
 }
 
 /// How a read meets its target's stop ([`read_phased`]).
@@ -471,9 +493,10 @@ fn read_phased(
     prepared: &Prepared,
     opts: &Options,
     progress: &Progress,
-    unwinder: Option<&unwind::Unwinder>,
+    kept: Kept<'_>,
     stop: Stop<'_>,
 ) -> Result<Dump> {
+    let Kept { unwinder, memo } = kept;
     let bias = match t.at_entry() {
         Some(e) => e.wrapping_sub(info.entry),
         None => 0,
@@ -668,23 +691,15 @@ fn read_phased(
                 ));
             }
             Some((addr, ty)) => {
-                // Target memory is untrusted: a corrupt value must cost this task its trace,
-                // never the whole read (nor leave a process stopped).
-                let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let mut dec = decode::Decoder::new(&reader, &tk, &shapes);
-                    let nodes = dec.decode(addr, ty, 0);
-                    (nodes, dec.awaits, dec.links)
-                }));
-                match decoded {
-                    Ok((nodes, awaits, task_links)) => {
-                        links[tasks.len()] = task_links;
-                        frames += count_frames(&nodes);
-                        task.awaits = awaits;
-                        task.trace = Trace {
-                            roots: std::sync::Arc::new(nodes),
-                        };
+                let key = (rt.header, addr, ty);
+                match decode_task(t, info, prepared, &shapes, bias, key, memo) {
+                    Some(d) => {
+                        links[tasks.len()] = d.links;
+                        frames += d.frames;
+                        task.awaits = d.awaits;
+                        task.trace = Trace { roots: d.nodes };
                     }
-                    Err(_) => task.error = Some("its future could not be decoded".into()),
+                    None => task.error = Some("its future could not be decoded".into()),
                 }
             }
             None if rt.complete => {
@@ -735,6 +750,55 @@ fn read_phased(
         dump.threads = facts.into_iter().map(|f| f.info).collect();
     }
     Ok(dump)
+}
+
+/// Decodes the future of the task cell `key` (header, future address, type); with a memo,
+/// takes the last read's tree when the bytes it read are unchanged, and keeps this one.
+/// `None` when decoding panicked: target memory is untrusted, and a corrupt value must cost
+/// this task its trace, never the whole read (nor leave a process stopped).
+fn decode_task(
+    t: &dyn target::Target,
+    info: &debuginfo::DebugInfo,
+    prepared: &Prepared,
+    shapes: &decode::Shapes,
+    bias: u64,
+    key: memo::CellKey,
+    memo: Option<(&memo::Memo, u64)>,
+) -> Option<memo::Decoded> {
+    let (_, addr, ty) = key;
+    if let Some(kept) = memo.and_then(|(m, read)| m.get(key, t, read)) {
+        return Some(kept);
+    }
+    let recorder = memo::Recorder::new(t);
+    let target: &dyn target::Target = if memo.is_some() { &recorder } else { t };
+    let decoded = {
+        let reader = value::Reader { target, info, bias };
+        let tk = tokio::Tokio::with(&reader, prepared.tokio.clone());
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut dec = decode::Decoder::new(&reader, &tk, shapes);
+            let nodes = dec.decode(addr, ty, 0);
+            let frames = count_frames(&nodes);
+            let timed = dec.timed;
+            let decoded = memo::Decoded {
+                nodes: std::sync::Arc::new(nodes),
+                awaits: dec.awaits,
+                links: dec.links,
+                frames,
+            };
+            (decoded, timed)
+        }))
+        .ok()?
+    };
+    let (decoded, timed) = decoded;
+    match memo {
+        Some((m, read)) => {
+            if timed {
+                recorder.unkeepable();
+            }
+            Some(m.put(key, recorder, decoded, read))
+        }
+        None => Some(decoded),
+    }
 }
 
 /// The README's examples, compiled (and run) as doctests.

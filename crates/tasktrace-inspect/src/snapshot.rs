@@ -4,36 +4,15 @@
 //! resumed ([`Snapshot::resumed`]), decoding goes on from the copied pages; a read of a page
 //! never copied then goes to the running process (counted: [`Snapshot::late_reads`]).
 
+use crate::addr_hash::AddrMap;
 use crate::error::{Error, Result};
 use crate::target::{MappedFile, Registers, Target, Thread};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 const PAGE: u64 = 4096;
 
-/// Hashes a page number with one multiplication: a read of 10,000 tasks looks pages up a few
-/// hundred thousand times while the target is stopped, and SipHash (the default) is made for
-/// keys an adversary picks, not for these.
-#[derive(Default)]
-struct PageHasher(u64);
-
-impl Hasher for PageHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(self.0 ^ u64::from(b));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
 /// Copied pages by page number; `None` for a page that could not be read whole.
-type Pages = HashMap<u64, Option<Box<[u8]>>, BuildHasherDefault<PageHasher>>;
+type Pages = AddrMap<Option<Box<[u8]>>>;
 
 /// Reads misses of a [`Snapshot`]: the target's memory, while it lasts.
 pub trait Source {

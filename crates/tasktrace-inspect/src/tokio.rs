@@ -86,8 +86,20 @@ pub struct Runtime {
     pub flavor: Flavor,
 }
 
-/// Where a task cell's `Stage` is, (offset, enum type), or why it cannot be found.
-type StageAt = std::result::Result<(u64, u64), String>;
+/// Where a task cell's `Stage` is and how to read it, or why it cannot be found.
+type StageAt = std::result::Result<Arc<Stage>, String>;
+
+/// The `Stage` enum of one future type's task cells, resolved once for all its tasks.
+#[derive(Debug)]
+struct Stage {
+    /// Offset of the `Stage` in the cell.
+    offset: u64,
+    /// Its variants.
+    table: crate::value::VariantTable,
+    /// The `Running` variant (index in the table) and where its future is: (offset from the
+    /// `Stage`, type).
+    running: Option<(usize, u64, u64)>,
+}
 
 /// A thread's `scheduler::Context` (set while it runs a scheduler: a worker, or a
 /// current_thread `block_on`): the variant's payload.
@@ -138,6 +150,8 @@ pub struct Types {
 pub struct Tokio<'r, 'a> {
     r: &'r Reader<'a>,
     types: Arc<Types>,
+    /// The `Stage` last resolved, by its `poll` function.
+    last_stage: std::cell::RefCell<Option<(u64, StageAt)>>,
 }
 
 impl Types {
@@ -211,7 +225,11 @@ impl<'r, 'a> Tokio<'r, 'a> {
 
     /// Reads with types found before ([`Types::find`]).
     pub fn with(r: &'r Reader<'a>, types: Arc<Types>) -> Self {
-        Tokio { r, types }
+        Tokio {
+            r,
+            types,
+            last_stage: Default::default(),
+        }
     }
 
     /// Member offsets of this tokio version.
@@ -462,7 +480,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
     /// Every task in linked lists starting at `heads` (owned lists: `Trailer.owned` links).
     pub fn walk_lists(&self, heads: &[u64], limit: usize) -> Result<(Vec<RawTask>, Vec<String>)> {
         let mut notes = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen = crate::addr_hash::AddrSet::default();
         let mut out = Vec::new();
         for (i, &head) in heads.iter().enumerate() {
             let mut cur = head;
@@ -599,8 +617,12 @@ impl<'r, 'a> Tokio<'r, 'a> {
     /// The root future of the task at `header`, whose vtable's poll is at `poll`.
     fn future_of(&self, header: u64, poll: u64) -> Result<Option<(u64, u64)>> {
         let r = self.r;
-        // Many tasks share a future type: resolve each `poll` function once.
-        let stage = {
+        // Many tasks share a future type: resolve each `poll` function once (and the tasks of
+        // a list are often alike: the last one's is at hand without a lock).
+        let last = self.last_stage.borrow().clone().filter(|(p, _)| *p == poll);
+        let stage = if let Some((_, s)) = last {
+            s
+        } else {
             let cached = self
                 .types
                 .stages
@@ -611,7 +633,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
             match cached {
                 Some(s) => s,
                 None => {
-                    let s = self.stage_of(poll).map_err(|e| e.to_string());
+                    let s = self.stage(poll).map_err(|e| e.to_string());
                     self.types
                         .stages
                         .lock()
@@ -621,17 +643,42 @@ impl<'r, 'a> Tokio<'r, 'a> {
                 }
             }
         };
-        let (stage_off, enum_ty) = stage.map_err(Error::Other)?;
-        let addr = header + stage_off;
-        match r.variant(enum_ty, addr)? {
-            Some(v) if v.name == "Running" => {
-                let (f_off, f_ty) = r
-                    .member(v.ty, "__0")
-                    .ok_or_else(|| self.types.layout.resolver(r).missing("Stage::Running.__0"))?;
-                Ok(Some((addr + v.offset + f_off, f_ty)))
+        *self.last_stage.borrow_mut() = Some((poll, stage.clone()));
+        let stage = stage.map_err(Error::Other)?;
+        let addr = header + stage.offset;
+        let active = stage.table.active(r, addr)?;
+        match (active, stage.running) {
+            (Some(v), Some((i, off, ty))) if std::ptr::eq(v, &stage.table.variants[i]) => {
+                Ok(Some((addr + off, ty)))
+            }
+            (Some(v), None) if v.name == "Running" => {
+                Err(self.types.layout.resolver(r).missing("Stage::Running.__0"))
             }
             _ => Ok(None),
         }
+    }
+
+    /// The `Stage` of the tasks polled by `poll`, resolved ([`Stage`]).
+    fn stage(&self, poll: u64) -> Result<Arc<Stage>> {
+        let r = self.r;
+        let (offset, enum_ty) = self.stage_of(poll)?;
+        let table = r
+            .variant_table(enum_ty)
+            .ok_or_else(|| self.types.layout.resolver(r).missing("Stage (no variants)"))?;
+        let running = table
+            .variants
+            .iter()
+            .position(|v| v.name == "Running")
+            .and_then(|i| {
+                let v = &table.variants[i];
+                let (f_off, f_ty) = r.member(v.ty, "__0")?;
+                Some((i, v.offset + f_off, f_ty))
+            });
+        Ok(Arc::new(Stage {
+            offset,
+            table,
+            running,
+        }))
     }
 
     /// Where the `Stage` enum of the tasks polled by `poll` is in their cell: (offset, type).

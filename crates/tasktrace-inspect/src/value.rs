@@ -18,6 +18,36 @@ pub struct Variant {
     pub decl: Option<(String, u32)>,
 }
 
+/// The variants of one enum type ([`Reader::variant_table`]).
+#[derive(Clone, Debug)]
+pub struct VariantTable {
+    /// The tag: (offset, size); `None` for an enum without one (a single variant).
+    tag: Option<(u64, u64)>,
+    /// Tag value → index in `variants` (`None`: a variant without a payload).
+    values: Vec<(u64, Option<usize>)>,
+    /// The variant of every other tag value (a niche layout's dataful variant).
+    default: Option<Option<usize>>,
+    /// The variants with a payload.
+    pub variants: Vec<Variant>,
+}
+
+impl VariantTable {
+    /// The active variant of a value of this enum at `addr`.
+    pub fn active(&self, r: &Reader<'_>, addr: u64) -> Result<Option<&Variant>> {
+        let value = match self.tag {
+            Some((off, size)) => Some(r.uint(addr + off, size)?),
+            None => None,
+        };
+        let chosen = self
+            .values
+            .iter()
+            .find(|(v, _)| Some(*v) == value)
+            .map(|(_, i)| *i)
+            .or(self.default);
+        Ok(chosen.flatten().and_then(|i| self.variants.get(i)))
+    }
+}
+
 /// Reads typed values of one stopped target.
 pub struct Reader<'a> {
     /// The target's memory.
@@ -189,60 +219,74 @@ impl<'a> Reader<'a> {
 
     /// The active variant of the enum `ty` stored at `addr`.
     pub fn variant(&self, ty: u64, addr: u64) -> Result<Option<Variant>> {
-        let ty = self.strip(ty);
-        let Some(d) = self.info.die(ty) else {
+        let Some(table) = self.variant_table(ty) else {
             return Ok(None);
         };
-        let Some(part) = d
+        Ok(table.active(self, addr)?.cloned())
+    }
+
+    /// The variants of the enum `ty` and how the active one is told: resolved once, then
+    /// [`VariantTable::active`] reads only the tag (a task list walk tells 10,000 tasks'
+    /// `Stage`s apart while the process is stopped). `None` for a type without a variant
+    /// part.
+    pub fn variant_table(&self, ty: u64) -> Option<VariantTable> {
+        let d = self.info.die(self.strip(ty))?;
+        let part = d
             .children
             .iter()
             .filter_map(|c| self.info.die(*c))
-            .find(|v| v.kind == Kind::VariantPart)
-        else {
-            return Ok(None);
+            .find(|v| v.kind == Kind::VariantPart)?;
+        let tag = part.discr.and_then(|o| self.info.die(o)).map(|tag| {
+            let size = tag.ty.map(|t| self.type_size(t)).unwrap_or(1);
+            (tag.offset, size)
+        });
+        let mut table = VariantTable {
+            tag,
+            values: Vec::new(),
+            default: None,
+            variants: Vec::new(),
         };
-        let variants: Vec<_> = part
+        let mut only = None;
+        for (n, v) in part
             .children
             .iter()
             .filter_map(|c| self.info.die(*c))
             .filter(|v| v.kind == Kind::Variant)
-            .collect();
-        let value = match part.discr.and_then(|o| self.info.die(o)) {
-            Some(tag) => {
-                let size = tag.ty.map(|t| self.type_size(t)).unwrap_or(1);
-                Some(self.uint(addr + tag.offset, size)?)
+            .enumerate()
+        {
+            // A variant without a payload member cannot be read as one: it is never chosen.
+            let payload = v
+                .children
+                .iter()
+                .filter_map(|c| self.info.die(*c))
+                .find(|m| m.kind == Kind::Member)
+                .and_then(|m| Some((m, m.ty?)));
+            let index = payload.map(|(member, mty)| {
+                let short = last_segment(self.type_name(mty)).to_string();
+                table.variants.push(Variant {
+                    name: if short.is_empty() {
+                        member.name.clone()
+                    } else {
+                        short
+                    },
+                    ty: mty,
+                    offset: member.offset,
+                    decl: member.decl.clone(),
+                });
+                table.variants.len() - 1
+            });
+            match v.discr_value {
+                Some(value) => table.values.push((value, index)),
+                None if table.default.is_none() => table.default = Some(index),
+                None => {}
             }
-            None => None,
-        };
-        let chosen = variants
-            .iter()
-            .find(|v| v.discr_value.is_some() && v.discr_value == value)
-            .or_else(|| variants.iter().find(|v| v.discr_value.is_none()))
-            .or_else(|| (variants.len() == 1).then(|| &variants[0]));
-        let Some(v) = chosen else { return Ok(None) };
-        let Some(member) = v
-            .children
-            .iter()
-            .filter_map(|c| self.info.die(*c))
-            .find(|m| m.kind == Kind::Member)
-        else {
-            return Ok(None);
-        };
-        let Some(mty) = member.ty else {
-            return Ok(None);
-        };
-        let name = self.type_name(mty);
-        let short = last_segment(name).to_string();
-        Ok(Some(Variant {
-            name: if short.is_empty() {
-                member.name.clone()
-            } else {
-                short
-            },
-            ty: mty,
-            offset: member.offset,
-            decl: member.decl.clone(),
-        }))
+            only = (n == 0).then_some(index);
+        }
+        // A single variant is the active one whatever its tag says.
+        if table.default.is_none() {
+            table.default = only;
+        }
+        Some(table)
     }
 
     /// The payload types of every variant of the enum `ty` (empty for a type without a

@@ -687,3 +687,67 @@ fn a_deadlock_across_registered_and_plain_tasks() {
     drop(enter);
     drop(rt);
 }
+
+async fn two_steps(first: oneshot::Receiver<u32>, second: oneshot::Receiver<u32>) -> u32 {
+    let a = first.await.unwrap_or(0); // first step
+    let b = second.await.unwrap_or(0); // second step
+    a + b
+}
+
+/// Where a `two_steps` task is suspended: the line of its await, if it is one.
+fn step_of(t: &Task) -> Option<u32> {
+    let [root] = &t.trace.roots[..] else {
+        return None;
+    };
+    (root.frame.function == "snapshot::two_steps")
+        .then(|| root.frame.location.as_ref().map(|l| l.line))
+        .flatten()
+}
+
+/// The reader process keeps the trees of tasks whose futures did not change: later snapshots
+/// show them the same, a task that moved on is shown where it is now, and a timer's time left
+/// (from the clock, not from memory) is never taken from an earlier snapshot.
+#[test]
+fn later_snapshots_show_what_moved_and_keep_what_did_not() {
+    let _serial = serial();
+    let rt = runtime();
+    let _enter = rt.enter();
+    let (first, second) = (line("// first step"), line("// second step"));
+    let mut firsts = Vec::new();
+    let mut seconds = Vec::new();
+    for _ in 0..20 {
+        let (a, ra) = oneshot::channel();
+        let (b, rb) = oneshot::channel();
+        firsts.push(a);
+        seconds.push(b);
+        rt.spawn(two_steps(ra, rb));
+    }
+    rt.spawn(async { tokio::time::sleep(Duration::from_secs(600)).await });
+    let at = |d: &Dump, l: u32| d.tasks.iter().filter(|t| step_of(t) == Some(l)).count();
+    let d = snapshot_until(|d| at(d, first) == 20);
+    assert_eq!(at(&d, first), 20, "{d}");
+    for _ in 0..3 {
+        let again = tasktrace::snapshot::snapshot().unwrap();
+        assert_eq!(at(&again, first), 20, "{again}");
+    }
+    for tx in firsts.drain(..10) {
+        tx.send(1).unwrap();
+    }
+    let d = snapshot_until(|d| at(d, second) == 10);
+    assert_eq!((at(&d, first), at(&d, second)), (10, 10), "{d}");
+    let timer = |d: &Dump| -> String {
+        d.tasks
+            .iter()
+            .flat_map(|t| t.trace.roots.iter())
+            .flat_map(|r| r.children.iter())
+            .filter_map(|n| n.frame.note.clone())
+            .find(|n| n.starts_with("waiting on timer"))
+            .unwrap_or_else(|| panic!("no timer in {d}"))
+    };
+    let before = timer(&d);
+    std::thread::sleep(Duration::from_millis(300));
+    let after = timer(&tasktrace::snapshot::snapshot().unwrap());
+    assert_ne!(before, after, "the time left was taken from the last snapshot");
+    drop((firsts, seconds));
+    assert!(no_children());
+}

@@ -19,6 +19,7 @@
 //! parse error is a `None`, never a panic. Lookups take `&self` and may run on several
 //! threads at once (the in-process snapshot keeps one `DebugInfo` for the program's life).
 
+mod cache;
 mod scan;
 
 use crate::bytes::FileBytes;
@@ -167,7 +168,7 @@ pub struct DebugInfo {
     debug: Option<Arc<FileBytes>>,
     sections: gimli::DwarfSections<SectionData>,
     index: Index,
-    dies: elsa::sync::FrozenMap<u64, Box<Die>>,
+    dies: cache::DieCache,
     /// Where the DWARF sections that are not copies lie in the file they are in.
     mapped: Vec<std::ops::Range<usize>>,
     /// Parsed abbreviation tables of the units DIEs were read from lately (bounded).
@@ -346,7 +347,7 @@ impl DebugInfo {
             debug: debug.map(|d| d.0),
             sections,
             index: Index::default(),
-            dies: elsa::sync::FrozenMap::new(),
+            dies: cache::DieCache::default(),
             abbreviations: Mutex::new(HashMap::new()),
             mapped,
             context_tls: Vec::new(),
@@ -433,6 +434,11 @@ impl DebugInfo {
         self.index.names.len()
     }
 
+    /// How many DIEs have been parsed and are kept.
+    pub fn parsed_dies(&self) -> usize {
+        self.dies.len()
+    }
+
     /// Bytes the index holds in the heap, roughly (the DIEs parsed since not included).
     pub fn index_bytes(&self) -> usize {
         let ix = &self.index;
@@ -454,11 +460,11 @@ impl DebugInfo {
     /// The DIE at a `.debug_info` offset (a type, member, variant part, variant, template
     /// parameter or typedef), parsed on first use.
     pub fn die(&self, off: u64) -> Option<&Die> {
-        if let Some(d) = self.dies.get(&off) {
+        if let Some(d) = self.dies.get(off) {
             return Some(d);
         }
         let die = self.parse_die(off)?;
-        Some(self.dies.insert(off, Box::new(die)))
+        Some(self.dies.insert(off, die))
     }
 
     /// The unit holding `off`: its index in the index's unit list.

@@ -76,6 +76,9 @@ pub struct Decoder<'r, 'a, 't> {
     pub links: Vec<Link>,
     /// Monotonic clock now, for a live target's timers.
     now: Option<f64>,
+    /// Whether the tree depends on the clock (a live timer's time left): such a decode is not
+    /// kept for the next read ([`crate::memo`]).
+    pub timed: bool,
     /// The state machines the walk is inside, innermost last: where an I/O leaf's socket is
     /// looked for when the leaf itself does not hold it (`TcpListener::accept`'s `self`).
     enclosing: Vec<(u64, u64)>,
@@ -130,6 +133,7 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             awaits: Vec::new(),
             links: Vec::new(),
             now: r.target.is_live().then(monotonic_now),
+            timed: false,
             enclosing: Vec::new(),
         }
     }
@@ -583,6 +587,9 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             if let Some(key) = self.arc_member(addr, ty, "inner") {
                 self.links.push(Link::Waits(key));
             }
+        }
+        if self.now.is_some() && leaf_kind(name) == Some(crate::tokio::LeafKind::Sleep) {
+            self.timed = true;
         }
         match self.tokio.leaf(addr, ty, name, self.now) {
             Some(Leaf { note, awaits }) => {

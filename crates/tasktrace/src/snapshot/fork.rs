@@ -23,19 +23,21 @@
 //! is shared copy-on-write). It grows with the resident size; above
 //! [`SnapshotOptions::max_resident`] a snapshot is refused.
 
-use super::{SnapshotError, SnapshotOptions};
+use super::{Measured, Method, SnapshotError, SnapshotOptions};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tasktrace_inspect::debuginfo::DebugInfo;
 use tasktrace_inspect::Prepared;
-use tasktrace_model::Dump;
 
 /// This executable's debuginfo, indexed on the first fork snapshot, with what every read
 /// derives from it alone (tokio's layout, …).
 static DEBUGINFO: OnceLock<Result<(DebugInfo, Prepared), String>> = OnceLock::new();
 
 /// Reads the runtimes at `handles` from a frozen fork of this process.
-pub(super) fn snapshot(handles: &[u64], options: &SnapshotOptions) -> Result<Dump, SnapshotError> {
+pub(super) fn snapshot(
+    handles: &[u64],
+    options: &SnapshotOptions,
+) -> Result<Measured, SnapshotError> {
     let (info, prepared) = debuginfo()?;
     let resident = resident_bytes();
     if resident > options.max_resident {
@@ -64,7 +66,12 @@ pub(super) fn snapshot(handles: &[u64], options: &SnapshotOptions) -> Result<Dum
         paused.as_secs_f64() * 1e3,
         resident >> 20
     ));
-    Ok(dump)
+    Ok(Measured {
+        dump,
+        paused,
+        method: Method::Fork,
+        reader_resident: None,
+    })
 }
 
 fn debuginfo() -> Result<&'static (DebugInfo, Prepared), SnapshotError> {

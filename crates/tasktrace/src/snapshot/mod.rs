@@ -150,6 +150,26 @@ pub fn snapshot() -> Result<Dump, SnapshotError> {
 
 /// [`snapshot`] with options.
 pub fn snapshot_with(options: &SnapshotOptions) -> Result<Dump, SnapshotError> {
+    snapshot_measured(options).map(|m| m.dump)
+}
+
+/// A snapshot, and what taking it cost the program.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Measured {
+    /// The tasks read.
+    pub dump: Dump,
+    /// How long the program was paused: the reader process's stop of its threads, or the
+    /// fork.
+    pub paused: Duration,
+    /// Which way it was read ([`Method::ReaderProcess`] or [`Method::Fork`]).
+    pub method: Method,
+    /// The reader process's resident memory after the read, in bytes (the reader only).
+    pub reader_resident: Option<u64>,
+}
+
+/// [`snapshot_with`], with its cost ([`Measured`]).
+pub fn snapshot_measured(options: &SnapshotOptions) -> Result<Measured, SnapshotError> {
     // Keeps the linker from leaving out the reader's start (nothing else refers to it).
     std::hint::black_box(&reader::READER_HOOK);
     let current = tokio::runtime::Handle::try_current().ok();
@@ -165,30 +185,33 @@ pub fn snapshot_with(options: &SnapshotOptions) -> Result<Dump, SnapshotError> {
             "snapshot: no tokio runtime to read (call it inside one, or register_runtime)".into(),
         ));
     }
-    let mut dump = match options.method {
+    let mut measured = match options.method {
         Method::Fork => fork::snapshot(&handles, options)?,
         Method::ReaderProcess => by_reader(&handles, options)?,
         Method::Auto => match by_reader(&handles, options) {
-            Ok(d) => d,
+            Ok(m) => m,
             Err(why) => {
-                let mut d = fork::snapshot(&handles, options)
+                let mut m = fork::snapshot(&handles, options)
                     .map_err(|e| SnapshotError(format!("{why}; {e}")))?;
-                d.notes.push(format!("{why}; read from a fork instead"));
-                d
+                m.dump
+                    .notes
+                    .push(format!("{why}; read from a fork instead"));
+                m
             }
         },
     };
     drop(registered);
     drop(current);
+    let dump = &mut measured.dump;
     dump.notes.retain(|n| !n.starts_with("read out of process"));
     for t in &mut dump.tasks {
         t.source = Some("snapshot".into());
     }
-    Ok(dump)
+    Ok(measured)
 }
 
 /// A snapshot read by the reader process (started, or started again, as needed).
-fn by_reader(handles: &[u64], options: &SnapshotOptions) -> Result<Dump, SnapshotError> {
+fn by_reader(handles: &[u64], options: &SnapshotOptions) -> Result<Measured, SnapshotError> {
     let mut slot = READER.lock().unwrap_or_else(|e| e.into_inner());
     if slot.as_ref().is_some_and(reader::Reader::is_gone) {
         *slot = None;
@@ -212,24 +235,21 @@ fn by_reader(handles: &[u64], options: &SnapshotOptions) -> Result<Dump, Snapsho
     };
     let mut dump = reply
         .result
-        .map_err(|e| SnapshotError(format!("snapshot: the reader process cannot read: {e}")))?;
-    let own = format!("process {} was stopped for", std::process::id());
-    let copied = dump
-        .notes
-        .iter()
-        .position(|n| n.starts_with(&own))
-        .map(|i| dump.notes.remove(i));
-    let detail = copied
-        .as_deref()
-        .and_then(|n| Some(&n[n.find(" (")? + 2..n.rfind(')')?]))
-        .unwrap_or("");
+        .map_err(|e| SnapshotError(format!("snapshot: the reader process cannot read: {e}")))?
+        .into_dump();
+    // Its own note says how long this process was stopped and how much was copied.
     dump.notes.push(format!(
-        "snapshot: read by the reader process (pid {}, {} MiB resident); this process was stopped {:.1} ms ({detail})",
+        "snapshot: read by the reader process (pid {}, {} MiB resident; it keeps the index, \
+         this process nothing)",
         reply.reader_pid,
         reply.reader_kib >> 10,
-        reply.stopped_us as f64 / 1e3,
     ));
-    Ok(dump)
+    Ok(Measured {
+        dump,
+        paused: Duration::from_micros(reply.stopped_us),
+        method: Method::ReaderProcess,
+        reader_resident: Some(reply.reader_kib << 10),
+    })
 }
 
 /// Moves a snapshot's tasks to tokio's id range ([`TOKIO_ID_BASE`]): their ids, the tasks

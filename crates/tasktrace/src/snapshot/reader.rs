@@ -32,12 +32,13 @@
 
 use super::{SnapshotError, SnapshotOptions};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
 use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tasktrace_model::Dump;
+use tasktrace_model::{Dump, Node};
 
 /// Set (to the program's pid) in the reader's environment: the executable starts as a reader.
 pub(crate) const READER_ENV: &str = "TASKTRACE_SNAPSHOT_READER";
@@ -56,11 +57,53 @@ struct Request {
     idle_ms: u64,
 }
 
+/// A dump as the reader sends it: each distinct tree once (tasks suspended alike share one:
+/// 10,000 idle tasks of one kind are one tree, not 10,000), the tasks with empty traces and
+/// the index of theirs.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct WireDump {
+    dump: Dump,
+    trees: Vec<Arc<Vec<Node>>>,
+    tree_of: Vec<u32>,
+}
+
+impl WireDump {
+    fn new(mut dump: Dump) -> WireDump {
+        let mut index: HashMap<*const Vec<Node>, u32> = HashMap::new();
+        let mut trees = Vec::new();
+        let mut tree_of = Vec::with_capacity(dump.tasks.len());
+        for t in &mut dump.tasks {
+            let roots = std::mem::take(&mut t.trace.roots);
+            let i = *index.entry(Arc::as_ptr(&roots)).or_insert_with(|| {
+                trees.push(roots.clone());
+                (trees.len() - 1) as u32
+            });
+            tree_of.push(i);
+        }
+        WireDump {
+            dump,
+            trees,
+            tree_of,
+        }
+    }
+
+    /// The dump, its tasks' trees shared as they were in the reader.
+    pub(crate) fn into_dump(self) -> Dump {
+        let mut dump = self.dump;
+        for (t, &i) in dump.tasks.iter_mut().zip(&self.tree_of) {
+            if let Some(tree) = self.trees.get(i as usize) {
+                t.trace.roots = tree.clone();
+            }
+        }
+        dump
+    }
+}
+
 /// What the reader answers.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Reply {
     /// The dump, or why there is none.
-    pub result: Result<Dump, String>,
+    pub result: Result<WireDump, String>,
     /// How long the program's threads were stopped, in microseconds.
     pub stopped_us: u64,
     /// The reader's resident memory after the read, in KiB.
@@ -291,7 +334,7 @@ fn serve(parent: i32) -> i32 {
         };
         let (result, stopped) = read(parent, &mut session, &opts);
         let reply = Reply {
-            result,
+            result: result.map(WireDump::new),
             stopped_us: stopped.as_micros() as u64,
             reader_kib: resident_kib(),
             reader_pid: std::process::id(),
