@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(info) = DebugInfo::parse(data.to_vec(), "fuzz.elf") else {
         return;
     };
-    for (_, off) in info.types_with_prefix("tokio::").take(64) {
+    for (_, off) in info.types_with_prefix("tokio::").into_iter().take(64) {
         if let Some(d) = info.die(off) {
             for c in d.children.iter().take(64) {
                 let _ = info.die(*c);

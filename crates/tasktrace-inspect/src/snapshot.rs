@@ -11,8 +11,11 @@ use std::cell::{Cell, RefCell};
 
 const PAGE: u64 = 4096;
 
-/// Copied pages by page number; `None` for a page that could not be read whole.
-type Pages = AddrMap<Option<Box<[u8]>>>;
+/// Marks a page that could not be read whole in [`Snapshot`]'s index.
+const UNREADABLE: u32 = u32::MAX;
+
+/// Entries of the recent-pages cache (a power of two).
+const RECENT: usize = 8;
 
 /// Reads misses of a [`Snapshot`]: the target's memory, while it lasts.
 pub trait Source {
@@ -57,7 +60,13 @@ pub struct Snapshot<S: Source> {
     live: bool,
     proc_pid: Option<i32>,
     maps: Vec<MappedFile>,
-    pages: RefCell<Pages>,
+    /// The copied pages, in the order copied.
+    pages: RefCell<Vec<Box<[u8]>>>,
+    /// Page number → index in `pages` ([`UNREADABLE`]: not readable whole).
+    index: RefCell<AddrMap<u32>>,
+    /// The pages looked up last, by page number modulo [`RECENT`]: the reads of one task
+    /// header (its page, and its vtable's in the executable) find theirs without a lookup.
+    recent: [Cell<(u64, u32)>; RECENT],
     resumed: Cell<bool>,
     late: Cell<u64>,
 }
@@ -78,7 +87,9 @@ impl<S: Source> Snapshot<S> {
             live: t.is_live(),
             proc_pid: t.proc_pid(),
             maps: t.mapped_files(),
-            pages: RefCell::new(Pages::default()),
+            pages: RefCell::new(Vec::new()),
+            index: RefCell::new(AddrMap::default()),
+            recent: std::array::from_fn(|_| Cell::new((u64::MAX, UNREADABLE))),
             resumed: Cell::new(false),
             late: Cell::new(0),
         }
@@ -96,7 +107,7 @@ impl<S: Source> Snapshot<S> {
 
     /// Bytes copied.
     pub fn copied(&self) -> u64 {
-        self.pages.borrow().values().flatten().count() as u64 * PAGE
+        self.pages.borrow().len() as u64 * PAGE
     }
 
     /// Copies the pages of `[addr, addr + len)` (best effort).
@@ -118,17 +129,37 @@ impl<S: Source> Snapshot<S> {
     /// `f` of page `p`'s bytes (copied on first use, one lookup when it was); `None` when the
     /// page cannot be read whole.
     fn with_page<R>(&self, p: u64, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
-        if let Some(e) = self.pages.borrow().get(&p) {
-            return e.as_deref().map(f);
+        let recent = &self.recent[p as usize % RECENT];
+        let at = match recent.get() {
+            (page, at) if page == p => at,
+            _ => {
+                let known = self.index.borrow().get(&p).copied();
+                let at = known.unwrap_or_else(|| self.copy_page(p));
+                recent.set((p, at));
+                at
+            }
+        };
+        if at == UNREADABLE {
+            return None;
         }
+        self.pages.borrow().get(at as usize).map(|page| f(page))
+    }
+
+    /// Copies page `p` (first use): its index in `pages`, or [`UNREADABLE`].
+    fn copy_page(&self, p: u64) -> u32 {
         if self.resumed.get() {
             self.late.set(self.late.get() + 1);
         }
         let mut buf = vec![0u8; PAGE as usize].into_boxed_slice();
-        let copied = self.source.read(p * PAGE, &mut buf).is_ok().then_some(buf);
-        let out = copied.as_deref().map(f);
-        self.pages.borrow_mut().insert(p, copied);
-        out
+        let at = if self.source.read(p * PAGE, &mut buf).is_ok() {
+            let mut pages = self.pages.borrow_mut();
+            pages.push(buf);
+            u32::try_from(pages.len() - 1).unwrap_or(UNREADABLE)
+        } else {
+            UNREADABLE
+        };
+        self.index.borrow_mut().insert(p, at);
+        at
     }
 }
 

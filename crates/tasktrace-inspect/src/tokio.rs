@@ -95,7 +95,7 @@ struct Stage {
     /// Offset of the `Stage` in the cell.
     offset: u64,
     /// Its variants.
-    table: crate::value::VariantTable,
+    table: crate::debuginfo::VariantTable,
     /// The `Running` variant (index in the table) and where its future is: (offset from the
     /// `Stage`, type).
     running: Option<(usize, u64, u64)>,
@@ -646,7 +646,11 @@ impl<'r, 'a> Tokio<'r, 'a> {
         *self.last_stage.borrow_mut() = Some((poll, stage.clone()));
         let stage = stage.map_err(Error::Other)?;
         let addr = header + stage.offset;
-        let active = stage.table.active(r, addr)?;
+        let tag = match stage.table.tag() {
+            Some((off, size)) => Some(r.uint(addr + off, size)?),
+            None => None,
+        };
+        let active = stage.table.pick(tag);
         match (active, stage.running) {
             (Some(v), Some((i, off, ty))) if std::ptr::eq(v, &stage.table.variants[i]) => {
                 Ok(Some((addr + off, ty)))
@@ -663,7 +667,9 @@ impl<'r, 'a> Tokio<'r, 'a> {
         let r = self.r;
         let (offset, enum_ty) = self.stage_of(poll)?;
         let table = r
-            .variant_table(enum_ty)
+            .info
+            .variant_table(r.strip(enum_ty))
+            .cloned()
             .ok_or_else(|| self.types.layout.resolver(r).missing("Stage (no variants)"))?;
         let running = table
             .variants

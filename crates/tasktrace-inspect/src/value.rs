@@ -2,51 +2,9 @@
 //! pointers. Types are `.debug_info` offsets from [`DebugInfo`]; addresses are the target's.
 
 use crate::debuginfo::{DebugInfo, Kind};
+pub use crate::debuginfo::{Variant, VariantTable};
 use crate::error::{Error, Result};
 use crate::target::Target;
-
-/// The active variant of an enum value.
-#[derive(Clone, Debug)]
-pub struct Variant {
-    /// The variant's name (`Some`, `Running`, `Suspend0`, …): last segment of its type name.
-    pub name: String,
-    /// Its payload type (a struct whose members are the variant's fields).
-    pub ty: u64,
-    /// Offset of the payload within the enum.
-    pub offset: u64,
-    /// `decl_file`/`decl_line` of the variant member (an await line for `SuspendN`).
-    pub decl: Option<(String, u32)>,
-}
-
-/// The variants of one enum type ([`Reader::variant_table`]).
-#[derive(Clone, Debug)]
-pub struct VariantTable {
-    /// The tag: (offset, size); `None` for an enum without one (a single variant).
-    tag: Option<(u64, u64)>,
-    /// Tag value → index in `variants` (`None`: a variant without a payload).
-    values: Vec<(u64, Option<usize>)>,
-    /// The variant of every other tag value (a niche layout's dataful variant).
-    default: Option<Option<usize>>,
-    /// The variants with a payload.
-    pub variants: Vec<Variant>,
-}
-
-impl VariantTable {
-    /// The active variant of a value of this enum at `addr`.
-    pub fn active(&self, r: &Reader<'_>, addr: u64) -> Result<Option<&Variant>> {
-        let value = match self.tag {
-            Some((off, size)) => Some(r.uint(addr + off, size)?),
-            None => None,
-        };
-        let chosen = self
-            .values
-            .iter()
-            .find(|(v, _)| Some(*v) == value)
-            .map(|(_, i)| *i)
-            .or(self.default);
-        Ok(chosen.flatten().and_then(|i| self.variants.get(i)))
-    }
-}
 
 /// Reads typed values of one stopped target.
 pub struct Reader<'a> {
@@ -136,10 +94,10 @@ impl<'a> Reader<'a> {
     /// The direct member `name` of struct `ty`: (offset, type).
     pub fn member(&self, ty: u64, name: &str) -> Option<(u64, u64)> {
         let d = self.info.die(self.strip(ty))?;
-        d.children.iter().find_map(|c| {
-            let m = self.info.die(*c)?;
-            (m.kind == Kind::Member && m.name == name).then_some((m.offset, m.ty?))
-        })
+        d.members
+            .iter()
+            .find(|m| m.0 == name)
+            .map(|&(_, off, ty)| (off, ty))
     }
 
     /// The direct members of struct `ty`: (name, offset, type).
@@ -147,12 +105,9 @@ impl<'a> Reader<'a> {
         let Some(d) = self.info.die(self.strip(ty)) else {
             return Vec::new();
         };
-        d.children
+        d.members
             .iter()
-            .filter_map(|c| {
-                let m = self.info.die(*c)?;
-                (m.kind == Kind::Member).then_some((m.name.as_str(), m.offset, m.ty?))
-            })
+            .map(|(name, off, ty)| (name.as_str(), *off, *ty))
             .collect()
     }
 
@@ -219,74 +174,21 @@ impl<'a> Reader<'a> {
 
     /// The active variant of the enum `ty` stored at `addr`.
     pub fn variant(&self, ty: u64, addr: u64) -> Result<Option<Variant>> {
-        let Some(table) = self.variant_table(ty) else {
-            return Ok(None);
-        };
-        Ok(table.active(self, addr)?.cloned())
+        Ok(self.active_variant(ty, addr)?.cloned())
     }
 
-    /// The variants of the enum `ty` and how the active one is told: resolved once, then
-    /// [`VariantTable::active`] reads only the tag (a task list walk tells 10,000 tasks'
-    /// `Stage`s apart while the process is stopped). `None` for a type without a variant
-    /// part.
-    pub fn variant_table(&self, ty: u64) -> Option<VariantTable> {
-        let d = self.info.die(self.strip(ty))?;
-        let part = d
-            .children
-            .iter()
-            .filter_map(|c| self.info.die(*c))
-            .find(|v| v.kind == Kind::VariantPart)?;
-        let tag = part.discr.and_then(|o| self.info.die(o)).map(|tag| {
-            let size = tag.ty.map(|t| self.type_size(t)).unwrap_or(1);
-            (tag.offset, size)
-        });
-        let mut table = VariantTable {
-            tag,
-            values: Vec::new(),
-            default: None,
-            variants: Vec::new(),
+    /// [`variant`](Self::variant), borrowed from the debuginfo's table of `ty`'s variants
+    /// (nothing allocated: the task list walk tells 10,000 `Stage`s apart this way while the
+    /// process is stopped).
+    pub fn active_variant(&self, ty: u64, addr: u64) -> Result<Option<&'a Variant>> {
+        let Some(table) = self.info.variant_table(self.strip(ty)) else {
+            return Ok(None);
         };
-        let mut only = None;
-        for (n, v) in part
-            .children
-            .iter()
-            .filter_map(|c| self.info.die(*c))
-            .filter(|v| v.kind == Kind::Variant)
-            .enumerate()
-        {
-            // A variant without a payload member cannot be read as one: it is never chosen.
-            let payload = v
-                .children
-                .iter()
-                .filter_map(|c| self.info.die(*c))
-                .find(|m| m.kind == Kind::Member)
-                .and_then(|m| Some((m, m.ty?)));
-            let index = payload.map(|(member, mty)| {
-                let short = last_segment(self.type_name(mty)).to_string();
-                table.variants.push(Variant {
-                    name: if short.is_empty() {
-                        member.name.clone()
-                    } else {
-                        short
-                    },
-                    ty: mty,
-                    offset: member.offset,
-                    decl: member.decl.clone(),
-                });
-                table.variants.len() - 1
-            });
-            match v.discr_value {
-                Some(value) => table.values.push((value, index)),
-                None if table.default.is_none() => table.default = Some(index),
-                None => {}
-            }
-            only = (n == 0).then_some(index);
-        }
-        // A single variant is the active one whatever its tag says.
-        if table.default.is_none() {
-            table.default = only;
-        }
-        Some(table)
+        let tag = match table.tag() {
+            Some((off, size)) => Some(self.uint(addr + off, size)?),
+            None => None,
+        };
+        Ok(table.pick(tag))
     }
 
     /// The payload types of every variant of the enum `ty` (empty for a type without a

@@ -747,7 +747,10 @@ fn later_snapshots_show_what_moved_and_keep_what_did_not() {
     let before = timer(&d);
     std::thread::sleep(Duration::from_millis(300));
     let after = timer(&tasktrace::snapshot::snapshot().unwrap());
-    assert_ne!(before, after, "the time left was taken from the last snapshot");
+    assert_ne!(
+        before, after,
+        "the time left was taken from the last snapshot"
+    );
     drop((firsts, seconds));
     assert!(no_children());
 }

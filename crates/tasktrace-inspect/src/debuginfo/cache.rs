@@ -1,44 +1,50 @@
-//! The DIEs parsed so far, by `.debug_info` offset: an append-only map that hands out
-//! references while it grows.
+//! What is parsed from the DWARF once and kept (DIEs, enum variant tables), by `.debug_info`
+//! offset: an append-only map that hands out references while it grows.
 //!
-//! Invariants (what makes [`DieCache::get`] and [`DieCache::insert`] sound): every value is a
-//! `Box<Die>` inserted once and never removed, replaced or mutated while the cache lives; the
-//! map may move the boxes (rehashing) but never the `Die`s they point to, so a `&Die` taken
-//! from a box stays valid for as long as the cache is borrowed. All access to the map itself
-//! is under its lock.
+//! Invariants (what makes [`Kept::get`] and [`Kept::insert`] sound): every value is a
+//! `Box<T>` inserted once and never removed, replaced or mutated while the map lives; the map
+//! may move the boxes (rehashing) but never the values they point to, so a `&T` taken from a
+//! box stays valid for as long as the map is borrowed. All access to the map itself is under
+//! its lock.
 //!
 //! Why not a crate's frozen map: a read of 10,000 tasks looks DIEs up millions of times, and
 //! the ones at hand hash with SipHash: a tenth of the read's time ([`crate::addr_hash`]).
 
-use super::Die;
 use crate::addr_hash::AddrMap;
 use std::sync::RwLock;
 
-/// Parsed DIEs by offset.
-#[derive(Default)]
-pub(super) struct DieCache {
-    map: RwLock<AddrMap<Box<Die>>>,
+/// Values parsed once, by offset.
+pub(super) struct Kept<T> {
+    map: RwLock<AddrMap<Box<T>>>,
 }
 
-impl DieCache {
-    /// The DIE at `off`, if parsed before.
-    pub(super) fn get(&self, off: u64) -> Option<&Die> {
+impl<T> Default for Kept<T> {
+    fn default() -> Self {
+        Kept {
+            map: RwLock::new(AddrMap::default()),
+        }
+    }
+}
+
+impl<T> Kept<T> {
+    /// The value at `off`, if kept before.
+    pub(super) fn get(&self, off: u64) -> Option<&T> {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        let die: *const Die = &**map.get(&off)?;
+        let value: *const T = &**map.get(&off)?;
         // SAFETY: the box is never removed, replaced or mutated while `self` lives (module
-        // invariants), so the `Die` it points to outlives this borrow of `self`.
-        Some(unsafe { &*die })
+        // invariants), so the value it points to outlives this borrow of `self`.
+        Some(unsafe { &*value })
     }
 
-    /// Keeps `die` as the DIE at `off` (the one kept before, if another thread was first).
-    pub(super) fn insert(&self, off: u64, die: Die) -> &Die {
+    /// Keeps `value` at `off` (the one kept before, if another thread was first).
+    pub(super) fn insert(&self, off: u64, value: T) -> &T {
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        let die: *const Die = &**map.entry(off).or_insert_with(|| Box::new(die));
+        let value: *const T = &**map.entry(off).or_insert_with(|| Box::new(value));
         // SAFETY: as in `get`: the box stays, unchanged, for as long as `self`.
-        unsafe { &*die }
+        unsafe { &*value }
     }
 
-    /// How many DIEs are kept.
+    /// How many values are kept.
     pub(super) fn len(&self) -> usize {
         self.map.read().unwrap_or_else(|e| e.into_inner()).len()
     }
@@ -47,7 +53,7 @@ impl DieCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::debuginfo::Kind;
+    use crate::debuginfo::{Die, Kind};
 
     fn die(name: &str) -> Die {
         Die {
@@ -60,13 +66,14 @@ mod tests {
             discr_value: None,
             decl: None,
             children: Vec::new(),
+            members: Vec::new(),
             containing: None,
         }
     }
 
     #[test]
     fn references_stay_valid_while_the_map_grows() {
-        let cache = DieCache::default();
+        let cache = Kept::<Die>::default();
         let first = cache.insert(1, die("first"));
         for i in 2..10_000 {
             cache.insert(i, die("other"));

@@ -21,6 +21,7 @@
 
 mod cache;
 mod scan;
+mod variants;
 
 use crate::bytes::FileBytes;
 use crate::debugfile::DebugFile;
@@ -33,6 +34,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use scan::KEPT_SUBPROGRAMS;
+pub use variants::{Variant, VariantTable};
 
 /// What an executable is, from its symbols and its `.comment` (kept by `strip`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +126,9 @@ pub struct Die {
     pub decl: Option<(String, u32)>,
     /// Kept children (members, variants, template parameters), as `.debug_info` offsets.
     pub children: Vec<u64>,
+    /// The member children (fields) with a type: (name, offset, type), read with the DIE so
+    /// that a field lookup is one DIE lookup, not one per field.
+    pub members: Vec<(String, u64, u64)>,
     /// `DW_AT_containing_type` (of a `{vtable_type}`: the concrete type).
     pub containing: Option<u64>,
 }
@@ -168,7 +173,9 @@ pub struct DebugInfo {
     debug: Option<Arc<FileBytes>>,
     sections: gimli::DwarfSections<SectionData>,
     index: Index,
-    dies: cache::DieCache,
+    dies: cache::Kept<Die>,
+    /// Enum variant tables by type (`None`: not an enum).
+    variant_tables: cache::Kept<Option<VariantTable>>,
     /// Where the DWARF sections that are not copies lie in the file they are in.
     mapped: Vec<std::ops::Range<usize>>,
     /// Parsed abbreviation tables of the units DIEs were read from lately (bounded).
@@ -347,7 +354,8 @@ impl DebugInfo {
             debug: debug.map(|d| d.0),
             sections,
             index: Index::default(),
-            dies: cache::DieCache::default(),
+            dies: cache::Kept::default(),
+            variant_tables: cache::Kept::default(),
             abbreviations: Mutex::new(HashMap::new()),
             mapped,
             context_tls: Vec::new(),
@@ -467,6 +475,15 @@ impl DebugInfo {
         Some(self.dies.insert(off, die))
     }
 
+    /// The variants of the enum type `ty` (typedefs stripped), built on first use and kept.
+    pub fn variant_table(&self, ty: u64) -> Option<&VariantTable> {
+        if let Some(t) = self.variant_tables.get(ty) {
+            return t.as_ref();
+        }
+        let table = VariantTable::build(self, ty);
+        self.variant_tables.insert(ty, table).as_ref()
+    }
+
     /// The unit holding `off`: its index in the index's unit list.
     fn unit_of(&self, off: u64) -> Option<usize> {
         self.index
@@ -561,6 +578,7 @@ impl DebugInfo {
             }),
             decl,
             children: Vec::new(),
+            members: Vec::new(),
             containing: e
                 .attr_value(gimli::DW_AT_containing_type)
                 .and_then(|v| scan::ref_offset(&header, v)),
@@ -571,6 +589,23 @@ impl DebugInfo {
             if kind_of(c.tag()).is_some() {
                 if let Some(o) = c.offset().to_debug_info_offset(&header) {
                     die.children.push(o.0 as u64);
+                }
+            }
+            if c.tag() == gimli::DW_TAG_member {
+                let ty = c
+                    .attr_value(gimli::DW_AT_type)
+                    .and_then(|v| scan::ref_offset(&header, v));
+                let name = c
+                    .attr_value(gimli::DW_AT_name)
+                    .and_then(|v| self.attr_str(&dwarf, &header, ui, v))
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .unwrap_or_default();
+                let offset = c
+                    .attr_value(gimli::DW_AT_data_member_location)
+                    .and_then(|v| v.udata_value())
+                    .unwrap_or(0);
+                if let Some(ty) = ty {
+                    die.members.push((name, offset, ty));
                 }
             }
         }

@@ -68,7 +68,7 @@ pub struct Decoder<'r, 'a, 't> {
     r: &'r Reader<'a>,
     tokio: &'t Tokio<'r, 'a>,
     shapes: &'t Shapes,
-    seen: HashSet<(u64, u64)>,
+    seen: crate::addr_hash::AddrKeySet<(u64, u64)>,
     nodes: usize,
     /// Task ids this task awaits through join handles.
     pub awaits: Vec<u64>,
@@ -128,7 +128,7 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             r,
             tokio,
             shapes,
-            seen: HashSet::new(),
+            seen: Default::default(),
             nodes: 0,
             awaits: Vec::new(),
             links: Vec::new(),
