@@ -169,6 +169,8 @@ impl Session {
         // Tokio's layout and the like come from the debuginfo alone: found now, not while
         // the process is stopped (and a program without tokio is never stopped).
         let prepared = Prepared::new(&info)?;
+        // The pages the index and the preparation touched are the page cache's, not ours.
+        info.release_pages();
         progress.say(|| {
             format!(
                 "indexed the debuginfo of {}; stopping process {pid}",
@@ -240,6 +242,7 @@ impl Session {
         );
         drop(process.take()); // detach (if not yet) before formatting anything
         self.memo.end_read(read);
+        info.release_pages();
         let stopped_for = stopped_for.unwrap_or_else(|| stopped.elapsed());
         // Killed (or exited) while stopped: its memory went away under the reader.
         let mut dump = match dump {

@@ -27,8 +27,9 @@
 //! feature (default), [`spawn()`] / [`spawn_named()`] spawn registered tasks whose
 //! [`JoinHandle`] records which task awaits which.
 //!
-//! Release builds need line tables for locations: `[profile.release] debug = "line-tables-only"`
-//! (or `"limited"` for full names of inlined async fns).
+//! What each way needs: [`traced`] and [`spawn()`]'s dumps need line tables for locations
+//! (`[profile.release] debug = "line-tables-only"`, or `"limited"` for full names of inlined
+//! async fns); the `snapshot` feature reads type layouts, so it needs `debug = true`.
 //!
 //! Production hooks, each behind the cargo feature of its name: `http` (`GET /debug/tasks` in
 //! text, JSON, folded stacks, SVG or pprof), `signal` (a dump on `SIGUSR1`) and `watchdog`
@@ -36,8 +37,10 @@
 //!
 //! With the `snapshot` feature (Linux x86-64), [`dump()`] — and so each of the hooks — lists
 //! every tokio task of the process, also the ones spawned with plain `tokio::spawn` by the
-//! program or its libraries: [`snapshot`] reads them from a frozen copy of the process (needs
-//! type layouts: `debug = true`).
+//! program or its libraries: [`snapshot`] reads them the way `tasktrace attach` does, from a
+//! reader process it starts from the program's own executable, which stops the program's
+//! threads only while it copies the task lists (milliseconds, at any heap size) and keeps the
+//! debuginfo index in its own memory (needs type layouts: `debug = true`).
 
 mod addr_hash;
 mod capture;

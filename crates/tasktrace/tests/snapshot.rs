@@ -102,11 +102,12 @@ fn plain_tokio_spawn_tasks_with_their_await_lines() {
     for t in chains {
         assert_eq!(t.source.as_deref(), Some("snapshot"));
     }
+    let stopped = format!("process {} was stopped for", std::process::id());
     assert!(
         d.notes
             .iter()
-            .any(|n| n.starts_with("snapshot: read by the reader process")
-                && n.contains("this process was stopped")),
+            .any(|n| n.starts_with("snapshot: read by the reader process"))
+            && d.notes.iter().any(|n| n.starts_with(&stopped)),
         "{:?}",
         d.notes
     );
@@ -752,5 +753,28 @@ fn later_snapshots_show_what_moved_and_keep_what_did_not() {
         "the time left was taken from the last snapshot"
     );
     drop((firsts, seconds));
+    assert!(no_children());
+}
+
+/// The reader process outlives the thread that started it (the death signal it asks for
+/// follows that thread): a snapshot from a thread that then ends, and the next from another,
+/// are read by the same reader.
+#[test]
+fn the_reader_process_outlives_the_thread_that_started_it() {
+    use tasktrace::snapshot::{snapshot_measured, SnapshotOptions};
+    let _serial = serial();
+    tasktrace::snapshot::stop_reader();
+    let rt = runtime();
+    let handle = rt.handle().clone();
+    let first = std::thread::spawn(move || {
+        let _enter = handle.enter();
+        snapshot_measured(&SnapshotOptions::default()).expect("a snapshot from a thread")
+    })
+    .join()
+    .unwrap();
+    let _enter = rt.enter();
+    let second = snapshot_measured(&SnapshotOptions::default()).expect("a second snapshot");
+    assert!(first.reader_pid.is_some());
+    assert_eq!(first.reader_pid, second.reader_pid, "the reader was started again");
     assert!(no_children());
 }

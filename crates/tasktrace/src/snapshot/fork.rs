@@ -71,6 +71,7 @@ pub(super) fn snapshot(
         paused,
         method: Method::Fork,
         reader_resident: None,
+        reader_pid: None,
     })
 }
 

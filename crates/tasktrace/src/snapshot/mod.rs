@@ -166,6 +166,8 @@ pub struct Measured {
     pub method: Method,
     /// The reader process's resident memory after the read, in bytes (the reader only).
     pub reader_resident: Option<u64>,
+    /// The reader process's pid (the reader only).
+    pub reader_pid: Option<u32>,
 }
 
 /// [`snapshot_with`], with its cost ([`Measured`]).
@@ -213,25 +215,34 @@ pub fn snapshot_measured(options: &SnapshotOptions) -> Result<Measured, Snapshot
 /// A snapshot read by the reader process (started, or started again, as needed).
 fn by_reader(handles: &[u64], options: &SnapshotOptions) -> Result<Measured, SnapshotError> {
     let mut slot = READER.lock().unwrap_or_else(|e| e.into_inner());
-    if slot.as_ref().is_some_and(reader::Reader::is_gone) {
-        *slot = None;
-    }
-    let first = slot.is_none();
-    if first {
-        *slot = Some(reader::Reader::spawn()?);
-    }
-    let deadline = if first {
-        options.first_timeout
-    } else {
-        options.timeout + Duration::from_secs(10)
-    };
-    let reply = match slot.as_mut().map(|r| r.ask(handles, options, deadline)) {
-        Some(Ok(reply)) => reply,
-        Some(Err(e)) => {
-            *slot = None; // killed on drop; a new one next time
-            return Err(e);
+    let mut tries = 0;
+    let reply = loop {
+        tries += 1;
+        if slot.as_ref().is_some_and(reader::Reader::is_gone) {
+            *slot = None;
         }
-        None => return Err(SnapshotError("snapshot: no reader process".into())),
+        let first = slot.is_none();
+        if first {
+            *slot = Some(reader::Reader::spawn()?);
+        }
+        let deadline = if first {
+            options.first_timeout
+        } else {
+            options.timeout + Duration::from_secs(10)
+        };
+        match slot.as_mut().map(|r| r.ask(handles, options, deadline)) {
+            Some(Ok(reply)) => break reply,
+            Some(Err(e)) => {
+                // Killed on drop; a reader that had ended (idle, or killed) is started
+                // again once.
+                let ended = slot.as_ref().is_some_and(reader::Reader::ended);
+                *slot = None;
+                if !(ended && !first && tries == 1) {
+                    return Err(e);
+                }
+            }
+            None => return Err(SnapshotError("snapshot: no reader process".into())),
+        }
     };
     let mut dump = reply
         .result
@@ -249,6 +260,7 @@ fn by_reader(handles: &[u64], options: &SnapshotOptions) -> Result<Measured, Sna
         paused: Duration::from_micros(reply.stopped_us),
         method: Method::ReaderProcess,
         reader_resident: Some(reply.reader_kib << 10),
+        reader_pid: Some(reply.reader_pid),
     })
 }
 

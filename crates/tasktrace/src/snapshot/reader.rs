@@ -9,7 +9,7 @@
 //! read, not on the heap.
 //!
 //! How it is started, and why each step is safe:
-//! 1. **Spawn.** [`Reader::spawn`] runs `/proc/self/exe` (the program's executable, also when
+//! 1. **Spawn.** [`Reader::spawn`] runs, from a thread of its own, `/proc/self/exe` (the program's executable, also when
 //!    replaced on disk since) with [`READER_ENV`] set to this process's pid, standard input
 //!    and output as pipes, standard error to `/dev/null`. `std::process::Command` spawns with
 //!    `posix_spawn` (a `vfork`: no page tables copied). The program then allows the reader to
@@ -26,9 +26,11 @@
 //!    with a deadline; a reader that misses it is killed and a new one started next time.
 //!    The reader indexes the debuginfo on the first request and keeps it; it exits after
 //!    [`SnapshotOptions::reader_idle`] without a request, or when its input closes.
-//! 4. **Reaping.** A thread of the program waits for the reader's exit without reaping it
-//!    (`waitid(WNOWAIT)`), marks it gone under the lock that killing takes, then reaps it: a
-//!    reader is never left a zombie, and its pid is never signalled once it may be reused.
+//! 4. **Reaping.** The thread that started the reader (it must outlive the reader: the death
+//!    signal follows the thread that started a process) waits for the reader's exit without
+//!    reaping it (`waitid(WNOWAIT)`), marks it gone under the lock that killing takes, then
+//!    reaps it: a reader is never left a zombie, and its pid is never signalled once it may be
+//!    reused.
 
 use super::{SnapshotError, SnapshotOptions};
 use serde::{Deserialize, Serialize};
@@ -119,68 +121,79 @@ pub(crate) struct Reader {
     output: BufReader<ChildStdout>,
     /// Set by the reaping thread, under its lock, once the reader has exited.
     gone: Arc<Mutex<bool>>,
+    /// Set when its pipes closed under a request: it has ended (or is ending).
+    closed: bool,
 }
 
 impl Reader {
     /// Starts a reader from this program's executable and lets it trace this process.
     pub(crate) fn spawn() -> Result<Reader, SnapshotError> {
-        use std::os::unix::process::CommandExt;
-        let mut child = Command::new("/proc/self/exe")
-            .arg0(READER_NAME)
-            .env(READER_ENV, std::process::id().to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                SnapshotError(format!("snapshot: cannot start the reader process: {e}"))
-            })?;
-        let pid = child.id();
-        // SAFETY: prctl with integer arguments; it changes only who may trace this process.
-        // EINVAL (no Yama) means no allowance is needed.
-        unsafe { libc::prctl(libc::PR_SET_PTRACER, pid as libc::c_ulong, 0, 0, 0) };
-        let (input, output) = match (child.stdin.take(), child.stdout.take()) {
-            (Some(i), Some(o)) => (i, BufReader::new(o)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(SnapshotError(
-                    "snapshot: the reader process has no pipes".into(),
-                ));
-            }
-        };
+        // The reader is started by the thread that will reap it: `PR_SET_PDEATHSIG` follows
+        // the thread that started a process, not the process, and a thread of the blocking
+        // pool that asked for a dump exits when idle: the reader would die with it.
+        let (started, start) = std::sync::mpsc::channel();
         let gone = Arc::new(Mutex::new(false));
         let marked = gone.clone();
-        let reaper = std::thread::Builder::new()
-            .name("tasktrace-reaper".into())
+        std::thread::Builder::new()
+            .name("tasktrace-reader".into())
             .spawn(move || {
+                let mut child = match reader_command().spawn() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = started.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let pid = child.id();
+                let pipes = (child.stdin.take(), child.stdout.take());
+                let _ = started.send(Ok((pid, pipes)));
                 wait_without_reaping(pid);
                 *marked.lock().unwrap_or_else(|e| e.into_inner()) = true;
                 let _ = child.wait();
-            });
-        if let Err(e) = reaper {
-            // No thread to reap it: kill it now (the Child was moved into the failed closure
-            // and dropped; the pid is still unreaped, so it is ours to signal and wait for).
-            // SAFETY: `pid` is our unreaped child.
-            unsafe {
-                libc::kill(pid as i32, libc::SIGKILL);
-                libc::waitpid(pid as i32, std::ptr::null_mut(), 0);
-            }
-            return Err(SnapshotError(format!(
-                "snapshot: cannot start a thread to wait for the reader process: {e}"
-            )));
-        }
-        Ok(Reader {
+            })
+            .map_err(|e| {
+                SnapshotError(format!(
+                    "snapshot: cannot start a thread for the reader process: {e}"
+                ))
+            })?;
+        let (pid, pipes) = start
+            .recv()
+            .map_err(|_| SnapshotError("snapshot: the reader's thread ended at once".into()))?
+            .map_err(|e| {
+                SnapshotError(format!("snapshot: cannot start the reader process: {e}"))
+            })?;
+        let reader = |input, output| Reader {
             pid,
             input,
             output,
-            gone,
-        })
+            gone: gone.clone(),
+            closed: false,
+        };
+        let (Some(input), Some(output)) = pipes else {
+            // Killed on drop of a reader without pipes is not possible: kill it here.
+            let gone = gone.lock().unwrap_or_else(|e| e.into_inner());
+            if !*gone {
+                // SAFETY: not yet reaped (checked under the reaper's lock): still our child.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+            return Err(SnapshotError(
+                "snapshot: the reader process has no pipes".into(),
+            ));
+        };
+        // SAFETY: prctl with integer arguments; it changes only who may trace this process.
+        // EINVAL (no Yama) means no allowance is needed.
+        unsafe { libc::prctl(libc::PR_SET_PTRACER, pid as libc::c_ulong, 0, 0, 0) };
+        Ok(reader(input, BufReader::new(output)))
     }
 
     /// Whether the reader has exited.
     pub(crate) fn is_gone(&self) -> bool {
         *self.gone.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the reader has ended: exited, or its pipes closed under a request.
+    pub(crate) fn ended(&self) -> bool {
+        self.closed || self.is_gone()
     }
 
     /// Asks for a read of the runtimes at `handles`; `deadline` bounds the whole exchange
@@ -219,6 +232,7 @@ impl Reader {
                 break;
             }
             if answer.len() == before {
+                self.closed = true;
                 return Err(SnapshotError(
                     "snapshot: the reader process exited without answering".into(),
                 ));
@@ -243,6 +257,19 @@ impl Drop for Reader {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The command that starts a reader: this executable, told to be one.
+fn reader_command() -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new("/proc/self/exe");
+    command
+        .arg0(READER_NAME)
+        .env(READER_ENV, std::process::id().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    command
 }
 
 /// Blocks until child `pid` has exited, leaving it unreaped.
