@@ -32,7 +32,8 @@ bin="$target_dir/framework-targets/release/snapshot-cost-target"
 cli="$target_dir/release/tasktrace"
 command -v gdb >/dev/null || { echo "snapshot-cost: needs gdb" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "snapshot-cost: needs GNU time (/usr/bin/time)" >&2; exit 1; }
-echo "executable: $(du -m "$bin" | cut -f1) MB; DWARF: $(readelf -SW "$bin" | awk '/\.debug_/ { s += strtonum("0x" $6) } END { printf "%d MB", s / 1048576 }')" | tee "$out/machine.txt"
+dwarf_mb=$(readelf -SW "$bin" | python3 -c 'import sys; print(sum(int(l.split("]", 1)[1].split()[4], 16) for l in sys.stdin if "] .debug_" in l) >> 20)')
+echo "executable: $(du -m "$bin" | cut -f1) MB; DWARF: $dwarf_mb MB" | tee "$out/machine.txt"
 { uname -srm; grep -m1 'model name' /proc/cpuinfo; nproc; } >>"$out/machine.txt"
 
 # -- 1. in process ------------------------------------------------------------------------

@@ -9,6 +9,18 @@ fuzz_target!(|data: &[u8]| {
     let Ok(info) = DebugInfo::parse(data.to_vec(), "fuzz.elf") else {
         return;
     };
+    // The index (names by hash, scopes) and the DIEs it leads to, parsed on demand from the
+    // fuzzed sections: every type named under a scope, its children and its variants.
+    for (name, off) in info.types_with_prefix("").into_iter().take(256) {
+        let _ = info.types_named(&name);
+        if let Some(d) = info.die(off) {
+            for c in d.children.iter().take(64) {
+                let _ = info.die(*c);
+            }
+            let _ = info.variant_table(off);
+            let _ = info.awaitees(&name);
+        }
+    }
     for (_, off) in info.types_with_prefix("tokio::").into_iter().take(64) {
         if let Some(d) = info.die(off) {
             for c in d.children.iter().take(64) {

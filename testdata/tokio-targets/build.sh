@@ -8,6 +8,8 @@
 #          | release-limited (opt-level 3, debug = "limited")
 #          | dev-unstable (dev, built with --cfg tokio_unstable, as tokio-console
 #            users build: tasks keep their spawn location)
+#          | dev-full (dev, tokio with features = ["full"], as most users build it:
+#            `parking_lot` changes tokio's internal mutexes)
 # OUT_DIR  where the throw-away cargo project goes
 #          (default: ${TMPDIR:-/tmp}/tasktrace-tokio-targets)
 #
@@ -21,7 +23,7 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 VERSION [dev|release|release-limited|dev-unstable] [OUT_DIR]" >&2
+    echo "usage: $0 VERSION [dev|release|release-limited|dev-unstable|dev-full] [OUT_DIR]" >&2
     exit 2
 }
 
@@ -37,6 +39,7 @@ esac
 case "$profile" in
     dev) profile_dir=debug ;;
     dev-unstable) profile_dir=debug-unstable ;;
+    dev-full) profile_dir=debug-full ;;
     release | release-limited) profile_dir=$profile ;;
     *) echo "bad profile: $profile" >&2; usage ;;
 esac
@@ -44,12 +47,15 @@ esac
 # rebuild the others' dependencies each time.
 cargo_profile=$profile
 unstable=
+features='"rt", "rt-multi-thread", "macros", "net", "time", "sync", "io-util"'
+suffix=
 case "$profile" in
-    dev-unstable) cargo_profile=dev; unstable=1 ;;
+    dev-unstable) cargo_profile=dev; unstable=1; suffix=-unstable ;;
+    dev-full) cargo_profile=dev; features='"full"'; suffix=-full ;;
 esac
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-proj="$out/tokio-$version"
+proj="$out/tokio-$version$suffix"
 mkdir -p "$proj/src"
 cp "$here/main.rs" "$proj/src/main.rs"
 
@@ -65,7 +71,7 @@ name = "tokio-target"
 path = "src/main.rs"
 
 [dependencies]
-tokio = { version = "=$version", features = ["rt", "rt-multi-thread", "macros", "net", "time", "sync", "io-util"] }
+tokio = { version = "=$version", features = [$features] }
 futures = "0.3"
 
 [profile.dev]
@@ -89,7 +95,7 @@ else
 fi
 
 target_dir=${TOKIO_TARGETS_SHARED_TARGET_DIR:-$proj/target}
-[ -n "$unstable" ] && target_dir="$target_dir-unstable"
+target_dir="$target_dir$suffix"
 build() {
     if [ -n "$unstable" ]; then
         RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR="$target_dir" \
@@ -102,7 +108,7 @@ if ! build --offline 2>/dev/null; then
     build
 fi
 
-bin="$target_dir/${profile_dir%-unstable}/tokio-target"
+bin="$target_dir/${profile_dir%"$suffix"}/tokio-target"
 [ -x "$bin" ] || { echo "no binary at $bin" >&2; exit 1; }
 if [ -n "${TOKIO_TARGETS_SHARED_TARGET_DIR:-}" ]; then
     mkdir -p "$proj/bin/$profile_dir"

@@ -1,5 +1,6 @@
 //! The out-of-process reader against every tokio version it supports: builds
 //! `testdata/tokio-targets` (dev profile) against tokio 1.38.2 … 1.54.1 with its `build.sh`,
+//! each with tokio's features listed one by one and with `full` (its `parking_lot`),
 //! runs each, attaches with `tasktrace attach --json`, and asserts the task trees' structure
 //! (await lines, join branches — one completed —, sleep leaves, join handles, the second
 //! runtime's task), and that the target still runs after the detach; and that tokio 1.32 (an
@@ -30,8 +31,10 @@ fn child_of<'n>(n: &'n Node, func: &str) -> &'n Node {
         .unwrap_or_else(|| panic!("no child {func} under {n:#?}"))
 }
 
-fn check_version(version: &str) {
-    let exe = build_target(version, "dev");
+/// Reads the target built against tokio `version` in `profile` (`dev`, or `dev-full`: tokio
+/// with `features = ["full"]`, whose `parking_lot` changes tokio's internal mutexes).
+fn check_version(version: &str, profile: &str) {
+    let exe = build_target(version, profile);
     let t = Target::start(&exe, &[&N_IDLE.to_string()]);
     let pid = t.pid.to_string();
     let d = dump_of(&tasktrace(&["attach", &pid, "--json"]));
@@ -41,6 +44,7 @@ fn check_version(version: &str) {
         "{ctx}: version not in the notes {:?}",
         d.notes
     );
+    let ctx = format!("{ctx} ({profile})");
 
     // foo → bar → join!(fiz (completed), buz → Sleep).
     let foo_task = one(&d, "foo");
@@ -240,7 +244,8 @@ const UNSUPPORTED: &str = "1.32.0";
 #[test]
 fn every_supported_tokio_version_reads_correctly() {
     for v in VERSIONS {
-        check_version(v);
+        check_version(v, "dev");
+        check_version(v, "dev-full");
     }
     // An older layout: one clear line naming the version and the missing member, and the
     // target runs on.

@@ -259,8 +259,10 @@ pub const RUN_UNTIL_TYPE: &str = "tokio::task::local::RunUntil<";
 pub const JOIN_SET_LISTS: &[&str] = &["inner.lists"];
 /// See [`JOIN_SET_LISTS`].
 pub const JOIN_SET_LENGTH: &[&str] = &["inner.length"];
-/// tokio's `loom::std::Mutex<T>` (a newtype of std's or parking_lot's mutex) → the `T`.
-pub const MUTEX_DATA: &[&str] = &["__0.data.value", "data.value"];
+/// tokio's `loom::std::Mutex<T>` → the `T`: a newtype of std's mutex (`__0.data.value`), or
+/// with the `parking_lot` feature (which tokio's `full` turns on) a `PhantomData` and
+/// parking_lot's mutex (`lock_api::Mutex { raw, data }`: `__1.data.value`).
+pub const MUTEX_DATA: &[&str] = &["__0.data.value", "__1.data.value", "data.value"];
 /// `idle_notified_set::ListsInner` → the heads of its two lists (`LinkedList<ListEntry<T>>`).
 pub const IDLE_SET_HEADS: &[&[&str]] = &[&["notified.head"], &["idle.head"]];
 /// `idle_notified_set::ListEntry<T>` → the next entry of its list

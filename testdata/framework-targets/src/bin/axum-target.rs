@@ -1,7 +1,7 @@
 //! An axum 0.8 service with requests stuck in a handler.
 //!
 //! `axum-target serve EXPECTED`: serves on 127.0.0.1 (prints `port N`), spawns a background
-//! worker with plain `tokio::spawn`, and prints `ready` once EXPECTED requests are stuck in
+//! worker and a supervisor of two jobs in a `JoinSet` with plain `tokio::spawn`, and prints `ready` once EXPECTED requests are stuck in
 //! `checkout → wait_for_approval` (awaiting a `Notify` that is never notified). `GET /health`
 //! answers `ok` meanwhile. It serves its own `GET /debug/tasks` (`tasktrace::http`, with the
 //! `snapshot` feature) on a second port (prints `debug-port N`); nothing in it uses
@@ -19,6 +19,8 @@ struct App {
     approvals: Notify,
     stuck: AtomicUsize,
     changed: Notify,
+    /// Never notified: the supervisor's jobs wait on it.
+    stop: Notify,
 }
 
 async fn checkout(State(app): State<Arc<App>>) -> String {
@@ -44,14 +46,29 @@ async fn background_worker(mut jobs: mpsc::Receiver<u64>) {
     }
 }
 
+async fn job_member(app: Arc<App>) {
+    app.stop.notified().await;
+}
+
+/// A supervisor of two jobs in a `JoinSet` (tokio `full`: its mutex is parking_lot's).
+async fn supervisor(app: Arc<App>) {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        set.spawn(job_member(app.clone()));
+    }
+    while set.join_next().await.is_some() {}
+}
+
 async fn serve(expected: usize) {
     let app = Arc::new(App {
         approvals: Notify::new(),
         stuck: AtomicUsize::new(0),
         changed: Notify::new(),
+        stop: Notify::new(),
     });
     let (jobs_tx, jobs_rx) = mpsc::channel(8);
     tokio::spawn(background_worker(jobs_rx));
+    tokio::spawn(supervisor(app.clone()));
     let router = Router::new()
         .route("/checkout", post(checkout))
         .route("/health", get(health))
