@@ -175,9 +175,9 @@ async fn seed_trace_renders_in_every_format() {
             folded,
             "seed::foo at src/lib.rs:20;seed::bar at src/lib.rs:25;seed::buz at src/lib.rs:35;\
              seed::baz at src/lib.rs:40;seed::pending at src/lib.rs:15;\
-             waiting on closure at src/lib.rs:12 1\n\
+             [waiting on closure at src/lib.rs:12] 1\n\
              seed::foo at src/lib.rs:20;seed::bar at src/lib.rs:25;seed::fiz at src/lib.rs:30;\
-             seed::pending at src/lib.rs:15;waiting on closure at src/lib.rs:12 1\n"
+             seed::pending at src/lib.rs:15;[waiting on closure at src/lib.rs:12] 1\n"
         );
     }
     let json: serde_json::Value = serde_json::from_str(&trace.render(Format::Json)).unwrap();

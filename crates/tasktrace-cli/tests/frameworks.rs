@@ -253,7 +253,11 @@ fn check_server(d: &Dump, what: &str) {
                 .starts_with("tokio::task::join_set::JoinSet")
         })
         .unwrap_or_else(|| panic!("{what}: no JoinSet under the supervisor: {:#?}", sup[0]));
-    assert_eq!(set.frame.note.as_deref(), Some("2 tasks"), "{what}: {set:#?}");
+    assert_eq!(
+        set.frame.note.as_deref(),
+        Some("2 tasks"),
+        "{what}: {set:#?}"
+    );
     let mut members: Vec<u64> = rooted_at(d, "axum_target::job_member")
         .iter()
         .map(|t| t.tokio_id.unwrap_or(t.id))

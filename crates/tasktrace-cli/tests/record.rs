@@ -52,7 +52,7 @@ fn record(t: &Target, dir: &Scratch, secs: &str, format: &str) -> (Vec<u8>, u64,
 fn timer_count(folded: &str, frame: &str) -> u64 {
     let counts: Vec<u64> = folded
         .lines()
-        .filter(|l| l.contains(frame) && l.contains(";waiting on timer "))
+        .filter(|l| l.contains(frame) && l.contains(";[waiting on timer]"))
         .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
         .collect();
     assert!(

@@ -6,7 +6,7 @@
 //! total is task-time spent under it, in samples. The parts of a leaf note that change from
 //! one sample to the next (a timer's time left) are dropped, so one wait sums into one stack.
 
-use crate::render::folded_label;
+use crate::render::{folded_label, folded_stack};
 use crate::{Dump, Frame, NativeFrame};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
@@ -118,7 +118,7 @@ impl Recording {
     /// An SVG flame graph: the width of a frame is the task-time spent under it.
     #[cfg(feature = "flamegraph")]
     pub fn svg(&self, title: &str) -> String {
-        crate::render::flame_graph_counting(&self.folded(), title, "samples")
+        crate::render::flame_graph_counting(&self.folded(), title, "samples", 1)
     }
 
     /// pprof (gzipped `profile.proto`) with one value, `samples`.
@@ -206,15 +206,6 @@ fn frame_object(f: &Frame) -> serde_json::Value {
         Some(l) => serde_json::json!({ "name": name, "file": l.file, "line": l.line }),
         None => serde_json::json!({ "name": name }),
     }
-}
-
-/// A stack as one folded line (without its count): labels, then the leaf's note.
-fn folded_stack(stack: &[Frame]) -> String {
-    let mut labels: Vec<String> = stack.iter().map(folded_label).collect();
-    if let Some(note) = stack.last().and_then(|f| f.note.as_deref()) {
-        labels.push(note.replace(';', ","));
-    }
-    labels.join(";")
 }
 
 /// A leaf note without what changes between samples: `waiting on timer, 12.5s left` →

@@ -111,10 +111,10 @@ impl Trace {
             Format::Verbose => format!("{self:#}"),
             Format::Json => to_json(&self.clean()),
             Format::JsonRaw => to_json(self),
-            Format::Folded => folded_lines(std::iter::once((self.clean(), 1))),
+            Format::Folded => folded_lines(std::iter::once((self.clean(), 1)), false),
             #[cfg(feature = "flamegraph")]
             Format::Svg => flame_graph(
-                &folded_lines(std::iter::once((self.clean(), 1))),
+                &folded_lines(std::iter::once((self.clean(), 1)), true),
                 "Where the task waits",
             ),
         }
@@ -241,9 +241,9 @@ impl Dump {
             Format::Grouped => self.grouped(),
             Format::Json => to_json(&self.cleaned()),
             Format::JsonRaw => to_json(self),
-            Format::Folded => self.folded(),
+            Format::Folded => self.folded(false),
             #[cfg(feature = "flamegraph")]
-            Format::Svg => flame_graph(&self.folded(), "Where tasks wait"),
+            Format::Svg => flame_graph(&self.folded(true), "Where tasks wait"),
         }
     }
 
@@ -286,8 +286,9 @@ impl Dump {
         Ok(())
     }
 
-    /// Folded stacks of the clean traces (see [`Format::Folded`]).
-    fn folded(&self) -> String {
+    /// Folded stacks of the clean traces (see [`Format::Folded`]); `split`: each task's
+    /// weight shared among its paths (for a flame graph that counts tasks).
+    fn folded(&self, split: bool) -> String {
         let mut cache = CleanCache::default();
         let traces = self.tasks.iter().map(|t| {
             if t.trace.is_empty() {
@@ -302,7 +303,7 @@ impl Dump {
                 (cache.clean(&t.trace), 1)
             }
         });
-        folded_lines(traces)
+        folded_lines(traces, split)
     }
 
     /// The grouped view (see [`Format::Grouped`]).
@@ -443,27 +444,41 @@ pub(crate) fn folded_label(frame: &Frame) -> String {
     s.replace(';', ",")
 }
 
+/// A root-to-leaf path as a folded stack: `root;…;leaf;[note]`. The note is bracketed: a
+/// folded line ends with its count, and a note ending in a number (`held by task 61`) would
+/// read as a second count — a differential flame graph.
+pub(crate) fn folded_stack(path: &[impl std::borrow::Borrow<Frame>]) -> String {
+    let mut labels: Vec<String> = path.iter().map(|f| folded_label(f.borrow())).collect();
+    if let Some(note) = path.last().and_then(|f| f.borrow().note.as_deref()) {
+        labels.push(format!("[{}]", note.replace(';', ",")));
+    }
+    labels.join(";")
+}
+
+/// Each task's weight in a flame graph of tasks, split among its paths (a `select!` task
+/// waiting on two branches is one task, not two); the graph divides by it again.
+const TASK_WEIGHT: u64 = 840;
+
 /// Folded stack lines of clean traces with their weights, identical stacks summed, sorted.
-fn folded_lines(traces: impl Iterator<Item = (Trace, u64)>) -> String {
+/// With `split`, a trace's weight is shared among its paths ([`TASK_WEIGHT`] a task);
+/// without, each path counts the trace's whole weight.
+fn folded_lines(traces: impl Iterator<Item = (Trace, u64)>, split: bool) -> String {
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let mut memo: HashMap<*const Vec<Node>, Vec<String>> = HashMap::new();
     let mut keep = Vec::new();
     for (trace, weight) in traces {
-        let stacks = memo.entry(Arc::as_ptr(&trace.roots)).or_insert_with(|| {
-            trace
-                .paths()
-                .iter()
-                .map(|path| {
-                    let mut labels: Vec<String> = path.iter().map(|f| folded_label(f)).collect();
-                    if let Some(note) = path.last().and_then(|f| f.note.as_deref()) {
-                        labels.push(note.replace(';', ","));
-                    }
-                    labels.join(";")
-                })
-                .collect()
-        });
-        for stack in stacks.iter() {
-            *counts.entry(stack.clone()).or_default() += weight;
+        let stacks = memo
+            .entry(Arc::as_ptr(&trace.roots))
+            .or_insert_with(|| trace.paths().iter().map(|p| folded_stack(p)).collect());
+        let n = stacks.len().max(1) as u64;
+        for (i, stack) in stacks.iter().enumerate() {
+            let w = if split {
+                let whole = weight * TASK_WEIGHT;
+                whole / n + u64::from((i as u64) < whole % n)
+            } else {
+                weight
+            };
+            *counts.entry(stack.clone()).or_default() += w;
         }
         // Pointers in `memo` must stay valid: keep every trace alive until the end.
         keep.push(trace);
@@ -475,16 +490,23 @@ fn folded_lines(traces: impl Iterator<Item = (Trace, u64)>) -> String {
     out
 }
 
-/// An SVG flame graph of folded stack lines.
+/// An SVG flame graph of folded stack lines of tasks, each weighing [`TASK_WEIGHT`].
 #[cfg(feature = "flamegraph")]
 fn flame_graph(folded: &str, title: &str) -> String {
-    flame_graph_counting(folded, title, "tasks")
+    flame_graph_counting(folded, title, "tasks", TASK_WEIGHT)
 }
 
-/// An SVG flame graph of folded stack lines whose counts are `count_name`.
+/// An SVG flame graph of folded stack lines whose counts are `count_name`, each one `unit`
+/// in the lines.
 #[cfg(feature = "flamegraph")]
-pub(crate) fn flame_graph_counting(folded: &str, title: &str, count_name: &str) -> String {
+pub(crate) fn flame_graph_counting(
+    folded: &str,
+    title: &str,
+    count_name: &str,
+    unit: u64,
+) -> String {
     let mut options = inferno::flamegraph::Options::default();
+    options.factor = 1.0 / unit.max(1) as f64;
     options.title = title.to_string();
     options.count_name = count_name.to_string();
     options.name_type = "Frame:".to_string();
@@ -627,7 +649,7 @@ mod tests {
     fn folded_aggregates_tasks() {
         assert_eq!(
             dump().render(Format::Folded),
-            "app::main at src/main.rs:3;waiting on task 5\n"
+            "app::main at src/main.rs:3;[waiting on task] 5\n"
         );
     }
 
@@ -657,5 +679,56 @@ mod tests {
         assert!(svg.contains("waiting on task"));
         let empty = Dump::new(vec![]).render(Format::Svg);
         assert!(empty.contains("<svg"), "{empty}");
+    }
+
+    /// A flame graph of tasks counts tasks: a task waiting on two branches is one task (its
+    /// weight split between them), and notes ending in a number (`held by task 61`) are not
+    /// read as a second count (which makes inferno draw a differential graph).
+    #[cfg(feature = "flamegraph")]
+    #[test]
+    fn svg_counts_tasks_and_is_never_differential() {
+        let mut tasks = Vec::new();
+        for id in 1..=3 {
+            let mut trace = Trace::new();
+            trace.insert_path([
+                Frame::new("app::lock_both::{{closure}}", None),
+                Frame::new("tokio::sync::batch_semaphore::Acquire", None)
+                    .with_kind(FrameKind::Leaf)
+                    .with_note(format!(
+                        "waiting on semaphore/mutex acquire, held by task {}",
+                        60 + id
+                    )),
+            ]);
+            let mut task = Task::new(id);
+            task.trace = trace;
+            tasks.push(task);
+        }
+        let mut select = Trace::new();
+        for leaf in ["tokio::sync::notify::Notified", "tokio::time::sleep::Sleep"] {
+            select.insert_path([
+                Frame::new("app::select_loop::{{closure}}", None),
+                Frame::new(leaf, None).with_kind(FrameKind::Leaf),
+            ]);
+        }
+        let mut task = Task::new(4);
+        task.trace = select;
+        tasks.push(task);
+        let d = Dump::new(tasks);
+        let folded = d.render(Format::Folded);
+        for line in folded.lines() {
+            let mut words = line.rsplit(' ');
+            words.next();
+            assert!(
+                words.next().is_some_and(|w| w.parse::<u64>().is_err()),
+                "a folded line that reads as differential: {line}"
+            );
+        }
+        assert!(
+            folded.contains("[waiting on semaphore/mutex acquire, held by task 61] 1"),
+            "{folded}"
+        );
+        let svg = d.render(Format::Svg);
+        assert!(svg.contains("all (4 tasks, 100%)"), "{svg}");
+        assert!(!svg.contains("%; "), "a differential graph: {svg}");
     }
 }

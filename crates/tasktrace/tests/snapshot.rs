@@ -775,6 +775,9 @@ fn the_reader_process_outlives_the_thread_that_started_it() {
     let _enter = rt.enter();
     let second = snapshot_measured(&SnapshotOptions::default()).expect("a second snapshot");
     assert!(first.reader_pid.is_some());
-    assert_eq!(first.reader_pid, second.reader_pid, "the reader was started again");
+    assert_eq!(
+        first.reader_pid, second.reader_pid,
+        "the reader was started again"
+    );
     assert!(no_children());
 }
