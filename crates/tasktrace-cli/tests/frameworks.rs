@@ -242,42 +242,34 @@ fn check_server(d: &Dump, what: &str) {
             .is_some_and(|n| n.contains(&outside) || n.contains(&inside)),
         "{what}: the connection names its streams: {conn:#?}"
     );
-    // A JoinSet (tokio `full`: parking_lot's mutex around its lists) names its tasks.
+    // A JoinSet (tokio `full`: parking_lot's mutex around its lists) names its tasks: the
+    // supervisor awaits both, and its tree says which (the default view folds the set's two
+    // join handles into one leaf: `2 branches; waiting on task 7, task 8`).
     let sup = rooted_at(d, "axum_target::supervisor");
     assert_eq!(sup.len(), 1, "{what}: the supervisor: {d}");
-    let set = all_nodes(std::slice::from_ref(root_of(sup[0])))
-        .into_iter()
-        .find(|n| {
-            n.frame
-                .function
-                .starts_with("tokio::task::join_set::JoinSet")
-        })
-        .unwrap_or_else(|| panic!("{what}: no JoinSet under the supervisor: {:#?}", sup[0]));
-    assert_eq!(
-        set.frame.note.as_deref(),
-        Some("2 tasks"),
-        "{what}: {set:#?}"
-    );
-    let mut members: Vec<u64> = rooted_at(d, "axum_target::job_member")
-        .iter()
-        .map(|t| t.tokio_id.unwrap_or(t.id))
-        .collect();
-    members.sort();
+    let mut members: Vec<&Task> = rooted_at(d, "axum_target::job_member");
+    members.sort_by_key(|t| t.id);
     assert_eq!(members.len(), 2, "{what}: the supervisor's jobs: {d}");
-    let mut held: Vec<u64> = set
-        .children
+    let mut awaited = sup[0].awaits.clone();
+    awaited.sort();
+    let ids: Vec<u64> = members.iter().map(|t| t.id).collect();
+    assert_eq!(
+        awaited, ids,
+        "{what}: the supervisor awaits its jobs: {:#?}",
+        sup[0]
+    );
+    let notes: String = all_nodes(std::slice::from_ref(root_of(sup[0])))
         .iter()
-        .map(|h| {
-            let note = h.frame.note.as_deref().unwrap_or_default();
-            note.strip_prefix("waiting on ")
-                .map(|n| n.trim_start_matches("tokio "))
-                .and_then(|n| n.strip_prefix("task "))
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("{what}: join handle note {note:?}"))
-        })
-        .collect();
-    held.sort();
-    assert_eq!(held, members, "{what}: the set names its tasks: {set:#?}");
+        .filter_map(|n| n.frame.note.clone())
+        .collect::<Vec<_>>()
+        .join("; ");
+    for m in &members {
+        let tokio_id = m.tokio_id.unwrap_or(m.id);
+        assert!(
+            notes.contains(&format!("task {tokio_id}")),
+            "{what}: the supervisor's tree names task {tokio_id}: {notes}"
+        );
+    }
     let worker: Vec<&Task> = rooted_at(d, "axum_target::background_worker");
     assert_eq!(worker.len(), 1, "{what}: the background worker: {d}");
     let w = root_of(worker[0]);
