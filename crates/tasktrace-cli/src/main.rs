@@ -14,10 +14,10 @@ use tasktrace_inspect::Options;
 use tasktrace_model::{Dump, Format};
 
 const USAGE: &str =
-    "tasktrace attach <PID> [--format FMT] [--task REGEX] [--threads] [--timeout SECS]
-       tasktrace core <CORE> --exe <BIN> [--format FMT] [--task REGEX] [--threads]
+    "tasktrace attach <PID> [--format FMT] [-o FILE] [--task REGEX] [--threads] [--timeout SECS]
+       tasktrace core <CORE> --exe <BIN> [--format FMT] [-o FILE] [--task REGEX] [--threads]
        tasktrace record <PID> --duration SECS [--rate HZ] [--format folded|svg|speedscope|pprof] [-o FILE] [--task REGEX] [--threads]
-       tasktrace demo [--format FMT]";
+       tasktrace demo [--format FMT] [-o FILE]";
 
 /// Dump the async tasks of a running tokio program, or of a core file, from outside: every
 /// task with the logical stack it is suspended in, read from DWARF debuginfo alone.
@@ -80,9 +80,13 @@ struct Output {
     /// profile.proto of the default view, one sample per task path), pprof-raw (every frame).
     #[arg(long, value_name = "FMT", default_value = "text", value_parser = parse_format)]
     format: OutFormat,
-    /// Same as `--format json-raw`: JSON with every frame as read (`json` hides plumbing).
+    /// Same as `--format json-raw`: the dump as JSON with every frame as read (`--format
+    /// json` is the default view's; docs/json-schema.md).
     #[arg(long, conflicts_with = "format")]
     json: bool,
+    /// Write the output to this file (default: standard output).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: Option<String>,
     /// Keep only the tasks whose root function matches this regular expression.
     #[arg(long, value_name = "REGEX", value_parser = parse_regex)]
     task: Option<Regex>,
@@ -102,14 +106,25 @@ enum OutFormat {
     },
 }
 
+/// Every name `--format` takes: the model's renderers, then the pprof exports.
+fn format_names() -> Vec<&'static str> {
+    Format::ALL
+        .iter()
+        .map(|f| f.name())
+        .chain(["pprof", "pprof-raw"])
+        .collect()
+}
+
 fn parse_format(s: &str) -> Result<OutFormat, String> {
     match s {
         "pprof" => Ok(OutFormat::Pprof { raw: false }),
         "pprof-raw" => Ok(OutFormat::Pprof { raw: true }),
-        _ => s
-            .parse()
-            .map(OutFormat::Model)
-            .map_err(|e: String| format!("{e}, pprof, pprof-raw")),
+        _ => s.parse().map(OutFormat::Model).map_err(|_: String| {
+            format!(
+                "unknown format {s:?} (one of: {})",
+                format_names().join(", ")
+            )
+        }),
     }
 }
 
@@ -144,14 +159,25 @@ pub(crate) fn parse_regex(s: &str) -> Result<Regex, String> {
     Regex::new(s).map_err(|e| format!("bad --task regex: {e}"))
 }
 
-/// Keeps tasks whose root frame's function matches `re`.
+/// Keeps tasks whose root frame's function matches `re`, and says how many did.
 fn filter(mut dump: Dump, re: &Regex) -> Dump {
+    let all = dump.tasks.len();
     dump.tasks.retain(|t| {
         t.trace
             .roots
             .first()
             .is_some_and(|r| re.is_match(&r.frame.function))
     });
+    // A cycle is shown only when every task of it is (a dump never names a task it leaves
+    // out).
+    let kept: std::collections::HashSet<u64> = dump.tasks.iter().map(|t| t.id).collect();
+    dump.deadlocks
+        .retain(|cycle| cycle.iter().all(|id| kept.contains(id)));
+    dump.notes.push(format!(
+        "{} of {all} tasks match --task {}",
+        dump.tasks.len(),
+        re.as_str()
+    ));
     dump
 }
 
@@ -173,6 +199,9 @@ fn print(dump: &Dump, out: &Output) -> Result<(), String> {
         OutFormat::Pprof { raw: false } => tasktrace_model::pprof::to_pprof(&dump.cleaned()),
         OutFormat::Pprof { raw: true } => tasktrace_model::pprof::to_pprof(dump),
     };
+    if let Some(path) = &out.output {
+        return std::fs::write(path, &bytes).map_err(|e| format!("cannot write {path}: {e}"));
+    }
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(&bytes).and_then(|()| stdout.flush()) {
         // A closed pipe (`| head`) is the reader's choice, not an error.

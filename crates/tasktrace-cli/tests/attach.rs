@@ -382,6 +382,91 @@ fn demo_prints_the_bundled_targets_tasks() {
     assert!(text.contains("waiting on timer"), "{text}");
 }
 
+/// `-o FILE` writes the output to the file (attach, core, demo alike); `--task` says how many
+/// tasks matched, also when none did, and shows no deadlock among tasks it leaves out; a bad
+/// `--format` lists every format inside its parentheses.
+#[test]
+fn output_file_task_filter_and_format_errors() {
+    let dir = support::Scratch::new("out");
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let demo_out = path("demo.json");
+    let out = tasktrace(&["demo", "--format", "json", "-o", &demo_out]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "written to the file, not stdout");
+    let d: Dump = serde_json::from_str(&std::fs::read_to_string(&demo_out).unwrap()).unwrap();
+    assert!(d.tasks.len() >= 60, "{d}");
+    assert!(
+        !d.deadlocks.is_empty(),
+        "the demo's lock-order deadlock: {d}"
+    );
+
+    let t = Target::start(&[]);
+    let pid = t.pid().to_string();
+    let attach_out = path("attach.txt");
+    let out = tasktrace(&["attach", &pid, "--task", "no_such_fn", "-o", &attach_out]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&attach_out).unwrap();
+    let tasks = d.tasks.len();
+    assert!(
+        text.contains(&format!("note: 0 of {tasks} tasks match --task no_such_fn")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("DEADLOCK"),
+        "a cycle of tasks not shown: {text}"
+    );
+    let locked = dump_of(&tasktrace(&[
+        "attach",
+        &pid,
+        "--json",
+        "--task",
+        "lock_both",
+    ]));
+    assert_eq!(locked.tasks.len(), 2, "{locked}");
+    assert_eq!(
+        locked.deadlocks.len(),
+        1,
+        "both tasks of the cycle are shown: {locked}"
+    );
+    assert!(locked
+        .notes
+        .iter()
+        .any(|n| n == &format!("2 of {tasks} tasks match --task lock_both")));
+
+    if let Some(core) = support::gcore(t.pid(), &dir.join("core")) {
+        let core_out = path("core.folded");
+        let out = tasktrace(&[
+            "core", &core, "--exe", TARGET, "--format", "folded", "-o", &core_out,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let folded = std::fs::read_to_string(&core_out).unwrap();
+        assert!(folded.lines().any(|l| l.ends_with(" 50")), "{folded}");
+    }
+
+    let out = tasktrace(&["attach", &pid, "--format", "xml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "unknown format \"xml\" (one of: text, verbose, grouped, json, json-raw, folded, \
+             svg, pprof, pprof-raw)"
+        ),
+        "{err}"
+    );
+}
+
 #[test]
 fn core_file_shows_the_same_trees() {
     let t = Target::start(&[]);
