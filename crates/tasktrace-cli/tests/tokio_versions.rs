@@ -261,6 +261,32 @@ fn every_supported_tokio_version_reads_correctly() {
     t.assert_running_and_echoes();
 }
 
+/// The LocalSet of the second runtime is found on every attach, not by chance: its
+/// `RunUntil` is looked for among every plausible root future on its thread's stack (a stale
+/// copy of another future scored higher about half the time under tokio `full`).
+#[test]
+fn the_local_set_is_found_on_every_attach() {
+    let exe = build_target("1.54.1", "dev-full");
+    let t = Target::start(&exe, &[&N_IDLE.to_string()]);
+    let pid = t.pid.to_string();
+    for i in 0..20 {
+        let d = dump_of(&tasktrace(&["attach", &pid, "--json"]));
+        assert_eq!(
+            tasks_of(&d, "local_leaf").len(),
+            3,
+            "attach {i}: the LocalSet's tasks and the runtime's: {d}"
+        );
+        assert!(
+            d.notes
+                .iter()
+                .any(|n| n == "1 LocalSet (found on block_on stacks)"),
+            "attach {i}: {:?}",
+            d.notes
+        );
+    }
+    t.assert_running_and_echoes();
+}
+
 /// 10,000 idle tasks: every one read, the dump says how long the target was stopped, and the
 /// target runs on. The times are printed (for docs/BENCHMARKS.md), never asserted.
 #[test]

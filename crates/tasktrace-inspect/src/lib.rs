@@ -580,19 +580,27 @@ fn read_phased(
     let mut facts = threads::threads(&reader, &tk, &prepared.roots, &contexts, &runtimes, &raw);
     let mut local_sets = 0;
     for f in &facts {
-        let Some(root) = f.root else { continue };
-        let left = opts.max_tasks.saturating_sub(raw.len());
-        match tk.local_set_tasks((root.addr, root.ty), left) {
-            Some(Ok((mut tasks, n))) => {
-                local_sets += 1;
-                raw.append(&mut tasks);
-                notes.extend(n);
+        // The most plausible root future that leads to a LocalSet whose list reads.
+        let mut failed = None;
+        for root in &f.candidates {
+            let left = opts.max_tasks.saturating_sub(raw.len());
+            match tk.local_set_tasks((root.addr, root.ty), left) {
+                Some(Ok((mut tasks, n))) => {
+                    local_sets += 1;
+                    raw.append(&mut tasks);
+                    notes.extend(n);
+                    failed = None;
+                    break;
+                }
+                Some(Err(e)) => failed = failed.or(Some(e)),
+                None => {}
             }
-            Some(Err(e)) => notes.push(format!(
+        }
+        if let Some(e) = failed {
+            notes.push(format!(
                 "partial: the LocalSet of thread {} could not be read: {e}",
                 f.info.tid
-            )),
-            None => {}
+            ));
         }
     }
     if local_sets > 0 {

@@ -42,6 +42,10 @@ pub struct ThreadFacts {
     pub info: ThreadInfo,
     /// The root future of a `block_on` thread.
     pub root: Option<RootFuture>,
+    /// Every plausible root future found on its stack, most plausible first (`root` is the
+    /// first): a `LocalSet`'s `RunUntil` is looked for among them, as a stale copy of another
+    /// future may score higher.
+    pub candidates: Vec<RootFuture>,
 }
 
 /// Classifies every thread; finds and decodes the root futures of `block_on` threads.
@@ -74,7 +78,7 @@ pub fn threads(
             info.runtime = runtime_no(h);
             info.scheduler = Some(flavor_name(h.flavor).to_string());
         }
-        let mut root = None;
+        let mut candidates = Vec::new();
         match (&c.scheduler, c.entered, &c.handle) {
             (Some(s), _, _) if s.flavor == Flavor::MultiThread => {
                 info.role = ThreadRole::Worker;
@@ -88,11 +92,11 @@ pub fn threads(
                 info.role = ThreadRole::BlockOn;
                 info.local_queue = tk.current_thread_queue_len(s);
                 info.task = c.task_id.filter(|&id| running(id));
-                root = scan.root_future(tid);
+                candidates = scan.root_futures(tid);
             }
             (None, Some(true), Some(_)) => {
                 info.role = ThreadRole::BlockOn;
-                root = scan.root_future(tid);
+                candidates = scan.root_futures(tid);
             }
             (None, _, Some(_)) => {
                 info.role = ThreadRole::Blocking;
@@ -100,14 +104,18 @@ pub fn threads(
             }
             _ => {}
         }
-        if info.role == ThreadRole::BlockOn && root.is_none() {
+        if info.role == ThreadRole::BlockOn && candidates.is_empty() {
             info.note = Some(if r.target.registers(tid).is_none() {
                 "no registers: its root future cannot be looked for".into()
             } else {
                 "its root future was not found on its stack".into()
             });
         }
-        out.push(ThreadFacts { info, root });
+        out.push(ThreadFacts {
+            info,
+            root: candidates.first().copied(),
+            candidates,
+        });
     }
     out
 }
@@ -201,15 +209,24 @@ impl<'r, 'a, 't> Scan<'r, 'a, 't> {
         }
     }
 
-    /// The root future on the stack of thread `tid`.
+    /// The root future on the stack of thread `tid`: the most plausible of
+    /// [`root_futures`](Self::root_futures).
     pub fn root_future(&self, tid: i32) -> Option<RootFuture> {
+        self.root_futures(tid).into_iter().next()
+    }
+
+    /// Every plausible root future on the stack of thread `tid`, the most plausible first (on
+    /// a tie, the innermost).
+    pub fn root_futures(&self, tid: i32) -> Vec<RootFuture> {
         if self.candidates.is_empty() {
-            return None;
+            return Vec::new();
         }
-        let regs = self.r.target.registers(tid)?;
+        let Some(regs) = self.r.target.registers(tid) else {
+            return Vec::new();
+        };
         let start = regs.rsp & !7;
         let stack = read_stack(self.r, start);
-        let mut best: Option<(u32, RootFuture)> = None;
+        let mut found: Vec<(u32, RootFuture)> = Vec::new();
         for &(ty, size, ref tag) in self.candidates {
             let mut o = 0u64;
             while o + size <= stack.len() as u64 {
@@ -220,16 +237,15 @@ impl<'r, 'a, 't> Scan<'r, 'a, 't> {
                 if tag.suspend.contains(&v) {
                     let addr = start + o;
                     if let Some(score) = self.plausible(addr, ty, 0) {
-                        // Best score wins; on a tie the innermost (lowest) copy.
-                        if best.is_none_or(|(s, _)| score > s) {
-                            best = Some((score, RootFuture { addr, ty }));
-                        }
+                        found.push((score, RootFuture { addr, ty }));
                     }
                 }
                 o += 8;
             }
         }
-        best.map(|b| b.1)
+        // Best score first; on a tie the innermost (lowest) copy.
+        found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.addr.cmp(&b.1.addr)));
+        found.into_iter().map(|f| f.1).collect()
     }
 
     /// Whether a value of type `ty` at `addr` looks live: state machines in a valid state
