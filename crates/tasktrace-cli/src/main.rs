@@ -106,15 +106,6 @@ enum OutFormat {
     },
 }
 
-/// Every name `--format` takes: the model's renderers, then the pprof exports.
-fn format_names() -> Vec<&'static str> {
-    Format::ALL
-        .iter()
-        .map(|f| f.name())
-        .chain(["pprof", "pprof-raw"])
-        .collect()
-}
-
 fn parse_format(s: &str) -> Result<OutFormat, String> {
     match s {
         "pprof" => Ok(OutFormat::Pprof { raw: false }),

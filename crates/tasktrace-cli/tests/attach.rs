@@ -479,6 +479,14 @@ fn core_file_shows_the_same_trees() {
 
     let d = dump_of(&tasktrace(&["core", &core, "--exe", TARGET, "--json"]));
     assert_trees(&d, false, true);
+    // What a core cannot tell is said once.
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n.starts_with("read from a core file: a socket shows")),
+        "{:?}",
+        d.notes
+    );
     // Another executable than the one that dumped the core is refused: a copy of the target
     // whose first page differs (a byte of the ELF header's padding, unused by loaders).
     let other = dir.join("other-exe");

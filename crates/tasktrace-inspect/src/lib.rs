@@ -371,6 +371,12 @@ pub fn core(core: &str, exe: &str, opts: &Options) -> Result<Dump> {
     });
     drop(debug_file);
     free_in_background(info);
+    // What a core cannot tell, said once (the leaves show it: sockets without addresses,
+    // timers as deadlines).
+    let dump = dump.map(|mut d| {
+        d.notes.push(CORE_NOTE.to_string());
+        d
+    });
     match (dump, truncated) {
         (Ok(mut dump), Some(note)) => {
             let cut_short = dump
@@ -403,6 +409,11 @@ pub fn core(core: &str, exe: &str, opts: &Options) -> Result<Dump> {
         (dump, None) => dump,
     }
 }
+
+/// What a read of a core file cannot tell, and why.
+const CORE_NOTE: &str = "read from a core file: a socket shows its descriptor but not its \
+     addresses (they are in the kernel's tables, not in a core), and a timer its deadline on \
+     CLOCK_MONOTONIC instead of the time left (a core does not record when it was taken)";
 
 /// Checks that `exe` is the executable that dumped `core`: the first page of its image, as
 /// the core holds it (cores keep the ELF headers of file mappings), equals the file's.

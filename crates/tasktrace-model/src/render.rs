@@ -78,10 +78,21 @@ impl FromStr for Format {
             .iter()
             .copied()
             .find(|f| f.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
-                format!("unknown format {s:?} (one of: {})", names.join(", "))
-            })
+            .ok_or_else(|| Format::unknown(s, &[]))
+    }
+}
+
+impl Format {
+    /// The error for an unknown format name: `unknown format "xml" (one of: text, …)`, every
+    /// name in the parentheses, the renderers' and then `more` (a caller's own exports, such as
+    /// `pprof`).
+    pub fn unknown(name: &str, more: &[&str]) -> String {
+        let names: Vec<&str> = Format::ALL
+            .iter()
+            .map(|f| f.name())
+            .chain(more.iter().copied())
+            .collect();
+        format!("unknown format {name:?} (one of: {})", names.join(", "))
     }
 }
 
@@ -372,6 +383,9 @@ impl fmt::Display for Dump {
         let mut recent: Vec<(&Trace, String)> = Vec::with_capacity(RECENT);
         let mut next_slot = 0;
         let mut paths = crate::clean::LastShortPath::default();
+        // Tasks whose trace repeats one shown just before: many of them make a long text that
+        // says little; the last line points to the grouped view.
+        let mut repeated = 0usize;
         for (i, task) in self.tasks.iter().enumerate() {
             if i > 0
                 || !self.deadlocks.is_empty()
@@ -396,6 +410,7 @@ impl fmt::Display for Dump {
             }
             if let Some((_, text)) = recent.iter().find(|(t, _)| **t == task.trace) {
                 f.write_str(text)?;
+                repeated += 1;
                 continue;
             }
             let view = if verbose {
@@ -413,9 +428,22 @@ impl fmt::Display for Dump {
                 next_slot = (next_slot + 1) % RECENT;
             }
         }
+        if repeated >= REPEATS_SUMMARISED {
+            writeln!(
+                f,
+                "\n{} of {} tasks repeat a trace shown above: the grouped view \
+                 (`--format grouped`, `?format=grouped`) shows each trace once, with its task ids",
+                thousands(repeated as u64),
+                thousands(self.tasks.len() as u64)
+            )?;
+        }
         Ok(())
     }
 }
+
+/// From this many tasks that repeat a trace shown before them, the text view ends with a line
+/// pointing to the grouped view.
+const REPEATS_SUMMARISED: usize = 10;
 
 /// A frame's label in a text view: `file:line` by default (what is needed to find the await;
 /// a third of the bytes of a dump were columns), the column too in the verbose view.
@@ -622,6 +650,31 @@ mod tests {
   ╼ async fn app::main at src/main.rs:3 [waiting on task]
 ";
         assert_eq!(text, expected);
+    }
+
+    /// Many tasks alike: the text ends with one line pointing to the grouped view; a few do
+    /// not get it.
+    #[test]
+    fn text_of_many_alike_ends_with_a_pointer_to_the_grouped_view() {
+        let tasks = |n: u64| {
+            let tasks = (1..=n).map(|id| {
+                let mut trace = Trace::new();
+                trace.insert_path([Frame::new("app::idle::{{closure}}", None)]);
+                let mut t = Task::new(id);
+                t.trace = trace;
+                t
+            });
+            Dump::new(tasks.collect()).to_string()
+        };
+        let many = tasks(12);
+        assert!(
+            many.ends_with(
+                "\n11 of 12 tasks repeat a trace shown above: the grouped view \
+                 (`--format grouped`, `?format=grouped`) shows each trace once, with its task ids\n"
+            ),
+            "{many}"
+        );
+        assert!(!tasks(5).contains("repeat a trace"));
     }
 
     #[test]

@@ -200,8 +200,14 @@ fn parse(path_and_query: &str) -> Result<Query, Response> {
             "format" if value == "pprof" => out.output = Output::Pprof { raw: false },
             "format" if value == "pprof-raw" => out.output = Output::Pprof { raw: true },
             "format" => {
-                out.output = Output::Render(value.parse::<Format>().map_err(|e| {
-                    Response::error(400, format_args!("bad format: {e}, pprof, pprof-raw"))
+                out.output = Output::Render(value.parse::<Format>().map_err(|_| {
+                    Response::error(
+                        400,
+                        format_args!(
+                            "bad format: {}",
+                            Format::unknown(&value, &["pprof", "pprof-raw"])
+                        ),
+                    )
                 })?)
             }
             "fresh" => {

@@ -30,7 +30,7 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 /// writes it as text ([`Format::Text`](crate::model::Format::Text)) to stderr — or appends it
 /// to the file named by [`TASKTRACE_DUMP_FILE`](DUMP_FILE_ENV) when that variable is set —
 /// without stopping the program. Each dump starts with a line
-/// `tasktrace: dump on SIGUSR1 (pid N, unix time T)` and ends with an empty line.
+/// `tasktrace: dump on SIGUSR1 (pid N, 2026-12-07 04:12:33 UTC)` and ends with an empty line.
 ///
 /// Call it inside a tokio runtime with I/O enabled (`#[tokio::main]`, or
 /// `Builder::enable_all`); the listener is a task of that runtime and stops with it. A second
@@ -93,8 +93,31 @@ fn render(dump: &crate::model::Dump) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     format!(
-        "tasktrace: dump on SIGUSR1 (pid {}, unix time {now})\n{dump}\n",
-        std::process::id()
+        "tasktrace: dump on SIGUSR1 (pid {}, {})\n{dump}\n",
+        std::process::id(),
+        utc(now)
+    )
+}
+
+/// Seconds since the Unix epoch as a UTC date and time: `2026-12-07 04:12:33 UTC` (days to a
+/// civil date by Howard Hinnant's algorithm: no time zone data, no dependency).
+fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
     )
 }
 

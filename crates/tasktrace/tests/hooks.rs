@@ -819,7 +819,7 @@ fn wait_for_dumps(count: usize, read: impl Fn() -> String) -> String {
 
 fn check_dump(text: &str, pid: u32) {
     assert!(
-        text.contains(&format!("{HEADER}{pid}, unix time ")),
+        text.contains(&format!("{HEADER}{pid}, 20")) && text.contains(" UTC)\n"),
         "{text}"
     );
     for i in 0..4 {
