@@ -110,12 +110,10 @@ fn parse_format(s: &str) -> Result<OutFormat, String> {
     match s {
         "pprof" => Ok(OutFormat::Pprof { raw: false }),
         "pprof-raw" => Ok(OutFormat::Pprof { raw: true }),
-        _ => s.parse().map(OutFormat::Model).map_err(|_: String| {
-            format!(
-                "unknown format {s:?} (one of: {})",
-                format_names().join(", ")
-            )
-        }),
+        _ => s
+            .parse()
+            .map(OutFormat::Model)
+            .map_err(|_: String| Format::unknown(s, &["pprof", "pprof-raw"])),
     }
 }
 
