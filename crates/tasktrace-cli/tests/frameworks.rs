@@ -270,6 +270,16 @@ fn check_server(d: &Dump, what: &str) {
             "{what}: the supervisor's tree names task {tokio_id}: {notes}"
         );
     }
+    // No edge to a task the dump does not show.
+    for t in &d.tasks {
+        for a in &t.awaits {
+            assert!(
+                d.task(*a).is_some(),
+                "{what}: task {} awaits {a}, not in the dump: {d}",
+                t.id
+            );
+        }
+    }
     let worker: Vec<&Task> = rooted_at(d, "axum_target::background_worker");
     assert_eq!(worker.len(), 1, "{what}: the background worker: {d}");
     let w = root_of(worker[0]);
@@ -370,19 +380,36 @@ fn axum_service(profile: &str) {
     // no tasktrace::spawn in it) lists the same tasks, and its own.
     let inside = debug_tasks(debug_port);
     check_server(&inside, &format!("{profile}, its own /debug/tasks"));
+    // From inside, tasktrace's own tasks (the server answering this very request) are left
+    // out, and said so; from outside (below) every task of the process is listed.
+    let own = |d: &Dump| {
+        d.tasks
+            .iter()
+            .filter(|t| {
+                t.trace
+                    .roots
+                    .first()
+                    .is_some_and(|r| r.frame.function.starts_with("tasktrace::http"))
+            })
+            .count()
+    };
+    assert_eq!(
+        own(&inside),
+        0,
+        "{profile}: tasktrace's own tasks listed: {inside}"
+    );
+    assert!(
+        inside.notes.iter().any(|n| n
+            .ends_with("task(s) of tasktrace itself (its HTTP server, signal listener) left out")),
+        "{:?}",
+        inside.notes
+    );
     assert!(
         inside
             .tasks
             .iter()
             .all(|t| t.source.as_deref() == Some("snapshot")),
         "{profile}: every task from the snapshot: {inside}"
-    );
-    assert!(
-        inside
-            .tasks
-            .iter()
-            .any(|t| root_of(t).frame.function == "tasktrace::http::serve"),
-        "{profile}: the debug endpoint's own task: {inside}"
     );
     assert!(
         inside
@@ -396,6 +423,10 @@ fn axum_service(profile: &str) {
 
     let live = clean_dump(&["attach", &server.pid.to_string()]);
     check_server(&live, &format!("{profile}, live"));
+    assert!(
+        own(&live) >= 1,
+        "{profile}: from outside, the debug server is a task: {live}"
+    );
     assert_serves(port);
     let from_client = clean_dump(&["attach", &client.pid.to_string()]);
     check_client(&from_client, &format!("{profile}, client"));

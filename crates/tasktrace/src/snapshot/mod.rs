@@ -291,6 +291,16 @@ pub(crate) fn is_registered(task: &tasktrace_model::Task) -> bool {
         .is_some_and(|r| r.frame.function.starts_with("tasktrace::traced::"))
 }
 
+/// Whether a snapshot's task is one of tasktrace's own (its HTTP server and connections, its
+/// signal listener): its root is an async fn or block of this crate (not a registered
+/// task's wrapper, which [`is_registered`] takes).
+fn is_own(task: &tasktrace_model::Task) -> bool {
+    task.trace.roots.first().is_some_and(|r| {
+        let f = &r.frame.function;
+        f.starts_with("tasktrace::") && !f.starts_with("tasktrace::traced::")
+    })
+}
+
 /// The registry id a snapshot's registered task says it has (its `Traced` frame's note).
 fn registry_id(task: &tasktrace_model::Task) -> Option<u64> {
     let note = task.trace.roots.first()?.frame.note.as_deref()?;
@@ -394,14 +404,26 @@ pub(crate) fn join(mut registry: Dump) -> Dump {
         Ok(snap) => {
             let snap = in_tokio_range(snap);
             let registered = registry.tasks.len();
-            let (ours, mut others): (Vec<_>, Vec<_>) =
-                snap.tasks.into_iter().partition(is_registered);
+            let (ours, others): (Vec<_>, Vec<_>) = snap.tasks.into_iter().partition(is_registered);
+            // tasktrace's own tasks (its HTTP server and connections, its signal listener) are
+            // not the program's: left out, said once, and no edge points at them.
+            let (own, mut others): (Vec<_>, Vec<_>) = others.into_iter().partition(is_own);
+            let left_out: std::collections::HashSet<u64> = own.iter().map(|t| t.id).collect();
+            for t in &mut others {
+                t.awaits.retain(|a| !left_out.contains(a));
+            }
             link_registered(&mut registry, &ours, &mut others);
             registry.notes.push(format!(
                 "sources: the registry ({registered} task(s) of tasktrace::spawn/traced) and a \
                  snapshot ({} other task(s), `tokio task N`: tokio's ids)",
                 others.len()
             ));
+            if !own.is_empty() {
+                registry.notes.push(format!(
+                    "{} task(s) of tasktrace itself (its HTTP server, signal listener) left out",
+                    own.len()
+                ));
+            }
             registry.notes.extend(snap.notes);
             registry.tasks.extend(others);
             // One id space now (the registry's tasks under their own ids): the cycles of
