@@ -16,7 +16,7 @@
 mod support;
 
 use support::*;
-use tasktrace_model::{FrameKind, FrameStatus, Node};
+use tasktrace_model::{Branches, FrameKind, FrameStatus, Node};
 
 /// Every tokio version the reader supports (docs/tokio-layouts.md).
 const VERSIONS: &[&str] = &["1.38.2", "1.43.1", "1.47.1", "1.50.0", "1.52.0", "1.54.1"];
@@ -53,6 +53,11 @@ fn check_version(version: &str, profile: &str) {
     let bar = only_child(foo_node);
     is_async(bar, "bar", "tokio::join!(fiz(), buz())");
     assert_eq!(bar.children.len(), 2, "{ctx}: both join branches: {bar:#?}");
+    assert_eq!(
+        bar.frame.branches,
+        Some(Branches::AllOf(2)),
+        "{ctx}: {bar:#?}"
+    );
     let fiz = child_of(bar, &format!("{PREFIX}fiz"));
     assert_eq!(fiz.frame.status, FrameStatus::Completed, "{ctx}: {fiz:#?}");
     assert!(fiz.children.is_empty());
@@ -78,6 +83,11 @@ fn check_version(version: &str, profile: &str) {
     let sel = root(one(&d, "select_loop"));
     is_async(sel, "select_loop", "tokio::select! {");
     assert_eq!(sel.children.len(), 3, "{ctx}: select branches: {sel:#?}");
+    assert_eq!(
+        sel.frame.branches,
+        Some(Branches::FirstOf(3)),
+        "{ctx}: {sel:#?}"
+    );
     assert!(
         sel.children
             .iter()

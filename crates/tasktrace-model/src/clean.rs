@@ -499,6 +499,7 @@ fn normalize_frame(frame: &Frame, parent: Option<&Frame>, children: &[Node]) -> 
         kind,
         status: frame.status,
         note: frame.note.clone(),
+        branches: frame.branches,
     }
 }
 

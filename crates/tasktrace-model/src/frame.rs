@@ -56,6 +56,30 @@ pub struct Frame {
     /// What a leaf waits on (`"waiting on timer"`), or other facts worth a glance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// How this frame waits on its children, when a macro awaits several at once: the first
+    /// of them (`select!`) or all of them (`join!`). Different diagnoses: any branch wakes a
+    /// `select!`, a `join!` needs every one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branches: Option<Branches>,
+}
+
+/// How a frame awaits its branches ([`Frame::branches`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Branches {
+    /// `select!`: done when the first of this many branches is.
+    FirstOf(u32),
+    /// `join!`: done when all of this many branches are.
+    AllOf(u32),
+}
+
+impl fmt::Display for Branches {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Branches::FirstOf(n) => write!(f, "select!: waits for the first of {n}"),
+            Branches::AllOf(n) => write!(f, "join!: waits for all {n}"),
+        }
+    }
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -71,6 +95,7 @@ impl Frame {
             kind: FrameKind::Fn,
             status: FrameStatus::Suspended,
             note: None,
+            branches: None,
         }
     }
 
@@ -116,9 +141,32 @@ impl fmt::Display for Frame {
         if self.status == FrameStatus::Completed {
             f.write_str(" (completed)")?;
         }
+        if let Some(branches) = &self.branches {
+            write!(f, " [{branches}]")?;
+        }
         if let Some(note) = &self.note {
             write!(f, " [{note}]")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod branches_tests {
+    use super::*;
+
+    #[test]
+    fn branches_render_and_round_trip() {
+        let mut f = Frame::new("app::pick", None).with_kind(FrameKind::AsyncFn);
+        f.branches = Some(Branches::FirstOf(3));
+        assert_eq!(
+            f.to_string(),
+            "async fn app::pick [select!: waits for the first of 3]"
+        );
+        let json = serde_json::to_string(&f).unwrap();
+        assert!(json.contains("\"branches\":{\"first_of\":3}"), "{json}");
+        assert_eq!(serde_json::from_str::<Frame>(&json).unwrap(), f);
+        f.branches = Some(Branches::AllOf(2));
+        assert!(f.to_string().ends_with("[join!: waits for all 2]"));
     }
 }

@@ -51,7 +51,7 @@ mod thread;
 mod trace;
 
 pub use dump::{cycle_text, task_label, Dump, Task, TaskState, SCHEMA_VERSION, TOKIO_ID_BASE};
-pub use frame::{Frame, FrameKind, FrameStatus};
+pub use frame::{Branches, Frame, FrameKind, FrameStatus};
 pub use location::Location;
 pub use render::Format;
 pub use thread::{NativeFrame, ThreadInfo, ThreadRole};

@@ -38,7 +38,7 @@ pub use tasktrace::REGISTERED_NOTE;
 use crate::tokio::{leaf_kind, Branch, Leaf, Tokio};
 use crate::value::{last_segment, segments, Reader};
 use std::collections::HashSet;
-use tasktrace_model::{Frame, FrameKind, FrameStatus, Location, Node};
+use tasktrace_model::{Branches, Frame, FrameKind, FrameStatus, Location, Node};
 
 /// Deepest chain decoded.
 const MAX_DEPTH: usize = 64;
@@ -82,6 +82,21 @@ pub struct Decoder<'r, 'a, 't> {
     /// The state machines the walk is inside, innermost last: where an I/O leaf's socket is
     /// looked for when the leaf itself does not hold it (`TcpListener::accept`'s `self`).
     enclosing: Vec<(u64, u64)>,
+}
+
+/// How tokio's `select!` or `join!` awaits the branches of its `futures` tuple, from the
+/// locals of the suspend point `variant`: `select!` keeps a `disabled` mask beside them;
+/// `join!` wraps each branch in a `MaybeDone`. `None` when neither shows.
+fn branches_of(r: &Reader<'_>, variant: u64, branches: &[(&str, u64, u64)]) -> Option<Branches> {
+    let n = u32::try_from(branches.len()).ok()?;
+    if r.member(variant, "disabled").is_some() {
+        return Some(Branches::FirstOf(n));
+    }
+    let maybe_done = |t: u64| {
+        r.type_name(r.strip(t))
+            .starts_with("tokio::future::maybe_done::MaybeDone<")
+    };
+    (n > 0 && branches.iter().all(|&(_, _, t)| maybe_done(t))).then_some(Branches::AllOf(n))
 }
 
 /// The function a state machine type belongs to, and its kind: `a::b::{async_fn_env#0}` →
@@ -462,7 +477,9 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
         self.enclosing.push((addr, ty));
         if let Some((f_off, f_ty)) = r.member(variant.ty, "futures") {
             if r.type_name(f_ty).starts_with('(') {
-                for (_, off, t) in r.members(f_ty) {
+                let branches = r.members(f_ty);
+                node.frame.branches = branches_of(r, variant.ty, &branches);
+                for (_, off, t) in branches {
                     let children = self.decode(base + f_off + off, t, depth + 1);
                     node.children.extend(children);
                 }
