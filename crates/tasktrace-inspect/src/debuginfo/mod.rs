@@ -1,6 +1,6 @@
 //! ELF + DWARF of the executable: a compact index built in one pass, DIEs read on demand.
 //!
-//! Rust executables carry no `.debug_names`, so one pass over `.debug_info` ([`scan`]) finds
+//! Rust executables carry no `.debug_names`, so one pass over `.debug_info` (`debuginfo/scan.rs`) finds
 //! what cannot be found later without reading everything again: types by qualified name
 //! (namespaces joined with `::`, kept as a 64-bit hash, the DIE offset and a scope id);
 //! tokio's task `poll` and `block_on` subprograms with their template parameters;

@@ -77,7 +77,7 @@ pub struct Decoder<'r, 'a, 't> {
     /// Monotonic clock now, for a live target's timers.
     now: Option<f64>,
     /// Whether the tree depends on the clock (a live timer's time left): such a decode is not
-    /// kept for the next read ([`crate::memo`]).
+    /// kept for the next read (`memo.rs`).
     pub timed: bool,
     /// The state machines the walk is inside, innermost last: where an I/O leaf's socket is
     /// looked for when the leaf itself does not hold it (`TcpListener::accept`'s `self`).

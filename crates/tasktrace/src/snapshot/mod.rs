@@ -4,11 +4,11 @@
 //! process (feature `snapshot`, Linux x86-64).
 //!
 //! Two ways to take one ([`Method`]):
-//! - **A reader process** ([`reader`], the default): a process started from this executable
+//! - **A reader process** (`snapshot/reader.rs`, the default): a process started from this executable
 //!   indexes its debuginfo (in its own memory, kept there for the next snapshots) and stops
 //!   this program's threads with ptrace only while it copies the task lists and futures. The
 //!   pause depends on what is read, not on the heap; this process keeps nothing.
-//! - **A frozen fork** ([`fork`]): this process forks, the child stops itself, and this
+//! - **A frozen fork** (`snapshot/fork.rs`): this process forks, the child stops itself, and this
 //!   process reads the child's memory. The pause is the `fork()` (page tables copied: it
 //!   grows with the resident size, refused above [`SnapshotOptions::max_resident`]) and the
 //!   index lives in this process. Used when asked for, or when the reader process cannot
