@@ -840,6 +840,47 @@ fn shorten_type_name(frame: &mut Frame) {
     }
 }
 
+/// A leaf that only says how it is polled (`poll_fn`'s `PollFn`) is named by the operation the
+/// program called, the outermost library async fn hidden above it: `rx.recv()` reads
+/// `tokio::sync::mpsc::bounded::Receiver::recv`, `ctrl_c()` reads `tokio::signal::ctrl_c`.
+fn name_by_operation(frame: &mut Frame, chain: &[&Frame]) {
+    let generic = frame.kind == FrameKind::Leaf
+        && (frame.function.ends_with("::PollFn") || frame.function == "PollFn");
+    if !generic {
+        return;
+    }
+    if let Some(op) = chain.iter().find(|f| f.kind == FrameKind::AsyncFn) {
+        let name = match op.function.find('<') {
+            // `Receiver<T>::recv` → `Receiver::recv`: the type's parameters say nothing here.
+            Some(i) => {
+                let rest = &op.function[i..];
+                let close = matching_close(rest).map_or(rest.len(), |c| c + 1);
+                format!("{}{}", &op.function[..i], &rest[close..])
+            }
+            None => op.function.clone(),
+        };
+        frame.function = name;
+    }
+}
+
+/// The index of the `>` that closes the `<` at the start of `s`.
+fn matching_close(s: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, c) in s.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Whether the node `n` (normalized from `raw`) is plumbing, hidden in the default view.
 fn is_hidden(raw: &Node, n: &Node) -> bool {
     is_plumbing(&n.frame)
@@ -899,6 +940,7 @@ fn simplify<'a>(
         }
         let mut frame = n.frame.clone();
         shorten_type_name(&mut frame);
+        name_by_operation(&mut frame, chain);
         refine_leaf_note(&mut frame, chain);
         add_note(&mut frame, &sub_notes);
         push_merged(
@@ -1006,6 +1048,36 @@ mod tests {
             socket_note("waiting on socket read", "fd 5"),
             "waiting on socket read (fd 5)"
         );
+    }
+
+    /// A `PollFn` leaf is named by the library call above it (hidden as plumbing): what the
+    /// program wrote, `rx.recv()`.
+    #[test]
+    fn poll_fn_leaves_are_named_by_the_call_above_them() {
+        let mut trace = Trace::new();
+        trace.insert_path([
+            f("app::consume::{{closure}}", "/w/app/src/main.rs", 9),
+            f(
+                "tokio::sync::mpsc::bounded::Receiver<u32>::recv::{{closure}}",
+                &format!("{TOKIO}/sync/mpsc/bounded.rs"),
+                313,
+            ),
+            Frame::new(
+                "core::future::poll_fn::PollFn<tokio::sync::mpsc::bounded::{closure_env#0}<u32>>",
+                None,
+            )
+            .with_kind(FrameKind::Leaf)
+            .with_note("waiting on mpsc channel"),
+        ]);
+        let clean = trace.clean();
+        let leaf = &clean.roots[0].children[0].frame;
+        assert_eq!(
+            leaf.function, "tokio::sync::mpsc::bounded::Receiver::recv",
+            "{clean:#?}"
+        );
+        assert_eq!(leaf.note.as_deref(), Some("waiting on mpsc channel"));
+        assert_eq!(matching_close("<a<b>, c>::x"), Some(8));
+        assert_eq!(matching_close("<a"), None);
     }
 
     #[test]
