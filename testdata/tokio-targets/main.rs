@@ -171,6 +171,17 @@ async fn echo(mut s: TcpStream) {
     }
 }
 
+/// Awaits a `spawn_blocking` closure that does not return (a blocking task is in no task list:
+/// the reader finds it through this join handle).
+async fn blocking_waiter() -> u64 {
+    tokio::task::spawn_blocking(|| {
+        std::thread::sleep(LONG);
+        7
+    })
+    .await
+    .unwrap_or(0)
+}
+
 #[tokio::main]
 async fn main() {
     let n_idle: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20);
@@ -209,6 +220,7 @@ async fn main() {
     }
 
     let blocking = tokio::task::spawn_blocking(|| std::thread::sleep(LONG));
+    let blocking_waiter_task = tokio::spawn(blocking_waiter());
 
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("local_addr").port();
@@ -231,5 +243,5 @@ async fn main() {
     // Unreachable in practice; keeps every handle alive until here.
     drop((tx, notify, guard, idle_tx, idle_tasks, blocking));
     drop((waiter, selector, unordered, joined_all, sem_task, mutex_task));
-    drop((join_set, shared_a, shared_b));
+    drop((join_set, shared_a, shared_b, blocking_waiter_task));
 }

@@ -119,6 +119,29 @@ fn check_version(version: &str, profile: &str) {
         );
     }
 
+    // A task awaiting a `spawn_blocking` closure: the blocking task (in no task list) is
+    // listed, found through the join handle, as the closure it runs and the thread running it.
+    let bw = one(&d, "blocking_waiter");
+    let [blocking_id] = bw.awaits[..] else {
+        panic!("{ctx}: blocking_waiter awaits one task: {bw:#?}");
+    };
+    let blocking = d
+        .task(blocking_id)
+        .unwrap_or_else(|| panic!("{ctx}: the blocking task {blocking_id} is not listed: {d}"));
+    let b = root(blocking);
+    assert_eq!(
+        (b.frame.kind, b.frame.function.as_str()),
+        (FrameKind::Closure, &*format!("{PREFIX}blocking_waiter")),
+        "{ctx}: {blocking:#?}"
+    );
+    assert!(
+        b.frame
+            .note
+            .as_deref()
+            .is_some_and(|n| n.starts_with("spawn_blocking closure, running on thread ")),
+        "{ctx}: {blocking:#?}"
+    );
+
     // The second runtime (current_thread, on its own thread) runs a LocalSet: two
     // `spawn_local` tasks (in the LocalSet's own list, found through its `block_on` root
     // future on that thread's stack) and one `tokio::spawn`ed (in the runtime's list).

@@ -674,6 +674,8 @@ fn read_phased(
     let total = raw.len();
     let mut links = vec![Vec::new(); total];
     let (mut frames, mut undecoded) = (0usize, 0usize);
+    let listed: std::collections::HashSet<u64> = raw.iter().map(|t| t.header).collect();
+    let mut awaited_headers: Vec<u64> = Vec::new();
     for (i, rt) in raw.into_iter().enumerate() {
         if i > 0 && i % 10_000 == 0 {
             progress.say(|| format!("decoded {i} of {total} tasks"));
@@ -719,6 +721,7 @@ fn read_phased(
                         links[tasks.len()] = d.links;
                         frames += d.frames;
                         task.awaits = d.awaits;
+                        awaited_headers.extend(d.awaited_headers);
                         task.trace = Trace { roots: d.nodes };
                     }
                     None => task.error = Some("its future could not be decoded".into()),
@@ -734,6 +737,22 @@ fn read_phased(
             }
         }
         tasks.push(task);
+    }
+    // `spawn_blocking` tasks are in no task list: the ones awaited through a join handle are
+    // found through it, and listed as the tasks they are.
+    awaited_headers.sort_unstable();
+    awaited_headers.dedup();
+    for header in awaited_headers {
+        if listed.contains(&header) || tasks.len() >= opts.max_tasks {
+            continue;
+        }
+        if let Some((rt, func)) = tk.blocking_task(header) {
+            if tasks.iter().any(|t: &Task| t.id == rt.id) {
+                continue;
+            }
+            tasks.push(blocking_task(&reader, &facts, &rt, func));
+            links.push(Vec::new());
+        }
     }
     // The `block_on` root futures: shown in the threads view, and looked at for the locks
     // they hold when a task waits on a lock (it is told which thread holds it).
@@ -774,6 +793,48 @@ fn read_phased(
     Ok(dump)
 }
 
+/// A `spawn_blocking` task as a task of the dump: the closure it runs (named by its enclosing
+/// function, at the closure's line), running on which blocking thread, or queued.
+fn blocking_task(
+    r: &value::Reader<'_>,
+    facts: &[threads::ThreadFacts],
+    rt: &tokio::RawTask,
+    func: u64,
+) -> Task {
+    let mut task = Task::new(rt.id);
+    task.state = if rt.running {
+        TaskState::InPoll
+    } else if rt.notified {
+        TaskState::Scheduled
+    } else {
+        TaskState::Suspended
+    };
+    let name = r.type_name(func);
+    // `app::handler::{async_fn#0}::{closure_env#0}` → `app::handler`.
+    let function = name.split("::{").next().unwrap_or(name).to_string();
+    let location = r
+        .info
+        .die(func)
+        .and_then(|d| d.decl.clone())
+        .map(|(file, line)| tasktrace_model::Location::new(file, line, None));
+    let thread = facts
+        .iter()
+        .find(|f| f.info.role == ThreadRole::Blocking && f.info.task == Some(rt.id))
+        .map(|f| f.info.tid);
+    let note = match (rt.running, thread) {
+        (true, Some(tid)) => format!("spawn_blocking closure, running on thread {tid}"),
+        (true, None) => "spawn_blocking closure, running".to_string(),
+        (false, _) => "spawn_blocking closure, not started yet".to_string(),
+    };
+    let frame = Frame::new(function, location)
+        .with_kind(FrameKind::Closure)
+        .with_note(note);
+    task.trace = Trace {
+        roots: std::sync::Arc::new(vec![Node::new(frame)]),
+    };
+    task
+}
+
 /// Decodes the future of the task cell `key` (header, future address, type); with a memo,
 /// takes the last read's tree when the bytes it read are unchanged, and keeps this one.
 /// `None` when decoding panicked: target memory is untrusted, and a corrupt value must cost
@@ -804,6 +865,7 @@ fn decode_task(
             let decoded = memo::Decoded {
                 nodes: std::sync::Arc::new(nodes),
                 awaits: dec.awaits,
+                awaited_headers: dec.awaited_headers,
                 links: dec.links,
                 frames,
             };

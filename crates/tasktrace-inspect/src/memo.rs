@@ -32,6 +32,8 @@ pub(crate) struct Decoded {
     pub nodes: Arc<Vec<Node>>,
     /// Tasks awaited through join handles.
     pub awaits: Vec<u64>,
+    /// Their headers.
+    pub awaited_headers: Vec<u64>,
     /// Edges through shared state.
     pub links: Vec<Link>,
     /// Frames in the tree.

@@ -43,6 +43,9 @@ pub struct Leaf {
     pub note: String,
     /// The task awaited through a join handle.
     pub awaits: Option<u64>,
+    /// The header of that task (a `spawn_blocking` task is in no task list: it is found
+    /// through the join handles awaiting it).
+    pub header: Option<u64>,
 }
 
 /// One task as found in the owned lists.
@@ -515,6 +518,29 @@ impl<'r, 'a> Tokio<'r, 'a> {
         Ok((out, notes))
     }
 
+    /// The `spawn_blocking` task whose header is at `header` (found through a join handle
+    /// awaiting it: blocking tasks are in no task list), with the type of the closure it runs;
+    /// `None` for any other task.
+    pub fn blocking_task(&self, header: u64) -> Option<(RawTask, u64)> {
+        let r = self.r;
+        let (task, _) = self.task_at(header).ok()?;
+        // The stage's type: `BlockingTask<F>` (its `func` is taken while it runs, so the
+        // closure is known by its type, not its value).
+        let poll = {
+            let lay = &self.types.layout;
+            let vtable = r.pointer(header.wrapping_add(lay.header_vtable)).ok()?;
+            r.u64(vtable.wrapping_add(lay.vtable_poll)).ok()?
+        };
+        let sp = r.info.subprogram_at(poll.wrapping_sub(r.bias))?;
+        let t = sp.template_types.iter().find(|(n, _)| n == "T")?.1;
+        let t = r.strip(t);
+        if !r.type_name(t).starts_with(layout::BLOCKING_TASK_TYPE) {
+            return None;
+        }
+        let func = r.strip(r.type_param(t, "T")?);
+        Some((task, func))
+    }
+
     /// The task whose header is at `header`, and the next task of its owned list.
     fn task_at(&self, header: u64) -> Result<(RawTask, u64)> {
         let r = self.r;
@@ -948,6 +974,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
             Some(Leaf {
                 note: s.to_string(),
                 awaits: None,
+                header: None,
             })
         };
         match leaf_kind(name)? {
@@ -976,15 +1003,15 @@ impl<'r, 'a> Tokio<'r, 'a> {
                 note(&text)
             }
             LeafKind::JoinHandle => {
-                let id = r
+                let header = r
                     .member_deep(ty, "raw", 2)
                     .and_then(|(off, t)| r.thin_pointer(t, addr + off).ok().flatten())
-                    .and_then(|(p, _)| (p != 0).then_some(p))
-                    .and_then(|p| self.task_id(p).ok());
-                match id {
-                    Some(id) => Some(Leaf {
+                    .and_then(|(p, _)| (p != 0).then_some(p));
+                match header.and_then(|p| Some((p, self.task_id(p).ok()?))) {
+                    Some((header, id)) => Some(Leaf {
                         note: format!("waiting on task {id}"),
                         awaits: Some(id),
+                        header: Some(header),
                     }),
                     None => note("waiting on a task"),
                 }

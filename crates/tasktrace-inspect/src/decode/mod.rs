@@ -72,6 +72,8 @@ pub struct Decoder<'r, 'a, 't> {
     nodes: usize,
     /// Task ids this task awaits through join handles.
     pub awaits: Vec<u64>,
+    /// The headers of those tasks.
+    pub awaited_headers: Vec<u64>,
     /// Ends of edges to other tasks through shared state, joined by [`resolve`].
     pub links: Vec<Link>,
     /// Monotonic clock now, for a live target's timers.
@@ -146,6 +148,7 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             seen: Default::default(),
             nodes: 0,
             awaits: Vec::new(),
+            awaited_headers: Vec::new(),
             links: Vec::new(),
             now: r.target.is_live().then(monotonic_now),
             timed: false,
@@ -609,8 +612,13 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             self.timed = true;
         }
         match self.tokio.leaf(addr, ty, name, self.now) {
-            Some(Leaf { note, awaits }) => {
+            Some(Leaf {
+                note,
+                awaits,
+                header,
+            }) => {
                 self.awaits.extend(awaits);
+                self.awaited_headers.extend(header);
                 // A oneshot receiver a library waits on: say what for.
                 let library_note = oneshot
                     .then(|| tower::response_note(name).or_else(|| hyper::response_note(name)))

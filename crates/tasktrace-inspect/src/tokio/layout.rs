@@ -273,5 +273,8 @@ pub const LIST_ENTRY_NEXT: &[&str] = &["pointers.inner.value.next"];
 pub const LIST_ENTRY_VALUE: &[&str] = &["value"];
 /// The type name of `JoinHandle` (generic: a prefix).
 pub const JOIN_HANDLE_TYPE: &str = "tokio::runtime::task::join::JoinHandle<";
+/// The type name of a `spawn_blocking` task's future (generic: a prefix; its parameter `T` is
+/// the closure).
+pub const BLOCKING_TASK_TYPE: &str = "tokio::runtime::blocking::task::BlockingTask<";
 /// The type name of `JoinSet` (generic: a prefix).
 pub const JOIN_SET_TYPE: &str = "tokio::task::join_set::JoinSet<";
