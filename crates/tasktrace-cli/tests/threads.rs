@@ -40,8 +40,8 @@ fn check(profile: &str) {
     let ctx = format!("{profile} build");
     assert_eq!(
         d.threads.len(),
-        5,
-        "{ctx}: main, 2 workers, local-rt, blocking: {d:#?}"
+        6,
+        "{ctx}: main, 2 workers, local-rt, 2 blocking: {d:#?}"
     );
 
     // Workers: distinct indexes, a local queue each.
@@ -115,10 +115,19 @@ fn check(profile: &str) {
         );
     }
 
-    // The blocking pool thread runs the `spawn_blocking` sleep.
+    // The blocking pool threads run the two `spawn_blocking` sleeps; the one awaited by
+    // `blocking_waiter` is listed as a task, running on its thread.
     let blocking = threads_with(&d, ThreadRole::Blocking);
-    assert_eq!(blocking.len(), 1, "{ctx}: {blocking:?}");
-    assert!(blocking[0].task.is_some());
+    assert_eq!(blocking.len(), 2, "{ctx}: {blocking:?}");
+    assert!(
+        blocking.iter().all(|b| b.task.is_some()),
+        "{ctx}: {blocking:?}"
+    );
+    let waited = one(&d, "blocking_waiter").awaits[0];
+    assert!(
+        blocking.iter().any(|b| b.task == Some(waited)) && d.task(waited).is_some(),
+        "{ctx}: the awaited blocking task and its thread: {blocking:?}"
+    );
 
     // The text view lists them before the tasks.
     let text = tasktrace(&["attach", &pid, "--threads"]);

@@ -205,12 +205,18 @@ impl CoreFile {
     fn threads_in_memory(&self) -> Vec<Thread> {
         let mut out = Vec::new();
         for seg in self.segments.iter().filter(|s| s.writable) {
-            let Some(bytes) = self
-                .data
-                .get(seg.offset as usize..(seg.offset + seg.present) as usize)
-            else {
+            // Segment headers are untrusted: a range past the file or the address space is
+            // skipped, never overflowed.
+            let range = usize::try_from(seg.offset).ok().and_then(|start| {
+                let end = start.checked_add(usize::try_from(seg.present).ok()?)?;
+                Some(start..end)
+            });
+            let Some(bytes) = range.and_then(|r| self.data.get(r)) else {
                 continue;
             };
+            if seg.vaddr.checked_add(bytes.len() as u64).is_none() {
+                continue;
+            }
             let word = |at: usize| -> Option<u64> {
                 Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
             };
@@ -218,7 +224,7 @@ impl CoreFile {
                 let addr = seg.vaddr + at as u64;
                 if word(at) == Some(addr) && word(at + 16) == Some(addr) {
                     let mut tid = [0u8; 4];
-                    let tid = if self.read_into(addr + PTHREAD_TID, &mut tid) {
+                    let tid = if self.read_into(addr.wrapping_add(PTHREAD_TID), &mut tid) {
                         i32::from_le_bytes(tid).max(0)
                     } else {
                         0
