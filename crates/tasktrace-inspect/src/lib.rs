@@ -685,13 +685,7 @@ fn read_phased(
             .spawned_at
             .and_then(|at| tk.location(at))
             .map(|(file, line, col)| tasktrace_model::Location::new(file, line, Some(col)));
-        task.state = if rt.running {
-            TaskState::InPoll
-        } else if rt.notified {
-            TaskState::Scheduled
-        } else {
-            TaskState::Suspended
-        };
+        task.state = task_state(&rt);
         task.error = rt.error.clone();
         match rt.future {
             Some((addr, ty)) if rt.running => {
@@ -793,6 +787,17 @@ fn read_phased(
     Ok(dump)
 }
 
+/// A task's state, from its header's state bits.
+fn task_state(rt: &tokio::RawTask) -> TaskState {
+    if rt.running {
+        TaskState::InPoll
+    } else if rt.notified {
+        TaskState::Scheduled
+    } else {
+        TaskState::Suspended
+    }
+}
+
 /// A `spawn_blocking` task as a task of the dump: the closure it runs (named by its enclosing
 /// function, at the closure's line), running on which blocking thread, or queued.
 fn blocking_task(
@@ -802,13 +807,7 @@ fn blocking_task(
     func: u64,
 ) -> Task {
     let mut task = Task::new(rt.id);
-    task.state = if rt.running {
-        TaskState::InPoll
-    } else if rt.notified {
-        TaskState::Scheduled
-    } else {
-        TaskState::Suspended
-    };
+    task.state = task_state(rt);
     let name = r.type_name(func);
     // `app::handler::{async_fn#0}::{closure_env#0}` → `app::handler`.
     let function = name.split("::{").next().unwrap_or(name).to_string();
