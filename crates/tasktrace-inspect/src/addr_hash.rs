@@ -1,4 +1,6 @@
-//! A hasher for addresses and offsets: one multiplication a word (FxHash's step).
+//! Hashes for what the reader looks up: addresses and offsets (one multiplication a word,
+//! FxHash's step), and [`fnv1a`] for bytes that are kept as a hash (qualified type names in the
+//! debuginfo index, the memory a decode read).
 //!
 //! A read of 10,000 tasks looks up pages, DIEs and task headers millions of times, most of
 //! them while the process is stopped; SipHash (the standard maps' default) is made for keys
@@ -38,3 +40,16 @@ pub(crate) type AddrSet = std::collections::HashSet<u64, BuildAddrHasher>;
 
 /// A set of keys made of addresses (pairs, triples).
 pub(crate) type AddrKeySet<K> = std::collections::HashSet<K, BuildAddrHasher>;
+
+/// FNV-1a's offset basis: the state before any byte.
+pub(crate) const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a of `bytes`, continuing from `state` (so a hash can be built piece by piece: the
+/// hash of `a` then `b` is the hash of `ab`).
+pub(crate) fn fnv1a(mut state: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        state ^= u64::from(b);
+        state = state.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    state
+}

@@ -228,7 +228,7 @@ impl Session {
             &self.prepared,
             opts,
             progress,
-            Kept {
+            SessionParts {
                 unwinder: self.unwinder.as_ref(),
                 memo: Some((&self.memo, read)),
             },
@@ -362,7 +362,7 @@ pub fn core(core: &str, exe: &str, opts: &Options) -> Result<Dump> {
             &Prepared::new(&info)?,
             opts,
             &Progress::new(opts.progress),
-            Kept {
+            SessionParts {
                 unwinder: unwinder.as_ref(),
                 memo: None,
             },
@@ -464,14 +464,14 @@ pub fn read_prepared(
         prepared,
         opts,
         &Progress::new(opts.progress),
-        Kept::default(),
+        SessionParts::default(),
         Stop::none(),
     )
 }
 
 /// What a session keeps across its reads, for one read ([`read_phased`]).
 #[derive(Clone, Copy, Default)]
-struct Kept<'s> {
+struct SessionParts<'s> {
     /// The mapped files' unwind tables (for `--threads`).
     unwinder: Option<&'s unwind::Unwinder>,
     /// The last read's trees, and this read's number.
@@ -507,10 +507,10 @@ fn read_phased(
     prepared: &Prepared,
     opts: &Options,
     progress: &Progress,
-    kept: Kept<'_>,
+    parts: SessionParts<'_>,
     stop: Stop<'_>,
 ) -> Result<Dump> {
-    let Kept { unwinder, memo } = kept;
+    let SessionParts { unwinder, memo } = parts;
     let bias = match t.at_entry() {
         Some(e) => e.wrapping_sub(info.entry),
         None => 0,

@@ -14,6 +14,7 @@
 //! and type); entries of tasks not met by a read are dropped at its end, so the memo holds at
 //! most one entry per live task.
 
+use crate::addr_hash::{fnv1a, FNV_BASIS};
 use crate::decode::Link;
 use crate::error::Result;
 use crate::target::{MappedFile, Registers, Target, Thread};
@@ -136,21 +137,17 @@ impl Memo {
 }
 
 /// FNV-1a over (address, bytes) of each range read, in order.
-#[derive(Default)]
 struct Hash(u64);
+
+impl Default for Hash {
+    fn default() -> Self {
+        Hash(FNV_BASIS)
+    }
+}
 
 impl Hash {
     fn add(&mut self, addr: u64, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in addr.to_le_bytes().iter().chain(bytes) {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.0 = h;
+        self.0 = fnv1a(fnv1a(self.0, &addr.to_le_bytes()), bytes);
     }
 }
 

@@ -524,20 +524,14 @@ impl<'r, 'a> Tokio<'r, 'a> {
     pub fn blocking_task(&self, header: u64) -> Option<(RawTask, u64)> {
         let r = self.r;
         let (task, _) = self.task_at(header).ok()?;
-        // The stage's type: `BlockingTask<F>` (its `func` is taken while it runs, so the
-        // closure is known by its type, not its value).
-        let poll = {
-            let lay = &self.types.layout;
-            let vtable = r.pointer(header.wrapping_add(lay.header_vtable)).ok()?;
-            r.u64(vtable.wrapping_add(lay.vtable_poll)).ok()?
-        };
-        let sp = r.info.subprogram_at(poll.wrapping_sub(r.bias))?;
-        let t = sp.template_types.iter().find(|(n, _)| n == "T")?.1;
-        let t = r.strip(t);
-        if !r.type_name(t).starts_with(layout::BLOCKING_TASK_TYPE) {
+        // Its future, `BlockingTask<F>`, is found as any task's is (its stage's `Running`
+        // payload); its `func` is taken while it runs, so the closure is known by its type.
+        let (_, fut) = task.future?;
+        let fut = r.strip(fut);
+        if !r.type_name(fut).starts_with(layout::BLOCKING_TASK_TYPE) {
             return None;
         }
-        let func = r.strip(r.type_param(t, "T")?);
+        let func = r.strip(r.type_param(fut, "T")?);
         Some((task, func))
     }
 

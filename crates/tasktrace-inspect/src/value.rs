@@ -68,17 +68,8 @@ impl<'a> Reader<'a> {
     }
 
     /// The type behind typedefs.
-    pub fn strip(&self, mut ty: u64) -> u64 {
-        for _ in 0..8 {
-            match self.info.die(ty) {
-                Some(d) if d.kind == Kind::Typedef => match d.ty {
-                    Some(t) => ty = t,
-                    None => break,
-                },
-                _ => break,
-            }
-        }
-        ty
+    pub fn strip(&self, ty: u64) -> u64 {
+        self.info.strip(ty)
     }
 
     /// Qualified name of a type.
@@ -88,7 +79,7 @@ impl<'a> Reader<'a> {
 
     /// Size of a type.
     pub fn type_size(&self, ty: u64) -> u64 {
-        self.info.die(self.strip(ty)).map(|d| d.size).unwrap_or(0)
+        self.info.type_size(ty)
     }
 
     /// The direct member `name` of struct `ty`: (offset, type).

@@ -850,35 +850,17 @@ fn name_by_operation(frame: &mut Frame, chain: &[&Frame]) {
         return;
     }
     if let Some(op) = chain.iter().find(|f| f.kind == FrameKind::AsyncFn) {
-        let name = match op.function.find('<') {
-            // `Receiver<T>::recv` → `Receiver::recv`: the type's parameters say nothing here.
-            Some(i) => {
-                let rest = &op.function[i..];
-                let close = matching_close(rest).map_or(rest.len(), |c| c + 1);
-                format!("{}{}", &op.function[..i], &rest[close..])
-            }
-            None => op.function.clone(),
+        // `Receiver<T>::recv` → `Receiver::recv`: the type's parameters say nothing here.
+        let segments: Vec<&str> = segments(&op.function)
+            .into_iter()
+            .map(|s| s.split('<').next().unwrap_or(s))
+            .collect();
+        frame.function = if segments.iter().any(|s| s.is_empty()) {
+            op.function.clone()
+        } else {
+            segments.join("::")
         };
-        frame.function = name;
     }
-}
-
-/// The index of the `>` that closes the `<` at the start of `s`.
-fn matching_close(s: &str) -> Option<usize> {
-    let mut depth = 0usize;
-    for (i, c) in s.char_indices() {
-        match c {
-            '<' => depth += 1,
-            '>' => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
 }
 
 /// Whether the node `n` (normalized from `raw`) is plumbing, hidden in the default view.
@@ -1076,8 +1058,6 @@ mod tests {
             "{clean:#?}"
         );
         assert_eq!(leaf.note.as_deref(), Some("waiting on mpsc channel"));
-        assert_eq!(matching_close("<a<b>, c>::x"), Some(8));
-        assert_eq!(matching_close("<a"), None);
     }
 
     #[test]

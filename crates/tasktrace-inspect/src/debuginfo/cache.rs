@@ -45,6 +45,7 @@ impl<T> Kept<T> {
     }
 
     /// How many values are kept.
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.map.read().unwrap_or_else(|e| e.into_inner()).len()
     }

@@ -176,8 +176,6 @@ pub struct DebugInfo {
     dies: cache::Kept<Die>,
     /// Enum variant tables by type (`None`: not an enum).
     variant_tables: cache::Kept<Option<VariantTable>>,
-    /// Where the DWARF sections that are not copies lie in the file they are in.
-    mapped: Vec<std::ops::Range<usize>>,
     /// Parsed abbreviation tables of the units DIEs were read from lately (bounded).
     abbreviations: Mutex<HashMap<usize, Arc<gimli::Abbreviations>>>,
     /// Offset of tokio's `CONTEXT` value in the executable's TLS block, and its type.
@@ -325,7 +323,6 @@ impl DebugInfo {
             Some((d, _)) => d.as_ptr() as usize,
             None => exe.as_ptr() as usize,
         };
-        let mut mapped = Vec::new();
         let mut info_range = None;
         let sections = gimli::DwarfSections::load(|id| {
             crate::sections::dwarf_section(dwarf_obj, id).map(|data| match data {
@@ -336,7 +333,6 @@ impl DebugInfo {
                     if id == gimli::SectionId::DebugInfo {
                         info_range = Some(range.clone());
                     }
-                    mapped.push(range.clone());
                     if in_debug {
                         SectionData::Debug(range)
                     } else {
@@ -357,7 +353,6 @@ impl DebugInfo {
             dies: cache::Kept::default(),
             variant_tables: cache::Kept::default(),
             abbreviations: Mutex::new(HashMap::new()),
-            mapped,
             context_tls: Vec::new(),
             tls,
             entry,
@@ -368,14 +363,15 @@ impl DebugInfo {
             let dwarf = info.dwarf();
             let file = info.dwarf_file();
             scan::scan(&dwarf, |start, end| {
-                if let (Some(r), Some(f)) = (&info_range, file) {
-                    f.forget_pages(r.start + start..r.start + end);
+                if let Some(r) = &info_range {
+                    file.forget_pages(r.start + start..r.start + end);
                 }
             })
             .map_err(|e| Error::Other(format!("cannot parse DWARF of {dwarf_path}: {e}")))?
         };
         info.index = index;
-        info.forget_section_pages();
+        // The index is built: the pages the scan touched are the page cache's, not ours.
+        info.release_pages();
         info.index
             .subprograms
             .retain(|&k, s| k < DECL_SUBPROGRAM_KEYS || !s.template_types.is_empty());
@@ -389,8 +385,8 @@ impl DebugInfo {
     }
 
     /// The file the DWARF sections are in.
-    fn dwarf_file(&self) -> Option<&FileBytes> {
-        Some(self.debug.as_deref().unwrap_or(&self.exe))
+    fn dwarf_file(&self) -> &FileBytes {
+        self.debug.as_deref().unwrap_or(&self.exe)
     }
 
     /// Lets the kernel drop the pages of the executable and its DWARF sections from this
@@ -400,17 +396,6 @@ impl DebugInfo {
         self.exe.forget_pages(0..self.exe.len());
         if let Some(d) = &self.debug {
             d.forget_pages(0..d.len());
-        }
-    }
-
-    /// Lets the kernel drop the pages of the DWARF sections from this process's resident
-    /// memory (the index is built; DIEs read later map theirs again).
-    fn forget_section_pages(&self) {
-        let Some(file) = self.dwarf_file() else {
-            return;
-        };
-        for r in &self.mapped {
-            file.forget_pages(r.clone());
         }
     }
 
@@ -442,11 +427,6 @@ impl DebugInfo {
         self.index.names.len()
     }
 
-    /// How many DIEs have been parsed and are kept.
-    pub fn parsed_dies(&self) -> usize {
-        self.dies.len()
-    }
-
     /// Bytes the index holds in the heap, roughly (the DIEs parsed since not included).
     pub fn index_bytes(&self) -> usize {
         let ix = &self.index;
@@ -473,6 +453,25 @@ impl DebugInfo {
         }
         let die = self.parse_die(off)?;
         Some(self.dies.insert(off, die))
+    }
+
+    /// The type behind typedefs (at most 8 deep: the DWARF is untrusted).
+    pub fn strip(&self, mut ty: u64) -> u64 {
+        for _ in 0..8 {
+            match self.die(ty) {
+                Some(d) if d.kind == Kind::Typedef => match d.ty {
+                    Some(t) => ty = t,
+                    None => break,
+                },
+                _ => break,
+            }
+        }
+        ty
+    }
+
+    /// The size of a type, through typedefs (0 when unknown).
+    pub fn type_size(&self, ty: u64) -> u64 {
+        self.die(self.strip(ty)).map_or(0, |d| d.size)
     }
 
     /// The variants of the enum type `ty` (typedefs stripped), built on first use and kept.
@@ -510,25 +509,48 @@ impl DebugInfo {
         Some(parsed)
     }
 
-    fn parse_die(&self, off: u64) -> Option<Die> {
-        let dwarf = self.dwarf();
-        let ui = self.unit_of(off)?;
-        let unit = &self.index.units[ui];
+    /// Where the DIE at `off` is: its unit (index and header), the unit's abbreviations, and
+    /// its offset in the unit.
+    fn locate<'a>(&self, dwarf: &gimli::Dwarf<R<'a>>, off: u64) -> Option<Located<'a>> {
+        let unit = self.unit_of(off)?;
         let header = dwarf
             .debug_info
-            .header_from_offset(gimli::DebugInfoOffset(unit.offset as usize))
+            .header_from_offset(gimli::DebugInfoOffset(
+                self.index.units[unit].offset as usize,
+            ))
             .ok()?;
-        let abbrevs = self.abbreviations_of(ui, &dwarf, &header)?;
+        let abbrevs = self.abbreviations_of(unit, dwarf, &header)?;
         let at = gimli::DebugInfoOffset(off as usize).to_unit_offset(&header)?;
-        let mut tree = header.entries_tree(&abbrevs, Some(at)).ok()?;
+        Some(Located {
+            unit,
+            header,
+            abbrevs,
+            at,
+        })
+    }
+
+    /// The `DW_AT_name` of `entry` (of the unit `l`), as text.
+    fn name_of<'a>(
+        &self,
+        dwarf: &gimli::Dwarf<R<'a>>,
+        l: &Located<'a>,
+        entry: &gimli::DebuggingInformationEntry<R<'a>>,
+    ) -> Option<String> {
+        let v = entry.attr_value(gimli::DW_AT_name)?;
+        self.attr_str(dwarf, &l.header, l.unit, v)
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+    }
+
+    fn parse_die(&self, off: u64) -> Option<Die> {
+        let dwarf = self.dwarf();
+        let l = self.locate(&dwarf, off)?;
+        let (ui, header) = (l.unit, &l.header);
+        let unit = &self.index.units[ui];
+        let mut tree = header.entries_tree(&l.abbrevs, Some(l.at)).ok()?;
         let root = tree.root().ok()?;
         let e = root.entry();
         let kind = kind_of(e.tag())?;
-        let own = e
-            .attr_value(gimli::DW_AT_name)
-            .and_then(|v| self.attr_str(&dwarf, &header, ui, v))
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .unwrap_or_default();
+        let own = self.name_of(&dwarf, &l, e).unwrap_or_default();
         let is_type = matches!(
             kind,
             Kind::Struct | Kind::Union | Kind::Enum | Kind::Base | Kind::Pointer | Kind::Typedef
@@ -556,7 +578,7 @@ impl DebugInfo {
         };
         let ty = e
             .attr_value(gimli::DW_AT_type)
-            .and_then(|v| scan::ref_offset(&header, v));
+            .and_then(|v| scan::ref_offset(header, v));
         let mut die = Die {
             kind,
             name,
@@ -564,14 +586,11 @@ impl DebugInfo {
                 .attr_value(gimli::DW_AT_byte_size)
                 .and_then(|v| v.udata_value())
                 .unwrap_or(0),
-            offset: e
-                .attr_value(gimli::DW_AT_data_member_location)
-                .and_then(|v| v.udata_value())
-                .unwrap_or(0),
+            offset: member_offset(e),
             ty,
             discr: e
                 .attr_value(gimli::DW_AT_discr)
-                .and_then(|v| scan::ref_offset(&header, v)),
+                .and_then(|v| scan::ref_offset(header, v)),
             discr_value: e.attr_value(gimli::DW_AT_discr_value).and_then(|v| {
                 v.udata_value()
                     .or_else(|| v.sdata_value().map(|s| s as u64))
@@ -581,31 +600,23 @@ impl DebugInfo {
             members: Vec::new(),
             containing: e
                 .attr_value(gimli::DW_AT_containing_type)
-                .and_then(|v| scan::ref_offset(&header, v)),
+                .and_then(|v| scan::ref_offset(header, v)),
         };
         let mut children = root.children();
         while let Ok(Some(child)) = children.next() {
             let c = child.entry();
             if kind_of(c.tag()).is_some() {
-                if let Some(o) = c.offset().to_debug_info_offset(&header) {
+                if let Some(o) = c.offset().to_debug_info_offset(header) {
                     die.children.push(o.0 as u64);
                 }
             }
             if c.tag() == gimli::DW_TAG_member {
                 let ty = c
                     .attr_value(gimli::DW_AT_type)
-                    .and_then(|v| scan::ref_offset(&header, v));
-                let name = c
-                    .attr_value(gimli::DW_AT_name)
-                    .and_then(|v| self.attr_str(&dwarf, &header, ui, v))
-                    .map(|s| String::from_utf8_lossy(s).into_owned())
-                    .unwrap_or_default();
-                let offset = c
-                    .attr_value(gimli::DW_AT_data_member_location)
-                    .and_then(|v| v.udata_value())
-                    .unwrap_or(0);
+                    .and_then(|v| scan::ref_offset(header, v));
                 if let Some(ty) = ty {
-                    die.members.push((name, offset, ty));
+                    let name = self.name_of(&dwarf, &l, c).unwrap_or_default();
+                    die.members.push((name, member_offset(c), ty));
                 }
             }
         }
@@ -669,17 +680,9 @@ impl DebugInfo {
     fn own_name(&self, off: u64) -> Option<String> {
         // Not from a parsed DIE's qualified name: generic arguments hold `::` too.
         let dwarf = self.dwarf();
-        let ui = self.unit_of(off)?;
-        let header = dwarf
-            .debug_info
-            .header_from_offset(gimli::DebugInfoOffset(self.index.units[ui].offset as usize))
-            .ok()?;
-        let abbrevs = self.abbreviations_of(ui, &dwarf, &header)?;
-        let at = gimli::DebugInfoOffset(off as usize).to_unit_offset(&header)?;
-        let e = header.entry(&abbrevs, at).ok()?;
-        let v = e.attr_value(gimli::DW_AT_name)?;
-        self.attr_str(&dwarf, &header, ui, v)
-            .map(|s| String::from_utf8_lossy(s).into_owned())
+        let l = self.locate(&dwarf, off)?;
+        let e = l.header.entry(&l.abbrevs, l.at).ok()?;
+        self.name_of(&dwarf, &l, &e)
     }
 
     /// Every type with this qualified name.
@@ -757,6 +760,24 @@ impl DebugInfo {
     pub fn read_file_data(&self, addr: u64, buf: &mut [u8]) -> bool {
         read_segments(&self.loads, &self.exe, addr, buf)
     }
+}
+
+/// Where a DIE is ([`DebugInfo::locate`]).
+struct Located<'a> {
+    /// Its unit's index in the index's unit list.
+    unit: usize,
+    header: gimli::UnitHeader<R<'a>>,
+    abbrevs: Arc<gimli::Abbreviations>,
+    /// Its offset in the unit.
+    at: gimli::UnitOffset,
+}
+
+/// `DW_AT_data_member_location` of a member (0 without one).
+fn member_offset(entry: &gimli::DebuggingInformationEntry<R<'_>>) -> u64 {
+    entry
+        .attr_value(gimli::DW_AT_data_member_location)
+        .and_then(|v| v.udata_value())
+        .unwrap_or(0)
 }
 
 /// Reads `buf.len()` bytes at `addr` from the file bytes of the `PT_LOAD` segment holding them.

@@ -10,6 +10,7 @@
 //! state after `prefix::name::`), so no name is ever assembled to be hashed.
 
 use super::{AwaiteeVar, Subprogram};
+use crate::addr_hash::{fnv1a as fnv, FNV_BASIS};
 use gimli::{AttributeValue, RunTimeEndian};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,18 +28,6 @@ pub const KEPT_SUBPROGRAMS: &[&str] = &[
     "tokio::runtime::park::CachedParkThread::block_on<",
     "tokio::runtime::scheduler::current_thread::CurrentThread::block_on<",
 ];
-
-const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-/// FNV-1a of `bytes`, continuing from `state`.
-pub(super) fn fnv(mut state: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        state ^= u64::from(b);
-        state = state.wrapping_mul(FNV_PRIME);
-    }
-    state
-}
 
 /// The hash of a qualified name, as the index keys it.
 pub(super) fn name_hash(name: &str) -> u64 {

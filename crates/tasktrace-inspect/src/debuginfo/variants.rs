@@ -58,7 +58,7 @@ impl VariantTable {
             .filter_map(|c| info.die(*c))
             .find(|v| v.kind == Kind::VariantPart)?;
         let tag = part.discr.and_then(|o| info.die(o)).map(|tag| {
-            let size = tag.ty.map(|t| type_size(info, t)).unwrap_or(1);
+            let size = tag.ty.map(|t| info.type_size(t)).unwrap_or(1);
             (tag.offset, size)
         });
         let mut table = VariantTable {
@@ -110,19 +110,4 @@ impl VariantTable {
         }
         Some(table)
     }
-}
-
-/// The size of a type, through typedefs.
-fn type_size(info: &DebugInfo, mut ty: u64) -> u64 {
-    for _ in 0..8 {
-        match info.die(ty) {
-            Some(d) if d.kind == Kind::Typedef => match d.ty {
-                Some(t) => ty = t,
-                None => return 0,
-            },
-            Some(d) => return d.size,
-            None => return 0,
-        }
-    }
-    0
 }

@@ -215,33 +215,31 @@ pub fn snapshot_measured(options: &SnapshotOptions) -> Result<Measured, Snapshot
 /// A snapshot read by the reader process (started, or started again, as needed).
 fn by_reader(handles: &[u64], options: &SnapshotOptions) -> Result<Measured, SnapshotError> {
     let mut slot = READER.lock().unwrap_or_else(|e| e.into_inner());
-    let mut tries = 0;
     let reply = loop {
-        tries += 1;
         if slot.as_ref().is_some_and(reader::Reader::is_gone) {
             *slot = None;
         }
         let first = slot.is_none();
-        if first {
-            *slot = Some(reader::Reader::spawn()?);
-        }
+        let reader = match &mut *slot {
+            Some(r) => r,
+            None => slot.insert(reader::Reader::spawn()?),
+        };
         let deadline = if first {
             options.first_timeout
         } else {
             options.timeout + Duration::from_secs(10)
         };
-        match slot.as_mut().map(|r| r.ask(handles, options, deadline)) {
-            Some(Ok(reply)) => break reply,
-            Some(Err(e)) => {
-                // Killed on drop; a reader that had ended (idle, or killed) is started
-                // again once.
-                let ended = slot.as_ref().is_some_and(reader::Reader::ended);
-                *slot = None;
-                if !(ended && !first && tries == 1) {
+        match reader.ask(handles, options, deadline) {
+            Ok(reply) => break reply,
+            Err(e) => {
+                let ended = reader.ended();
+                *slot = None; // killed on drop
+                              // A reader that had ended (idle, or killed) is started again, once: the
+                              // new one is `first`.
+                if first || !ended {
                     return Err(e);
                 }
             }
-            None => return Err(SnapshotError("snapshot: no reader process".into())),
         }
     };
     let mut dump = reply

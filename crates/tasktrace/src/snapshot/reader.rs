@@ -162,20 +162,8 @@ impl Reader {
             .map_err(|e| {
                 SnapshotError(format!("snapshot: cannot start the reader process: {e}"))
             })?;
-        let reader = |input, output| Reader {
-            pid,
-            input,
-            output,
-            gone: gone.clone(),
-            closed: false,
-        };
         let (Some(input), Some(output)) = pipes else {
-            // Killed on drop of a reader without pipes is not possible: kill it here.
-            let gone = gone.lock().unwrap_or_else(|e| e.into_inner());
-            if !*gone {
-                // SAFETY: not yet reaped (checked under the reaper's lock): still our child.
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            }
+            kill_unless_gone(pid, &gone);
             return Err(SnapshotError(
                 "snapshot: the reader process has no pipes".into(),
             ));
@@ -183,7 +171,13 @@ impl Reader {
         // SAFETY: prctl with integer arguments; it changes only who may trace this process.
         // EINVAL (no Yama) means no allowance is needed.
         unsafe { libc::prctl(libc::PR_SET_PTRACER, pid as libc::c_ulong, 0, 0, 0) };
-        Ok(reader(input, BufReader::new(output)))
+        Ok(Reader {
+            pid,
+            input,
+            output: BufReader::new(output),
+            gone,
+            closed: false,
+        })
     }
 
     /// Whether the reader has exited.
@@ -244,12 +238,17 @@ impl Reader {
 
     /// Kills the reader (its reaping thread then reaps it).
     pub(crate) fn kill(&self) {
-        let gone = self.gone.lock().unwrap_or_else(|e| e.into_inner());
-        if !*gone {
-            // SAFETY: the reader has not exited (checked under the lock its reaper takes
-            // before reaping it), so `pid` is still our child.
-            unsafe { libc::kill(self.pid as i32, libc::SIGKILL) };
-        }
+        kill_unless_gone(self.pid, &self.gone);
+    }
+}
+
+/// Kills the reader `pid` unless its reaping thread has marked it `gone`.
+fn kill_unless_gone(pid: u32, gone: &Mutex<bool>) {
+    let gone = gone.lock().unwrap_or_else(|e| e.into_inner());
+    if !*gone {
+        // SAFETY: the reader has not exited (checked under the lock its reaper takes before
+        // reaping it), so `pid` is still our child.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     }
 }
 
