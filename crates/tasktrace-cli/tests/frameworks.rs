@@ -11,10 +11,8 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
+use support::frameworks::*;
 use support::*;
 use tasktrace_model::{Dump, FrameKind, Node, Task};
 
@@ -27,110 +25,9 @@ const TONIC_SOURCE: &str =
 const LINES_SOURCE: &str =
     include_str!("../../../testdata/framework-targets/src/bin/lines-target.rs");
 
-/// One build at a time (the two profiles' tests run in parallel).
-static BUILD: Mutex<()> = Mutex::new(());
-
-/// Builds every target of `testdata/framework-targets` in `profile` (`dev` or `release`);
-/// returns the directory of the binaries.
-fn build(profile: &str) -> PathBuf {
-    let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/framework-targets"
-    );
-    let target = target_dir().join("framework-targets");
-    let mut child = Command::new(env!("CARGO"))
-        .args(["build", "--bins", "--profile", profile, "--manifest-path"])
-        .arg(format!("{dir}/Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("run cargo build");
-    let status = wait_child(
-        &mut child,
-        Duration::from_secs(1200),
-        &format!("building the framework targets ({profile})"),
-    );
-    assert!(status.success(), "building the framework targets failed");
-    target.join(if profile == "dev" { "debug" } else { profile })
-}
-
-/// The line of `source` containing `text`.
-fn line_in(source: &str, text: &str) -> u32 {
-    source
-        .lines()
-        .position(|l| l.contains(text))
-        .map(|i| i as u32 + 1)
-        .unwrap_or_else(|| panic!("no line with {text:?}"))
-}
-
 /// The line of axum-target.rs containing `text`.
 fn axum_line(text: &str) -> u32 {
     line_in(AXUM_SOURCE, text)
-}
-
-/// The tasks whose (one) root frame is `function`.
-fn rooted_at<'d>(d: &'d Dump, function: &str) -> Vec<&'d Task> {
-    d.tasks
-        .iter()
-        .filter(|t| root_of(t).frame.function == function)
-        .collect()
-}
-
-/// Whether `n` is the async fn or block `func` of the target's `file`, suspended at `line`.
-fn is_at(n: &Node, kind: FrameKind, func: &str, file: &str, line: u32) -> bool {
-    n.frame.function == func
-        && n.frame.kind == kind
-        && n.frame
-            .location
-            .as_ref()
-            .is_some_and(|l| l.file.ends_with(file) && l.line == line)
-}
-
-/// Every node of a tree, depth first.
-fn all_nodes(nodes: &[Node]) -> Vec<&Node> {
-    let mut out = Vec::new();
-    for n in nodes {
-        out.push(n);
-        out.extend(all_nodes(&n.children));
-    }
-    out
-}
-
-/// Reads the target `pid` until no task is inside a poll and `done` holds (30 s at most):
-/// `ready` is printed by one task while another may still be between its last counter update
-/// and its suspension (or, for a tower `Buffer`, before the worker took the request).
-fn settle(pid: u32, done: fn(&Dump) -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let d = clean_dump(&["attach", &pid.to_string()]);
-        let polling = d
-            .tasks
-            .iter()
-            .any(|t| t.state == tasktrace_model::TaskState::InPoll);
-        if (!polling && done(&d)) || std::time::Instant::now() > deadline {
-            return;
-        }
-    }
-}
-
-/// The default view of a dump, as JSON (`--format json`).
-fn clean_dump(args: &[&str]) -> Dump {
-    let mut all = args.to_vec();
-    all.extend(["--format", "json"]);
-    dump_of(&tasktrace(&all))
-}
-
-/// A task by the id its trees' notes use: tokio's (a dump read from inside gives tokio's tasks
-/// ids of their own range, and keeps tokio's in `tokio_id`).
-fn by_tokio_id(d: &Dump, id: u64) -> Option<&Task> {
-    d.tasks.iter().find(|t| t.tokio_id.unwrap_or(t.id) == id)
-}
-
-fn root_of(t: &Task) -> &Node {
-    assert_eq!(t.trace.roots.len(), 1, "one root: {t:#?}");
-    &t.trace.roots[0]
 }
 
 /// Whether `n` is `checkout → wait_for_approval → [waiting on Notify]`, with their await lines.

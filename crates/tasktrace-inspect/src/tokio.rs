@@ -1011,7 +1011,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
                 }
             }
             LeafKind::Oneshot => note("waiting on oneshot channel"),
-            LeafKind::Notified => note("waiting on Notify"),
+            LeafKind::Notified => note(NOTIFIED_NOTE),
             LeafKind::Acquire => note(ACQUIRE_NOTE),
             LeafKind::Mpsc => note("waiting on mpsc channel"),
             LeafKind::Broadcast => note("waiting on broadcast channel"),
@@ -1043,6 +1043,9 @@ pub enum LeafKind {
 
 /// The note of an [`LeafKind::Acquire`] leaf (a lock's holders are added to it once known).
 pub const ACQUIRE_NOTE: &str = "waiting on semaphore/mutex acquire";
+
+/// The note of a [`LeafKind::Notified`] leaf (a pool's connection holders replace it).
+pub const NOTIFIED_NOTE: &str = "waiting on Notify";
 
 /// The kind of tokio leaf the type `name` is, if it is one.
 pub fn leaf_kind(name: &str) -> Option<LeafKind> {

@@ -2,6 +2,8 @@
 //! it, and read it with `tasktrace`. Every child is killed on drop; every wait has a deadline.
 #![allow(dead_code)]
 
+pub mod frameworks;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;

@@ -10,7 +10,8 @@
 //!
 //! Keys are only compared, never read: a stale or corrupt key joins nothing.
 
-use crate::tokio::ACQUIRE_NOTE;
+use super::PoolKind;
+use crate::tokio::{ACQUIRE_NOTE, NOTIFIED_NOTE};
 use std::collections::{BTreeMap, BTreeSet};
 use tasktrace_model::Task;
 
@@ -36,6 +37,18 @@ pub enum Link {
     /// Holds the receiver of the bounded mpsc channel whose capacity semaphore is `key`: a
     /// sender waiting there waits for this task to receive.
     Receives(u64),
+    /// Waits on the tokio `Notify` `key` (its `Notified` leaf).
+    WaitsNotify(u64),
+    /// Holds a connection of the pool `pool` of `size` connections, whose waiters wait on
+    /// `key` (a semaphore's `Acquire` or a `Notify`): a waiter needs any holder to let go.
+    HoldsConnection {
+        /// What the pool's waiters wait on.
+        key: u64,
+        /// Which library's pool.
+        pool: PoolKind,
+        /// The pool's maximum size.
+        size: u64,
+    },
 }
 
 /// How many holders of a lock a waiter's note names.
@@ -50,9 +63,13 @@ pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>], threads: &[(u64, Vec<Lin
     // A read lock or a semaphore can have several holders; `true` for a semaphore's.
     let mut holders: BTreeMap<u64, (BTreeSet<u64>, bool)> = BTreeMap::new();
     let mut receivers = BTreeMap::new();
+    let mut pools = Pools::default();
     for (task, ls) in tasks.iter().zip(links) {
         for l in ls {
             match *l {
+                Link::HoldsConnection { key, pool, size } => {
+                    pools.held(key, pool, size, Holder::Task(task.id));
+                }
                 Link::Completes(k) => {
                     completes.entry(k).or_insert(task.id);
                 }
@@ -71,6 +88,13 @@ pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>], threads: &[(u64, Vec<Lin
             }
         }
     }
+    for (tid, ls) in threads {
+        for l in ls {
+            if let Link::HoldsConnection { key, pool, size } = *l {
+                pools.held(key, pool, size, Holder::Thread(*tid));
+            }
+        }
+    }
     let mut driven: BTreeMap<u64, (&'static str, BTreeSet<u64>)> = BTreeMap::new();
     for (task, ls) in tasks.iter_mut().zip(links) {
         let waits_locks = ls
@@ -79,6 +103,20 @@ pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>], threads: &[(u64, Vec<Lin
             .count();
         for l in ls {
             match *l {
+                // A pool's waiter: the tasks holding its connections.
+                Link::WaitsLock(k) | Link::WaitsNotify(k) if pools.0.contains_key(&k) => {
+                    let held = &pools.0[&k];
+                    let (by, note) = held.waiter_view(task.id);
+                    if let [one] = by.as_slice() {
+                        task.add_await(*one);
+                    }
+                    let old = if matches!(l, Link::WaitsLock(_)) {
+                        ACQUIRE_NOTE
+                    } else {
+                        NOTIFIED_NOTE
+                    };
+                    replace_leaf_note(task, old, &note);
+                }
                 // A sender on a full bounded channel: its receiver makes room.
                 Link::WaitsLock(k) if receivers.contains_key(&k) => {
                     let by = receivers[&k];
@@ -167,16 +205,97 @@ fn acquire_note(task: &mut Task, what: &str) {
 
 /// Sets the note of the task's `Acquire` leaves to `note`.
 fn replace_acquire_note(task: &mut Task, note: &str) {
-    fn visit(nodes: &mut [tasktrace_model::Node], note: &str) {
+    replace_leaf_note(task, ACQUIRE_NOTE, note);
+}
+
+/// Sets the note of the task's leaves whose note is `old` to `note`.
+fn replace_leaf_note(task: &mut Task, old: &str, note: &str) {
+    fn visit(nodes: &mut [tasktrace_model::Node], old: &str, note: &str) {
         for n in nodes {
-            if n.frame.note.as_deref() == Some(ACQUIRE_NOTE) {
+            if n.frame.note.as_deref() == Some(old) {
                 n.frame.note = Some(note.to_string());
             }
-            visit(&mut n.children, note);
+            visit(&mut n.children, old, note);
         }
     }
     let roots: &mut Vec<_> = std::sync::Arc::make_mut(&mut task.trace.roots);
-    visit(roots, note);
+    visit(roots, old, note);
+}
+
+/// Who holds a pool's connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Holder {
+    Task(u64),
+    /// The `block_on` root future of this thread.
+    Thread(u64),
+}
+
+/// The connections held of each pool, by the key its waiters wait on.
+#[derive(Default)]
+struct Pools(BTreeMap<u64, PoolHolders>);
+
+struct PoolHolders {
+    pool: PoolKind,
+    size: u64,
+    holders: BTreeSet<Holder>,
+}
+
+impl Pools {
+    fn held(&mut self, key: u64, pool: PoolKind, size: u64, by: Holder) {
+        self.0
+            .entry(key)
+            .or_insert_with(|| PoolHolders {
+                pool,
+                size,
+                holders: BTreeSet::new(),
+            })
+            .holders
+            .insert(by);
+    }
+}
+
+impl PoolHolders {
+    /// What the waiter `task` sees: the other tasks holding a connection, and its leaf's note
+    /// (`waiting for a sqlx connection (1 of 1 in use: task 7)`).
+    fn waiter_view(&self, task: u64) -> (Vec<u64>, String) {
+        let others: Vec<Holder> = self
+            .holders
+            .iter()
+            .copied()
+            .filter(|h| *h != Holder::Task(task))
+            .collect();
+        let tasks = others
+            .iter()
+            .filter_map(|h| match h {
+                Holder::Task(id) => Some(*id),
+                Holder::Thread(_) => None,
+            })
+            .collect();
+        let mut names: Vec<String> = others
+            .iter()
+            .map(|h| match h {
+                Holder::Task(id) => format!("task {id}"),
+                Holder::Thread(tid) => format!("the block_on future of thread {tid}"),
+            })
+            .collect();
+        let more = names.len().saturating_sub(HOLDERS_SHOWN);
+        names.truncate(HOLDERS_SHOWN);
+        let mut who = names.join(", ");
+        if more > 0 {
+            who.push_str(&format!(" and {more} more"));
+        }
+        if who.is_empty() {
+            // It holds the only connections itself: it waits for itself.
+            who.push_str("this task itself");
+        }
+        let note = format!(
+            "waiting for a {} connection ({} of {} in use: {who})",
+            self.pool.name(),
+            self.holders.len(),
+            self.size
+        );
+        (tasks, note)
+    }
 }
 
 /// Adds `note` to the task's (first) root frame.
@@ -237,5 +356,56 @@ mod tests {
         links.push(vec![Link::WaitsLock(0x1000)]);
         resolve(&mut tasks, &links, &[]);
         tasks
+    }
+
+    /// A pool's waiter names its holders with the pool's size and awaits a sole holder; one
+    /// that holds the pool's only connection itself is told so; a `block_on` holder is named
+    /// by its thread.
+    #[test]
+    fn a_pool_waiter_names_the_connection_holders() {
+        let hold = Link::HoldsConnection {
+            key: 0x1000,
+            pool: PoolKind::Deadpool,
+            size: 8,
+        };
+        let tasks = waiter_after(hold);
+        let note = |t: &Task| t.trace.roots[0].children[0].frame.note.clone().unwrap();
+        assert_eq!(
+            note(&tasks[8]),
+            "waiting for a deadpool connection (8 of 8 in use: task 1, task 2, task 3, task 4, \
+             task 5 and 3 more)"
+        );
+        assert!(tasks[8].awaits.is_empty(), "any of eight may let go");
+
+        let mut tasks: Vec<Task> = waiter_after(Link::Receives(0x2000));
+        let links = vec![Vec::new(); 8]
+            .into_iter()
+            .chain([vec![Link::WaitsLock(0x1000), hold]])
+            .collect::<Vec<_>>();
+        reset_acquire(&mut tasks[8]);
+        resolve(&mut tasks, &links, &[]);
+        assert_eq!(
+            note(&tasks[8]),
+            "waiting for a deadpool connection (1 of 8 in use: this task itself)"
+        );
+
+        reset_acquire(&mut tasks[8]);
+        let mut links = vec![Vec::new(); 8];
+        links.push(vec![Link::WaitsLock(0x1000)]);
+        links[1] = vec![hold];
+        resolve(&mut tasks, &links, &[(77, vec![hold])]);
+        assert_eq!(
+            note(&tasks[8]),
+            "waiting for a deadpool connection (2 of 8 in use: task 2, the block_on future of \
+             thread 77)"
+        );
+        assert_eq!(tasks[8].awaits, vec![2]);
+    }
+
+    /// Puts the plain `Acquire` note back on the task's leaf.
+    fn reset_acquire(task: &mut Task) {
+        let roots = std::sync::Arc::make_mut(&mut task.trace.roots);
+        roots[0].children[0].frame.note = Some(ACQUIRE_NOTE.to_string());
+        task.awaits.clear();
     }
 }

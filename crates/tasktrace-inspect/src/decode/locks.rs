@@ -117,7 +117,8 @@ impl Decoder<'_, '_, '_> {
 
     /// The members of a state machine's current variant (at `base`, type `variant_ty`): each
     /// lock guard or permit among them is a lock this task holds; a bounded mpsc receiver, a
-    /// channel whose senders wait for this task when it is full.
+    /// channel whose senders wait for this task when it is full; a pool's connection handle, a
+    /// connection it holds (see [`super::pools`]).
     pub(super) fn holds_locks(&mut self, base: u64, variant_ty: u64) {
         let r = self.r;
         for (_, off, t) in r.members(variant_ty) {
@@ -129,6 +130,7 @@ impl Decoder<'_, '_, '_> {
                 }
                 continue;
             }
+            self.holds_connection(base + off, t, name);
             if is_guard(name) {
                 if let Some(key) = r.semaphore_of(base + off, t, 0) {
                     self.links.push(if name.ends_with("SemaphorePermit") {

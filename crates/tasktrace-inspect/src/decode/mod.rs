@@ -27,12 +27,14 @@ mod hyper;
 mod links;
 mod locks;
 mod names;
+mod pools;
 mod tasktrace;
 mod tower;
 
 pub use generic::{ShapeCache, Shapes};
 pub use links::{resolve, Link};
 pub use names::async_fn_name;
+pub use pools::PoolKind;
 pub use tasktrace::REGISTERED_NOTE;
 
 use crate::tokio::{leaf_kind, Branch, Leaf, Tokio};
@@ -599,8 +601,10 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             name
         };
         let frame = Frame::new(clean_type(shown), None).with_kind(FrameKind::Leaf);
-        if leaf_kind(name) == Some(crate::tokio::LeafKind::Acquire) {
-            self.waits_for_lock(addr, ty);
+        match leaf_kind(name) {
+            Some(crate::tokio::LeafKind::Acquire) => self.waits_for_lock(addr, ty),
+            Some(crate::tokio::LeafKind::Notified) => self.waits_for_notify(addr, ty),
+            _ => {}
         }
         let oneshot = leaf_kind(name) == Some(crate::tokio::LeafKind::Oneshot);
         if oneshot {
