@@ -231,33 +231,22 @@ fn check_client(d: &Dump, what: &str) {
         streams, 2,
         "{what}: the HTTP/2 requests wait on their streams' tasks"
     );
-}
-
-/// The service's own `GET /debug/tasks?format=json`.
-fn debug_tasks(port: u16) -> Dump {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    // The first snapshot indexes the executable's debuginfo: seconds for a dev build.
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    s.write_all(b"GET /debug/tasks?format=json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).expect("an answer");
-    let (head, body) = answer.split_once("\r\n\r\n").expect("HTTP head");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    serde_json::from_str(body).expect("a JSON dump")
-}
-
-/// `GET /health` answers `ok`.
-fn assert_serves(port: u16) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    assert!(
-        body.starts_with("HTTP/1.1 200") && body.ends_with("ok\n"),
-        "{body:?}"
+    // The HTTP/1 requests wait on their connections' tasks, each named by what it waits for.
+    let h1 = by
+        .iter()
+        .filter(|&&id| {
+            let t = d.task(id).unwrap();
+            all_nodes(&t.trace.roots).iter().any(|n| {
+                n.frame.kind == FrameKind::Leaf
+                    && n.frame.function == "hyper::proto::h1::dispatch::Dispatcher"
+                    && n.frame.note.as_deref()
+                        == Some("HTTP/1 client connection: waiting for the response")
+            })
+        })
+        .count();
+    assert_eq!(
+        h1, 3,
+        "{what}: three HTTP/1 connections wait for their responses: {d}"
     );
 }
 

@@ -2,6 +2,8 @@
 //! crates.io frameworks and pools): its build, and questions about the trees read from it.
 
 use super::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -107,4 +109,32 @@ pub fn by_tokio_id(d: &Dump, id: u64) -> Option<&Task> {
 pub fn root_of(t: &Task) -> &Node {
     assert_eq!(t.trace.roots.len(), 1, "one root: {t:#?}");
     &t.trace.roots[0]
+}
+
+/// The service's own `GET /debug/tasks?format=json`.
+pub fn debug_tasks(port: u16) -> Dump {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    // The first snapshot indexes the executable's debuginfo: seconds for a dev build.
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    s.write_all(b"GET /debug/tasks?format=json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("an answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("HTTP head");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(body).expect("a JSON dump")
+}
+
+/// `GET /health` answers `ok`.
+pub fn assert_serves(port: u16) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    assert!(
+        body.starts_with("HTTP/1.1 200") && body.ends_with("ok\n"),
+        "{body:?}"
+    );
 }

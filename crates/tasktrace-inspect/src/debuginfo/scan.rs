@@ -374,6 +374,18 @@ fn unit_files(
                 path.push_str(&n);
             }
         }
+        // A relative path in a dependency's unit (some of them name a crate's own files
+        // `src/…`) is relative to that crate's directory: joined, it reads
+        // `actix-web-4.18.1/src/resource.rs` like the crate's other files, not as a file of
+        // the program's own crate.
+        if !path.starts_with('/') {
+            if let Some(dir) = unit.comp_dir.as_ref().map(|d| d.to_string_lossy()) {
+                if dir.contains("/registry/src/") || dir.contains("/git/checkouts/") {
+                    path.insert(0, '/');
+                    path.insert_str(0, dir.trim_end_matches('/'));
+                }
+            }
+        }
         let id = match ids.get(path.as_str()) {
             Some(&id) => id,
             None => {

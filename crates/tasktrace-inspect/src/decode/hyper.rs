@@ -10,6 +10,13 @@
 //!
 //! - A received body (`hyper::body::incoming::Incoming`) is a leaf: reading it waits on the
 //!   connection's task.
+//! - An HTTP/1 client connection (the task reqwest and hyper-util's pool spawn per
+//!   connection, its future a `Map` around hyper's `Connection`) is the generic search's
+//!   `Map` over the receiver of the requests it is given. Its dispatcher
+//!   (`proto::h1::dispatch::Dispatcher` with a `Client` dispatch) becomes its leaf, named by
+//!   what it waits for: the response to the request in flight (its `callback` is set), or a
+//!   request to send. An HTTP/2 client connection's `ClientTask` is a leaf too: it waits for
+//!   requests to open streams for.
 //!
 //! Each edge is recorded as a [`Link`] and joined by [`super::links::resolve`].
 
@@ -22,6 +29,12 @@ const STREAMS: &str = "h2::proto::streams::streams::Streams";
 /// future, and what it waits on is behind shared state.
 const INCOMING: &str = "hyper::body::incoming::Incoming";
 const STREAM_REF: &str = "h2::proto::streams::streams::OpaqueStreamRef";
+/// hyper's HTTP/1 connection, client or server (its `dispatch` says which).
+pub(super) const H1_DISPATCHER: &str = "hyper::proto::h1::dispatch::Dispatcher";
+const H1_CLIENT: &str = "hyper::proto::h1::dispatch::Client<";
+/// hyper's HTTP/2 client task: takes the requests given to the connection and opens a stream
+/// for each (the connection's I/O is `H2ClientFuture`, a task of its own).
+pub(super) const H2_CLIENT_TASK: &str = "hyper::proto::h2::client::ClientTask";
 /// What the streams of an HTTP/2 connection are called in notes.
 const H2_STREAM: &str = "HTTP/2 stream";
 
@@ -44,6 +57,48 @@ pub(super) fn is_leaf_type(generic: &str) -> bool {
 }
 
 impl Decoder<'_, '_, '_> {
+    /// Whether the HTTP/1 dispatcher `ty` is a client's.
+    pub(super) fn is_h1_client(&self, ty: u64) -> bool {
+        self.r
+            .member(ty, "dispatch")
+            .is_some_and(|(_, t)| self.r.type_name(self.r.strip(t)).starts_with(H1_CLIENT))
+    }
+
+    /// An HTTP/1 client connection's dispatcher at `addr`: a leaf saying what it waits for
+    /// (the socket, or its queue of requests: hyper's mechanism, not a frame of its own). The
+    /// generic search through it still runs: it records the link from the request in flight
+    /// (its response's `oneshot` sender) to this task.
+    pub(super) fn h1_client(&mut self, addr: u64, ty: u64, depth: usize) -> Node {
+        let r = self.r;
+        let _ = self.owned_futures(addr, ty, depth + 1);
+        let in_flight = r.member(ty, "dispatch").and_then(|(off, t)| {
+            let (c_off, c_ty) = r.member(t, "callback")?;
+            let v = r.active_variant(c_ty, addr + off + c_off).ok()??;
+            Some(v.name == "Some")
+        });
+        let note = match in_flight {
+            Some(true) => "HTTP/1 client connection: waiting for the response",
+            Some(false) => "HTTP/1 client connection: idle, waiting for a request to send",
+            None => "HTTP/1 client connection",
+        };
+        Node::new(
+            Frame::new(H1_DISPATCHER, None)
+                .with_kind(FrameKind::Leaf)
+                .with_note(note),
+        )
+    }
+
+    /// An HTTP/2 client connection's request taker at `addr`: a leaf (it waits for requests
+    /// to send; its streams and I/O are tasks of their own). Searched for links all the same.
+    pub(super) fn h2_client_task(&mut self, addr: u64, ty: u64, depth: usize) -> Node {
+        let _ = self.owned_futures(addr, ty, depth + 1);
+        Node::new(
+            Frame::new(H2_CLIENT_TASK, None)
+                .with_kind(FrameKind::Leaf)
+                .with_note("HTTP/2 client connection: waiting for a request to send"),
+        )
+    }
+
     /// A received body as a leaf (its HTTP/2 stream's link recorded).
     pub(super) fn hyper_leaf(&mut self, addr: u64, ty: u64, depth: usize) -> Node {
         // The search records the `OpaqueStreamRef` inside an HTTP/2 body; it finds no future.

@@ -22,6 +22,7 @@
 //!
 //! Walks are bounded: depth, total nodes, and no `(address, type)` is decoded twice.
 
+mod actix;
 mod generic;
 mod hyper;
 mod links;
@@ -225,6 +226,11 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
                     return vec![node];
                 }
             }
+            actix::DISPATCHER => return vec![self.actix_dispatcher(addr, ty, depth)],
+            hyper::H2_CLIENT_TASK => return vec![self.h2_client_task(addr, ty, depth)],
+            hyper::H1_DISPATCHER if self.is_h1_client(ty) => {
+                return vec![self.h1_client(addr, ty, depth)];
+            }
             g if hyper::is_leaf_type(g) => return vec![self.hyper_leaf(addr, ty, depth)],
             g if hyper::is_link_type(g) => {
                 self.hyper_link(addr, ty, g);
@@ -255,7 +261,16 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             || NEXT.contains(&generic)
             || hyper::is_link_type(generic)
             || hyper::is_leaf_type(generic)
-            || [ORDER_WRAPPER, FUTURES_UNORDERED, SHARED, JOIN_ALL].contains(&generic)
+            || (generic == hyper::H1_DISPATCHER && self.is_h1_client(ty))
+            || [
+                ORDER_WRAPPER,
+                FUTURES_UNORDERED,
+                SHARED,
+                JOIN_ALL,
+                actix::DISPATCHER,
+                hyper::H2_CLIENT_TASK,
+            ]
+            .contains(&generic)
             || tasktrace::WRAPPERS.contains(&generic)
     }
 
