@@ -141,6 +141,21 @@ fn check_version(version: &str, profile: &str) {
             .is_some_and(|n| n.starts_with("spawn_blocking closure, running on thread ")),
         "{ctx}: {blocking:#?}"
     );
+    // Its thread's native stack says where in the closure it is (the line it called from)
+    // and what it runs there: the sleep it called, down to the leaf the thread waits in.
+    assert_eq!(
+        b.frame.location.as_ref().map(|l| l.line),
+        Some(line("        std::thread::sleep(LONG);")),
+        "{ctx}: the closure's line: {blocking:#?}"
+    );
+    let mut n = b;
+    while let Some(c) = n.children.first() {
+        n = c;
+    }
+    assert!(
+        !b.children.is_empty() && n.frame.kind == FrameKind::Leaf,
+        "{ctx}: what the closure runs: {blocking:#?}"
+    );
 
     // The second runtime (current_thread, on its own thread) runs a LocalSet: two
     // `spawn_local` tasks (in the LocalSet's own list, found through its `block_on` root

@@ -479,6 +479,13 @@ struct SessionParts<'s> {
 }
 
 /// How a read meets its target's stop ([`read_phased`]).
+/// Most blocking threads whose stacks are copied while the target is stopped.
+const MAX_BLOCKING_STACKS: usize = 32;
+/// How much of a blocking thread's stack is copied, from its stack pointer up: enough for the
+/// frames above tokio's blocking pool (a closure and what it calls), bounded so that the
+/// pause stays short.
+const BLOCKING_STACK_COPY: u64 = 128 * 1024;
+
 struct Stop<'h> {
     /// Called for each task's cell (address, length) while the target is stopped: copy it now.
     prefetch: &'h dyn Fn(u64, u64),
@@ -630,14 +637,7 @@ fn read_phased(
             let unwinder = match unwinder {
                 Some(u) => u,
                 None => {
-                    let given = opts
-                        .debuginfo
-                        .as_deref()
-                        .and_then(debugfile::DebugFile::read);
-                    let exe_debug = given
-                        .as_ref()
-                        .map(|file| unwind::ExeDebugFile { exe_path: "", file });
-                    own = unwind::Unwinder::new(t, exe_debug);
+                    own = own_unwinder(t, opts);
                     &own
                 }
             };
@@ -647,6 +647,18 @@ fn read_phased(
                     facts[i].info.native_stack = unwinder.native_stack(t, regs);
                 }
             }
+        }
+    }
+    // A blocking thread's stack changes once resumed: a few pages of it are copied now, from
+    // its stack pointer up, to be unwound later for the blocking task it runs (if a task
+    // awaits that one, it is listed with the closure's native callees).
+    for f in facts
+        .iter()
+        .filter(|f| f.info.role == ThreadRole::Blocking && f.info.task.is_some())
+        .take(MAX_BLOCKING_STACKS)
+    {
+        if let Some(regs) = t.registers(f.info.tid as i32) {
+            (stop.prefetch)(regs.rsp, BLOCKING_STACK_COPY);
         }
     }
     // Copy each task's cell (header to the end of its future) while the target is stopped;
@@ -736,6 +748,7 @@ fn read_phased(
     // found through it, and listed as the tasks they are.
     awaited_headers.sort_unstable();
     awaited_headers.dedup();
+    let mut blocking_unwinder = None;
     for header in awaited_headers {
         if listed.contains(&header) || tasks.len() >= opts.max_tasks {
             continue;
@@ -744,7 +757,23 @@ fn read_phased(
             if tasks.iter().any(|t: &Task| t.id == rt.id) {
                 continue;
             }
-            tasks.push(blocking_task(&reader, &facts, &rt, func));
+            let thread = facts
+                .iter()
+                .find(|f| f.info.role == ThreadRole::Blocking && f.info.task == Some(rt.id))
+                .map(|f| f.info.tid);
+            // What the closure runs now: its thread's native stack (from the pages copied
+            // while stopped), unwound now that the target runs on.
+            let stack = match thread.and_then(|tid| t.registers(tid as i32)) {
+                Some(regs) if rt.running => {
+                    let u = match unwinder {
+                        Some(u) => u,
+                        None => blocking_unwinder.get_or_insert_with(|| own_unwinder(t, opts)),
+                    };
+                    u.native_stack(t, regs)
+                }
+                _ => Vec::new(),
+            };
+            tasks.push(blocking_task(&reader, &rt, func, thread, &stack));
             links.push(Vec::new());
         }
     }
@@ -798,40 +827,87 @@ fn task_state(rt: &tokio::RawTask) -> TaskState {
     }
 }
 
-/// A `spawn_blocking` task as a task of the dump: the closure it runs (named by its enclosing
-/// function, at the closure's line), running on which blocking thread, or queued.
+/// A `spawn_blocking` task awaited through its join handle (in no task list): its closure
+/// (`func`, the closure's type), the thread running it and, from that thread's native `stack`
+/// (innermost first), the line the closure is at and the functions it is in now, outermost
+/// first (the innermost a leaf: where the thread waits, often a system call).
 fn blocking_task(
     r: &value::Reader<'_>,
-    facts: &[threads::ThreadFacts],
     rt: &tokio::RawTask,
     func: u64,
+    thread: Option<u64>,
+    stack: &[tasktrace_model::NativeFrame],
 ) -> Task {
     let mut task = Task::new(rt.id);
     task.state = task_state(rt);
     let name = r.type_name(func);
     // `app::handler::{async_fn#0}::{closure_env#0}` → `app::handler`.
     let function = name.split("::{").next().unwrap_or(name).to_string();
-    let location = r
+    let mut location = r
         .info
         .die(func)
         .and_then(|d| d.decl.clone())
         .map(|(file, line)| tasktrace_model::Location::new(file, line, None));
-    let thread = facts
-        .iter()
-        .find(|f| f.info.role == ThreadRole::Blocking && f.info.task == Some(rt.id))
-        .map(|f| f.info.tid);
     let note = match (rt.running, thread) {
         (true, Some(tid)) => format!("spawn_blocking closure, running on thread {tid}"),
         (true, None) => "spawn_blocking closure, running".to_string(),
         (false, _) => "spawn_blocking closure, not started yet".to_string(),
     };
-    let frame = Frame::new(function, location)
-        .with_kind(FrameKind::Closure)
-        .with_note(note);
+    // The closure's own frame is the outermost one in its function (a closure inside it, or
+    // one it calls, is above it); what is above that, it runs now.
+    let prefix = format!("{function}::");
+    let own = stack.iter().rposition(|f| {
+        f.function
+            .as_deref()
+            .is_some_and(|n| n.starts_with(&prefix))
+    });
+    let mut callees = Vec::new();
+    if let Some(at) = own {
+        if let Some(loc) = &stack[at].location {
+            location = Some(loc.clone());
+        }
+        callees = stack[..at].iter().rev().collect();
+    }
+    let mut node = Node::new(
+        Frame::new(function, location)
+            .with_kind(FrameKind::Closure)
+            .with_note(note),
+    );
+    // Nested from the innermost out: each callee under the one that called it.
+    let mut below: Option<Node> = None;
+    for (i, f) in callees.iter().enumerate().rev() {
+        let kind = if i + 1 == callees.len() {
+            FrameKind::Leaf
+        } else {
+            FrameKind::Fn
+        };
+        let name = f
+            .function
+            .clone()
+            .or_else(|| f.module.as_ref().map(|m| format!("{m} at {:#x}", f.pc)))
+            .unwrap_or_else(|| format!("{:#x}", f.pc));
+        let mut n = Node::new(Frame::new(name, f.location.clone()).with_kind(kind));
+        n.children.extend(below.take());
+        below = Some(n);
+    }
+    node.children.extend(below);
     task.trace = Trace {
-        roots: std::sync::Arc::new(vec![Node::new(frame)]),
+        roots: std::sync::Arc::new(vec![node]),
     };
     task
+}
+
+/// An unwinder of the target's native stacks built for one read (a session keeps its own):
+/// the mapped files' unwind tables and symbols, and the debug file given, if any.
+fn own_unwinder(t: &dyn target::Target, opts: &Options) -> unwind::Unwinder {
+    let given = opts
+        .debuginfo
+        .as_deref()
+        .and_then(debugfile::DebugFile::read);
+    let exe_debug = given
+        .as_ref()
+        .map(|file| unwind::ExeDebugFile { exe_path: "", file });
+    unwind::Unwinder::new(t, exe_debug)
 }
 
 /// Decodes the future of the task cell `key` (header, future address, type); with a memo,

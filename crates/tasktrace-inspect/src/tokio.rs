@@ -46,7 +46,14 @@ pub struct Leaf {
     /// The header of that task (a `spawn_blocking` task is in no task list: it is found
     /// through the join handles awaiting it).
     pub header: Option<u64>,
+    /// A timer whose deadline passed long enough ago ([`STALE_TIMER_SECS`]) that its task
+    /// would have been woken and polled since: whatever owns it is not waiting on it.
+    pub stale: bool,
 }
+
+/// How long past its deadline a timer is taken as not waited on: a fired timer wakes its task
+/// within microseconds, so one still pending this long after was not polled again.
+pub const STALE_TIMER_SECS: f64 = 1.0;
 
 /// One task as found in the owned lists.
 #[derive(Clone, Debug)]
@@ -969,6 +976,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
                 note: s.to_string(),
                 awaits: None,
                 header: None,
+                stale: false,
             })
         };
         match leaf_kind(name)? {
@@ -988,7 +996,12 @@ impl<'r, 'a> Tokio<'r, 'a> {
                         format!("waiting on timer, {:.1}s left", d - now)
                     }
                     (Some(d), Some(now)) => {
-                        format!("waiting on timer, deadline passed {:.1}s ago", now - d)
+                        let mut leaf = note(&format!(
+                            "waiting on timer, deadline passed {:.1}s ago",
+                            now - d
+                        ))?;
+                        leaf.stale = now - d >= STALE_TIMER_SECS;
+                        return Some(leaf);
                     }
                     (Some(d), None) => {
                         format!("waiting on timer, deadline at {d:.1}s (CLOCK_MONOTONIC)")
@@ -1006,6 +1019,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
                         note: format!("waiting on task {id}"),
                         awaits: Some(id),
                         header: Some(header),
+                        stale: false,
                     }),
                     None => note("waiting on a task"),
                 }

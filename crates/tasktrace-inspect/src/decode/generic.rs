@@ -202,7 +202,8 @@ impl Decoder<'_, '_, '_> {
     /// it owns none (right now: an enum's active variant may hold none).
     pub(super) fn hand_written(&mut self, addr: u64, ty: u64, depth: usize) -> Option<Node> {
         let name = self.r.type_name(ty);
-        let children = self.owned_futures(addr, ty, depth);
+        let mut children = self.owned_futures(addr, ty, depth);
+        self.drop_stale_timers(&mut children);
         if children.is_empty() {
             return None;
         }
@@ -210,6 +211,17 @@ impl Decoder<'_, '_, '_> {
             Node::new(Frame::new(super::clean_type(name), None).with_kind(FrameKind::Fn));
         node.children = children;
         Some(node)
+    }
+
+    /// Leaves out the timers among `children` that expired long ago when a sibling still
+    /// waits: a stream's timeout (`chunks_timeout`, a keep-alive timer) its owner no longer
+    /// polls. A timer that is all a future waits on stays (a runtime whose timers stopped
+    /// firing is worth seeing).
+    fn drop_stale_timers(&self, children: &mut Vec<Node>) {
+        let stale = |n: &Node| n.children.is_empty() && self.stale_timers.contains(&n.frame);
+        if children.iter().any(|n| !stale(n)) {
+            children.retain(|n| !stale(n));
+        }
     }
 
     /// The futures owned by the value `ty` at `addr`: searched through its members, or its

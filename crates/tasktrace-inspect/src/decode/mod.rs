@@ -84,6 +84,9 @@ pub struct Decoder<'r, 'a, 't> {
     /// Whether the tree depends on the clock (a live timer's time left): such a decode is not
     /// kept for the next read (`memo.rs`).
     pub timed: bool,
+    /// The timer leaves met whose deadline passed long ago ([`Leaf::stale`]): beside a
+    /// branch that still waits, one is left out (nothing will poll it).
+    stale_timers: Vec<Frame>,
     /// The state machines the walk is inside, innermost last: where an I/O leaf's socket is
     /// looked for when the leaf itself does not hold it (`TcpListener::accept`'s `self`).
     enclosing: Vec<(u64, u64)>,
@@ -155,6 +158,7 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             links: Vec::new(),
             now: r.target.is_live().then(monotonic_now),
             timed: false,
+            stale_timers: Vec::new(),
             enclosing: Vec::new(),
         }
     }
@@ -635,6 +639,7 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
                 note,
                 awaits,
                 header,
+                stale,
             }) => {
                 self.awaits.extend(awaits);
                 self.awaited_headers.extend(header);
@@ -646,7 +651,11 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
                     Some(socket) => format!("{note} ({socket})"),
                     None => note,
                 };
-                frame.with_note(library_note.map_or(note, str::to_string))
+                let frame = frame.with_note(library_note.map_or(note, str::to_string));
+                if stale {
+                    self.stale_timers.push(frame.clone());
+                }
+                frame
             }
             None => frame,
         }
