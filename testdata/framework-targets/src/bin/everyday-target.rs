@@ -1,15 +1,24 @@
-//! Connection pools as services use them (`pools` in crates/tasktrace-cli/tests/pools.rs):
-//! for each of sqlx (SQLite), deadpool and bb8, a pool of one connection, one task holding
-//! that connection across an await (a slow request in a transaction) and one task waiting
-//! for a connection. A tokio `Semaphore` of two permits with both held and a waiter, and an
-//! `RwLock` read-held by two tasks with a writer waiting, are beside them. Prints `ready` once
-//! its own every-task dump shows every waiter parked, then that dump (`snapshot {…}`, JSON
-//! on one line), which must show what `tasktrace attach` shows. Everything is plain `tokio::spawn`.
+//! Everyday shapes of a tokio service (`everyday` in crates/tasktrace-cli/tests/everyday.rs).
+//!
+//! - Connection pools as services use them: for each of sqlx (SQLite), deadpool and bb8, a
+//!   pool of one connection, one task holding that connection across an await (a slow
+//!   request in a transaction) and three tasks waiting for a connection.
+//! - A tokio `Semaphore` of two permits with both held and a waiter, and an `RwLock`
+//!   read-held by two tasks with a writer waiting.
+//! - A batcher reading a channel in chunks (tokio-stream's `chunks_timeout`): its one item
+//!   went out in a chunk when the timeout expired, and it waits for the next; the expired
+//!   timer stays in the stream, polled by nothing.
+//!
+//! Prints `ready` once its own every-task dump shows every waiter parked and the batcher's
+//! timer a second and a half stale, then that dump (`snapshot {…}`, JSON on one line), which
+//! must show what `tasktrace attach` shows. Everything is plain `tokio::spawn`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tasktrace::model::{Dump, Format, Node, TaskState};
-use tokio::sync::{Notify, RwLock, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, RwLock, Semaphore};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
 
 /// What deadpool and bb8 pool here: a stand-in for a database connection.
 struct Conn {
@@ -100,6 +109,19 @@ async fn bb8_waiting_request(pool: bb8::Pool<Bb8Manager>) -> u32 {
     }
 }
 
+/// Sends each chunk of the channel's items on: a chunk when ten are in or 100 ms after the
+/// first of it.
+async fn batcher(rx: mpsc::Receiver<u32>, first_chunk: oneshot::Sender<usize>) {
+    let chunks = ReceiverStream::new(rx).chunks_timeout(10, Duration::from_millis(100));
+    tokio::pin!(chunks);
+    let mut first_chunk = Some(first_chunk);
+    while let Some(chunk) = chunks.next().await {
+        if let Some(tx) = first_chunk.take() {
+            let _ = tx.send(chunk.len());
+        }
+    }
+}
+
 async fn permit_holder(sem: Arc<Semaphore>, release: Arc<Notify>) {
     let _permit = sem.acquire().await.expect("permit");
     release.notified().await;
@@ -119,13 +141,13 @@ async fn writer(lock: Arc<RwLock<u32>>) {
     *lock.write().await += 1;
 }
 
-/// The async fns that wait for a connection, permit or lock.
-const WAITERS: [&str; 5] = [
-    "sqlx_waiting_request",
-    "deadpool_waiting_request",
-    "bb8_waiting_request",
-    "permit_waiter",
-    "writer",
+/// The async fns that wait for a connection, permit or lock, and how many tasks run each.
+const WAITERS: [(&str, usize); 5] = [
+    ("sqlx_waiting_request", 3),
+    ("deadpool_waiting_request", 3),
+    ("bb8_waiting_request", 3),
+    ("permit_waiter", 1),
+    ("writer", 1),
 ];
 
 /// Whether every waiter of `dump` is parked in its leaf (tokio's `Acquire` or `Notified`).
@@ -136,17 +158,18 @@ fn all_parked(dump: &Dump) -> bool {
         }
         n.children.iter().flat_map(leaves).collect()
     }
-    WAITERS.iter().all(|w| {
-        dump.tasks.iter().any(|t| {
+    WAITERS.iter().all(|(w, count)| {
+        let parked = dump.tasks.iter().filter(|t| {
             t.state != TaskState::InPoll
                 && t.trace.roots.iter().any(|r| {
-                    r.frame.function == format!("pools_target::{w}")
+                    r.frame.function == format!("everyday_target::{w}")
                         && leaves(r).iter().any(|l| {
                             l.frame.function.ends_with("::Acquire")
                                 || l.frame.function.ends_with("::Notified")
                         })
                 })
-        })
+        });
+        parked.count() == *count
     })
 }
 
@@ -193,9 +216,18 @@ async fn main() {
     {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    tasks.push(tokio::spawn(sqlx_waiting_request(sqlite.clone())).abort_handle());
-    tasks.push(tokio::spawn(deadpool_waiting_request(dead.clone())).abort_handle());
-    tasks.push(tokio::spawn(bb8_waiting_request(bb8.clone())).abort_handle());
+    for _ in 0..3 {
+        tasks.push(tokio::spawn(sqlx_waiting_request(sqlite.clone())).abort_handle());
+        tasks.push(tokio::spawn(deadpool_waiting_request(dead.clone())).abort_handle());
+        tasks.push(tokio::spawn(bb8_waiting_request(bb8.clone())).abort_handle());
+    }
+    let (items, rx) = mpsc::channel(16);
+    let (first_chunk, chunked) = oneshot::channel();
+    tasks.push(tokio::spawn(batcher(rx, first_chunk)).abort_handle());
+    items.send(1).await.expect("the batcher runs");
+    assert_eq!(chunked.await, Ok(1), "the first chunk went out on its timeout");
+    // Its timer (expired 100 ms after the item) is stale from a second on.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     tasks.push(tokio::spawn(permit_waiter(sem.clone())).abort_handle());
     tasks.push(tokio::spawn(writer(lock.clone())).abort_handle());
     // Its own dump once every waiter is parked (60 s at most).
@@ -214,4 +246,5 @@ async fn main() {
     }
     // Until the test kills it: the holders never let go.
     std::future::pending::<()>().await;
+    drop(items);
 }

@@ -1,0 +1,191 @@
+//! Everyday shapes from crates.io (`testdata/framework-targets`' everyday-target): the
+//! connection pools of sqlx on SQLite, deadpool and bb8 (each a pool of one connection held
+//! by one task while three wait), a semaphore, an `RwLock`, and tokio-stream's
+//! `chunks_timeout`; in debug and release builds, read three ways: `tasktrace attach`, the
+//! program's own in-process snapshot (the `snapshot` feature), and `tasktrace core` on a
+//! gcore.
+//!
+//! What is asserted is what a person debugging a service stuck on its pool asks: which task
+//! holds the connection the waiters want, and how big the pool is — each waiter's leaf names
+//! the holder and its header awaits it; and that a stream's expired timeout, which nothing
+//! polls, is not shown as something its task waits on. Every wait has a deadline; nothing
+//! asserts on timing.
+
+mod support;
+
+use support::frameworks::*;
+use support::*;
+use tasktrace_model::{Dump, FrameKind, Node, Task};
+
+/// Each pool: the async fn holding its connection, the one waiting, the waiter's leaf type
+/// and the library's name in the note.
+const POOLS: [(&str, &str, &str, &str); 3] = [
+    (
+        "sqlx_slow_request",
+        "sqlx_waiting_request",
+        "tokio::sync::batch_semaphore::Acquire",
+        "sqlx",
+    ),
+    (
+        "deadpool_slow_request",
+        "deadpool_waiting_request",
+        "tokio::sync::batch_semaphore::Acquire",
+        "deadpool",
+    ),
+    (
+        "bb8_slow_request",
+        "bb8_waiting_request",
+        "tokio::sync::notify::Notified",
+        "bb8",
+    ),
+];
+
+/// The one task rooted at the target's async fn `func`.
+fn only_task<'d>(d: &'d Dump, func: &str, what: &str) -> &'d Task {
+    let tasks = rooted_at(d, &format!("everyday_target::{func}"));
+    assert_eq!(tasks.len(), 1, "{what}: one task at {func}: {d:#?}");
+    tasks[0]
+}
+
+/// The id other tasks' notes and `awaits` use for `t`.
+fn id_of(t: &Task) -> u64 {
+    t.tokio_id.unwrap_or(t.id)
+}
+
+/// Three tasks wait for each pool's one connection: each waiter's leaf (under its own async
+/// fn, down the library's chain) names the holder and the pool's size, and it awaits the
+/// holder.
+fn check_pools(d: &Dump, what: &str) {
+    for (holder, waiter, leaf, pool) in POOLS {
+        let h = only_task(d, holder, what);
+        let waiters = rooted_at(d, &format!("everyday_target::{waiter}"));
+        assert_eq!(waiters.len(), 3, "{what}: three tasks at {waiter}: {d:#?}");
+        let want = format!(
+            "waiting for a {pool} connection (1 of 1 in use: task {})",
+            id_of(h)
+        );
+        for w in waiters {
+            let root = root_of(w);
+            assert!(
+                root.frame.kind == FrameKind::AsyncFn,
+                "{what}: {waiter} is the waiter's root: {w:#?}"
+            );
+            let leaves: Vec<&Node> = all_nodes(&root.children)
+                .into_iter()
+                .filter(|n| n.frame.kind == FrameKind::Leaf && n.frame.function == leaf)
+                .collect();
+            assert_eq!(leaves.len(), 1, "{what}: one {leaf} under {waiter}: {w:#?}");
+            assert_eq!(
+                leaves[0].frame.note.as_deref(),
+                Some(want.as_str()),
+                "{what}: the {pool} waiter's leaf: {w:#?}"
+            );
+            assert!(
+                w.awaits.contains(&id_of(h)),
+                "{what}: the {pool} waiter awaits its holder {}: {w:#?}",
+                id_of(h)
+            );
+        }
+        // The holder waits on something else (its request), not on a connection.
+        let notes: Vec<&str> = all_nodes(&h.trace.roots)
+            .iter()
+            .filter_map(|n| n.frame.note.as_deref())
+            .collect();
+        assert!(
+            notes.iter().all(|n| !n.contains("connection")),
+            "{what}: the holder {holder} waits for no connection: {h:#?}"
+        );
+    }
+}
+
+/// The batcher waits for its next item only: the timer of its last chunk, expired long ago,
+/// is not under it (a core has no clock to tell: not checked there).
+fn check_batcher(d: &Dump, what: &str) {
+    let b = only_task(d, "batcher", what);
+    let leaves: Vec<&Node> = all_nodes(&b.trace.roots)
+        .into_iter()
+        .filter(|n| n.children.is_empty())
+        .collect();
+    assert!(
+        leaves
+            .iter()
+            .all(|n| n.frame.function != "tokio::time::sleep::Sleep"),
+        "{what}: no expired timer under the batcher: {b:#?}"
+    );
+    assert!(
+        leaves
+            .iter()
+            .any(|n| n.frame.note.as_deref() == Some("waiting on mpsc channel")),
+        "{what}: the batcher waits for its next item: {b:#?}"
+    );
+}
+
+/// The semaphore's waiter names both permit holders (either may let go: it awaits neither);
+/// the RwLock's writer awaits both readers.
+fn check_permits_and_readers(d: &Dump, what: &str) {
+    for (holder, waiter, awaited) in [
+        ("permit_holder", "permit_waiter", false),
+        ("reader", "writer", true),
+    ] {
+        let mut held: Vec<u64> = rooted_at(d, &format!("everyday_target::{holder}"))
+            .iter()
+            .map(|t| id_of(t))
+            .collect();
+        held.sort_unstable();
+        assert_eq!(held.len(), 2, "{what}: two {holder} tasks: {d:#?}");
+        let w = only_task(d, waiter, what);
+        let leaf = only_child(root_of(w));
+        let want = format!(
+            "waiting on semaphore/mutex acquire, held by task {}, task {}",
+            held[0], held[1]
+        );
+        assert_eq!(
+            leaf.frame.note.as_deref(),
+            Some(want.as_str()),
+            "{what}: {w:#?}"
+        );
+        let mut awaits = w.awaits.clone();
+        awaits.sort_unstable();
+        assert_eq!(
+            awaits == held,
+            awaited,
+            "{what}: what {waiter} awaits: {w:#?}"
+        );
+    }
+}
+
+fn everyday(profile: &str) {
+    let exe = build(profile).join("everyday-target");
+    let exe = exe.to_str().unwrap();
+    let mut t = Target::spawn(exe, &[]);
+    t.wait_for("ready");
+    let inside: Dump = serde_json::from_str(&t.wait_for("snapshot "))
+        .unwrap_or_else(|e| panic!("the target's own snapshot is a dump: {e}"));
+    check_pools(&inside, &format!("everyday {profile}, in-process snapshot"));
+    check_permits_and_readers(&inside, &format!("everyday {profile}, in-process snapshot"));
+    check_batcher(&inside, &format!("everyday {profile}, in-process snapshot"));
+    let pid = t.pid.to_string();
+    let live = clean_dump(&["attach", &pid]);
+    check_pools(&live, &format!("everyday {profile}, attach"));
+    check_permits_and_readers(&live, &format!("everyday {profile}, attach"));
+    check_batcher(&live, &format!("everyday {profile}, attach"));
+    let prefix = target_dir()
+        .join("framework-cores")
+        .join(format!("everyday-{profile}"));
+    if let Some(core) = gcore(t.pid, &prefix) {
+        let d = clean_dump(&["core", &core, "--exe", exe]);
+        let _ = std::fs::remove_file(&core);
+        check_pools(&d, &format!("everyday {profile}, core"));
+        check_permits_and_readers(&d, &format!("everyday {profile}, core"));
+    }
+}
+
+#[test]
+fn everyday_dev() {
+    everyday("dev");
+}
+
+#[test]
+fn everyday_release() {
+    everyday("release");
+}
