@@ -1,17 +1,20 @@
 //! Everyday shapes from crates.io (`testdata/framework-targets`' everyday-target): the
 //! connection pools of sqlx on SQLite, deadpool and bb8 (each a pool of one connection held
-//! by one task while three wait), a semaphore, an `RwLock`, and tokio-stream's
-//! `chunks_timeout`; in debug and release builds, read three ways: `tasktrace attach`, the
+//! by one task while three wait), a semaphore, an `RwLock`, tokio-stream's `chunks_timeout`
+//! and `spawn_blocking`; in debug and release builds, read three ways: `tasktrace attach`, the
 //! program's own in-process snapshot (the `snapshot` feature), and `tasktrace core` on a
 //! gcore.
 //!
 //! What is asserted is what a person debugging a service stuck on its pool asks: which task
 //! holds the connection the waiters want, and how big the pool is — each waiter's leaf names
-//! the holder and its header awaits it; and that a stream's expired timeout, which nothing
-//! polls, is not shown as something its task waits on. Every wait has a deadline; nothing
-//! asserts on timing.
+//! the holder and its header awaits it; that a stream's expired timeout, which nothing polls,
+//! is not shown as something its task waits on; and that a `spawn_blocking` closure an async
+//! fn awaits is a task, with its line and what its thread runs. Every wait has a deadline;
+//! nothing asserts on timing.
 
 mod support;
+
+const SOURCE: &str = include_str!("../../../testdata/framework-targets/src/bin/everyday-target.rs");
 
 use support::frameworks::*;
 use support::*;
@@ -42,7 +45,9 @@ const POOLS: [(&str, &str, &str, &str); 3] = [
 
 /// The one task rooted at the target's async fn `func`.
 fn only_task<'d>(d: &'d Dump, func: &str, what: &str) -> &'d Task {
-    let tasks = rooted_at(d, &format!("everyday_target::{func}"));
+    // Only its async fn: a `spawn_blocking` closure's task is named by that fn too.
+    let mut tasks = rooted_at(d, &format!("everyday_target::{func}"));
+    tasks.retain(|t| root_of(t).frame.kind == FrameKind::AsyncFn);
     assert_eq!(tasks.len(), 1, "{what}: one task at {func}: {d:#?}");
     tasks[0]
 }
@@ -120,6 +125,48 @@ fn check_batcher(d: &Dump, what: &str) {
     );
 }
 
+/// The task awaiting a `spawn_blocking` closure awaits the blocking task, which is listed:
+/// the closure (named by its async fn) at the line it waits on, on its thread, over what that
+/// thread runs down to a leaf.
+fn check_blocking(d: &Dump, what: &str) {
+    let w = only_task(d, "blocking_report", what);
+    let [id] = w.awaits[..] else {
+        panic!("{what}: blocking_report awaits one task: {w:#?}")
+    };
+    let b = d
+        .tasks
+        .iter()
+        .find(|t| id_of(t) == id)
+        .unwrap_or_else(|| panic!("{what}: the blocking task {id} is listed: {d:#?}"));
+    let closure = root_of(b);
+    assert_eq!(
+        (closure.frame.kind, closure.frame.function.as_str()),
+        (FrameKind::Closure, "everyday_target::blocking_report"),
+        "{what}: {b:#?}"
+    );
+    assert!(
+        closure
+            .frame
+            .note
+            .as_deref()
+            .is_some_and(|n| n.starts_with("spawn_blocking closure, running on thread ")),
+        "{what}: {b:#?}"
+    );
+    assert_eq!(
+        closure.frame.location.as_ref().map(|l| l.line),
+        Some(line_in(SOURCE, "let first = rx.recv().unwrap_or(0);")),
+        "{what}: the closure's line: {b:#?}"
+    );
+    let mut n = closure;
+    while let Some(c) = n.children.first() {
+        n = c;
+    }
+    assert!(
+        !closure.children.is_empty() && n.frame.kind == FrameKind::Leaf,
+        "{what}: what the blocking thread runs: {b:#?}"
+    );
+}
+
 /// The semaphore's waiter names both permit holders (either may let go: it awaits neither);
 /// the RwLock's writer awaits both readers.
 fn check_permits_and_readers(d: &Dump, what: &str) {
@@ -164,11 +211,13 @@ fn everyday(profile: &str) {
     check_pools(&inside, &format!("everyday {profile}, in-process snapshot"));
     check_permits_and_readers(&inside, &format!("everyday {profile}, in-process snapshot"));
     check_batcher(&inside, &format!("everyday {profile}, in-process snapshot"));
+    check_blocking(&inside, &format!("everyday {profile}, in-process snapshot"));
     let pid = t.pid.to_string();
     let live = clean_dump(&["attach", &pid]);
     check_pools(&live, &format!("everyday {profile}, attach"));
     check_permits_and_readers(&live, &format!("everyday {profile}, attach"));
     check_batcher(&live, &format!("everyday {profile}, attach"));
+    check_blocking(&live, &format!("everyday {profile}, attach"));
     let prefix = target_dir()
         .join("framework-cores")
         .join(format!("everyday-{profile}"));
@@ -177,6 +226,7 @@ fn everyday(profile: &str) {
         let _ = std::fs::remove_file(&core);
         check_pools(&d, &format!("everyday {profile}, core"));
         check_permits_and_readers(&d, &format!("everyday {profile}, core"));
+        check_blocking(&d, &format!("everyday {profile}, core"));
     }
 }
 

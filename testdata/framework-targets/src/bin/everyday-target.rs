@@ -9,6 +9,9 @@
 //!   went out in a chunk when the timeout expired, and it waits for the next; the expired
 //!   timer stays in the stream, polled by nothing.
 //!
+//! - A report computed on a blocking thread (`spawn_blocking`), awaited by an async fn: the
+//!   closure waits on a channel nothing sends to.
+//!
 //! Prints `ready` once its own every-task dump shows every waiter parked and the batcher's
 //! timer a second and a half stale, then that dump (`snapshot {…}`, JSON on one line), which
 //! must show what `tasktrace attach` shows. Everything is plain `tokio::spawn`.
@@ -122,6 +125,17 @@ async fn batcher(rx: mpsc::Receiver<u32>, first_chunk: oneshot::Sender<usize>) {
     }
 }
 
+/// Awaits a closure run on a blocking thread, which waits for a message that never comes.
+async fn blocking_report() -> u32 {
+    let (_never, rx) = std::sync::mpsc::channel::<u32>();
+    tokio::task::spawn_blocking(move || {
+        let first = rx.recv().unwrap_or(0);
+        first + 1
+    })
+    .await
+    .unwrap_or(0)
+}
+
 async fn permit_holder(sem: Arc<Semaphore>, release: Arc<Notify>) {
     let _permit = sem.acquire().await.expect("permit");
     release.notified().await;
@@ -170,6 +184,10 @@ fn all_parked(dump: &Dump) -> bool {
                 })
         });
         parked.count() == *count
+    }) && dump.tasks.iter().any(|t| {
+        t.trace.roots.iter().any(|r| {
+            r.frame.function == "everyday_target::blocking_report" && !r.children.is_empty()
+        })
     })
 }
 
@@ -221,6 +239,7 @@ async fn main() {
         tasks.push(tokio::spawn(deadpool_waiting_request(dead.clone())).abort_handle());
         tasks.push(tokio::spawn(bb8_waiting_request(bb8.clone())).abort_handle());
     }
+    tasks.push(tokio::spawn(blocking_report()).abort_handle());
     let (items, rx) = mpsc::channel(16);
     let (first_chunk, chunked) = oneshot::channel();
     tasks.push(tokio::spawn(batcher(rx, first_chunk)).abort_handle());
