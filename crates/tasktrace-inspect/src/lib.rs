@@ -24,6 +24,7 @@ mod addr_hash;
 pub mod bytes;
 pub mod debugfile;
 pub mod debuginfo;
+pub mod debuginfod;
 pub mod decode;
 mod error;
 pub mod frozen;
@@ -38,7 +39,7 @@ pub mod tokio;
 pub mod unwind;
 pub mod value;
 
-pub use error::{Error, Result};
+pub use error::{Error, FileFound, Looked, Result, ServerAnswer};
 pub use prepared::Prepared;
 
 use std::time::Duration;
