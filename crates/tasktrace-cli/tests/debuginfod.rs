@@ -1,0 +1,314 @@
+//! Debuginfo from a debuginfod server: a stripped release build of `testdata/tokio-targets`
+//! (tokio 1.54.1) runs; its debug file (`objcopy --only-keep-debug`) is served by elfutils'
+//! own `debuginfod -F DIR`, and `tasktrace attach` finds it by build id through
+//! `DEBUGINFOD_URLS`, caches it under `DEBUGINFOD_CACHE_PATH`, and reads it from the cache
+//! once the server is gone. When no server has it, one line lists each URL with its answer.
+//!
+//! `debuginfod` missing fails the test under CI (`CI` set: a broken install step of
+//! `scripts/test-all`), and skips it, loudly, elsewhere.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+use tasktrace_model::{Branches, FrameStatus, Node};
+
+/// How long the server may take to scan its directory and serve the debug file.
+const SERVE_DEADLINE: Duration = Duration::from_secs(90);
+
+/// A running `debuginfod`, killed (and reaped) when dropped: on every path of the test.
+struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    url: String,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    /// `debuginfod -F dir` on a free port, its database and log in `scratch`.
+    fn start(dir: &Path, scratch: &Path) -> Server {
+        let port = free_port();
+        let log = scratch.join("debuginfod.log");
+        let child = Command::new("debuginfod")
+            .arg("-F")
+            .arg(dir)
+            .args(["-p", &port.to_string(), "-d"])
+            .arg(scratch.join("debuginfod.sqlite"))
+            // One scan at start-up, no rescans or grooming, no source indexing: only what
+            // the test asks for.
+            .args([
+                "-c",
+                "1",
+                "-t",
+                "0",
+                "-g",
+                "0",
+                "--disable-source-scan",
+                "-v",
+            ])
+            // Not a federating server: it answers from its own directory only.
+            .env_remove("DEBUGINFOD_URLS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("the server's log"))
+            .spawn()
+            .expect("start debuginfod");
+        Server {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            log,
+        }
+    }
+
+    /// Waits until the server answers `path` with 200 (it scans its directory first).
+    fn wait_until_served(&mut self, path: &str) {
+        let deadline = Instant::now() + SERVE_DEADLINE;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                panic!("debuginfod exited ({st}): {}", self.log());
+            }
+            let status = http_status(self.port, path);
+            if status == Some(200) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "debuginfod did not serve {path} within {SERVE_DEADLINE:?} (last answer \
+                 {status:?}): {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nothing listens on now (the kernel's pick for a socket bound to port 0).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("its address").port()
+}
+
+/// The HTTP status of `GET path` on 127.0.0.1:`port`, `None` when there is no answer within
+/// 5 s (only the status line is read).
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let limit = Duration::from_secs(5);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, limit).ok()?;
+    s.set_read_timeout(Some(limit)).ok()?;
+    s.set_write_timeout(Some(limit)).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// `debuginfod` is there; `false` (after a loud line) when it is not, outside CI.
+fn debuginfod_installed() -> bool {
+    if Command::new("debuginfod").arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "debuginfod is not installed (scripts/test-all installs the debuginfod package)"
+    );
+    eprintln!(
+        "\n\n*** debuginfod is not installed: the debuginfod test did NOT run \
+         (apt-get install debuginfod) ***\n"
+    );
+    false
+}
+
+/// The build id of `file` (hex), as `readelf -n` shows it.
+fn build_id(file: &str) -> String {
+    let out = Command::new("readelf")
+        .args(["-n", file])
+        .output()
+        .expect("readelf");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: ").map(str::to_string))
+        .expect("a build id")
+}
+
+fn child_of<'n>(n: &'n Node, func: &str) -> &'n Node {
+    let name = format!("{PREFIX}{func}");
+    n.children
+        .iter()
+        .find(|c| c.frame.function == name)
+        .unwrap_or_else(|| panic!("no child {name} under {n:#?}"))
+}
+
+/// Asserts the trees read: foo → bar → join!(fiz (completed), buz → Sleep), and a task
+/// waiting on foo's; returns how many tasks each root function has.
+fn read_with_types(out: &Output) -> BTreeMap<String, usize> {
+    let d = dump_of(out);
+    let foo_task = one(&d, "foo");
+    let foo_node = root(foo_task);
+    is_async(foo_node, "foo", "bar().await + 1");
+    let bar = only_child(foo_node);
+    is_async(bar, "bar", "tokio::join!(fiz(), buz())");
+    assert_eq!(bar.frame.branches, Some(Branches::AllOf(2)), "{bar:#?}");
+    assert_eq!(bar.children.len(), 2, "{bar:#?}");
+    let fiz = child_of(bar, "fiz");
+    assert_eq!(fiz.frame.status, FrameStatus::Completed, "{fiz:#?}");
+    let buz = child_of(bar, "buz");
+    is_async(buz, "buz", "tokio::time::sleep(LONG).await");
+    is_leaf(only_child(buz), "tokio::time::sleep::Sleep", "s left");
+    let waiter = one(&d, "wait_for");
+    is_leaf(
+        only_child(root(waiter)),
+        "tokio::runtime::task::join::JoinHandle",
+        &format!("waiting on task {}", foo_task.id),
+    );
+    let mut roots = BTreeMap::new();
+    for t in &d.tasks {
+        let f = t.trace.roots.first().map(|r| r.frame.function.clone());
+        *roots.entry(f.unwrap_or_default()).or_default() += 1;
+    }
+    roots
+}
+
+fn fails_with(out: &Output, parts: &[&str]) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    for p in parts {
+        assert!(err.contains(p), "{err:?} lacks {p:?}");
+    }
+    err
+}
+
+#[test]
+fn debug_files_come_from_a_debuginfod_server_then_its_cache() {
+    if !debuginfod_installed() {
+        return;
+    }
+    assert!(objcopy(&["--version"]), "objcopy (binutils) is needed");
+    let exe = build_target("1.54.1", "release");
+    let scratch = Scratch::new("debuginfod");
+    let s = |p: PathBuf| p.to_str().expect("utf-8").to_string();
+    let served = scratch.join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let debug = s(served.join("tokio-target.debug"));
+    let stripped = s(scratch.join("tokio-target"));
+    assert!(objcopy(&["--only-keep-debug", &exe, &debug]));
+    assert!(objcopy(&["--strip-debug", &exe, &stripped]));
+    let id = build_id(&stripped);
+    let t = Target::start(&stripped, &["1"]);
+    let pid = t.pid.to_string();
+    let attach = ["attach", &pid, "--json"];
+    // No debug file on this machine's debug dirs, whatever is installed.
+    let no_dirs = ("TASKTRACE_DEBUG_FILE_DIRECTORY", "/nonexistent");
+
+    // What every task looks like, read with the debug file given.
+    let want = read_with_types(&tasktrace(&[
+        "attach",
+        &pid,
+        "--json",
+        "--debuginfo",
+        &debug,
+    ]));
+
+    // No server, an empty cache: the one line says where it looked and what to do.
+    let empty = s(scratch.join("cache-empty"));
+    let cached_path = format!("{empty}/{id}/debuginfo");
+    fails_with(
+        &tasktrace_env(
+            &attach,
+            &[
+                no_dirs,
+                ("DEBUGINFOD_URLS", ""),
+                ("DEBUGINFOD_CACHE_PATH", &empty),
+            ],
+        ),
+        &[
+            &format!(
+                "/nonexistent/.build-id/{}/{}.debug (not there)",
+                &id[..2],
+                &id[2..]
+            ),
+            &format!("{cached_path} (not there)"),
+            "debug = true",
+            "--debuginfo FILE",
+            "DEBUGINFOD_URLS",
+        ],
+    );
+
+    let mut server = Server::start(&served, scratch.path());
+    server.wait_until_served(&format!("/buildid/{id}/debuginfo"));
+    let cache = s(scratch.join("cache"));
+    // The first URL answers 503 (no such API there), the second has it: tried in order.
+    let wrong = format!("{}/nothing", server.url);
+    let urls = format!("{wrong} {}", server.url);
+    let env = [
+        no_dirs,
+        ("DEBUGINFOD_URLS", urls.as_str()),
+        ("DEBUGINFOD_CACHE_PATH", cache.as_str()),
+        ("DEBUGINFOD_TIMEOUT", "30"),
+    ];
+    let got = read_with_types(&tasktrace_env(&attach, &env));
+    assert_eq!(got, want, "every task, as with --debuginfo");
+    // The cache holds the file whole, and nothing else (no temporary file left).
+    let entry = Path::new(&cache).join(&id);
+    let names: Vec<_> = std::fs::read_dir(&entry)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["debuginfo"], "{entry:?}");
+    assert_eq!(
+        std::fs::read(entry.join("debuginfo")).unwrap(),
+        std::fs::read(&debug).unwrap()
+    );
+
+    // Only a server without it: the URL and its answer.
+    fails_with(
+        &tasktrace_env(
+            &attach,
+            &[
+                no_dirs,
+                ("DEBUGINFOD_URLS", wrong.as_str()),
+                ("DEBUGINFOD_CACHE_PATH", &empty),
+            ],
+        ),
+        &[&format!("{wrong}/buildid/{id}/debuginfo (503)")],
+    );
+
+    // The server gone: the cache serves.
+    drop(server);
+    let got = read_with_types(&tasktrace_env(&attach, &env));
+    assert_eq!(got, want, "every task, from the cache");
+    // …and without the cache, the URL that does not answer is named.
+    fails_with(
+        &tasktrace_env(
+            &attach,
+            &[
+                no_dirs,
+                ("DEBUGINFOD_URLS", urls.as_str()),
+                ("DEBUGINFOD_CACHE_PATH", &empty),
+            ],
+        ),
+        &[&format!(
+            "{}/buildid/{id}/debuginfo (failed: ",
+            urls.split(' ').nth(1).unwrap()
+        )],
+    );
+    t.assert_running_and_echoes();
+}
