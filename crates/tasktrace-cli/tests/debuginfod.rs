@@ -2,7 +2,8 @@
 //! (tokio 1.54.1) runs; its debug file (`objcopy --only-keep-debug`) is served by elfutils'
 //! own `debuginfod -F DIR`, and `tasktrace attach` finds it by build id through
 //! `DEBUGINFOD_URLS`, caches it under `DEBUGINFOD_CACHE_PATH`, and reads it from the cache
-//! once the server is gone. When no server has it, one line lists each URL with its answer.
+//! once the server is gone. When no server has it, one line lists each URL with its answer;
+//! a server that accepts but never answers is given up at `DEBUGINFOD_TIMEOUT`.
 //!
 //! `debuginfod` missing fails the test under CI (`CI` set: a broken install step of
 //! `scripts/test-all`), and skips it, loudly, elsewhere.
@@ -309,6 +310,61 @@ fn debug_files_come_from_a_debuginfod_server_then_its_cache() {
             "{}/buildid/{id}/debuginfo (failed: ",
             urls.split(' ').nth(1).unwrap()
         )],
+    );
+    t.assert_running_and_echoes();
+}
+
+/// Accepts connections on a free port and never answers, for `limit`: a server that hangs.
+fn silent_server(limit: Duration) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let port = listener.local_addr().expect("its address").port();
+    listener.set_nonblocking(true).expect("non-blocking");
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + limit;
+        let mut held = Vec::new();
+        while Instant::now() < deadline {
+            match listener.accept() {
+                Ok((conn, _)) => held.push(conn),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn a_server_that_does_not_answer_is_given_up_at_debuginfod_timeout() {
+    assert!(objcopy(&["--version"]), "objcopy (binutils) is needed");
+    let exe = build_target("1.54.1", "release");
+    let scratch = Scratch::new("debuginfod-silent");
+    let stripped = scratch.join("tokio-target");
+    let stripped = stripped.to_str().expect("utf-8");
+    assert!(objcopy(&["--strip-debug", &exe, stripped]));
+    let id = build_id(stripped);
+    let t = Target::start(stripped, &["1"]);
+    let port = silent_server(Duration::from_secs(60));
+    let url = format!("http://127.0.0.1:{port}");
+    let cache = scratch.join("cache");
+    let started = Instant::now();
+    let out = tasktrace_env(
+        &["attach", &t.pid.to_string()],
+        &[
+            ("TASKTRACE_DEBUG_FILE_DIRECTORY", "/nonexistent"),
+            ("DEBUGINFOD_URLS", &url),
+            ("DEBUGINFOD_CACHE_PATH", cache.to_str().expect("utf-8")),
+            ("DEBUGINFOD_TIMEOUT", "1"),
+        ],
+    );
+    fails_with(
+        &out,
+        &[&format!(
+            "{url}/buildid/{id}/debuginfo (timed out: DEBUGINFOD_TIMEOUT 1s"
+        )],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "gave up after {:?}",
+        started.elapsed()
     );
     t.assert_running_and_echoes();
 }
