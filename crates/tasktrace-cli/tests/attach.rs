@@ -479,6 +479,10 @@ fn core_file_shows_the_same_trees() {
 
     let d = dump_of(&tasktrace(&["core", &core, "--exe", TARGET, "--json"]));
     assert_trees(&d, false, true);
+    // Without --exe: the executable is the one the core names (NT_FILE at the entry point).
+    let named = dump_of(&tasktrace(&["core", &core, "--json"]));
+    assert_trees(&named, false, true);
+    assert_eq!(named.tasks.len(), d.tasks.len(), "{named}");
     // What a core cannot tell is said once.
     assert!(
         d.notes

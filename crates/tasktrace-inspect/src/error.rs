@@ -23,6 +23,16 @@ pub enum Error {
         /// Each place looked in, in order, and what was there.
         looked: Vec<Looked>,
     },
+    /// The executable that dumped a core file was not given, and not found where the core
+    /// says it was.
+    NoExecutable {
+        /// The core file.
+        core: String,
+        /// The executable's path in the core (`NT_FILE`, `AT_EXECFN`), when it has one.
+        named: Option<String>,
+        /// Each place looked in, in order, and what was there.
+        looked: Vec<Looked>,
+    },
     /// The executable is not a Rust program.
     NotRust(String),
     /// The executable is a Rust program without tokio in it.
@@ -92,6 +102,30 @@ impl fmt::Display for Error {
                      with --debuginfo FILE (or install it at \
                      /usr/lib/debug/.build-id/xx/rest.debug), or name a debuginfod server in \
                      DEBUGINFOD_URLS"
+                )
+            }
+            Error::NoExecutable {
+                core,
+                named,
+                looked,
+            } => {
+                write!(f, "cannot find the executable that dumped {core}: ")?;
+                match named {
+                    Some(path) => write!(f, "the core names {path}")?,
+                    None => write!(
+                        f,
+                        "the core names none (no NT_FILE mapping at its entry point, no \
+                         AT_EXECFN)"
+                    )?,
+                }
+                for (i, place) in looked.iter().enumerate() {
+                    let sep = if i == 0 { "; looked in " } else { ", " };
+                    write!(f, "{sep}{place}")?;
+                }
+                write!(
+                    f,
+                    "; give it with --exe BIN, or the dumping machine's files with --sysroot \
+                     DIR, or name a debuginfod server that has it in DEBUGINFOD_URLS"
                 )
             }
             Error::NotRust(path) => write!(
