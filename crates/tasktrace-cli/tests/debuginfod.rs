@@ -3,7 +3,9 @@
 //! own `debuginfod -F DIR`, and `tasktrace attach` finds it by build id through
 //! `DEBUGINFOD_URLS`, caches it under `DEBUGINFOD_CACHE_PATH`, and reads it from the cache
 //! once the server is gone. When no server has it, one line lists each URL with its answer;
-//! a server that accepts but never answers is given up at `DEBUGINFOD_TIMEOUT`.
+//! a server that accepts but never answers is given up at `DEBUGINFOD_TIMEOUT`. A `gcore`
+//! core of it, read with `core CORE` alone after its executable moved away, gets the
+//! executable (`/executable`) and its debug file from the servers by the build id in the core.
 //!
 //! `debuginfod` missing fails the test under CI (`CI` set: a broken install step of
 //! `scripts/test-all`), and skips it, loudly, elsewhere.
@@ -35,6 +37,7 @@ impl Server {
     /// `debuginfod -F dir` on a free port, its database and log in `scratch`.
     fn start(dir: &Path, scratch: &Path) -> Server {
         let port = free_port();
+        std::fs::create_dir_all(scratch).expect("the server's directory");
         let log = scratch.join("debuginfod.log");
         let child = Command::new("debuginfod")
             .arg("-F")
@@ -158,8 +161,9 @@ fn child_of<'n>(n: &'n Node, func: &str) -> &'n Node {
 }
 
 /// Asserts the trees read: foo → bar → join!(fiz (completed), buz → Sleep), and a task
-/// waiting on foo's; returns how many tasks each root function has.
-fn read_with_types(out: &Output) -> BTreeMap<String, usize> {
+/// waiting on foo's; returns how many tasks each root function has. `timer`: what the sleep's
+/// note says (the time left, or from a core its deadline).
+fn read_with_types_timer(out: &Output, timer: &str) -> BTreeMap<String, usize> {
     let d = dump_of(out);
     let foo_task = one(&d, "foo");
     let foo_node = root(foo_task);
@@ -172,7 +176,7 @@ fn read_with_types(out: &Output) -> BTreeMap<String, usize> {
     assert_eq!(fiz.frame.status, FrameStatus::Completed, "{fiz:#?}");
     let buz = child_of(bar, "buz");
     is_async(buz, "buz", "tokio::time::sleep(LONG).await");
-    is_leaf(only_child(buz), "tokio::time::sleep::Sleep", "s left");
+    is_leaf(only_child(buz), "tokio::time::sleep::Sleep", timer);
     let waiter = one(&d, "wait_for");
     is_leaf(
         only_child(root(waiter)),
@@ -185,6 +189,11 @@ fn read_with_types(out: &Output) -> BTreeMap<String, usize> {
         *roots.entry(f.unwrap_or_default()).or_default() += 1;
     }
     roots
+}
+
+/// [`read_with_types_timer`] of a live process.
+fn read_with_types(out: &Output) -> BTreeMap<String, usize> {
+    read_with_types_timer(out, "s left")
 }
 
 fn fails_with(out: &Output, parts: &[&str]) -> String {
@@ -253,7 +262,7 @@ fn debug_files_come_from_a_debuginfod_server_then_its_cache() {
         ],
     );
 
-    let mut server = Server::start(&served, scratch.path());
+    let mut server = Server::start(&served, &scratch.join("server"));
     server.wait_until_served(&format!("/buildid/{id}/debuginfo"));
     let cache = s(scratch.join("cache"));
     // The first URL answers 503 (no such API there), the second has it: tried in order.
@@ -278,6 +287,58 @@ fn debug_files_come_from_a_debuginfod_server_then_its_cache() {
         std::fs::read(entry.join("debuginfo")).unwrap(),
         std::fs::read(&debug).unwrap()
     );
+
+    // A core of it, its executable moved away since (the process runs on): `core CORE`
+    // alone fetches both the executable and its debug file by the build id in the core.
+    // A second server has the executable (the first one answers 404 for it): a server
+    // serves a stripped executable with its symbol table as debuginfo too, and which of two
+    // files one server answers with is its choice.
+    if let Some(core) = gcore(t.pid, &scratch.join("core")) {
+        let exe_dir = scratch.join("served-exe");
+        std::fs::create_dir_all(&exe_dir).unwrap();
+        std::fs::copy(&stripped, exe_dir.join("tokio-target")).unwrap();
+        let mut exe_server = Server::start(&exe_dir, &scratch.join("server-exe"));
+        exe_server.wait_until_served(&format!("/buildid/{id}/executable"));
+        let exe_path = format!("/buildid/{id}/executable");
+        assert_eq!(http_status(server.port, &exe_path), Some(404));
+        let moved = s(scratch.join("moved-away"));
+        std::fs::rename(&stripped, &moved).unwrap();
+        let fresh = s(scratch.join("cache-core"));
+        let both = format!("{} {}", server.url, exe_server.url);
+        let core_env = [
+            no_dirs,
+            ("DEBUGINFOD_URLS", both.as_str()),
+            ("DEBUGINFOD_CACHE_PATH", fresh.as_str()),
+        ];
+        let from_core = read_with_types_timer(
+            &tasktrace_env(&["core", &core, "--json"], &core_env),
+            "deadline at",
+        );
+        assert_eq!(from_core, want, "every task, from the core");
+        drop(exe_server);
+        for artifact in ["executable", "debuginfo"] {
+            let cached = Path::new(&fresh).join(&id).join(artifact);
+            assert!(cached.is_file(), "{cached:?} not cached");
+        }
+        // No server: the path the core names, and what to do.
+        fails_with(
+            &tasktrace_env(
+                &["core", &core],
+                &[
+                    no_dirs,
+                    ("DEBUGINFOD_URLS", ""),
+                    ("DEBUGINFOD_CACHE_PATH", &empty),
+                ],
+            ),
+            &[
+                &format!("the core names {stripped}; looked in {stripped} (not there)"),
+                &format!("{empty}/{id}/executable (not there)"),
+                "--exe BIN",
+                "--sysroot DIR",
+            ],
+        );
+        std::fs::rename(&moved, &stripped).unwrap();
+    }
 
     // Only a server without it: the URL and its answer.
     fails_with(
