@@ -134,6 +134,8 @@ pub fn attach(pid: i32, opts: &Options) -> Result<Dump> {
 /// indexed, and its mapped files' unwind tables loaded, once for all of them.
 pub struct Session {
     pid: i32,
+    /// Its pid and, in a container, its pid there: how notes and errors name it.
+    ids: target::pid::ProcessIds,
     info: debuginfo::DebugInfo,
     prepared: Prepared,
     unwinder: Option<unwind::Unwinder>,
@@ -179,8 +181,9 @@ impl Session {
         info.release_pages();
         progress.say(|| {
             format!(
-                "indexed the debuginfo of {}; stopping process {pid}",
-                exe.display()
+                "indexed the debuginfo of {}; stopping {}",
+                exe.display(),
+                target::pid::ProcessIds::of(pid)
             )
         });
         // The threads view unwinds native stacks: load the mapped files' unwind tables and
@@ -195,6 +198,7 @@ impl Session {
         });
         Ok(Session {
             pid,
+            ids: target::pid::ProcessIds::of(pid),
             info,
             prepared,
             unwinder,
@@ -206,11 +210,11 @@ impl Session {
     /// Stops every thread, reads every task, detaches (on every path): the dump, and how long
     /// the process was stopped.
     pub fn sample(&self, opts: &Options) -> Result<(Dump, Duration)> {
-        let (pid, info, progress) = (self.pid, &self.info, &self.progress);
+        let (pid, ids, info, progress) = (self.pid, self.ids, &self.info, &self.progress);
         let stopped = std::time::Instant::now();
         let process = target::live::LiveProcess::attach(pid, opts.timeout).map_err(|e| {
             if exited(pid) {
-                Error::Other(format!("process {pid} exited while it was being attached"))
+                Error::Other(format!("{ids} exited while it was being attached"))
             } else {
                 e
             }
@@ -254,19 +258,18 @@ impl Session {
         let mut dump = match dump {
             Err(_) if exited(pid) => {
                 return Err(Error::Other(format!(
-                    "process {pid} exited while it was being read"
+                    "{ids} exited while it was being read"
                 )))
             }
             Ok(mut d) if exited(pid) => {
-                d.notes.push(format!(
-                    "partial: process {pid} exited while it was being read"
-                ));
+                d.notes
+                    .push(format!("partial: {ids} exited while it was being read"));
                 d
             }
             other => other?,
         };
         dump.notes.push(format!(
-            "process {pid} was stopped for {:.1} ms ({} KiB copied; decoded after it resumed{})",
+            "{ids} was stopped for {:.1} ms ({} KiB copied; decoded after it resumed{})",
             stopped_for.as_secs_f64() * 1e3,
             snap.copied() / 1024,
             match snap.late_reads() {

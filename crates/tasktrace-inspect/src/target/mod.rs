@@ -4,6 +4,7 @@ pub mod core;
 pub mod core_exe;
 pub mod files;
 pub mod live;
+pub mod pid;
 
 use crate::error::Result;
 
