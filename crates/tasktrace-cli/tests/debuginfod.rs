@@ -219,7 +219,13 @@ fn debug_files_come_from_a_debuginfod_server_then_its_cache() {
     std::fs::create_dir_all(&served).unwrap();
     let debug = s(served.join("tokio-target.debug"));
     let stripped = s(scratch.join("tokio-target"));
-    assert!(objcopy(&["--only-keep-debug", &exe, &debug]));
+    // Compressed, as distributions' debug files (and their debuginfod servers') are.
+    assert!(objcopy(&[
+        "--only-keep-debug",
+        "--compress-debug-sections=zlib",
+        &exe,
+        &debug
+    ]));
     assert!(objcopy(&["--strip-debug", &exe, &stripped]));
     let id = build_id(&stripped);
     let t = Target::start(&stripped, &["1"]);

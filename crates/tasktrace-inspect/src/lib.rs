@@ -5,7 +5,8 @@
 //! Layers, bottom up, one module each: [`target`] (memory, threads and registers of a stopped
 //! process or a core file), [`snapshot`] (a page cache: a live process is stopped only while
 //! what is needed is copied, then decoded while it runs), [`debuginfo`] (an owned index of the
-//! executable's DWARF; [`debugfile`] finds it in a separate file), [`value`] (typed reads),
+//! executable's DWARF; [`debugfile`] finds it in a separate file, [`debuginfod`] on a
+//! debuginfod server), [`value`] (typed reads),
 //! [`tokio`] (everything tokio-version-specific: runtimes, owned task lists, LocalSets, task
 //! cells, workers' queues; member chains per version in [`tokio::layout`]), [`decode`] (state
 //! machines, join branches, sets of futures, futures written by hand, and leaves → frames), [`threads`] (what each
