@@ -280,8 +280,20 @@ fn debug_files_come_from_a_debuginfod_server_then_its_cache() {
         ("DEBUGINFOD_CACHE_PATH", cache.as_str()),
         ("DEBUGINFOD_TIMEOUT", "30"),
     ];
-    let got = read_with_types(&tasktrace_env(&attach, &env));
+    let fetched = tasktrace_env(&attach, &env);
+    let got = read_with_types(&fetched);
     assert_eq!(got, want, "every task, as with --debuginfo");
+    // A download of megabytes says how far it is, and when it is done.
+    let said = String::from_utf8_lossy(&fetched.stderr);
+    let url = format!("{}/buildid/{id}/debuginfo", server.url);
+    assert!(
+        said.contains(&format!("tasktrace: downloading {url}: ")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("tasktrace: downloaded {url} (")),
+        "{said}"
+    );
     // The cache holds the file whole, and nothing else (no temporary file left).
     let entry = Path::new(&cache).join(&id);
     let names: Vec<_> = std::fs::read_dir(&entry)
@@ -361,8 +373,11 @@ fn debug_files_come_from_a_debuginfod_server_then_its_cache() {
 
     // The server gone: the cache serves.
     drop(server);
-    let got = read_with_types(&tasktrace_env(&attach, &env));
+    let cached = tasktrace_env(&attach, &env);
+    let got = read_with_types(&cached);
     assert_eq!(got, want, "every task, from the cache");
+    let said = String::from_utf8_lossy(&cached.stderr);
+    assert!(!said.contains("download"), "nothing downloaded: {said}");
     // …and without the cache, the URL that does not answer is named.
     fails_with(
         &tasktrace_env(

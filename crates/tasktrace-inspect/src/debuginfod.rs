@@ -35,8 +35,9 @@ use std::time::{Duration, Instant};
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(90);
 /// Seconds a whole download may take, by default.
 const DEFAULT_MAXTIME: Duration = Duration::from_secs(600);
-/// Downloads at least this large get progress lines on stderr.
-const LARGE: u64 = 8 << 20;
+/// Downloads at least this large get progress lines on stderr (on a slow link a megabyte
+/// takes seconds; a service's debug file is tens or hundreds of them).
+const LARGE: u64 = 1 << 20;
 /// How often a large download says how far it is.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 

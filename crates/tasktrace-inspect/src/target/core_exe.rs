@@ -16,6 +16,7 @@
 use super::core::CoreFile;
 use super::files::{TargetFiles, DELETED};
 use super::{MappedFile, Target};
+use crate::bytes::FileBytes;
 use crate::debuginfod;
 use crate::error::{Error, Looked, Result};
 use std::path::Path;
@@ -41,7 +42,8 @@ pub fn find(core: &CoreFile, core_path: &str, files: &TargetFiles) -> Result<Cor
     let id = entry.and_then(|e| image_build_id(core, &maps, e));
     let mut looked = Vec::new();
     let fits = |p: &Path| -> std::result::Result<(), String> {
-        let data = std::fs::read(p).map_err(|e| format!("cannot read: {e}"))?;
+        let data =
+            FileBytes::open(&p.to_string_lossy()).map_err(|e| format!("cannot read: {e}"))?;
         let obj = object::File::parse(&*data).map_err(|_| "not an ELF file".to_string())?;
         match (&id, crate::debugfile::build_id(&obj)) {
             (Some(want), Some(got)) if *want != got => Err(format!(
