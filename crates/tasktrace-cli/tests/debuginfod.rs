@@ -3,7 +3,8 @@
 //! own `debuginfod -F DIR`, and `tasktrace attach` finds it by build id through
 //! `DEBUGINFOD_URLS`, caches it under `DEBUGINFOD_CACHE_PATH`, and reads it from the cache
 //! once the server is gone. When no server has it, one line lists each URL with its answer;
-//! a server that accepts but never answers is given up at `DEBUGINFOD_TIMEOUT`. A `gcore`
+//! a server that accepts but never answers is given up at `DEBUGINFOD_TIMEOUT`, and a download
+//! cut off leaves nothing in the cache. A `gcore`
 //! core of it, read with `core CORE` alone after its executable moved away, gets the
 //! executable (`/executable`) and its debug file from the servers by the build id in the core.
 //!
@@ -412,6 +413,69 @@ fn silent_server(limit: Duration) -> u16 {
         }
     });
     port
+}
+
+/// Answers every request on a free port with a 200 that promises a megabyte and sends a
+/// kilobyte of it before closing, for `limit`: a download cut off.
+fn cut_off_server(limit: Duration) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let port = listener.local_addr().expect("its address").port();
+    listener.set_nonblocking(true).expect("non-blocking");
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            let _ = conn.set_nonblocking(false);
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut request = [0u8; 4096];
+            let _ = conn.read(&mut request);
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n");
+            let _ = conn.write_all(&[0x7f; 1024]);
+        }
+    });
+    port
+}
+
+#[test]
+fn a_download_cut_off_leaves_nothing_in_the_cache() {
+    assert!(objcopy(&["--version"]), "objcopy (binutils) is needed");
+    let exe = build_target("1.54.1", "release");
+    let scratch = Scratch::new("debuginfod-cut");
+    let stripped = scratch.join("tokio-target");
+    let stripped = stripped.to_str().expect("utf-8");
+    assert!(objcopy(&["--strip-debug", &exe, stripped]));
+    let id = build_id(stripped);
+    let t = Target::start(stripped, &["1"]);
+    let url = format!(
+        "http://127.0.0.1:{}",
+        cut_off_server(Duration::from_secs(60))
+    );
+    let cache = scratch.join("cache");
+    let out = tasktrace_env(
+        &["attach", &t.pid.to_string()],
+        &[
+            ("TASKTRACE_DEBUG_FILE_DIRECTORY", "/nonexistent"),
+            ("DEBUGINFOD_URLS", &url),
+            ("DEBUGINFOD_CACHE_PATH", cache.to_str().expect("utf-8")),
+        ],
+    );
+    // The download's progress line, then the error's one line.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines: Vec<_> = err.trim_end().lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].starts_with("tasktrace: downloading "), "{err}");
+    let failed = format!("{url}/buildid/{id}/debuginfo (failed: ");
+    assert!(lines[1].contains(&failed), "{err}");
+    // Not a byte of it in the cache: no entry, no temporary file.
+    let left: Vec<_> = std::fs::read_dir(cache.join(&id))
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in the cache: {left:?}");
+    t.assert_running_and_echoes();
 }
 
 #[test]
