@@ -104,7 +104,8 @@ fn matches(data: &[u8], want: Option<&[u8]>) -> std::result::Result<(), String> 
     Ok(())
 }
 
-fn hex(b: &[u8]) -> String {
+/// `b` in lower-case hex, as build ids are written.
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

@@ -26,6 +26,7 @@
 //!   recorded as timed out and the next one asked.
 //! - A server's every answer is recorded ([`Looked`]) for the missing-debuginfo error.
 
+use crate::debugfile::hex;
 use crate::error::{Looked, ServerAnswer};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -324,10 +325,6 @@ impl<'a> Progress<'a> {
 
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[cfg(test)]

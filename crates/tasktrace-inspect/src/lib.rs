@@ -180,13 +180,8 @@ impl Session {
         let prepared = Prepared::new(&info)?;
         // The pages the index and the preparation touched are the page cache's, not ours.
         info.release_pages();
-        progress.say(|| {
-            format!(
-                "indexed the debuginfo of {}; stopping {}",
-                exe.display(),
-                target::pid::ProcessIds::of(pid)
-            )
-        });
+        let ids = target::pid::ProcessIds::of(pid);
+        progress.say(|| format!("indexed the debuginfo of {}; stopping {ids}", exe.display()));
         // The threads view unwinds native stacks: load the mapped files' unwind tables and
         // symbols now, not while the process is stopped.
         let unwinder = opts.threads.then(|| {
@@ -199,7 +194,7 @@ impl Session {
         });
         Ok(Session {
             pid,
-            ids: target::pid::ProcessIds::of(pid),
+            ids,
             info,
             prepared,
             unwinder,

@@ -17,6 +17,7 @@ use super::core::CoreFile;
 use super::files::{TargetFiles, DELETED};
 use super::{MappedFile, Target};
 use crate::bytes::FileBytes;
+use crate::debugfile::hex;
 use crate::debuginfod;
 use crate::error::{Error, Looked, Result};
 use std::path::Path;
@@ -168,10 +169,6 @@ fn gnu_build_id(mut notes: &[u8]) -> Option<Vec<u8>> {
         notes = notes.get(desc_end..)?;
     }
     None
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[cfg(test)]
