@@ -740,7 +740,14 @@ fn bad_inputs_give_one_line_errors() {
         1,
         "cannot read /nonexistent/core",
     );
-    fails_with(&["core", text], 2, "--exe");
+    // Without --exe the core is read first (for the executable it names).
+    fails_with(&["core", text], 1, "not an ELF file");
+    fails_with(
+        &["core", "/nonexistent/core"],
+        1,
+        "cannot read /nonexistent/core",
+    );
+    fails_with(&["core", TARGET], 1, "corrupt core file");
     fails_with(&["frobnicate"], 2, "unrecognized subcommand");
     fails_with(&["attach", "1", "--timeout", "-3"], 2, "bad --timeout");
     fails_with(&["attach", "1", "--task", "("], 2, "bad --task regex");

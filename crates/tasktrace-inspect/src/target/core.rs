@@ -625,6 +625,26 @@ mod tests {
     }
 
     #[test]
+    fn execfn_is_the_string_at_at_execfn() {
+        let memory = |bytes: &[u8], execfn: Option<u64>| {
+            let mut core = left_out_page("/nonexistent", 0);
+            core.data = bytes.to_vec();
+            core.segments[0].memsz = bytes.len() as u64;
+            core.segments[0].filesz = bytes.len() as u64;
+            core.segments[0].present = bytes.len() as u64;
+            core.mappings.clear();
+            core.execfn = execfn;
+            core
+        };
+        let core = memory(b"x\0/app/server\0", Some(0x1002));
+        assert_eq!(core.execfn().as_deref(), Some("/app/server"));
+        // Without its NUL in the memory present, or pointing nowhere: none.
+        assert_eq!(memory(b"/app/ser", Some(0x1000)).execfn(), None);
+        assert_eq!(memory(b"/app\0", Some(0x9000)).execfn(), None);
+        assert_eq!(memory(b"/app\0", None).execfn(), None);
+    }
+
+    #[test]
     fn left_out_pages_are_never_read_from_fifos_or_devices() {
         // A crafted core naming a FIFO (or /dev/stdin) must not block the reader.
         let dir = std::env::temp_dir().join(format!("tasktrace-fifo-{}", std::process::id()));
