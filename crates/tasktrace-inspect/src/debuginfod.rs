@@ -12,7 +12,9 @@
 //!   elfutils' too); `DEBUGINFOD_MAXTIME`: seconds a whole download may take (elfutils has no
 //!   limit by default; here 600, so that no read waits for ever).
 //!
-//! The request is `GET <url>/buildid/<hex>/debuginfo` (or `/executable`).
+//! The request is `GET <url>/buildid/<hex>/debuginfo` (or `/executable`). The HTTP client is
+//! this crate's `debuginfod` feature (on by default; the `tasktrace` crate's in-process
+//! snapshot leaves it off): without it the cache is read and no server is asked.
 //!
 //! Invariants:
 //! - **The cache holds whole, checked files only.** A download goes to a temporary file in
@@ -28,19 +30,13 @@
 
 use crate::debugfile::hex;
 use crate::error::{Looked, ServerAnswer};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Seconds a server has to connect and start answering, by default (elfutils' default).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(90);
 /// Seconds a whole download may take, by default.
 const DEFAULT_MAXTIME: Duration = Duration::from_secs(600);
-/// Downloads at least this large get progress lines on stderr (on a slow link a megabyte
-/// takes seconds; a service's debug file is tens or hundreds of them).
-const LARGE: u64 = 1 << 20;
-/// How often a large download says how far it is.
-const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// What is fetched for a build id: its path segment on a server and its file name in the
 /// cache are the same word.
@@ -146,15 +142,51 @@ impl Client {
         dest: &Path,
         accept: &dyn Fn(&Path) -> Result<(), String>,
     ) -> Result<(), ServerAnswer> {
+        #[cfg(feature = "debuginfod")]
+        return fetch::download(self, url, dest, accept);
+        #[cfg(not(feature = "debuginfod"))]
+        {
+            let _ = (url, dest, accept);
+            Err(ServerAnswer::Failed(
+                "this build has no debuginfod client (tasktrace-inspect's `debuginfod` feature)"
+                    .into(),
+            ))
+        }
+    }
+}
+
+/// The HTTP side: requests with deadlines, downloads into the cache through a temporary
+/// file.
+#[cfg(feature = "debuginfod")]
+mod fetch {
+    use super::Client;
+    use crate::error::ServerAnswer;
+    use std::io::{Read, Write};
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    /// Downloads at least this large get progress lines on stderr (on a slow link a megabyte
+    /// takes seconds; a service's debug file is tens or hundreds of them).
+    const LARGE: u64 = 1 << 20;
+    /// How often a large download says how far it is.
+    const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+    /// Downloads `url` into `dest` (through a temporary file beside it, checked by `accept`).
+    pub(super) fn download(
+        client: &Client,
+        url: &str,
+        dest: &Path,
+        accept: &dyn Fn(&Path) -> Result<(), String>,
+    ) -> Result<(), ServerAnswer> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_connect(Some(self.timeout))
-            .timeout_recv_response(Some(self.timeout))
-            .timeout_global(Some(self.maxtime))
+            .timeout_connect(Some(client.timeout))
+            .timeout_recv_response(Some(client.timeout))
+            .timeout_global(Some(client.maxtime))
             .user_agent(concat!("tasktrace/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        let mut response = agent.get(url).call().map_err(|e| self.failure(&e))?;
+        let mut response = agent.get(url).call().map_err(|e| failure(client, &e))?;
         let status = response.status().as_u16();
         if status != 200 {
             return Err(ServerAnswer::Status(status));
@@ -172,7 +204,7 @@ impl Client {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(self.read_failure(e)),
+                Err(e) => return Err(read_failure(client, e)),
             };
             partial.write(&buf[..n])?;
             progress.advance(n as u64);
@@ -184,147 +216,149 @@ impl Client {
     }
 
     /// A failed request, with the deadlines named when one of them passed.
-    fn failure(&self, e: &ureq::Error) -> ServerAnswer {
+    fn failure(client: &Client, e: &ureq::Error) -> ServerAnswer {
         match e {
-            ureq::Error::Timeout(_) => self.timed_out(),
+            ureq::Error::Timeout(_) => timed_out(client),
             other => ServerAnswer::Failed(other.to_string()),
         }
     }
 
     /// A failed read of an answer's body (ureq's error inside an `io::Error`).
-    fn read_failure(&self, e: std::io::Error) -> ServerAnswer {
+    fn read_failure(client: &Client, e: std::io::Error) -> ServerAnswer {
         if e.kind() == std::io::ErrorKind::TimedOut {
-            return self.timed_out();
+            return timed_out(client);
         }
         match e.get_ref().and_then(|i| i.downcast_ref::<ureq::Error>()) {
-            Some(inner) => self.failure(inner),
+            Some(inner) => failure(client, inner),
             None => ServerAnswer::Failed(e.to_string()),
         }
     }
 
-    fn timed_out(&self) -> ServerAnswer {
+    fn timed_out(client: &Client) -> ServerAnswer {
         ServerAnswer::TimedOut {
-            start: self.timeout,
-            whole: self.maxtime,
-        }
-    }
-}
-
-/// A download's temporary file: removed when dropped unless renamed to its place.
-struct PartialFile {
-    path: PathBuf,
-    file: Option<std::fs::File>,
-    kept: bool,
-}
-
-impl PartialFile {
-    /// A new file beside `dest`, at a name no reader looks up (and no other writer uses).
-    fn create(dest: &Path) -> Result<PartialFile, ServerAnswer> {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static SEQ: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            ".{}.tasktrace-{}-{}.part",
-            dest.file_name().unwrap_or_default().to_string_lossy(),
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = dest.with_file_name(name);
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| ServerAnswer::Cache(format!("cannot create {}: {e}", path.display())))?;
-        Ok(PartialFile {
-            path,
-            file: Some(file),
-            kept: false,
-        })
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> Result<(), ServerAnswer> {
-        let file = self.file.as_mut().expect("written before finish");
-        file.write_all(bytes).map_err(|e| self.cache_error(e))
-    }
-
-    /// Flushed to disk and closed: what is renamed is the whole file.
-    fn finish(&mut self) -> Result<(), ServerAnswer> {
-        if let Some(file) = self.file.take() {
-            file.sync_all().map_err(|e| self.cache_error(e))?;
-        }
-        Ok(())
-    }
-
-    fn rename_to(mut self, dest: &Path) -> Result<(), ServerAnswer> {
-        std::fs::rename(&self.path, dest).map_err(|e| self.cache_error(e))?;
-        self.kept = true;
-        Ok(())
-    }
-
-    fn cache_error(&self, e: std::io::Error) -> ServerAnswer {
-        ServerAnswer::Cache(format!("cannot write {}: {e}", self.path.display()))
-    }
-}
-
-impl Drop for PartialFile {
-    fn drop(&mut self) {
-        if !self.kept {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Progress lines on stderr for a large download (or one of unknown size that grows large).
-struct Progress<'a> {
-    url: &'a str,
-    size: Option<u64>,
-    got: u64,
-    started: Instant,
-    said: Option<Instant>,
-}
-
-impl<'a> Progress<'a> {
-    fn new(url: &'a str, size: Option<u64>) -> Self {
-        Progress {
-            url,
-            size,
-            got: 0,
-            started: Instant::now(),
-            said: None,
+            start: client.timeout,
+            whole: client.maxtime,
         }
     }
 
-    fn advance(&mut self, n: u64) {
-        self.got += n;
-        let large = self.size.unwrap_or(self.got) >= LARGE;
-        let due = self.said.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
-        if large && due {
-            let of = self
-                .size
-                .map(|s| format!(" of {:.1}", mb(s)))
-                .unwrap_or_default();
-            eprintln!(
-                "tasktrace: downloading {}: {:.1}{of} MB",
-                self.url,
-                mb(self.got)
+    /// A download's temporary file: removed when dropped unless renamed to its place.
+    pub(super) struct PartialFile {
+        pub(super) path: PathBuf,
+        file: Option<std::fs::File>,
+        kept: bool,
+    }
+
+    impl PartialFile {
+        /// A new file beside `dest`, at a name no reader looks up (and no other writer uses).
+        pub(super) fn create(dest: &Path) -> Result<PartialFile, ServerAnswer> {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static SEQ: AtomicU32 = AtomicU32::new(0);
+            let name = format!(
+                ".{}.tasktrace-{}-{}.part",
+                dest.file_name().unwrap_or_default().to_string_lossy(),
+                std::process::id(),
+                SEQ.fetch_add(1, Ordering::Relaxed)
             );
-            self.said = Some(Instant::now());
+            let path = dest.with_file_name(name);
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| {
+                    ServerAnswer::Cache(format!("cannot create {}: {e}", path.display()))
+                })?;
+            Ok(PartialFile {
+                path,
+                file: Some(file),
+                kept: false,
+            })
+        }
+
+        pub(super) fn write(&mut self, bytes: &[u8]) -> Result<(), ServerAnswer> {
+            let file = self.file.as_mut().expect("written before finish");
+            file.write_all(bytes).map_err(|e| self.cache_error(e))
+        }
+
+        /// Flushed to disk and closed: what is renamed is the whole file.
+        pub(super) fn finish(&mut self) -> Result<(), ServerAnswer> {
+            if let Some(file) = self.file.take() {
+                file.sync_all().map_err(|e| self.cache_error(e))?;
+            }
+            Ok(())
+        }
+
+        pub(super) fn rename_to(mut self, dest: &Path) -> Result<(), ServerAnswer> {
+            std::fs::rename(&self.path, dest).map_err(|e| self.cache_error(e))?;
+            self.kept = true;
+            Ok(())
+        }
+
+        fn cache_error(&self, e: std::io::Error) -> ServerAnswer {
+            ServerAnswer::Cache(format!("cannot write {}: {e}", self.path.display()))
         }
     }
 
-    fn done(&self) {
-        if self.said.is_some() {
-            eprintln!(
-                "tasktrace: downloaded {} ({:.1} MB in {:.1}s)",
-                self.url,
-                mb(self.got),
-                self.started.elapsed().as_secs_f64()
-            );
+    impl Drop for PartialFile {
+        fn drop(&mut self) {
+            if !self.kept {
+                let _ = std::fs::remove_file(&self.path);
+            }
         }
     }
-}
 
-fn mb(bytes: u64) -> f64 {
-    bytes as f64 / 1e6
+    /// Progress lines on stderr for a large download (or one of unknown size that grows large).
+    struct Progress<'a> {
+        url: &'a str,
+        size: Option<u64>,
+        got: u64,
+        started: Instant,
+        said: Option<Instant>,
+    }
+
+    impl<'a> Progress<'a> {
+        fn new(url: &'a str, size: Option<u64>) -> Self {
+            Progress {
+                url,
+                size,
+                got: 0,
+                started: Instant::now(),
+                said: None,
+            }
+        }
+
+        fn advance(&mut self, n: u64) {
+            self.got += n;
+            let large = self.size.unwrap_or(self.got) >= LARGE;
+            let due = self.said.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
+            if large && due {
+                let of = self
+                    .size
+                    .map(|s| format!(" of {:.1}", mb(s)))
+                    .unwrap_or_default();
+                eprintln!(
+                    "tasktrace: downloading {}: {:.1}{of} MB",
+                    self.url,
+                    mb(self.got)
+                );
+                self.said = Some(Instant::now());
+            }
+        }
+
+        fn done(&self) {
+            if self.said.is_some() {
+                eprintln!(
+                    "tasktrace: downloaded {} ({:.1} MB in {:.1}s)",
+                    self.url,
+                    mb(self.got),
+                    self.started.elapsed().as_secs_f64()
+                );
+            }
+        }
+    }
+
+    fn mb(bytes: u64) -> f64 {
+        bytes as f64 / 1e6
+    }
 }
 
 #[cfg(test)]
@@ -349,8 +383,10 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "debuginfod")]
     #[test]
     fn a_partial_file_is_removed_unless_renamed() {
+        use super::fetch::PartialFile;
         let dir = std::env::temp_dir().join(format!("tasktrace-partial-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let dest = dir.join("debuginfo");
