@@ -15,7 +15,7 @@ use tasktrace_model::{Dump, Format};
 
 const USAGE: &str =
     "tasktrace attach <PID> [--format FMT] [-o FILE] [--task REGEX] [--threads] [--timeout SECS]
-       tasktrace core <CORE> --exe <BIN> [--format FMT] [-o FILE] [--task REGEX] [--threads]
+       tasktrace core <CORE> [--exe BIN] [--sysroot DIR] [--format FMT] [-o FILE] [--task REGEX] [--threads]
        tasktrace record <PID> --duration SECS [--rate HZ] [--format folded|svg|speedscope|pprof] [-o FILE] [--task REGEX] [--threads]
        tasktrace demo [--format FMT] [-o FILE]";
 
@@ -50,9 +50,14 @@ enum Cmd {
     Core {
         /// The core file.
         core: String,
-        /// The executable that dumped it.
+        /// The executable that dumped it (default: the one the core names, found under
+        /// `--sysroot` or where it was, or by build id from `DEBUGINFOD_URLS`).
         #[arg(long, value_name = "BIN")]
-        exe: String,
+        exe: Option<String>,
+        /// The dumping machine's (or container's) files, copied here: the executable, its
+        /// libraries and debug files are looked up under DIR first.
+        #[arg(long, value_name = "DIR")]
+        sysroot: Option<String>,
         /// A separate debug file for the executable (see `attach --debuginfo`).
         #[arg(long, value_name = "FILE")]
         debuginfo: Option<String>,
@@ -339,6 +344,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Core {
             core,
             exe,
+            sysroot,
             debuginfo,
             out,
         } => {
@@ -346,10 +352,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 threads: out.threads,
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 debuginfo,
+                sysroot,
                 ..Options::default()
             };
             (
-                tasktrace_inspect::core(&core, &exe, &opts).map_err(|e| e.to_string())?,
+                tasktrace_inspect::core(&core, exe.as_deref(), &opts).map_err(|e| e.to_string())?,
                 out,
             )
         }

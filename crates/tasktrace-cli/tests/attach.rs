@@ -479,6 +479,10 @@ fn core_file_shows_the_same_trees() {
 
     let d = dump_of(&tasktrace(&["core", &core, "--exe", TARGET, "--json"]));
     assert_trees(&d, false, true);
+    // Without --exe: the executable is the one the core names (NT_FILE at the entry point).
+    let named = dump_of(&tasktrace(&["core", &core, "--json"]));
+    assert_trees(&named, false, true);
+    assert_eq!(named.tasks.len(), d.tasks.len(), "{named}");
     // What a core cannot tell is said once.
     assert!(
         d.notes
@@ -736,7 +740,14 @@ fn bad_inputs_give_one_line_errors() {
         1,
         "cannot read /nonexistent/core",
     );
-    fails_with(&["core", text], 2, "--exe");
+    // Without --exe the core is read first (for the executable it names).
+    fails_with(&["core", text], 1, "not an ELF file");
+    fails_with(
+        &["core", "/nonexistent/core"],
+        1,
+        "cannot read /nonexistent/core",
+    );
+    fails_with(&["core", TARGET], 1, "corrupt core file");
     fails_with(&["frobnicate"], 2, "unrecognized subcommand");
     fails_with(&["attach", "1", "--timeout", "-3"], 2, "bad --timeout");
     fails_with(&["attach", "1", "--task", "("], 2, "bad --task regex");

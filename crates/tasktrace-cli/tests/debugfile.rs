@@ -55,7 +55,11 @@ fn separate_debug_files_are_found_or_given() {
     std::fs::rename(&debug, &moved).unwrap();
     let none = tasktrace_env(
         &["attach", &pid],
-        &[("TASKTRACE_DEBUG_FILE_DIRECTORY", "/nonexistent")],
+        &[
+            ("TASKTRACE_DEBUG_FILE_DIRECTORY", "/nonexistent"),
+            // No debuginfod server either (a login shell may set one).
+            ("DEBUGINFOD_URLS", ""),
+        ],
     );
     fails_with(&none, "give one with --debuginfo FILE");
     assert!(String::from_utf8_lossy(&none.stderr).contains(&debug));

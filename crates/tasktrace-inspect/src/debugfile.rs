@@ -6,13 +6,18 @@
 //!    `NT_GNU_BUILD_ID` note (hex `xxrest…`), for each debug directory `DIR` (`/usr/lib/debug`,
 //!    or the `:`-separated list in `TASKTRACE_DEBUG_FILE_DIRECTORY`);
 //! 3. `.gnu_debuglink` (a file name and the CRC-32 of that file): next to the executable,
-//!    in its `.debug/` subdirectory, and under `DIR/<the executable's directory>/`.
+//!    in its `.debug/` subdirectory, and under `DIR/<the executable's directory>/`;
+//! 4. by build id from the debuginfod cache, then the servers of `DEBUGINFOD_URLS`
+//!    ([`crate::debuginfod`]).
+//!
+//! When none is found, [`Error::NoDebugFile`] lists each place looked in and what was there.
 //!
 //! A candidate is used only if it matches: same build id when both files have one, and for a
 //! debuglink the CRC. An explicit file that does not match is an error, not skipped.
 
 use crate::bytes::FileBytes;
-use crate::error::{Error, Result};
+use crate::debuginfod;
+use crate::error::{Error, Looked, Result};
 use crate::target::files::{self, TargetFiles};
 use object::{Object, ObjectSection};
 use std::path::{Path, PathBuf};
@@ -99,7 +104,8 @@ fn matches(data: &[u8], want: Option<&[u8]>) -> std::result::Result<(), String> 
     Ok(())
 }
 
-fn hex(b: &[u8]) -> String {
+/// `b` in lower-case hex, as build ids are written.
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -127,13 +133,20 @@ pub fn find(
         return Ok(None);
     }
     let mut looked = Vec::new();
-    let try_file = |p: &Path, crc: Option<u32>, looked: &mut Vec<String>| -> Option<DebugFile> {
-        looked.push(p.display().to_string());
-        let data = FileBytes::open(&p.to_string_lossy()).ok()?;
-        if crc.is_some_and(|c| crc32(&data) != c) {
+    let try_file = |p: &Path, crc: Option<u32>, looked: &mut Vec<Looked>| -> Option<DebugFile> {
+        let Ok(data) = FileBytes::open(&p.to_string_lossy()) else {
+            looked.push(Looked::missing(p));
+            return None;
+        };
+        if let Some(want) = crc.filter(|c| crc32(&data) != *c) {
+            let why = format!("its CRC-32 is not the {want:08x} of the .gnu_debuglink");
+            looked.push(Looked::unfit(p, why));
             return None;
         }
-        matches(&data, id.as_deref()).ok()?;
+        if let Err(why) = matches(&data, id.as_deref()) {
+            looked.push(Looked::unfit(p, why));
+            return None;
+        }
         DebugFile::new(data, &p.display().to_string())
     };
     let dirs = debug_dirs(files);
@@ -169,14 +182,26 @@ pub fn find(
             }
         }
     }
+    // Last, as gdb does: the debuginfod servers (and their cache), by build id.
+    if let Some(id) = id.as_deref() {
+        let accept = |p: &Path| {
+            let data =
+                FileBytes::open(&p.to_string_lossy()).map_err(|e| format!("cannot read: {e}"))?;
+            matches(&data, Some(id))
+        };
+        let client = debuginfod::Client::from_env();
+        let found = client.find(id, debuginfod::Artifact::Debuginfo, &accept, &mut looked);
+        if let Some(f) = found.and_then(|p| DebugFile::read(&p.to_string_lossy())) {
+            return Ok(Some(f));
+        }
+    }
     if looked.is_empty() {
         return Err(Error::NoDebugInfo(exe_path.to_string()));
     }
-    Err(Error::Other(format!(
-        "{}; no separate debug file either (looked for {}): give one with --debuginfo FILE",
-        Error::NoDebugInfo(exe_path.to_string()),
-        looked.join(", ")
-    )))
+    Err(Error::NoDebugFile {
+        exe: exe_path.to_string(),
+        looked,
+    })
 }
 
 #[cfg(test)]

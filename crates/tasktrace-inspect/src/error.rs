@@ -15,6 +15,24 @@ pub enum Error {
     NotElf(String),
     /// The executable carries no type information.
     NoDebugInfo(String),
+    /// The executable carries no type information, and no separate debug file for it was
+    /// found where it was looked for.
+    NoDebugFile {
+        /// The executable.
+        exe: String,
+        /// Each place looked in, in order, and what was there.
+        looked: Vec<Looked>,
+    },
+    /// The executable that dumped a core file was not given, and not found where the core
+    /// says it was.
+    NoExecutable {
+        /// The core file.
+        core: String,
+        /// The executable's path in the core (`NT_FILE`, `AT_EXECFN`), when it has one.
+        named: Option<String>,
+        /// Each place looked in, in order, and what was there.
+        looked: Vec<Looked>,
+    },
     /// The executable is not a Rust program.
     NotRust(String),
     /// The executable is a Rust program without tokio in it.
@@ -68,6 +86,48 @@ impl fmt::Display for Error {
                 "no debuginfo with types in {path}: build it with `debug = true` (or \
                  `debug = 2`) in its cargo profile; `line-tables-only` and `limited` have no types"
             ),
+            Error::NoDebugFile { exe, looked } => {
+                write!(
+                    f,
+                    "no debuginfo with types in {exe}, and no separate debug file for it; \
+                     looked in "
+                )?;
+                for (i, place) in looked.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}{place}")?;
+                }
+                write!(
+                    f,
+                    "; to read it, build it with `debug = true` in its cargo profile, give one \
+                     with --debuginfo FILE (or install it at \
+                     /usr/lib/debug/.build-id/xx/rest.debug), or name a debuginfod server in \
+                     DEBUGINFOD_URLS"
+                )
+            }
+            Error::NoExecutable {
+                core,
+                named,
+                looked,
+            } => {
+                write!(f, "cannot find the executable that dumped {core}: ")?;
+                match named {
+                    Some(path) => write!(f, "the core names {path}")?,
+                    None => write!(
+                        f,
+                        "the core names none (no NT_FILE mapping at its entry point, no \
+                         AT_EXECFN)"
+                    )?,
+                }
+                for (i, place) in looked.iter().enumerate() {
+                    let sep = if i == 0 { "; looked in " } else { ", " };
+                    write!(f, "{sep}{place}")?;
+                }
+                write!(
+                    f,
+                    "; give it with --exe BIN, or the dumping machine's files with --sysroot \
+                     DIR, or name a debuginfod server that has it in DEBUGINFOD_URLS"
+                )
+            }
             Error::NotRust(path) => write!(
                 f,
                 "{path} is not a Rust program (no Rust symbols, no rustc mark): tasktrace reads \
@@ -99,6 +159,98 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// A place a separate debug file was looked for, and what was there
+/// ([`Error::NoDebugFile`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Looked {
+    /// A file: a build-id or debuglink path, or a debuginfod cache entry.
+    File {
+        /// The path, as this process opened it.
+        path: String,
+        /// What was there.
+        found: FileFound,
+    },
+    /// A debuginfod server, asked for the build id.
+    Server {
+        /// The URL requested.
+        url: String,
+        /// Its answer.
+        answer: ServerAnswer,
+    },
+}
+
+impl Looked {
+    /// No file at `path`.
+    pub fn missing(path: &std::path::Path) -> Looked {
+        Looked::File {
+            path: path.display().to_string(),
+            found: FileFound::Missing,
+        }
+    }
+
+    /// A file at `path` that is not the debug file wanted, and why.
+    pub fn unfit(path: &std::path::Path, why: String) -> Looked {
+        Looked::File {
+            path: path.display().to_string(),
+            found: FileFound::Unfit(why),
+        }
+    }
+}
+
+/// What a debug file's path held.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileFound {
+    /// Nothing (or nothing this process may read).
+    Missing,
+    /// A file that is not the one wanted (another build id, a CRC-32 that differs, no
+    /// `.debug_info`), and why.
+    Unfit(String),
+}
+
+/// A debuginfod server's answer to a request that gave no file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerAnswer {
+    /// An HTTP status other than 200 (404: it does not have that build id).
+    Status(u16),
+    /// A deadline passed.
+    TimedOut {
+        /// For connecting and the answer's first byte (`DEBUGINFOD_TIMEOUT`).
+        start: std::time::Duration,
+        /// For the whole download (`DEBUGINFOD_MAXTIME`).
+        whole: std::time::Duration,
+    },
+    /// No answer: the connection or the transfer failed, and how.
+    Failed(String),
+    /// A file that is not the one wanted, and why.
+    Unfit(String),
+    /// The answer could not be stored in the cache, and why.
+    Cache(String),
+}
+
+impl fmt::Display for Looked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Looked::File { path, found } => match found {
+                FileFound::Missing => write!(f, "{path} (not there)"),
+                FileFound::Unfit(why) => write!(f, "{path} (not it: {why})"),
+            },
+            Looked::Server { url, answer } => match answer {
+                ServerAnswer::Status(code) => write!(f, "{url} ({code})"),
+                ServerAnswer::TimedOut { start, whole } => write!(
+                    f,
+                    "{url} (timed out: DEBUGINFOD_TIMEOUT {}s to answer, DEBUGINFOD_MAXTIME {}s \
+                     in all)",
+                    start.as_secs_f64(),
+                    whole.as_secs_f64()
+                ),
+                ServerAnswer::Failed(why) => write!(f, "{url} (failed: {why})"),
+                ServerAnswer::Unfit(why) => write!(f, "{url} (not it: {why})"),
+                ServerAnswer::Cache(why) => write!(f, "{url} (not cached: {why})"),
+            },
+        }
+    }
+}
 
 /// Result with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;

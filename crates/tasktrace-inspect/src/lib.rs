@@ -5,7 +5,8 @@
 //! Layers, bottom up, one module each: [`target`] (memory, threads and registers of a stopped
 //! process or a core file), [`snapshot`] (a page cache: a live process is stopped only while
 //! what is needed is copied, then decoded while it runs), [`debuginfo`] (an owned index of the
-//! executable's DWARF; [`debugfile`] finds it in a separate file), [`value`] (typed reads),
+//! executable's DWARF; [`debugfile`] finds it in a separate file, [`debuginfod`] on a
+//! debuginfod server), [`value`] (typed reads),
 //! [`tokio`] (everything tokio-version-specific: runtimes, owned task lists, LocalSets, task
 //! cells, workers' queues; member chains per version in [`tokio::layout`]), [`decode`] (state
 //! machines, join branches, sets of futures, futures written by hand, and leaves → frames), [`threads`] (what each
@@ -24,6 +25,7 @@ mod addr_hash;
 pub mod bytes;
 pub mod debugfile;
 pub mod debuginfo;
+pub mod debuginfod;
 pub mod decode;
 mod error;
 pub mod frozen;
@@ -38,7 +40,7 @@ pub mod tokio;
 pub mod unwind;
 pub mod value;
 
-pub use error::{Error, Result};
+pub use error::{Error, FileFound, Looked, Result, ServerAnswer};
 pub use prepared::Prepared;
 
 use std::time::Duration;
@@ -65,6 +67,10 @@ pub struct Options {
     /// distribution's `.debug` file). Without it, an executable without debuginfo is looked up
     /// by build id and `.gnu_debuglink` ([`debugfile`]).
     pub debuginfo: Option<String>,
+    /// A core file's machine's (or container's) root directory, as copied to this one: the
+    /// executable, its libraries and debug files are looked up under it first
+    /// ([`target::files`]). Not used for a live process (its files are read through `/proc`).
+    pub sysroot: Option<String>,
     /// Print progress lines on stderr once a read takes longer than a moment (half a
     /// second): which phase it is in, how many tasks are decoded.
     pub progress: bool,
@@ -109,6 +115,7 @@ impl Default for Options {
             max_frames: 1_000_000,
             threads: false,
             debuginfo: None,
+            sysroot: None,
             progress: false,
             runtime_handles: Vec::new(),
         }
@@ -128,6 +135,8 @@ pub fn attach(pid: i32, opts: &Options) -> Result<Dump> {
 /// indexed, and its mapped files' unwind tables loaded, once for all of them.
 pub struct Session {
     pid: i32,
+    /// Its pid and, in a container, its pid there: how notes and errors name it.
+    ids: target::pid::ProcessIds,
     info: debuginfo::DebugInfo,
     prepared: Prepared,
     unwinder: Option<unwind::Unwinder>,
@@ -171,12 +180,8 @@ impl Session {
         let prepared = Prepared::new(&info)?;
         // The pages the index and the preparation touched are the page cache's, not ours.
         info.release_pages();
-        progress.say(|| {
-            format!(
-                "indexed the debuginfo of {}; stopping process {pid}",
-                exe.display()
-            )
-        });
+        let ids = target::pid::ProcessIds::of(pid);
+        progress.say(|| format!("indexed the debuginfo of {}; stopping {ids}", exe.display()));
         // The threads view unwinds native stacks: load the mapped files' unwind tables and
         // symbols now, not while the process is stopped.
         let unwinder = opts.threads.then(|| {
@@ -189,6 +194,7 @@ impl Session {
         });
         Ok(Session {
             pid,
+            ids,
             info,
             prepared,
             unwinder,
@@ -200,11 +206,11 @@ impl Session {
     /// Stops every thread, reads every task, detaches (on every path): the dump, and how long
     /// the process was stopped.
     pub fn sample(&self, opts: &Options) -> Result<(Dump, Duration)> {
-        let (pid, info, progress) = (self.pid, &self.info, &self.progress);
+        let (pid, ids, info, progress) = (self.pid, self.ids, &self.info, &self.progress);
         let stopped = std::time::Instant::now();
         let process = target::live::LiveProcess::attach(pid, opts.timeout).map_err(|e| {
             if exited(pid) {
-                Error::Other(format!("process {pid} exited while it was being attached"))
+                Error::Other(format!("{ids} exited while it was being attached"))
             } else {
                 e
             }
@@ -248,19 +254,18 @@ impl Session {
         let mut dump = match dump {
             Err(_) if exited(pid) => {
                 return Err(Error::Other(format!(
-                    "process {pid} exited while it was being read"
+                    "{ids} exited while it was being read"
                 )))
             }
             Ok(mut d) if exited(pid) => {
-                d.notes.push(format!(
-                    "partial: process {pid} exited while it was being read"
-                ));
+                d.notes
+                    .push(format!("partial: {ids} exited while it was being read"));
                 d
             }
             other => other?,
         };
         dump.notes.push(format!(
-            "process {pid} was stopped for {:.1} ms ({} KiB copied; decoded after it resumed{})",
+            "{ids} was stopped for {:.1} ms ({} KiB copied; decoded after it resumed{})",
             stopped_for.as_secs_f64() * 1e3,
             snap.copied() / 1024,
             match snap.late_reads() {
@@ -305,15 +310,40 @@ fn rename_path(e: Error, from: &str, to: &str) -> Error {
     }
 }
 
-/// Reads every task from the core file `core` of the executable `exe`.
-pub fn core(core: &str, exe: &str, opts: &Options) -> Result<Dump> {
+/// Reads every task from the core file `core` of the executable `exe`; without `exe`, of the
+/// one the core names ([`target::core_exe`]), under [`Options::sysroot`] when given.
+pub fn core(core: &str, exe: Option<&str>, opts: &Options) -> Result<Dump> {
+    let files = target::files::TargetFiles::by_path().with_sysroot(opts.sysroot.as_deref());
+    let exe_given = exe.is_some();
+    // An executable given is read first (a wrong one is said before a bad core); one that is
+    // not is found from the core.
+    let (found, opened) = match exe {
+        Some(exe) => (
+            target::core_exe::CoreExecutable {
+                path_in_core: exe.to_string(),
+                file: exe.to_string(),
+            },
+            None,
+        ),
+        None => {
+            let file = target::core::CoreFile::open(core)?;
+            (target::core_exe::find(&file, core, &files)?, Some(file))
+        }
+    };
+    let exe = found.file.as_str();
+    // Debuglinks are relative to the executable's directory in the target (under the
+    // sysroot, as every path of it).
     let (info, debug_file) = debuginfo::DebugInfo::load_with_debug_file(
         exe,
-        exe,
+        &found.path_in_core,
         opts.debuginfo.as_deref(),
-        &target::files::TargetFiles::by_path(),
-    )?;
-    let mut file = target::core::CoreFile::open(core)?;
+        &files,
+    )
+    .map_err(|e| rename_path(e, &found.path_in_core, exe))?;
+    let mut file = match opened {
+        Some(file) => file,
+        None => target::core::CoreFile::open(core)?,
+    };
     let mut truncated = file.truncation().map(|(present, expected)| {
         format!(
             "truncated core: {present} of {expected} bytes present ({:.0} %); what was in the \
@@ -339,17 +369,18 @@ pub fn core(core: &str, exe: &str, opts: &Options) -> Result<Dump> {
             });
         }
     }
-    let dump = check_core_matches(&file, &info, core, exe).and_then(|()| {
+    // The executable is the one given or found, wherever the core says it was mapped from:
+    // the pages of it the core left out are read from it, and its unwind tables.
+    let maps = target::Target::mapped_files(&file);
+    let entry = target::Target::at_entry(&file).unwrap_or(0);
+    let mapped = maps
+        .iter()
+        .find(|m| (m.start..m.end).contains(&entry))
+        .map_or(exe, |m| m.path.as_str());
+    let files = files.with_executable(mapped, exe);
+    file.set_files(files.clone());
+    let dump = check_core_matches(&file, &info, core, exe, exe_given).and_then(|()| {
         let unwinder = opts.threads.then(|| {
-            use target::Target;
-            // The executable is the `--exe` given, wherever the core says it was mapped from.
-            let maps = file.mapped_files();
-            let entry = file.at_entry().unwrap_or(0);
-            let mapped = maps
-                .iter()
-                .find(|m| (m.start..m.end).contains(&entry))
-                .map_or(exe, |m| m.path.as_str());
-            let files = target::files::TargetFiles::by_path().with_executable(mapped, exe);
             let exe_debug = debug_file.as_ref().map(|file| unwind::ExeDebugFile {
                 exe_path: mapped,
                 file,
@@ -417,11 +448,13 @@ const CORE_NOTE: &str = "read from a core file: a socket shows its descriptor bu
 
 /// Checks that `exe` is the executable that dumped `core`: the first page of its image, as
 /// the core holds it (cores keep the ELF headers of file mappings), equals the file's.
+/// `given`: `exe` is the `--exe` given (else it was found from the core).
 fn check_core_matches(
     file: &target::core::CoreFile,
     info: &debuginfo::DebugInfo,
     core: &str,
     exe: &str,
+    given: bool,
 ) -> Result<()> {
     use target::Target;
     let entry = file
@@ -437,9 +470,13 @@ fn check_core_matches(
     // gcore both do); a core without it at the computed address is from another executable.
     let in_core = file.read(vaddr.wrapping_add(bias), &mut image).is_ok();
     if !in_core || info.file_data().get(..n) != Some(&image[..]) {
+        let hint = if given {
+            "wrong --exe, or rebuilt since?"
+        } else {
+            "found where the core says it was: rebuilt since? give the right one with --exe BIN"
+        };
         return Err(Error::Other(format!(
-            "{core} was not dumped by {exe}: the executable image in the core differs \
-             (wrong --exe, or rebuilt since?)"
+            "{core} was not dumped by {exe}: the executable image in the core differs ({hint})"
         )));
     }
     Ok(())

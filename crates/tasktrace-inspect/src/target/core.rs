@@ -7,7 +7,8 @@
 //!   when it is still on disk; otherwise the read fails (never returns made-up zeros).
 //! - `NT_PRSTATUS`, one per thread: `pr_pid` (at 32) is the thread id, `pr_reg` (at 112) the
 //!   x86-64 `user_regs_struct`, whose `fs_base` (at +168) is the thread pointer.
-//! - `NT_AUXV`: the auxiliary vector, for `AT_ENTRY` (the relocation bias of a PIE).
+//! - `NT_AUXV`: the auxiliary vector, for `AT_ENTRY` (the relocation bias of a PIE) and
+//!   `AT_EXECFN` (the path the program was executed by).
 //!
 //! A core may be cut short (`ulimit -c`, systemd-coredump's size caps, a full disk): the
 //! segments that run past the end of the file keep the bytes that are there, and a read of
@@ -24,7 +25,8 @@
 //! Everything in the file is untrusted: every offset and length is checked, and a malformed
 //! core gives [`Error::CorruptCore`], never a panic.
 
-use super::{auxv_entry, Registers, Target, Thread};
+use super::files::TargetFiles;
+use super::{auxv_entry, auxv_value, Registers, Target, Thread, AT_EXECFN};
 use crate::error::{Error, Result};
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
@@ -71,10 +73,14 @@ pub struct CoreFile {
     threads: Vec<Thread>,
     regs: Vec<(i32, Registers)>,
     entry: Option<u64>,
+    /// `AT_EXECFN`: where the path the program was executed by is in its memory.
+    execfn: Option<u64>,
     /// The size the core should have (the end of its last segment), when the file is shorter.
     expected_size: Option<u64>,
     /// Whether the notes were cut off and the threads found in memory instead.
     threads_from_memory: bool,
+    /// Where the mapped files are read (pages the core left out).
+    files: TargetFiles,
 }
 
 impl CoreFile {
@@ -119,6 +125,7 @@ impl CoreFile {
         let mut regs = Vec::new();
         let mut mappings = Vec::new();
         let mut entry = None;
+        let mut execfn = None;
         let table_end = header.e_phoff(endian).saturating_add(
             u64::from(header.e_phnum(endian)) * u64::from(header.e_phentsize(endian)),
         );
@@ -163,7 +170,10 @@ impl CoreFile {
                                 }
                                 threads.push(t);
                             }
-                            elf::NT_AUXV => entry = auxv_entry(desc),
+                            elf::NT_AUXV => {
+                                entry = auxv_entry(desc);
+                                execfn = auxv_value(desc, AT_EXECFN);
+                            }
                             elf::NT_FILE => mappings = parse_nt_file(desc).unwrap_or_default(),
                             _ => {}
                         }
@@ -186,8 +196,10 @@ impl CoreFile {
             threads,
             regs,
             entry,
+            execfn,
             expected_size: (expected > size).then_some(expected),
             threads_from_memory: false,
+            files: TargetFiles::by_path(),
         };
         if core.threads.is_empty() && notes_cut {
             core.threads = core.threads_in_memory();
@@ -234,6 +246,30 @@ impl CoreFile {
             }
         }
         out
+    }
+
+    /// The path the program was executed by (`AT_EXECFN`, as given to `execve`: perhaps
+    /// relative), when the core holds it.
+    pub fn execfn(&self) -> Option<String> {
+        const MAX_PATH: usize = 4096;
+        let at = self.execfn?;
+        let mut path = Vec::new();
+        // Byte by byte: the string may end just before the end of the memory present.
+        let mut byte = [0u8; 1];
+        while path.len() < MAX_PATH && self.read_into(at.checked_add(path.len() as u64)?, &mut byte)
+        {
+            if byte[0] == 0 {
+                return (!path.is_empty()).then(|| String::from_utf8_lossy(&path).into_owned());
+            }
+            path.push(byte[0]);
+        }
+        None
+    }
+
+    /// Reads the pages the core left out from `files` (the executable given, the sysroot)
+    /// instead of the paths the core names, as they are.
+    pub fn set_files(&mut self, files: TargetFiles) {
+        self.files = files;
     }
 
     /// Whether the threads were found in memory, the notes being cut off (no registers then).
@@ -319,10 +355,12 @@ impl CoreFile {
         };
         // Only regular files: a path in a (possibly crafted) core must not make the reader
         // block on a FIFO or a device.
-        if !std::fs::metadata(&m.path).is_ok_and(|md| md.is_file()) {
-            return false;
-        }
-        let Ok(f) = std::fs::File::open(&m.path) else {
+        let file = self
+            .files
+            .mapped_candidates(&m.path)
+            .into_iter()
+            .find(|p| std::fs::metadata(p).is_ok_and(|md| md.is_file()));
+        let Some(Ok(f)) = file.map(std::fs::File::open) else {
             return false;
         };
         f.read_exact_at(buf, at).is_ok()
@@ -564,6 +602,8 @@ mod tests {
             entry: None,
             expected_size: None,
             threads_from_memory: false,
+            files: TargetFiles::by_path(),
+            execfn: None,
         }
     }
 
@@ -582,6 +622,26 @@ mod tests {
             left_out_page(exe, 0).read(0x1ffe, &mut buf).is_err(),
             "past the segment"
         );
+    }
+
+    #[test]
+    fn execfn_is_the_string_at_at_execfn() {
+        let memory = |bytes: &[u8], execfn: Option<u64>| {
+            let mut core = left_out_page("/nonexistent", 0);
+            core.data = bytes.to_vec();
+            core.segments[0].memsz = bytes.len() as u64;
+            core.segments[0].filesz = bytes.len() as u64;
+            core.segments[0].present = bytes.len() as u64;
+            core.mappings.clear();
+            core.execfn = execfn;
+            core
+        };
+        let core = memory(b"x\0/app/server\0", Some(0x1002));
+        assert_eq!(core.execfn().as_deref(), Some("/app/server"));
+        // Without its NUL in the memory present, or pointing nowhere: none.
+        assert_eq!(memory(b"/app/ser", Some(0x1000)).execfn(), None);
+        assert_eq!(memory(b"/app\0", Some(0x9000)).execfn(), None);
+        assert_eq!(memory(b"/app\0", None).execfn(), None);
     }
 
     #[test]

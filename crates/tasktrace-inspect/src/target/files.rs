@@ -15,8 +15,11 @@
 //!
 //! In the same mount namespace 2 and 3 are the same file. A mapped file deleted since is read
 //! only through 1: whatever is at its path now is another file. A core file has no process to
-//! ask: its paths are opened as they are, except the executable's, which is the `--exe` given
-//! (a core is often read on another machine, the executable copied to another path).
+//! ask: its paths are opened under the sysroot given (`--sysroot DIR`: a copy of the dumping
+//! machine's or container's files, as gdb's `set sysroot`), then as they are, except the
+//! executable's, which is the `--exe` given (a core is often read on another machine, the
+//! executable copied to another path). A file found under neither is read from nowhere: the
+//! pages of it the core left out are unreadable, not made up.
 
 use super::MappedFile;
 use crate::bytes::FileBytes;
@@ -32,6 +35,8 @@ pub struct TargetFiles {
     pid: Option<i32>,
     /// The executable's path in the target, and where this process reads it.
     exe: Option<(String, String)>,
+    /// Where the target's root is, for a core file read away from its machine.
+    sysroot: Option<PathBuf>,
 }
 
 impl TargetFiles {
@@ -39,7 +44,7 @@ impl TargetFiles {
     pub fn of_process(pid: i32) -> Self {
         TargetFiles {
             pid: Some(pid),
-            exe: None,
+            ..TargetFiles::default()
         }
     }
 
@@ -56,11 +61,31 @@ impl TargetFiles {
         TargetFiles::default()
     }
 
+    /// These files, looked up under `sysroot` first when one is given.
+    pub fn with_sysroot(self, sysroot: Option<&str>) -> Self {
+        TargetFiles {
+            sysroot: sysroot.map(PathBuf::from),
+            ..self
+        }
+    }
+
+    /// Where this process reads the file mapped from `path` in the target, best first: the
+    /// executable given for it, else [`candidates`](Self::candidates).
+    pub fn mapped_candidates(&self, path: &str) -> Vec<PathBuf> {
+        match &self.exe {
+            Some((mapped, file)) if mapped == path => vec![PathBuf::from(file)],
+            _ => self.candidates(path),
+        }
+    }
+
     /// Where to look for the file at `path` in the target, best first.
     pub fn candidates(&self, path: &str) -> Vec<PathBuf> {
-        let mut out = Vec::with_capacity(2);
+        let mut out = Vec::with_capacity(3);
         if let (Some(pid), Some(rel)) = (self.pid, path.strip_prefix('/')) {
             out.push(Path::new(&format!("/proc/{pid}/root")).join(rel));
+        }
+        if let Some(root) = &self.sysroot {
+            out.push(root.join(path.trim_start_matches('/')));
         }
         out.push(PathBuf::from(path));
         out
@@ -126,6 +151,20 @@ mod tests {
         assert_eq!(
             TargetFiles::by_path().candidates("/app/server"),
             [PathBuf::from("/app/server")]
+        );
+        let copied = TargetFiles::by_path()
+            .with_sysroot(Some("/copy"))
+            .with_executable("/app/server", "/tmp/server");
+        assert_eq!(
+            copied.candidates("/app/server"),
+            [
+                PathBuf::from("/copy/app/server"),
+                PathBuf::from("/app/server")
+            ]
+        );
+        assert_eq!(
+            copied.mapped_candidates("/app/server"),
+            [PathBuf::from("/tmp/server")]
         );
     }
 

@@ -103,13 +103,14 @@ impl LiveProcess {
                             continue
                         }
                         Some(libc::EPERM) | Some(libc::EACCES) => {
+                            let ids = super::pid::ProcessIds::of(pid);
                             return Err(Error::PermissionDenied(match tracer_of(pid) {
                                 Some(tracer) => format!(
-                                    "process {pid} is already traced by process {tracer} \
-                                     (a debugger?); detach it first"
+                                    "{ids} is already traced by process {tracer} (a \
+                                     debugger?); detach it first"
                                 ),
-                                None => format!("cannot ptrace process {pid}: {err}"),
-                            }))
+                                None => format!("cannot ptrace {ids}: {err}"),
+                            }));
                         }
                         _ => {
                             return Err(Error::Other(format!(

@@ -1,8 +1,10 @@
 //! A stopped view of a target: its memory and its threads, from a live process or a core file.
 
 pub mod core;
+pub mod core_exe;
 pub mod files;
 pub mod live;
+pub mod pid;
 
 use crate::error::Result;
 
@@ -143,9 +145,19 @@ pub struct MemoryRange<'a> {
 
 /// Finds `AT_ENTRY` (9) in a raw auxiliary vector.
 pub(crate) fn auxv_entry(auxv: &[u8]) -> Option<u64> {
+    auxv_value(auxv, AT_ENTRY)
+}
+
+/// `AT_ENTRY`: the program's entry point.
+const AT_ENTRY: u64 = 9;
+/// `AT_EXECFN`: the address of the path the program was executed by.
+pub(crate) const AT_EXECFN: u64 = 31;
+
+/// The value of `key` in an auxiliary vector (x86-64: pairs of 8-byte words).
+pub(crate) fn auxv_value(auxv: &[u8], key: u64) -> Option<u64> {
     auxv.chunks_exact(16).find_map(|c| {
-        let key = u64::from_le_bytes(c[..8].try_into().ok()?);
+        let k = u64::from_le_bytes(c[..8].try_into().ok()?);
         let val = u64::from_le_bytes(c[8..].try_into().ok()?);
-        (key == 9).then_some(val)
+        (k == key).then_some(val)
     })
 }
