@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tasktrace_inspect::target::core::CoreFile;
-use tasktrace_inspect::target::Target;
+use tasktrace_inspect::process::core_file::CoreFile;
+use tasktrace_inspect::process::Target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(core) = CoreFile::parse(data.to_vec(), "fuzz.core") else {

@@ -15,7 +15,7 @@
 use std::cell::RefCell;
 use std::sync::OnceLock;
 use tasktrace_inspect::debuginfo::DebugInfo;
-use tasktrace_inspect::target::{Target, Thread};
+use tasktrace_inspect::process::{Target, Thread};
 use tasktrace_inspect::{Error, Result};
 
 /// Most threads a [`MemTarget`] input declares.
@@ -292,7 +292,7 @@ pub fn options() -> tasktrace_inspect::Options {
 /// (`OUT/read_memory/demo-seed`) and as a small core file (`OUT/core_file/demo-mini-core`),
 /// after checking that both give the same tasks and trees as the real core.
 pub fn mkseed(core: &str, exe: &str, out: &str) {
-    use tasktrace_inspect::target::core::CoreFile;
+    use tasktrace_inspect::process::core_file::CoreFile;
     let info = DebugInfo::load(exe).expect("the executable's debuginfo");
     let file = CoreFile::open(core).expect("the core");
     let opts = options();

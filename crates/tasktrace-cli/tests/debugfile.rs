@@ -27,7 +27,7 @@ fn fails_with(out: &std::process::Output, message: &str) {
 #[test]
 fn separate_debug_files_are_found_or_given() {
     if !objcopy(&["--version"]) {
-        eprintln!("objcopy is not installed: skipping the separate debuginfo test");
+        missing("objcopy", "apt-get install binutils");
         return;
     }
     let exe = build_target("1.54.1", "dev");
@@ -119,7 +119,7 @@ fn compressed_debug_sections_are_read() {
     // `ld --compress-debug-sections`, `objcopy` and distributions' debug files compress the
     // DWARF sections (SHF_COMPRESSED, zlib or zstd).
     if !objcopy(&["--version"]) {
-        eprintln!("objcopy is not installed: skipping the compressed debuginfo test");
+        missing("objcopy", "apt-get install binutils");
         return;
     }
     let exe = build_target("1.54.1", "dev");

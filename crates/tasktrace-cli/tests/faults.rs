@@ -16,9 +16,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tasktrace_inspect::debuginfo::DebugInfo;
-use tasktrace_inspect::target::core::CoreFile;
-use tasktrace_inspect::target::live::LiveProcess;
-use tasktrace_inspect::target::Thread;
+use tasktrace_inspect::process::core_file::CoreFile;
+use tasktrace_inspect::process::live::LiveProcess;
+use tasktrace_inspect::process::Thread;
 use tasktrace_inspect::{Error, Options, Result};
 use tasktrace_model::Dump;
 
@@ -256,7 +256,7 @@ fn threads_created_and_exiting_during_the_stop() {
 /// A target that fails reads after the first `fail_after` ones, or inside `range`, and
 /// returns `value` for 8-byte reads at `corrupt_at`.
 struct Faulty<'t> {
-    inner: &'t dyn tasktrace_inspect::target::Target,
+    inner: &'t dyn tasktrace_inspect::process::Target,
     reads: Cell<usize>,
     fail_after: usize,
     range: Option<(u64, u64)>,
@@ -266,7 +266,7 @@ struct Faulty<'t> {
 }
 
 impl<'t> Faulty<'t> {
-    fn new(inner: &'t dyn tasktrace_inspect::target::Target) -> Self {
+    fn new(inner: &'t dyn tasktrace_inspect::process::Target) -> Self {
         Faulty {
             inner,
             reads: Cell::new(0),
@@ -278,7 +278,7 @@ impl<'t> Faulty<'t> {
     }
 }
 
-impl tasktrace_inspect::target::Target for Faulty<'_> {
+impl tasktrace_inspect::process::Target for Faulty<'_> {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         let n = self.reads.get();
         self.reads.set(n + 1);
@@ -360,7 +360,7 @@ fn check(result: Result<Dump>, clean: &Dump, what: &str, o: &mut Outcomes) {
 
 /// The address of the first task-list link of a clean read (the 8-byte read that returned
 /// the second listed task's header), and the first two tasks' headers.
-fn first_link(t: &dyn tasktrace_inspect::target::Target, info: &DebugInfo) -> (u64, u64, u64) {
+fn first_link(t: &dyn tasktrace_inspect::process::Target, info: &DebugInfo) -> (u64, u64, u64) {
     let bias = t.at_entry().map_or(0, |e| e.wrapping_sub(info.entry));
     let rec = Faulty {
         log: Some(RefCell::new(Vec::new())),

@@ -237,7 +237,7 @@ fn threads_from_a_core(t: &Target, exe: &str, name: &str, debug: &str) -> Option
 #[test]
 fn native_stack_from_a_separate_debug_file() {
     if !objcopy(&["--version"]) {
-        eprintln!("objcopy is not installed: skipping the separate debuginfo native stack test");
+        missing("objcopy", "apt-get install binutils");
         return;
     }
     let exe = env!("CARGO_BIN_EXE_tasktrace-demo-target");
@@ -297,7 +297,10 @@ fn a_process_in_another_mount_namespace() {
             .is_ok_and(|s| s.success())
     };
     if !objcopy(&["--version"]) || !ns(&["true"]) {
-        eprintln!("objcopy or unshare -m (root) is missing: skipping the mount namespace test");
+        missing(
+            "objcopy or unshare -m",
+            "binutils, and root for a mount namespace",
+        );
         return;
     }
     let exe = env!("CARGO_BIN_EXE_tasktrace-demo-target");
@@ -357,7 +360,6 @@ fn a_core_with_its_executable_moved() {
     std::fs::copy(exe, built.join("demo")).unwrap();
     let t = Target::start(built.join("demo").to_str().unwrap(), &[]);
     let Some(core) = gcore(t.pid, &dir.join("core")) else {
-        eprintln!("gcore is not installed: skipping the moved executable test");
         return;
     };
     drop(t);

@@ -18,7 +18,7 @@
 use crate::bytes::FileBytes;
 use crate::debuginfod;
 use crate::error::{Error, Looked, Result};
-use crate::target::files::{self, TargetFiles};
+use crate::process::files::{self, TargetFiles};
 use object::{Object, ObjectSection};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -11,8 +11,8 @@
 //! reaping it).
 
 use crate::debuginfo::DebugInfo;
+use crate::process::{Target, Thread};
 use crate::snapshot::{ProcessMemory, Snapshot, Source};
-use crate::target::{Target, Thread};
 use crate::{Error, Options, Prepared, Result};
 use tasktrace_model::Dump;
 
@@ -60,7 +60,7 @@ pub fn read_frozen(
     let auxv = std::fs::read(&auxv).map_err(|e| Error::Io(auxv, e))?;
     let child = FrozenChild {
         pid,
-        entry: crate::target::auxv_entry(&auxv),
+        entry: crate::process::auxv_entry(&auxv),
     };
     // A page at a time (one system call each), as `attach` reads: not a call per field.
     let cached = Snapshot::new(&child, ProcessMemory(pid));

@@ -2,7 +2,7 @@
 //! live process by pid, or a core file) with the logical stack it is suspended in, from its
 //! DWARF debuginfo alone, as a [`tasktrace_model::Dump`].
 //!
-//! Layers, bottom up, one module each: [`target`] (memory, threads and registers of a stopped
+//! Layers, bottom up, one module each: [`process`] (memory, threads and registers of a stopped
 //! process or a core file), [`snapshot`] (a page cache: a live process is stopped only while
 //! what is needed is copied, then decoded while it runs), [`debuginfo`] (an owned index of the
 //! executable's DWARF; [`debugfile`] finds it in a separate file, [`debuginfod`] on a
@@ -31,10 +31,10 @@ mod error;
 pub mod frozen;
 mod memo;
 mod prepared;
+pub mod process;
 mod sections;
 pub mod snapshot;
 pub mod sockets;
-pub mod target;
 pub mod threads;
 pub mod tokio;
 pub mod unwind;
@@ -69,7 +69,7 @@ pub struct Options {
     pub debuginfo: Option<String>,
     /// A core file's machine's (or container's) root directory, as copied to this one: the
     /// executable, its libraries and debug files are looked up under it first
-    /// ([`target::files`]). Not used for a live process (its files are read through `/proc`).
+    /// ([`process::files`]). Not used for a live process (its files are read through `/proc`).
     pub sysroot: Option<String>,
     /// Print progress lines on stderr once a read takes longer than a moment (half a
     /// second): which phase it is in, how many tasks are decoded.
@@ -136,7 +136,7 @@ pub fn attach(pid: i32, opts: &Options) -> Result<Dump> {
 pub struct Session {
     pid: i32,
     /// Its pid and, in a container, its pid there: how notes and errors name it.
-    ids: target::pid::ProcessIds,
+    ids: process::pid::ProcessIds,
     info: debuginfo::DebugInfo,
     prepared: Prepared,
     unwinder: Option<unwind::Unwinder>,
@@ -167,7 +167,7 @@ impl Session {
         let exe_path = exe.to_string_lossy();
         // Its debug file and libraries are looked up as the process sees them (it may be in
         // a container; its executable may have been replaced on disk since it started).
-        let files = target::files::TargetFiles::of_process(pid);
+        let files = process::files::TargetFiles::of_process(pid);
         let (info, debug_file) = debuginfo::DebugInfo::load_with_debug_file(
             &exe_link,
             &exe_path,
@@ -180,7 +180,7 @@ impl Session {
         let prepared = Prepared::new(&info)?;
         // The pages the index and the preparation touched are the page cache's, not ours.
         info.release_pages();
-        let ids = target::pid::ProcessIds::of(pid);
+        let ids = process::pid::ProcessIds::of(pid);
         progress.say(|| format!("indexed the debuginfo of {}; stopping {ids}", exe.display()));
         // The threads view unwinds native stacks: load the mapped files' unwind tables and
         // symbols now, not while the process is stopped.
@@ -190,7 +190,7 @@ impl Session {
                 exe_path: &exe_path,
                 file,
             });
-            unwind::Unwinder::from_maps(&target::parse_maps(&maps), &files, exe_debug)
+            unwind::Unwinder::from_maps(&process::parse_maps(&maps), &files, exe_debug)
         });
         Ok(Session {
             pid,
@@ -208,14 +208,16 @@ impl Session {
     pub fn sample(&self, opts: &Options) -> Result<(Dump, Duration)> {
         let (pid, ids, info, progress) = (self.pid, self.ids, &self.info, &self.progress);
         let stopped = std::time::Instant::now();
-        let process = target::live::LiveProcess::attach(pid, opts.timeout).map_err(|e| {
+        let process = process::live::LiveProcess::attach(pid, opts.timeout).map_err(|e| {
             if exited(pid) {
                 Error::Other(format!("{ids} exited while it was being attached"))
             } else {
                 e
             }
         })?;
-        // Test hook: keep the target stopped a while, so tests can interrupt a held attach.
+        // Test hook (test builds only): keep the target stopped a while, so tests can
+        // interrupt a held attach.
+        #[cfg(feature = "test-hooks")]
         if let Some(ms) = std::env::var("TASKTRACE_TEST_HOLD_MS")
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
@@ -311,23 +313,23 @@ fn rename_path(e: Error, from: &str, to: &str) -> Error {
 }
 
 /// Reads every task from the core file `core` of the executable `exe`; without `exe`, of the
-/// one the core names ([`target::core_exe`]), under [`Options::sysroot`] when given.
+/// one the core names ([`process::core_exe`]), under [`Options::sysroot`] when given.
 pub fn core(core: &str, exe: Option<&str>, opts: &Options) -> Result<Dump> {
-    let files = target::files::TargetFiles::by_path().with_sysroot(opts.sysroot.as_deref());
+    let files = process::files::TargetFiles::by_path().with_sysroot(opts.sysroot.as_deref());
     let exe_given = exe.is_some();
     // An executable given is read first (a wrong one is said before a bad core); one that is
     // not is found from the core.
     let (found, opened) = match exe {
         Some(exe) => (
-            target::core_exe::CoreExecutable {
+            process::core_exe::CoreExecutable {
                 path_in_core: exe.to_string(),
                 file: exe.to_string(),
             },
             None,
         ),
         None => {
-            let file = target::core::CoreFile::open(core)?;
-            (target::core_exe::find(&file, core, &files)?, Some(file))
+            let file = process::core_file::CoreFile::open(core)?;
+            (process::core_exe::find(&file, core, &files)?, Some(file))
         }
     };
     let exe = found.file.as_str();
@@ -342,7 +344,7 @@ pub fn core(core: &str, exe: Option<&str>, opts: &Options) -> Result<Dump> {
     .map_err(|e| rename_path(e, &found.path_in_core, exe))?;
     let mut file = match opened {
         Some(file) => file,
-        None => target::core::CoreFile::open(core)?,
+        None => process::core_file::CoreFile::open(core)?,
     };
     let mut truncated = file.truncation().map(|(present, expected)| {
         format!(
@@ -352,7 +354,7 @@ pub fn core(core: &str, exe: Option<&str>, opts: &Options) -> Result<Dump> {
         )
     });
     if file.threads_from_memory() {
-        use target::Target;
+        use process::Target;
         if let Some(&(vaddr, _, len)) = info.loads.iter().find(|l| l.1 == 0) {
             let n = (len.min(4096) as usize).min(info.file_data().len());
             file.place_image(&info.file_data()[..n], vaddr, info.entry);
@@ -371,8 +373,8 @@ pub fn core(core: &str, exe: Option<&str>, opts: &Options) -> Result<Dump> {
     }
     // The executable is the one given or found, wherever the core says it was mapped from:
     // the pages of it the core left out are read from it, and its unwind tables.
-    let maps = target::Target::mapped_files(&file);
-    let entry = target::Target::at_entry(&file).unwrap_or(0);
+    let maps = process::Target::mapped_files(&file);
+    let entry = process::Target::at_entry(&file).unwrap_or(0);
     let mapped = maps
         .iter()
         .find(|m| (m.start..m.end).contains(&entry))
@@ -450,13 +452,13 @@ const CORE_NOTE: &str = "read from a core file: a socket shows its descriptor bu
 /// the core holds it (cores keep the ELF headers of file mappings), equals the file's.
 /// `given`: `exe` is the `--exe` given (else it was found from the core).
 fn check_core_matches(
-    file: &target::core::CoreFile,
+    file: &process::core_file::CoreFile,
     info: &debuginfo::DebugInfo,
     core: &str,
     exe: &str,
     given: bool,
 ) -> Result<()> {
-    use target::Target;
+    use process::Target;
     let entry = file
         .at_entry()
         .ok_or_else(|| Error::CorruptCore(format!("{core}: no NT_AUXV note (no entry point)")))?;
@@ -483,14 +485,14 @@ fn check_core_matches(
 }
 
 /// Reads every task of a stopped target.
-pub fn read(t: &dyn target::Target, info: &debuginfo::DebugInfo, opts: &Options) -> Result<Dump> {
+pub fn read(t: &dyn process::Target, info: &debuginfo::DebugInfo, opts: &Options) -> Result<Dump> {
     read_prepared(t, info, &Prepared::new(info)?, opts)
 }
 
 /// [`read`] with what was found in `info` before ([`Prepared::new`], for repeated reads of
 /// one executable).
 pub fn read_prepared(
-    t: &dyn target::Target,
+    t: &dyn process::Target,
     info: &debuginfo::DebugInfo,
     prepared: &Prepared,
     opts: &Options,
@@ -546,7 +548,7 @@ impl Stop<'static> {
 /// task's cell; then `stop.resume()`, then the decoding (from what was copied, see
 /// [`snapshot`]).
 fn read_phased(
-    t: &dyn target::Target,
+    t: &dyn process::Target,
     info: &debuginfo::DebugInfo,
     prepared: &Prepared,
     opts: &Options,
@@ -936,7 +938,7 @@ fn blocking_task(
 
 /// An unwinder of the target's native stacks built for one read (a session keeps its own):
 /// the mapped files' unwind tables and symbols, and the debug file given, if any.
-fn own_unwinder(t: &dyn target::Target, opts: &Options) -> unwind::Unwinder {
+fn own_unwinder(t: &dyn process::Target, opts: &Options) -> unwind::Unwinder {
     let given = opts
         .debuginfo
         .as_deref()
@@ -952,7 +954,7 @@ fn own_unwinder(t: &dyn target::Target, opts: &Options) -> unwind::Unwinder {
 /// `None` when decoding panicked: target memory is untrusted, and a corrupt value must cost
 /// this task its trace, never the whole read (nor leave a process stopped).
 fn decode_task(
-    t: &dyn target::Target,
+    t: &dyn process::Target,
     info: &debuginfo::DebugInfo,
     prepared: &Prepared,
     shapes: &decode::Shapes,
@@ -965,7 +967,7 @@ fn decode_task(
         return Some(kept);
     }
     let recorder = memo::Recorder::new(t);
-    let target: &dyn target::Target = if memo.is_some() { &recorder } else { t };
+    let target: &dyn process::Target = if memo.is_some() { &recorder } else { t };
     let decoded = {
         let reader = value::Reader { target, info, bias };
         let tk = tokio::Tokio::with(&reader, prepared.tokio.clone());

@@ -17,7 +17,7 @@
 use crate::addr_hash::{fnv1a, FNV_BASIS};
 use crate::decode::Link;
 use crate::error::Result;
-use crate::target::{MappedFile, Registers, Target, Thread};
+use crate::process::{MappedFile, Registers, Target, Thread};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -6,7 +6,7 @@
 
 use crate::addr_hash::AddrMap;
 use crate::error::{Error, Result};
-use crate::target::{MappedFile, Registers, Target, Thread};
+use crate::process::{MappedFile, Registers, Target, Thread};
 use std::cell::{Cell, RefCell};
 
 const PAGE: u64 = 4096;
@@ -243,7 +243,7 @@ mod tests {
     #[test]
     fn reads_across_pages_and_counts_late_reads() {
         let mem: Vec<u8> = (0..3 * PAGE + 100).map(|i| (i % 251) as u8).collect();
-        let s = Snapshot::new(&crate::target::NoMemory, Mem(mem.clone()));
+        let s = Snapshot::new(&crate::process::NoMemory, Mem(mem.clone()));
         s.prefetch(0, 10);
         let mut buf = vec![0u8; 1000];
         s.read(4000, &mut buf).unwrap();

@@ -127,7 +127,7 @@ pub struct SchedulerContext {
 #[derive(Clone, Copy, Debug)]
 pub struct ThreadContext {
     /// The thread.
-    pub thread: crate::target::Thread,
+    pub thread: crate::process::Thread,
     /// `current.handle`: the runtime the thread has entered.
     pub handle: Option<Runtime>,
     /// `scheduler`: set on workers and on a current_thread `block_on`.
@@ -586,7 +586,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
     /// readable. Tasks already in `known` are skipped.
     pub fn scan_tasks(
         &self,
-        memory: &[crate::target::MemoryRange<'_>],
+        memory: &[crate::process::MemoryRange<'_>],
         known: &HashSet<u64>,
         limit: usize,
     ) -> Vec<RawTask> {
@@ -1084,7 +1084,7 @@ pub fn leaf_kind(name: &str) -> Option<LeafKind> {
 }
 
 /// The 8-byte words of `m`, with their addresses (`m.addr` is 8-aligned).
-fn words<'a>(m: &crate::target::MemoryRange<'a>) -> impl Iterator<Item = (u64, u64)> + 'a {
+fn words<'a>(m: &crate::process::MemoryRange<'a>) -> impl Iterator<Item = (u64, u64)> + 'a {
     let base = m.addr;
     m.bytes.chunks_exact(8).enumerate().map(move |(i, w)| {
         let mut word = [0u8; 8];

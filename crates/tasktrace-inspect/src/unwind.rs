@@ -18,8 +18,8 @@
 
 use crate::bytes::FileBytes;
 use crate::debugfile::DebugFile;
-use crate::target::files::TargetFiles;
-use crate::target::{MappedFile, Registers, Target};
+use crate::process::files::TargetFiles;
+use crate::process::{MappedFile, Registers, Target};
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, FrameAddress, Unwinder as _};
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
@@ -481,7 +481,7 @@ mod tests {
     fn parses_proc_maps() {
         let maps = "55d0c0a00000-55d0c0a20000 r--p 00000000 fd:01 123 /usr/bin/x y\n\
                     7ffd1000-7ffd2000 rw-p 00000000 00:00 0 [stack]\n";
-        let m = crate::target::parse_maps(maps);
+        let m = crate::process::parse_maps(maps);
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].path, "/usr/bin/x y");
         assert_eq!(

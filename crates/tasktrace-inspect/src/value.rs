@@ -4,7 +4,7 @@
 use crate::debuginfo::{DebugInfo, Kind};
 pub use crate::debuginfo::{Variant, VariantTable};
 use crate::error::{Error, Result};
-use crate::target::Target;
+use crate::process::Target;
 
 /// Reads typed values of one stopped target.
 pub struct Reader<'a> {
@@ -20,7 +20,7 @@ impl<'a> Reader<'a> {
     /// A reader of types only: every memory read fails.
     pub(crate) fn types_only(info: &'a DebugInfo) -> Reader<'a> {
         Reader {
-            target: &crate::target::NoMemory,
+            target: &crate::process::NoMemory,
             info,
             bias: 0,
         }

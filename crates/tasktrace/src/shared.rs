@@ -139,6 +139,7 @@ impl Shared {
         // SAFETY: the caller owns the vacant slot; nothing else reads these fields until the
         // `Release` store below publishes it.
         let shared = unsafe { slot.as_ref() };
+        // SAFETY: as above: the slot's cells are the caller's alone until it is published.
         unsafe {
             *shared.identity.get() = identity;
             *shared.waker.get() = None;
@@ -390,6 +391,7 @@ fn give_back(slot: NonNull<Shared>) {
     // SAFETY: no reference is left, so nothing else reads or writes the slot's cells; scans
     // only read `state`.
     let shared = unsafe { slot.as_ref() };
+    // SAFETY: as above: with no reference left, this thread alone touches the waker cell.
     let waker = unsafe { (*shared.waker.get()).take() };
     let (name, requests) = if shared.state.load(Ordering::Relaxed) & (NAMED | REQUESTED) != 0 {
         let mut stripe = stripe(key);

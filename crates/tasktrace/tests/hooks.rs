@@ -878,7 +878,7 @@ fn sigusr1_outside_a_runtime_is_an_error_not_a_panic() {
 // Watchdog
 // ---------------------------------------------------------------------------------------------
 
-#[path = "support/logs.rs"]
+#[path = "../src/watchdog/test_logs.rs"]
 mod logs;
 use logs::{events, Logs};
 

@@ -455,7 +455,7 @@ fn snapshots_leave_the_program_undisturbed() {
     assert!(no_children());
 }
 
-#[path = "support/logs.rs"]
+#[path = "../src/watchdog/test_logs.rs"]
 mod logs;
 
 /// Sleeps in a loop: the timer is re-armed on every turn, so it is never taken for a stall.

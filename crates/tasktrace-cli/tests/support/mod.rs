@@ -303,17 +303,23 @@ pub fn is_leaf(n: &Node, ty: &str, note: &str) {
     assert!(n.children.is_empty());
 }
 
+/// A test that cannot run here because `what` is missing: under CI (`.ci/run` sets `CI`) a
+/// broken install step must not pass, so this fails the test; elsewhere it says so loudly and
+/// the caller returns.
+pub fn missing(what: &str, hint: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{what} is missing under CI ({hint})"
+    );
+    eprintln!("\n*** {what} is missing: this test did NOT run fully ({hint}) ***\n");
+}
+
 /// Dumps the core of the running process `pid` with `gcore` (120 s deadline) as
 /// `<prefix>.<pid>` and returns its path; `None` (and a line saying why) when gcore is not
 /// installed, outside CI: under CI (`CI` set) a missing gcore fails the test.
 pub fn gcore(pid: u32, prefix: &std::path::Path) -> Option<String> {
     if Command::new("gcore").arg("--version").output().is_err() {
-        // Under CI a missing tool is a broken install step, not a reason to pass.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "gcore is not installed (scripts/test-all installs gdb)"
-        );
-        eprintln!("gcore is not installed: skipping the core file part");
+        missing("gcore", "scripts/test-all installs gdb");
         return None;
     }
     if let Some(dir) = prefix.parent() {

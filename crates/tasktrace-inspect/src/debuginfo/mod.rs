@@ -26,7 +26,7 @@ mod variants;
 use crate::bytes::FileBytes;
 use crate::debugfile::DebugFile;
 use crate::error::{Error, Result};
-use crate::target::files::TargetFiles;
+use crate::process::files::TargetFiles;
 use gimli::{AttributeValue, RunTimeEndian};
 use object::{Object, ObjectSegment};
 use scan::{Index, R};

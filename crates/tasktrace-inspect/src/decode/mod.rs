@@ -753,7 +753,7 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::{Target, Thread};
+    use crate::process::{Target, Thread};
     use std::future::Future;
     use std::pin::Pin;
 
@@ -848,7 +848,7 @@ mod tests {
         };
         let entry = std::fs::read("/proc/self/auxv")
             .ok()
-            .and_then(|a| crate::target::auxv_entry(&a));
+            .and_then(|a| crate::process::auxv_entry(&a));
         let target = SelfTarget(entry);
         let r = Reader {
             target: &target,

@@ -562,9 +562,9 @@ fn block_on<F: Future>(fut: F) -> F::Output {
     }
 }
 
-/// The integration tests' log capture, for the unit tests too.
+/// The log capture of the unit tests here and of the integration tests (which include the
+/// file by path).
 #[cfg(test)]
-#[path = "../../tests/support/logs.rs"]
 mod test_logs;
 
 #[cfg(test)]

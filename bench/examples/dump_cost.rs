@@ -1,5 +1,5 @@
-//! What a dump costs, printed (not asserted: timings depend on the machine). Run with
-//! `cargo test -p tasktrace --release --test dump_cost -- --ignored --nocapture`.
+//! What a dump costs, printed (timings depend on the machine: nothing is asserted). Run with
+//! `cargo run --release --manifest-path bench/Cargo.toml --example dump_cost`.
 //!
 //! 10,000 idle tasks five async fns deep, on a 2-worker runtime, dumped cold (first
 //! symbolisation) then warm, while a ticker task measures the longest gap between its polls
@@ -28,8 +28,6 @@ async fn d5(n: Arc<tokio::sync::Notify>) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "prints timings; run by hand"]
 async fn cost_of_dumping_many_idle_tasks() {
     for n in [1_000usize, 10_000] {
         let notify = Arc::new(tokio::sync::Notify::new());
@@ -101,8 +99,6 @@ fn ns_per_poll(fut: impl std::future::Future<Output = ()>, polls: u64) -> f64 {
     t.elapsed().as_nanos() as f64 / polls as f64
 }
 
-#[test]
-#[ignore = "prints timings; run by hand"]
 fn cost_of_a_poll_nobody_asks() {
     const POLLS: u64 = 20_000_000;
     for _ in 0..3 {
@@ -139,8 +135,6 @@ async fn spawn_many(n: usize, spawners: usize, ours: bool) -> Duration {
     t.elapsed()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "prints timings; run by hand"]
 async fn cost_of_spawning_short_tasks() {
     for _ in 0..3 {
         let tokio_only = spawn_many(200_000, 4, false).await;
@@ -149,4 +143,13 @@ async fn cost_of_spawning_short_tasks() {
             "200k short tasks from 4 spawners: tokio::spawn {tokio_only:?}, tasktrace::spawn {ours:?}"
         );
     }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    cost_of_dumping_many_idle_tasks().await;
+    tokio::task::spawn_blocking(cost_of_a_poll_nobody_asks)
+        .await
+        .expect("the poll cost run");
+    cost_of_spawning_short_tasks().await;
 }

@@ -13,7 +13,7 @@
 //! that build id is asked of the debuginfod servers (`/buildid/ID/executable`,
 //! [`crate::debuginfod`]). When nothing fits, [`Error::NoExecutable`] lists each place looked.
 
-use super::core::CoreFile;
+use super::core_file::CoreFile;
 use super::files::{TargetFiles, DELETED};
 use super::{MappedFile, Target};
 use crate::bytes::FileBytes;

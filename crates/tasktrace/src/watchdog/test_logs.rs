@@ -1,5 +1,5 @@
-//! A `tracing` fmt subscriber whose output the tests read: the watchdog's events. Shared by
-//! the integration tests and the watchdog's unit tests.
+//! A `tracing` fmt subscriber whose output the tests read: the watchdog's events. The
+//! watchdog's unit tests use it as a module, the integration tests include this file by path.
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! A stopped view of a target: its memory and its threads, from a live process or a core file.
 
-pub mod core;
 pub mod core_exe;
+pub mod core_file;
 pub mod files;
 pub mod live;
 pub mod pid;
