@@ -97,7 +97,7 @@ fn check_seed_shape(clean: &Trace, text: &str) {
         expect(pending, "seed::pending", 15);
         assert!(pending.children.is_empty(), "{text}");
         assert_eq!(
-            pending.frame.note.as_deref(),
+            pending.frame.annotation().as_deref(),
             Some("waiting on closure at src/lib.rs:12"),
             "the poll_fn closure is the leaf:\n{text}"
         );
@@ -207,7 +207,7 @@ async fn leaf_notes() {
         ("notify", "waiting on Notify"),
         ("mutex", "waiting on Mutex lock"),
         ("semaphore", "waiting on semaphore acquire"),
-        ("join handle", "waiting on task"),
+        ("join handle", "waiting on "),
         ("accept", "waiting on socket accept"),
         ("select", "waiting on "),
         ("timeout", "waiting on timer"),
@@ -222,7 +222,7 @@ async fn leaf_notes() {
             .map(|(_, n)| n.frame.clone())
             .collect();
         assert_eq!(leaves.len(), 1, "{name}: one leaf:\n{clean}");
-        let got = leaves[0].note.as_deref().unwrap_or("");
+        let got = leaves[0].annotation().unwrap_or_default();
         assert!(
             got.starts_with(note),
             "{name}: {got:?}, want {note:?}:\n{clean}"

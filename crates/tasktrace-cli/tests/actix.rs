@@ -82,7 +82,7 @@ fn connection<'d>(d: &'d Dump, peer_port: u16, what: &str) -> (&'d Task, &'d Nod
                 .filter(|n| {
                     n.frame.function == DISPATCHER
                         && n.frame
-                            .note
+                            .annotation()
                             .as_deref()
                             .is_some_and(|s| s.starts_with(&from))
                 })
@@ -99,7 +99,7 @@ fn connection<'d>(d: &'d Dump, peer_port: u16, what: &str) -> (&'d Task, &'d Nod
 
 /// The connection's state, as its frame says it.
 fn state(n: &Node) -> &str {
-    let note = n.frame.note.as_deref().unwrap_or("");
+    let note = n.frame.note.as_deref().unwrap_or_default();
     note.split_once(": ").map_or("", |(_, s)| s)
 }
 
@@ -151,7 +151,7 @@ fn check_actix(d: &Dump, c: &Clients, what: &str) {
     assert!(
         conn.children.iter().any(|n| n
             .frame
-            .note
+            .annotation()
             .as_deref()
             .is_some_and(|s| s.starts_with("request head timeout: "))),
         "{what}: the head timer of the half-sent request: {conn:#?}"
@@ -161,7 +161,7 @@ fn check_actix(d: &Dump, c: &Clients, what: &str) {
     assert!(
         conn.children.iter().any(|n| n
             .frame
-            .note
+            .annotation()
             .as_deref()
             .is_some_and(|s| s.starts_with("keep-alive timeout: "))),
         "{what}: the keep-alive timer of the idle connection: {conn:#?}"

@@ -128,7 +128,7 @@ fn only_child(n: &Node) -> &Node {
 fn is_leaf(n: &Node, ty: &str, note: &str) {
     assert_eq!(n.frame.kind, FrameKind::Leaf, "{n:#?}");
     assert!(n.frame.function.starts_with(ty), "{n:#?}");
-    let got = n.frame.note.as_deref().unwrap_or("");
+    let got = n.frame.annotation().unwrap_or_default();
     assert!(got.contains(note), "note {got:?} lacks {note:?}");
     assert!(n.children.is_empty());
 }
@@ -198,7 +198,7 @@ fn assert_trees(d: &Dump, live: bool, spinner: bool) {
 
     // Its lock is held by main's `block_on` future (the `OwnedMutexGuard` saved in `run`'s
     // state), not by a task: the thread is named, and no task is awaited.
-    let note = leaf.frame.note.as_deref().unwrap_or("");
+    let note = leaf.frame.annotation().unwrap_or_default();
     assert!(
         note.contains("held by the block_on future of thread ") && !note.contains("task"),
         "{note:?}"
@@ -254,7 +254,11 @@ fn assert_trees(d: &Dump, live: bool, spinner: bool) {
     );
     let leaf = first_leaf(c);
     assert!(
-        leaf.frame.note.as_deref().unwrap_or("").contains("I/O"),
+        leaf.frame
+            .annotation()
+            .as_deref()
+            .unwrap_or("")
+            .contains("I/O"),
         "{c:#?}"
     );
     // A task inside `poll` right now is reported as running, not decoded.

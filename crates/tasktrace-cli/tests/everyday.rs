@@ -81,7 +81,7 @@ fn check_pools(d: &Dump, what: &str) {
                 .collect();
             assert_eq!(leaves.len(), 1, "{what}: one {leaf} under {waiter}: {w:#?}");
             assert_eq!(
-                leaves[0].frame.note.as_deref(),
+                leaves[0].frame.annotation().as_deref(),
                 Some(want.as_str()),
                 "{what}: the {pool} waiter's leaf: {w:#?}"
             );
@@ -92,9 +92,9 @@ fn check_pools(d: &Dump, what: &str) {
             );
         }
         // The holder waits on something else (its request), not on a connection.
-        let notes: Vec<&str> = all_nodes(&h.trace.roots)
+        let notes: Vec<String> = all_nodes(&h.trace.roots)
             .iter()
-            .filter_map(|n| n.frame.note.as_deref())
+            .filter_map(|n| n.frame.annotation())
             .collect();
         assert!(
             notes.iter().all(|n| !n.contains("connection")),
@@ -120,7 +120,7 @@ fn check_batcher(d: &Dump, what: &str) {
     assert!(
         leaves
             .iter()
-            .any(|n| n.frame.note.as_deref() == Some("waiting on mpsc channel")),
+            .any(|n| n.frame.annotation().as_deref() == Some("waiting on mpsc receive")),
         "{what}: the batcher waits for its next item: {b:#?}"
     );
 }
@@ -147,7 +147,7 @@ fn check_blocking(d: &Dump, what: &str) {
     assert!(
         closure
             .frame
-            .note
+            .annotation()
             .as_deref()
             .is_some_and(|n| n.starts_with("spawn_blocking closure, running on thread ")),
         "{what}: {b:#?}"
@@ -170,9 +170,9 @@ fn check_blocking(d: &Dump, what: &str) {
 /// The semaphore's waiter names both permit holders (either may let go: it awaits neither);
 /// the RwLock's writer awaits both readers.
 fn check_permits_and_readers(d: &Dump, what: &str) {
-    for (holder, waiter, awaited) in [
-        ("permit_holder", "permit_waiter", false),
-        ("reader", "writer", true),
+    for (holder, waiter, awaited, lock) in [
+        ("permit_holder", "permit_waiter", false, "semaphore acquire"),
+        ("reader", "writer", true, "RwLock write"),
     ] {
         let mut held: Vec<u64> = rooted_at(d, &format!("everyday_target::{holder}"))
             .iter()
@@ -183,11 +183,11 @@ fn check_permits_and_readers(d: &Dump, what: &str) {
         let w = only_task(d, waiter, what);
         let leaf = only_child(root_of(w));
         let want = format!(
-            "waiting on semaphore/mutex acquire, held by task {}, task {}",
+            "waiting on {lock}, held by task {}, task {}",
             held[0], held[1]
         );
         assert_eq!(
-            leaf.frame.note.as_deref(),
+            leaf.frame.annotation().as_deref(),
             Some(want.as_str()),
             "{what}: {w:#?}"
         );

@@ -14,7 +14,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 use support::frameworks::*;
 use support::*;
-use tasktrace_model::{Dump, FrameKind, Node, Task};
+use tasktrace_model::{Dump, FrameKind, Node, Related, Task, WaitOn};
 
 const AXUM_SOURCE: &str =
     include_str!("../../../testdata/framework-targets/src/bin/axum-target.rs");
@@ -51,7 +51,7 @@ fn is_checkout_chain(n: &Node) -> bool {
         return false;
     };
     leaf.frame.kind == FrameKind::Leaf
-        && leaf.frame.note.as_deref() == Some("waiting on Notify")
+        && leaf.frame.annotation().as_deref() == Some("waiting on Notify")
         && leaf.children.is_empty()
 }
 
@@ -82,14 +82,14 @@ fn check_server(d: &Dump, what: &str) {
     );
     for t in &h1 {
         // Beside the handler: the connection's socket, and axum's graceful-shutdown signal.
-        let notes: Vec<&str> = root_of(t)
+        let notes: Vec<String> = root_of(t)
             .children
             .iter()
-            .filter_map(|c| c.frame.note.as_deref())
+            .filter_map(|c| c.frame.annotation())
             .collect();
         assert!(
             notes.iter().any(|n| is_io(Some(n), "readiness", what))
-                && notes.contains(&"waiting on watch change"),
+                && notes.iter().any(|n| n == "waiting on watch change"),
             "{what}: {t:#?}"
         );
     }
@@ -107,36 +107,24 @@ fn check_server(d: &Dump, what: &str) {
     let mut conns = Vec::new();
     for s in &streams {
         assert_eq!(chains(s), 1, "{what}: the stream's handler chain: {s:#?}");
-        let note = root_of(s).frame.note.clone().unwrap_or_default();
-        // Read from outside, `task N`; in a dump joined from inside, tokio's ids are said
-        // `tokio task N`.
-        let conn: u64 = note
-            .strip_prefix("HTTP/2 stream of the connection in ")
-            .map(|n| n.trim_start_matches("tokio "))
-            .and_then(|n| n.strip_prefix("task "))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("{what}: stream note {note:?}"));
+        let conn = stream_connection(root_of(s))
+            .unwrap_or_else(|| panic!("{what}: the stream names its connection: {s:#?}"));
         conns.push(conn);
     }
     assert_eq!(conns[0], conns[1], "{what}: both streams on one connection");
-    let conn = by_tokio_id(d, conns[0]).expect("the connection's task");
+    let conn = d.task(conns[0]).expect("the connection's task");
     let r = root_of(conn);
     assert_eq!(
         r.frame.function, "axum::serve::handle_connection",
         "{conn:#?}"
     );
-    let mut ids: Vec<u64> = streams.iter().map(|s| s.tokio_id.unwrap_or(s.id)).collect();
+    let mut ids: Vec<u64> = streams.iter().map(|s| s.id).collect();
     ids.sort();
-    let outside = format!("drives 2 HTTP/2 streams: tasks {}, {}", ids[0], ids[1]);
-    let inside = format!(
-        "drives 2 HTTP/2 streams: tokio task {}, tokio task {}",
-        ids[0], ids[1]
-    );
     assert!(
-        r.frame
-            .note
-            .as_deref()
-            .is_some_and(|n| n.contains(&outside) || n.contains(&inside)),
+        r.frame.related.iter().any(|rel| matches!(
+            rel,
+            Related::Drives { what, tasks } if what == "HTTP/2 stream" && *tasks == ids
+        )),
         "{what}: the connection names its streams: {conn:#?}"
     );
     // A JoinSet (tokio `full`: parking_lot's mutex around its lists) names its tasks: the
@@ -157,7 +145,7 @@ fn check_server(d: &Dump, what: &str) {
     );
     let notes: String = all_nodes(std::slice::from_ref(root_of(sup[0])))
         .iter()
-        .filter_map(|n| n.frame.note.clone())
+        .filter_map(|n| n.frame.annotation())
         .collect::<Vec<_>>()
         .join("; ");
     for m in &members {
@@ -187,7 +175,7 @@ fn check_server(d: &Dump, what: &str) {
     assert!(
         w.children
             .iter()
-            .any(|c| c.frame.note.as_deref() == Some("waiting on mpsc channel")),
+            .any(|c| c.frame.annotation().as_deref() == Some("waiting on mpsc receive")),
         "{what}: {w:#?}"
     );
 }
@@ -201,7 +189,7 @@ fn check_client(d: &Dump, what: &str) {
         let r = root_of(p);
         assert!(
             r.children.iter().any(|c| c.frame.kind == FrameKind::Leaf
-                && c.frame.note.as_deref() == Some("waiting for the HTTP response")),
+                && c.frame.annotation().as_deref() == Some("waiting for the HTTP response")),
             "{what}: {p:#?}"
         );
         let [by] = p.awaits[..] else {
@@ -219,13 +207,7 @@ fn check_client(d: &Dump, what: &str) {
     );
     let streams = by
         .iter()
-        .filter(|&&id| {
-            root_of(d.task(id).unwrap())
-                .frame
-                .note
-                .as_deref()
-                .is_some_and(|n| n.starts_with("HTTP/2 stream of the connection in task "))
-        })
+        .filter(|&&id| stream_connection(root_of(d.task(id).unwrap())).is_some())
         .count();
     assert_eq!(
         streams, 2,
@@ -239,7 +221,7 @@ fn check_client(d: &Dump, what: &str) {
             all_nodes(&t.trace.roots).iter().any(|n| {
                 n.frame.kind == FrameKind::Leaf
                     && n.frame.function == "hyper::proto::h1::dispatch::Dispatcher"
-                    && n.frame.note.as_deref()
+                    && n.frame.annotation().as_deref()
                         == Some("HTTP/1 client connection: waiting for the response")
             })
         })
@@ -346,14 +328,13 @@ fn check_stack(d: &Dump, what: &str) {
     let workers: Vec<&Task> = rooted_at(d, "tower::buffer::worker::Worker");
     assert_eq!(workers.len(), 1, "{what}: the Buffer's worker task: {d}");
     let worker = workers[0];
-    let notes: Vec<&str> = root_of(worker)
+    let waits: Vec<WaitOn> = root_of(worker)
         .children
         .iter()
-        .filter_map(|c| c.frame.note.as_deref())
+        .flat_map(|c| c.frame.waits.iter().map(|w| w.on))
         .collect();
     assert!(
-        notes.contains(&"waiting on mpsc channel")
-            && notes.contains(&"waiting on semaphore/mutex acquire"),
+        waits.contains(&WaitOn::MpscReceive) && waits.iter().any(|w| w.is_lock()),
         "{what}: the worker waits for requests and for a permit: {worker:#?}"
     );
     let block = "service_stack_target::main";
@@ -410,13 +391,13 @@ fn check_stack(d: &Dump, what: &str) {
     );
     assert_eq!(lookup.children.len(), 1);
     assert_eq!(
-        lookup.children[0].frame.note.as_deref(),
+        lookup.children[0].frame.annotation().as_deref(),
         Some("waiting on Notify")
     );
     assert!(
         svc.children.iter().any(|c| c
             .frame
-            .note
+            .annotation()
             .as_deref()
             .is_some_and(|n| n.starts_with("waiting on timer"))),
         "{what}: the timeout layer's timer beside the handler: {svc:#?}"
@@ -429,7 +410,8 @@ fn check_stack(d: &Dump, what: &str) {
     let svc = service_block(queued);
     assert!(
         svc.children.iter().any(|c| c.frame.kind == FrameKind::Leaf
-            && c.frame.note.as_deref() == Some("waiting on the tower Buffer's worker task")),
+            && c.frame.annotation().as_deref()
+                == Some("waiting on the tower Buffer's worker task")),
         "{what}: {svc:#?}"
     );
 }
@@ -463,7 +445,7 @@ fn check_lines(clean: &Dump, raw: &Dump, what: &str) {
         line_in(LINES_SOURCE, "slow_lookup(&line).await")
     ));
     assert_eq!(
-        handle[0].frame.note.as_deref(),
+        handle[0].frame.annotation().as_deref(),
         Some("3 branches"),
         "{what}: {r:#?}"
     );
@@ -480,7 +462,7 @@ fn check_lines(clean: &Dump, raw: &Dump, what: &str) {
     assert!(
         r.children
             .iter()
-            .any(|c| is_io(c.frame.note.as_deref(), "read", what)),
+            .any(|c| is_io(c.frame.annotation().as_deref(), "read", what)),
         "{what}: the Framed's socket: {r:#?}"
     );
     // Verbose: three branches, each its own `handle_line`.
@@ -498,7 +480,7 @@ fn check_lines(clean: &Dump, raw: &Dump, what: &str) {
     assert_eq!(idle.len(), 1, "{what}: the idle connection: {clean}");
     assert!(
         all_nodes(&root_of(idle[0]).children).iter().any(|c| is_io(
-            c.frame.note.as_deref(),
+            c.frame.annotation().as_deref(),
             "read",
             what
         )),
@@ -658,18 +640,18 @@ fn check_mini_redis(clean: &Dump, _raw: &Dump, what: &str) {
     assert!(
         under_apply
             .iter()
-            .any(|n| is_io(n.frame.note.as_deref(), "read", what)),
+            .any(|n| is_io(n.frame.annotation().as_deref(), "read", what)),
         "{what}: a socket read under Subscribe::apply: {apply:#?}"
     );
     assert!(
         under_apply
             .iter()
-            .any(|n| n.frame.note.as_deref() == Some("waiting on broadcast channel")),
+            .any(|n| n.frame.annotation().as_deref() == Some("waiting on broadcast receive")),
         "{what}: a broadcast receive under Subscribe::apply: {apply:#?}"
     );
     let reads = nodes
         .iter()
-        .filter(|n| is_io(n.frame.note.as_deref(), "read", what))
+        .filter(|n| is_io(n.frame.annotation().as_deref(), "read", what))
         .count();
     assert_eq!(reads, 2, "{what}: each handler reads its socket: {text}");
     let accept = clean
@@ -682,7 +664,7 @@ fn check_mini_redis(clean: &Dump, _raw: &Dump, what: &str) {
         panic!("{what}: {accept:#?}")
     };
     assert!(
-        is_io(leaf.frame.note.as_deref(), "accept", what),
+        is_io(leaf.frame.annotation().as_deref(), "accept", what),
         "{what}: {leaf:#?}"
     );
 }
@@ -770,7 +752,7 @@ fn check_tonic_server(d: &Dump, what: &str) {
         line("approved.await")
     ));
     assert_eq!(
-        wait.children[0].frame.note.as_deref(),
+        wait.children[0].frame.annotation().as_deref(),
         Some("waiting on Notify")
     );
     let streaming = find(line("next_update(&mut rx).await?"));
@@ -795,14 +777,12 @@ fn check_tonic_server(d: &Dump, what: &str) {
         "{what}: {next:#?}"
     );
     assert_eq!(
-        next.children[0].frame.note.as_deref(),
-        Some("waiting on mpsc channel")
+        next.children[0].frame.annotation().as_deref(),
+        Some("waiting on mpsc receive")
     );
     let conn = |t: &Task| -> u64 {
-        let note = root_of(t).frame.note.clone().unwrap_or_default();
-        note.strip_prefix("HTTP/2 stream of the connection in task ")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("{what}: stream note {note:?}"))
+        stream_connection(root_of(t))
+            .unwrap_or_else(|| panic!("{what}: the stream names its connection: {t:#?}"))
     };
     assert_eq!(conn(unary), conn(streaming), "{what}: one connection");
     let c = root_of(d.task(conn(unary)).expect("the connection task"));
@@ -812,7 +792,7 @@ fn check_tonic_server(d: &Dump, what: &str) {
     );
     assert!(
         c.frame
-            .note
+            .annotation()
             .as_deref()
             .is_some_and(|n| n.contains("drives 2 HTTP/2 streams")),
         "{what}: {c:#?}"
@@ -830,23 +810,19 @@ fn check_tonic_client(d: &Dump, what: &str) {
         .collect();
     let (unary, _) = leaves
         .iter()
-        .find(|(_, n)| n.frame.note.as_deref() == Some("waiting for the HTTP response"))
+        .find(|(_, n)| n.frame.annotation().as_deref() == Some("waiting for the HTTP response"))
         .unwrap_or_else(|| panic!("{what}: the unary call: {d}"));
     let [stream_task] = unary.awaits[..] else {
         panic!("{what}: {unary:#?}")
     };
     assert!(
-        root_of(d.task(stream_task).expect("its stream task"))
-            .frame
-            .note
-            .as_deref()
-            .is_some_and(|n| n.starts_with("HTTP/2 stream of the connection in task ")),
+        stream_connection(root_of(d.task(stream_task).expect("its stream task"))).is_some(),
         "{what}: {d}"
     );
     assert!(
         leaves
             .iter()
-            .any(|(_, n)| n.frame.note.as_deref() == Some("waiting on the HTTP body")),
+            .any(|(_, n)| n.frame.annotation().as_deref() == Some("waiting on the HTTP body")),
         "{what}: the streaming call reads its body: {d}"
     );
 }
@@ -896,26 +872,21 @@ fn tonic_service_release() {
 // ---------------------------------------------------------------------------------------------
 // One program, one tree: the in-process dump and `tasktrace attach` agree.
 
-/// The kind of wait a note names, in either producer's words (`waiting on mpsc receive` in
-/// process, `waiting on mpsc channel` from outside; `waiting on socket accept`, `waiting to
-/// accept on 127.0.0.1:3000 (fd 9)`).
-fn wait_kind(note: &str) -> &'static str {
-    const KINDS: &[(&str, &str)] = &[
-        ("oneshot", "oneshot"),
-        ("mpsc", "mpsc"),
-        ("broadcast", "broadcast"),
-        ("Notify", "notify"),
-        ("timer", "timer"),
-        ("accept", "accept"),
-        ("read", "read"),
-        ("write", "write"),
-        ("Mutex", "lock"),
-        ("semaphore", "lock"),
-    ];
-    KINDS
-        .iter()
-        .find(|(word, _)| note.contains(word))
-        .map_or("other", |(_, kind)| kind)
+/// The kind of a wait, as both producers can tell it: an I/O leaf read from outside may not
+/// know its operation, and a lock's leaf from outside may not know which lock.
+fn wait_kind(on: WaitOn) -> &'static str {
+    match on {
+        WaitOn::OneshotReceive => "oneshot",
+        WaitOn::MpscReceive | WaitOn::MpscSend => "mpsc",
+        WaitOn::BroadcastReceive | WaitOn::BroadcastSend => "broadcast",
+        WaitOn::Notify => "notify",
+        WaitOn::Timer => "timer",
+        WaitOn::SocketAccept => "accept",
+        WaitOn::SocketRead | WaitOn::Io => "read",
+        WaitOn::SocketWrite => "write",
+        on if on.is_lock() => "lock",
+        _ => "other",
+    }
 }
 
 /// A task's trace as both producers can state it: for each root-to-leaf path, its frames with
@@ -933,19 +904,7 @@ fn waits_of(t: &Task) -> Waits {
             .collect();
         let kinds = out.entry(frames).or_default();
         for f in &path {
-            let Some(note) = f.note.as_deref() else {
-                continue;
-            };
-            // `waiting on timer, 3598.5s left`: the time left is a detail of the timer; who
-            // holds a lock (`held by …`) only a read of the whole process knows.
-            for part in note.trim_start_matches("waiting on ").split(", ") {
-                if !part.ends_with(" left")
-                    && !part.ends_with(" ago")
-                    && !part.starts_with("held by ")
-                {
-                    kinds.push(wait_kind(part));
-                }
-            }
+            kinds.extend(f.waits.iter().map(|w| wait_kind(w.on)));
         }
         kinds.sort_unstable();
         kinds.dedup();

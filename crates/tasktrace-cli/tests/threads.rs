@@ -79,9 +79,12 @@ fn check(profile: &str) {
     );
     assert!(!root.children.is_empty(), "{ctx}: the accept: {root:#?}");
     assert!(
-        leaves(root)
-            .iter()
-            .any(|l| l.frame.note.as_deref().unwrap_or("").contains("I/O")),
+        leaves(root).iter().any(|l| l
+            .frame
+            .annotation()
+            .as_deref()
+            .unwrap_or("")
+            .contains("I/O")),
         "{ctx}: waiting on the listener: {root:#?}"
     );
 

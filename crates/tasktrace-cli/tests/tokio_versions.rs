@@ -136,7 +136,7 @@ fn check_version(version: &str, profile: &str) {
     );
     assert!(
         b.frame
-            .note
+            .annotation()
             .as_deref()
             .is_some_and(|n| n.starts_with("spawn_blocking closure, running on thread ")),
         "{ctx}: {blocking:#?}"
@@ -234,7 +234,7 @@ fn check_version(version: &str, profile: &str) {
         "{ctx}: {js_root:#?}"
     );
     assert_eq!(
-        set.frame.note.as_deref(),
+        set.frame.annotation().as_deref(),
         Some("2 tasks"),
         "{ctx}: {set:#?}"
     );
@@ -248,7 +248,7 @@ fn check_version(version: &str, profile: &str) {
             "tokio::runtime::task::join::JoinHandle",
             "waiting on task ",
         );
-        let note = h.frame.note.as_deref().unwrap_or_default();
+        let note = h.frame.annotation().unwrap_or_default();
         held.push(
             note.trim_start_matches("waiting on task ")
                 .parse::<u64>()
@@ -276,7 +276,7 @@ fn check_version(version: &str, profile: &str) {
             "{ctx}: {n:#?}"
         );
         assert_eq!(
-            s.frame.note.as_deref(),
+            s.frame.annotation().as_deref(),
             Some("shared by 2 holders"),
             "{ctx}: {s:#?}"
         );

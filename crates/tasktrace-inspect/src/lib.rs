@@ -57,8 +57,8 @@ pub struct Options {
     pub max_tasks: usize,
     /// Most frames decoded in one read, over all tasks (each task's decode has its own depth
     /// and size caps): with a corrupt task list of many plausible tasks, this bounds the
-    /// reader's time and memory. Tasks past it are listed without a trace, and the dump gets a
-    /// `partial:` note.
+    /// reader's time and memory. Tasks past it are listed without a trace, and the dump says
+    /// so ([`Dump::partial`]).
     pub max_frames: usize,
     /// Also list the threads ([`Dump::threads`]): workers with their local queue and the task
     /// they poll, `block_on` threads with their root future, blocking-pool threads.
@@ -260,8 +260,8 @@ impl Session {
                 )))
             }
             Ok(mut d) if exited(pid) => {
-                d.notes
-                    .push(format!("partial: {ids} exited while it was being read"));
+                d.partial
+                    .push(format!("{ids} exited while it was being read"));
                 d
             }
             other => other?,
@@ -417,20 +417,18 @@ pub fn core(core: &str, exe: Option<&str>, opts: &Options) -> Result<Dump> {
                 .iter()
                 .filter(|t| {
                     t.error.is_some()
-                        || t.trace.walk().iter().any(|(_, n)| {
-                            n.frame
-                                .note
-                                .as_deref()
-                                .is_some_and(|n| n.starts_with("unreadable"))
-                        })
+                        || t.trace
+                            .walk()
+                            .iter()
+                            .any(|(_, n)| n.frame.status == FrameStatus::Unreadable)
                 })
                 .count();
             if cut_short > 0 {
-                dump.notes.insert(
+                dump.partial.insert(
                     0,
                     format!(
-                        "partial: {cut_short} task(s) with memory in the missing part (their \
-                         trees stop at an unreadable frame)"
+                        "{cut_short} task(s) with memory in the missing part (their trees \
+                         stop at an unreadable frame)"
                     ),
                 );
             }
@@ -586,22 +584,21 @@ fn read_phased(
     }
     let mut raw = Vec::new();
     let mut notes = Vec::new();
+    let mut partial = Vec::new();
     for rt in &runtimes {
         let left = opts.max_tasks.saturating_sub(raw.len());
         let (mut tasks, n) = match tk.tasks(rt, left) {
             Ok(found) => found,
             Err(e) if !scan.is_empty() => (
                 Vec::new(),
-                vec![format!(
-                    "partial: the runtime's task lists are unreadable: {e}"
-                )],
+                vec![format!("the runtime's task lists are unreadable: {e}")],
             ),
             Err(e) => return Err(e),
         };
         raw.append(&mut tasks);
-        notes.extend(n);
+        partial.extend(n);
     }
-    let lists_cut = runtimes.is_empty() || notes.iter().any(|n| n.starts_with("partial:"));
+    let lists_cut = runtimes.is_empty() || !partial.is_empty();
     if !scan.is_empty() && lists_cut {
         let known: std::collections::HashSet<u64> = raw.iter().map(|t| t.header).collect();
         let left = opts.max_tasks.saturating_sub(raw.len());
@@ -613,19 +610,19 @@ fn read_phased(
                     .into(),
             ));
         }
-        notes.push(if runtimes.is_empty() {
-            format!(
-                "partial: {} task(s) found by scanning the memory present for task headers (no \
+        if runtimes.is_empty() {
+            partial.push(format!(
+                "{} task(s) found by scanning the memory present for task headers (no \
                  runtime is reachable: its threads are in the missing part); a task whose \
                  header is in the missing part is not listed",
                 found.len()
-            )
+            ));
         } else {
-            format!(
+            notes.push(format!(
                 "{} more task(s) found by scanning the memory present for task headers",
                 found.len()
-            )
-        });
+            ));
+        }
         raw.append(&mut found);
     }
     drop(scan);
@@ -645,7 +642,7 @@ fn read_phased(
                 Some(Ok((mut tasks, n))) => {
                     local_sets += 1;
                     raw.append(&mut tasks);
-                    notes.extend(n);
+                    partial.extend(n);
                     failed = None;
                     break;
                 }
@@ -654,8 +651,8 @@ fn read_phased(
             }
         }
         if let Some(e) = failed {
-            notes.push(format!(
-                "partial: the LocalSet of thread {} could not be read: {e}",
+            partial.push(format!(
+                "the LocalSet of thread {} could not be read: {e}",
                 f.info.tid
             ));
         }
@@ -836,8 +833,8 @@ fn read_phased(
     }
     decode::resolve(&mut tasks, &links, &root_links);
     if undecoded > 0 {
-        notes.push(format!(
-            "partial: {undecoded} task(s) not decoded: the budget of {} frames per read is spent",
+        partial.push(format!(
+            "{undecoded} task(s) not decoded: the budget of {} frames per read is spent",
             opts.max_frames
         ));
     }
@@ -849,6 +846,7 @@ fn read_phased(
     ));
     let mut dump = Dump::new(tasks);
     dump.notes = notes;
+    dump.partial = partial;
     if opts.threads {
         dump.threads = facts.into_iter().map(|f| f.info).collect();
     }

@@ -39,22 +39,26 @@ pub struct Sockets {
 }
 
 impl Sockets {
-    /// The description of descriptor `fd` of process `pid` for a leaf's note:
-    /// `fd 9: 127.0.0.1:3000 to 127.0.0.1:51234`, `fd 7: listening on 0.0.0.0:3000`,
-    /// `fd 5: unix /run/app.sock`, or `fd 5` when it is no socket the tables know.
-    pub fn describe(&self, pid: i32, fd: i32) -> String {
+    /// What descriptor `fd` of process `pid` is, for an I/O leaf's wait: a TCP socket's
+    /// addresses (a listener's own), a Unix socket's path, or only the descriptor when it is no
+    /// socket the tables know. Its text: `fd 9: 127.0.0.1:3000 to 127.0.0.1:51234`.
+    pub fn describe(&self, pid: i32, fd: i32) -> tasktrace_model::Socket {
         let socket = self
             .ask_the_socket(pid, fd)
             .or_else(|| self.in_tables(pid, fd));
+        let mut out = tasktrace_model::Socket {
+            fd,
+            ..Default::default()
+        };
         match socket {
-            Some(Socket::Tcp {
-                local,
-                peer: Some(peer),
-            }) => format!("fd {fd}: {local} to {peer}"),
-            Some(Socket::Tcp { local, peer: None }) => format!("fd {fd}: listening on {local}"),
-            Some(Socket::Unix { path }) if !path.is_empty() => format!("fd {fd}: unix {path}"),
-            _ => format!("fd {fd}"),
+            Some(Socket::Tcp { local, peer }) => {
+                out.local = Some(local.to_string());
+                out.peer = peer.map(|p| p.to_string());
+            }
+            Some(Socket::Unix { path }) if !path.is_empty() => out.unix = Some(path),
+            _ => {}
         }
+        out
     }
 
     /// The socket `fd` of `pid` as the kernel's tables list it.
@@ -295,11 +299,11 @@ mod tests {
         let pid = std::process::id() as i32;
         let s = Sockets::default();
         assert_eq!(
-            s.describe(pid, listener.as_raw_fd()),
+            s.describe(pid, listener.as_raw_fd()).to_string(),
             format!("fd {}: listening on {addr}", listener.as_raw_fd())
         );
         assert_eq!(
-            s.describe(pid, server.as_raw_fd()),
+            s.describe(pid, server.as_raw_fd()).to_string(),
             format!("fd {}: {addr} to {peer}", server.as_raw_fd())
         );
         // The same from the kernel's tables (the path taken without pidfd_getfd).
@@ -311,7 +315,7 @@ mod tests {
             })
         );
         drop(client);
-        assert_eq!(s.describe(pid, 0), "fd 0");
+        assert_eq!(s.describe(pid, 0).to_string(), "fd 0");
     }
 
     #[test]
@@ -334,8 +338,8 @@ mod tests {
         let pid = child.id() as i32;
         let s = Sockets::default();
         let asked = s.ask_the_socket(pid, lfd);
-        let got = s.describe(pid, lfd);
-        let got_client = s.describe(pid, cfd);
+        let got = s.describe(pid, lfd).to_string();
+        let got_client = s.describe(pid, cfd).to_string();
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(got, format!("fd {lfd}: listening on {addr}"));

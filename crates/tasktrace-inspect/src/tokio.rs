@@ -17,6 +17,7 @@ use crate::value::Reader;
 use layout::Layout;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use tasktrace_model::{Timer, Wait, WaitOn};
 
 /// Most tasks read from one runtime (a bound on corrupt lists).
 pub const MAX_TASKS: usize = 1_000_000;
@@ -39,8 +40,8 @@ pub enum Branch {
 
 /// What a recognised leaf future waits on.
 pub struct Leaf {
-    /// `"waiting on timer, 19.6s left"`, `"waiting on task 7"`, …
-    pub note: String,
+    /// What it waits on (a timer with its deadline, a task, …).
+    pub wait: Wait,
     /// The task awaited through a join handle.
     pub awaits: Option<u64>,
     /// The header of that task (a `spawn_blocking` task is in no task list: it is found
@@ -487,7 +488,9 @@ impl<'r, 'a> Tokio<'r, 'a> {
         self.walk_lists(&heads, limit)
     }
 
-    /// Every task in linked lists starting at `heads` (owned lists: `Trailer.owned` links).
+    /// Every task in linked lists starting at `heads` (owned lists: `Trailer.owned` links),
+    /// and why the lists were not read to their ends (a dump's [`partial`](tasktrace_model::Dump::partial)
+    /// reasons), if they were not.
     pub fn walk_lists(&self, heads: &[u64], limit: usize) -> Result<(Vec<RawTask>, Vec<String>)> {
         let mut notes = Vec::new();
         let mut seen = crate::addr_hash::AddrSet::default();
@@ -495,15 +498,14 @@ impl<'r, 'a> Tokio<'r, 'a> {
         for (i, &head) in heads.iter().enumerate() {
             let mut cur = head;
             while cur != 0 {
-                // Notes starting with "partial:" mark a dump that lacks tasks.
                 if !seen.insert(cur) {
                     notes.push(format!(
-                        "partial: owned task list {i} has a cycle at {cur:#x}; stopped there"
+                        "owned task list {i} has a cycle at {cur:#x}; stopped there"
                     ));
                     break;
                 }
                 if out.len() >= limit {
-                    notes.push(format!("partial: stopped after {limit} tasks"));
+                    notes.push(format!("stopped after {limit} tasks"));
                     return Ok((out, notes));
                 }
                 // Target memory is untrusted: an unreadable task or link (a dangling pointer,
@@ -512,7 +514,7 @@ impl<'r, 'a> Tokio<'r, 'a> {
                     Ok(t) => t,
                     Err(e) => {
                         notes.push(format!(
-                            "partial: owned task list {i}: the task at {cur:#x} is unreadable \
+                            "owned task list {i}: the task at {cur:#x} is unreadable \
                              ({e}); the rest of this list is not listed"
                         ));
                         break;
@@ -971,9 +973,9 @@ impl<'r, 'a> Tokio<'r, 'a> {
     /// monotonic clock of a live target (a timer's time left).
     pub fn leaf(&self, addr: u64, ty: u64, name: &str, now: Option<f64>) -> Option<Leaf> {
         let r = self.r;
-        let note = |s: &str| {
+        let leaf = |wait: Wait| {
             Some(Leaf {
-                note: s.to_string(),
+                wait,
                 awaits: None,
                 header: None,
                 stale: false,
@@ -988,26 +990,24 @@ impl<'r, 'a> Tokio<'r, 'a> {
                     }
                     let s = r.u64(addr + s_off).ok()?;
                     let ns = r.uint(addr + n_off, 4).ok()?;
-                    Some(s as f64 + ns as f64 * 1e-9)
+                    Some(s.saturating_mul(1000).saturating_add(ns / 1_000_000))
                 });
-                let text = match (deadline, now) {
-                    (None, _) => "waiting on timer".to_string(),
-                    (Some(d), Some(now)) if d >= now => {
-                        format!("waiting on timer, {:.1}s left", d - now)
-                    }
-                    (Some(d), Some(now)) => {
-                        let mut leaf = note(&format!(
-                            "waiting on timer, deadline passed {:.1}s ago",
-                            now - d
-                        ))?;
-                        leaf.stale = now - d >= STALE_TIMER_SECS;
-                        return Some(leaf);
-                    }
-                    (Some(d), None) => {
-                        format!("waiting on timer, deadline at {d:.1}s (CLOCK_MONOTONIC)")
-                    }
+                let now_ms = now.map(|n| (n * 1000.0) as u64);
+                let (timer, stale) = match (deadline, now_ms) {
+                    (None, _) => (None, false),
+                    (Some(d), Some(now)) if d >= now => (Some(Timer::LeftMs(d - now)), false),
+                    (Some(d), Some(now)) => (
+                        Some(Timer::PassedMs(now - d)),
+                        (now - d) as f64 >= STALE_TIMER_SECS * 1000.0,
+                    ),
+                    (Some(d), None) => (Some(Timer::AtMs(d)), false),
                 };
-                note(&text)
+                let mut found = leaf(Wait {
+                    timer,
+                    ..Wait::new(WaitOn::Timer)
+                })?;
+                found.stale = stale;
+                Some(found)
             }
             LeafKind::JoinHandle => {
                 let header = r
@@ -1016,20 +1016,20 @@ impl<'r, 'a> Tokio<'r, 'a> {
                     .and_then(|(p, _)| (p != 0).then_some(p));
                 match header.and_then(|p| Some((p, self.task_id(p).ok()?))) {
                     Some((header, id)) => Some(Leaf {
-                        note: format!("waiting on task {id}"),
+                        wait: Wait::task(id),
                         awaits: Some(id),
                         header: Some(header),
                         stale: false,
                     }),
-                    None => note("waiting on a task"),
+                    None => leaf(Wait::new(WaitOn::Task)),
                 }
             }
-            LeafKind::Oneshot => note("waiting on oneshot channel"),
-            LeafKind::Notified => note(NOTIFIED_NOTE),
-            LeafKind::Acquire => note(ACQUIRE_NOTE),
-            LeafKind::Mpsc => note("waiting on mpsc channel"),
-            LeafKind::Broadcast => note("waiting on broadcast channel"),
-            LeafKind::Io => note("waiting on I/O readiness"),
+            LeafKind::Oneshot => leaf(Wait::new(WaitOn::OneshotReceive)),
+            LeafKind::Notified => leaf(Wait::new(WaitOn::Notify)),
+            LeafKind::Acquire => leaf(Wait::new(WaitOn::Acquire)),
+            LeafKind::Mpsc => leaf(Wait::new(WaitOn::MpscReceive)),
+            LeafKind::Broadcast => leaf(Wait::new(WaitOn::BroadcastReceive)),
+            LeafKind::Io => leaf(Wait::new(WaitOn::Io)),
         }
     }
 }
@@ -1054,12 +1054,6 @@ pub enum LeafKind {
     /// Socket or I/O readiness (`tokio::net` types, `tokio::io::util` futures, `Readiness`).
     Io,
 }
-
-/// The note of an [`LeafKind::Acquire`] leaf (a lock's holders are added to it once known).
-pub const ACQUIRE_NOTE: &str = "waiting on semaphore/mutex acquire";
-
-/// The note of a [`LeafKind::Notified`] leaf (a pool's connection holders replace it).
-pub const NOTIFIED_NOTE: &str = "waiting on Notify";
 
 /// The kind of tokio leaf the type `name` is, if it is one.
 pub fn leaf_kind(name: &str) -> Option<LeafKind> {

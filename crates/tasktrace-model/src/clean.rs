@@ -23,7 +23,7 @@
 //! Source paths ([`short_path`]): user files relative to their crate (`src/lib.rs`), registry
 //! sources as `tokio-1.54.1/src/time/sleep.rs`, toolchain sources as `core/src/task/wake.rs`.
 
-use crate::{Frame, FrameKind, Location, Node, Trace};
+use crate::{Frame, FrameKind, Location, Node, Trace, Wait, WaitOn};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -500,6 +500,8 @@ fn normalize_frame(frame: &Frame, parent: Option<&Frame>, children: &[Node]) -> 
         status: frame.status,
         note: frame.note.clone(),
         branches: frame.branches,
+        waits: frame.waits.clone(),
+        related: frame.related.clone(),
     }
 }
 
@@ -598,54 +600,54 @@ fn raw_path_crate(file: &str) -> Option<&str> {
 }
 
 /// What a chain of hidden frames (outermost first) below the last visible frame waits on.
-fn classify(chain: &[&Frame]) -> Option<String> {
+fn classify(chain: &[&Frame]) -> Option<Wait> {
     let has = |pat: &str| {
         chain.iter().any(|f| {
             f.function.contains(pat) || f.location.as_ref().is_some_and(|l| l.file.contains(pat))
         })
     };
     let name_has = |pat: &str| chain.iter().any(|f| f.function.contains(pat));
-    let direction = |recv: &str, send: &str| {
+    let direction = |recv: WaitOn, send: WaitOn| {
         if name_has("send") || name_has("reserve") || name_has("Send") || has("batch_semaphore") {
-            send.to_string()
+            send
         } else {
-            recv.to_string()
+            recv
         }
     };
     let what = if has("task/join_set") || name_has("JoinSet") {
-        "JoinSet".to_string()
+        WaitOn::JoinSet
     } else if has("runtime/task/join.rs") || name_has("JoinHandle") {
-        "task".to_string()
+        WaitOn::Task
     } else if has("sync/mutex.rs") || name_has("Mutex<") {
-        "Mutex lock".to_string()
+        WaitOn::Mutex
     } else if has("sync/rwlock") || name_has("RwLock") {
         if name_has("write") {
-            "RwLock write".to_string()
+            WaitOn::RwLockWrite
         } else {
-            "RwLock read".to_string()
+            WaitOn::RwLockRead
         }
     } else if has("sync/mpsc/") || has("futures-channel") && has("/mpsc/") {
-        direction("mpsc receive", "mpsc send")
+        direction(WaitOn::MpscReceive, WaitOn::MpscSend)
     } else if has("sync/oneshot.rs") || has("oneshot") {
-        "oneshot receive".to_string()
+        WaitOn::OneshotReceive
     } else if has("sync/broadcast.rs") {
-        direction("broadcast receive", "broadcast send")
+        direction(WaitOn::BroadcastReceive, WaitOn::BroadcastSend)
     } else if has("sync/watch.rs") {
-        "watch change".to_string()
+        WaitOn::WatchChange
     } else if has("sync/notify.rs") || name_has("Notified") {
-        "Notify".to_string()
+        WaitOn::Notify
     } else if has("semaphore") {
-        "semaphore acquire".to_string()
+        WaitOn::Semaphore
     } else if has("/time/") || has("futures-timer") || name_has("Sleep") || name_has("Delay") {
-        "timer".to_string()
+        WaitOn::Timer
     } else if name_has("::connect_mio")
         || name_has("TcpStream::connect")
         || name_has("TcpSocket::connect")
         || name_has("UnixStream::connect")
     {
-        "socket connect".to_string()
+        WaitOn::SocketConnect
     } else if name_has("accept") || has("/listener.rs") {
-        "socket accept".to_string()
+        WaitOn::SocketAccept
     } else if name_has("poll_read")
         || name_has("::io::util::read")
         || name_has("::codec::framed")
@@ -653,16 +655,16 @@ fn classify(chain: &[&Frame]) -> Option<String> {
         || name_has("recv_from")
         || has("io/util/read")
     {
-        "socket read".to_string()
+        WaitOn::SocketRead
     } else if name_has("poll_write")
         || name_has("::io::util::write")
         || name_has("write_ready")
         || name_has("send_to")
         || has("io/util/write")
     {
-        "socket write".to_string()
+        WaitOn::SocketWrite
     } else if has("runtime/io/") || has("io/poll_evented") {
-        "I/O readiness".to_string()
+        WaitOn::Io
     } else {
         // Something else: name the outermost hidden frame that is not the standard library.
         let f = chain.iter().find(|f| {
@@ -673,9 +675,9 @@ fn classify(chain: &[&Frame]) -> Option<String> {
                 .is_some_and(|c| matches!(c, "core" | "std" | "alloc"));
             !file_std && f.location.is_some()
         })?;
-        return Some(format!("waiting in {}", f.function));
+        return Some(Wait::in_function(f.function.clone()));
     };
-    Some(format!("waiting on {what}"))
+    Some(Wait::new(what))
 }
 
 /// Whether a chain of hidden frames passes through a `poll_fn`.
@@ -689,31 +691,10 @@ fn via_poll_fn(chain: &[&Frame]) -> bool {
     })
 }
 
-fn add_note(frame: &mut Frame, notes: &[String]) {
-    if notes.is_empty() {
-        return;
+fn add_waits(frame: &mut Frame, waits: &[Wait]) {
+    for w in waits {
+        frame.add_wait(w.clone());
     }
-    let mut all: Vec<String> = frame.note.iter().cloned().collect();
-    for n in notes {
-        if !all.contains(n) {
-            all.push(n.clone());
-        }
-    }
-    frame.note = Some(join_notes(&all));
-}
-
-/// `["waiting on timer", "waiting on Notify"]` → `"waiting on timer, Notify"`.
-fn join_notes(notes: &[String]) -> String {
-    let mut out = String::new();
-    for (i, n) in notes.iter().enumerate() {
-        if i == 0 {
-            out.push_str(n);
-        } else {
-            out.push_str(", ");
-            out.push_str(n.strip_prefix("waiting on ").unwrap_or(n));
-        }
-    }
-    out
 }
 
 /// Adds `node` to `out`, merging it into a sibling that is the same logical frame.
@@ -732,15 +713,16 @@ fn merge_into(out: &mut Vec<Node>, node: Node, count: bool) {
             count_branch(&mut existing.frame);
         }
         if let Some(note) = &node.frame.note {
-            if !existing
-                .frame
-                .note
-                .as_deref()
-                .is_some_and(|n| n.contains(note.as_str()))
-            {
-                add_note(&mut existing.frame, std::slice::from_ref(note));
+            match &mut existing.frame.note {
+                Some(n) if n.contains(note.as_str()) => {}
+                Some(n) => {
+                    n.push_str("; ");
+                    n.push_str(note);
+                }
+                None => existing.frame.note = Some(note.clone()),
             }
         }
+        add_waits(&mut existing.frame, &node.frame.waits);
         for child in node.children {
             merge_into(&mut existing.children, child, false);
         }
@@ -749,61 +731,41 @@ fn merge_into(out: &mut Vec<Node>, node: Node, count: bool) {
     }
 }
 
-/// The note an out-of-process reader gives an I/O leaf it cannot say more of.
-const IO_READINESS: &str = "waiting on I/O readiness";
-
-/// A leaf whose note only names its primitive (`waiting on I/O readiness`, `waiting on
-/// Notify`) says what it is used for when the hidden frames above it, or its own name, say it:
-/// `TcpListener::accept` → `waiting on socket accept`, `tokio::io::util::read_buf::ReadBuf` →
-/// `waiting on socket read`, a `Notified` inside `watch::Receiver::changed` → `waiting on watch
-/// change` — as the in-process capture's notes do.
-///
-/// An out-of-process reader of a live process adds the socket to an I/O note
-/// (`waiting on I/O readiness (fd 9: 127.0.0.1:3000 to 127.0.0.1:51234)`); with the operation
-/// known, it reads `waiting to read from 127.0.0.1:51234 (fd 9)`.
-fn refine_leaf_note(frame: &mut Frame, chain: &[&Frame]) {
-    let (io, socket) = match frame.note.as_deref() {
-        _ if frame.kind != FrameKind::Leaf => return,
-        Some(IO_READINESS) => (true, None),
-        Some(n) if n.starts_with(IO_READINESS) => {
-            let socket = n[IO_READINESS.len()..]
-                .trim()
-                .strip_prefix('(')
-                .and_then(|r| r.strip_suffix(')'))
-                .map(str::to_string);
-            (true, socket)
-        }
-        Some("waiting on Notify") => (false, None),
-        _ => return,
-    };
+/// A leaf whose wait only names its primitive (I/O readiness, a `Notify`, a batch semaphore's
+/// permit, a channel's receiver) says what it is used for when the hidden frames above it, or
+/// its own name, say it: `TcpListener::accept` → socket accept, `tokio::io::util::read_buf::ReadBuf`
+/// → socket read, a `Notified` inside `watch::Receiver::changed` → watch change, an `Acquire`
+/// inside `Mutex::lock` → Mutex lock — as the in-process capture's waits do. What the reader
+/// knew (the socket, the lock's holders) is kept.
+fn refine_leaf_waits(frame: &mut Frame, chain: &[&Frame]) {
+    if frame.kind != FrameKind::Leaf || frame.waits.len() != 1 {
+        return;
+    }
+    let on = frame.waits[0].on;
+    let refinable = matches!(
+        on,
+        WaitOn::Io | WaitOn::Notify | WaitOn::Acquire | WaitOn::MpscReceive
+    );
+    if !refinable {
+        return;
+    }
+    // A permit's leaf is named `batch_semaphore` whoever uses it: only the frames above say.
     let mut with_leaf = chain.to_vec();
-    with_leaf.push(frame);
+    if on != WaitOn::Acquire {
+        with_leaf.push(frame);
+    }
     let Some(what) = classify(&with_leaf) else {
         return;
     };
-    if io && what.starts_with("waiting on socket") {
-        frame.note = Some(match socket {
-            Some(socket) => socket_note(&what, &socket),
-            None => what,
-        });
-    } else if !io && what != "waiting on Notify" && !what.starts_with("waiting in ") {
-        frame.note = Some(what);
-    }
-}
-
-/// `waiting on socket read` and `fd 9: 127.0.0.1:3000 to 127.0.0.1:51234` →
-/// `waiting to read from 127.0.0.1:51234 (fd 9)`; a socket without addresses is kept as it is.
-fn socket_note(what: &str, socket: &str) -> String {
-    let (fd, addrs) = socket.split_once(": ").unwrap_or((socket, ""));
-    let peer = addrs.split_once(" to ").map(|(_, p)| p);
-    let listening = addrs.strip_prefix("listening on ");
-    let op = what.strip_prefix("waiting on socket ").unwrap_or(what);
-    match (op, peer, listening) {
-        ("read", Some(p), _) => format!("waiting to read from {p} ({fd})"),
-        ("write", Some(p), _) => format!("waiting to write to {p} ({fd})"),
-        ("connect", Some(p), _) => format!("waiting to connect to {p} ({fd})"),
-        ("accept", _, Some(l)) => format!("waiting to accept on {l} ({fd})"),
-        _ => format!("{what} ({socket})"),
+    let fits = match on {
+        WaitOn::Io => what.on.is_socket(),
+        WaitOn::Notify => !matches!(what.on, WaitOn::Notify | WaitOn::In),
+        WaitOn::Acquire => what.on.is_lock() || what.on == WaitOn::MpscSend,
+        WaitOn::MpscReceive => what.on == WaitOn::MpscSend,
+        _ => false,
+    };
+    if fits {
+        frame.waits[0].on = what.on;
     }
 }
 
@@ -883,10 +845,10 @@ fn simplify<'a>(
     raw: &[Node],
     nodes: &'a [Node],
     chain: &mut Vec<&'a Frame>,
-) -> (Vec<Node>, Vec<String>) {
+) -> (Vec<Node>, Vec<Wait>) {
     let mut visible = Vec::new();
-    let mut notes: Vec<String> = Vec::new();
-    let note = |n: String, notes: &mut Vec<String>| {
+    let mut notes: Vec<Wait> = Vec::new();
+    let note = |n: Wait, notes: &mut Vec<Wait>| {
         if !notes.contains(&n) {
             notes.push(n);
         }
@@ -913,9 +875,9 @@ fn simplify<'a>(
         let (kids, sub_notes) = simplify(&r.children, &n.children, &mut below);
         // A closure handed to `poll_fn` that is itself the leaf: it is how its async fn waits.
         if kids.is_empty() && n.frame.kind == FrameKind::Closure && via_poll_fn(chain) {
-            let what = match &n.frame.location {
-                Some(loc) => format!("waiting on closure at {}:{}", loc.file, loc.line),
-                None => "waiting on closure".to_string(),
+            let what = Wait {
+                at: n.frame.location.clone(),
+                ..Wait::new(WaitOn::Closure)
             };
             note(what, &mut notes);
             continue;
@@ -923,8 +885,8 @@ fn simplify<'a>(
         let mut frame = n.frame.clone();
         shorten_type_name(&mut frame);
         name_by_operation(&mut frame, chain);
-        refine_leaf_note(&mut frame, chain);
-        add_note(&mut frame, &sub_notes);
+        refine_leaf_waits(&mut frame, chain);
+        add_waits(&mut frame, &sub_notes);
         push_merged(
             &mut visible,
             Node {
@@ -969,7 +931,7 @@ impl Trace {
                     simplify(&raw.children, &root.children, &mut vec![&root.frame]);
                 let mut frame = root.frame.clone();
                 shorten_type_name(&mut frame);
-                add_note(&mut frame, &notes);
+                add_waits(&mut frame, &notes);
                 return Trace {
                     roots: Arc::new(vec![Node { frame, children }]),
                 };
@@ -983,7 +945,7 @@ impl Trace {
                 return normalized;
             };
             let mut frame = first.frame.clone();
-            add_note(&mut frame, &notes);
+            add_waits(&mut frame, &notes);
             return Trace {
                 roots: Arc::new(vec![Node::new(frame)]),
             };
@@ -1006,32 +968,6 @@ mod tests {
     const TOKIO: &str =
         "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src";
 
-    /// Out-of-process leaves that only name their primitive say what they are for when the
-    /// hidden frames above them do: a connect, a watch channel's change.
-    #[test]
-    fn socket_notes_name_the_operation_and_the_address() {
-        let s = "fd 9: 127.0.0.1:3000 to 127.0.0.1:51234";
-        assert_eq!(
-            socket_note("waiting on socket read", s),
-            "waiting to read from 127.0.0.1:51234 (fd 9)"
-        );
-        assert_eq!(
-            socket_note("waiting on socket write", s),
-            "waiting to write to 127.0.0.1:51234 (fd 9)"
-        );
-        assert_eq!(
-            socket_note(
-                "waiting on socket accept",
-                "fd 7: listening on 0.0.0.0:3000"
-            ),
-            "waiting to accept on 0.0.0.0:3000 (fd 7)"
-        );
-        assert_eq!(
-            socket_note("waiting on socket read", "fd 5"),
-            "waiting on socket read (fd 5)"
-        );
-    }
-
     /// A `PollFn` leaf is named by the library call above it (hidden as plumbing): what the
     /// program wrote, `rx.recv()`.
     #[test]
@@ -1049,7 +985,7 @@ mod tests {
                 None,
             )
             .with_kind(FrameKind::Leaf)
-            .with_note("waiting on mpsc channel"),
+            .with_wait(Wait::new(WaitOn::MpscReceive)),
         ]);
         let clean = trace.clean();
         let leaf = &clean.roots[0].children[0].frame;
@@ -1057,16 +993,21 @@ mod tests {
             leaf.function, "tokio::sync::mpsc::bounded::Receiver::recv",
             "{clean:#?}"
         );
-        assert_eq!(leaf.note.as_deref(), Some("waiting on mpsc channel"));
+        assert_eq!(
+            leaf.annotation().as_deref(),
+            Some("waiting on mpsc receive")
+        );
     }
 
+    /// Out-of-process leaves that only name their primitive say what they are for when the
+    /// hidden frames above them do: a connect, a watch channel's change, a mutex.
     #[test]
-    fn leaf_notes_refined_by_the_hidden_frames_above() {
-        let leaf = |name: &str, note: &str| {
+    fn leaf_waits_refined_by_the_hidden_frames_above() {
+        let leaf = |name: &str, on: WaitOn| {
             Node::new(
                 Frame::new(name, None)
                     .with_kind(FrameKind::Leaf)
-                    .with_note(note),
+                    .with_wait(Wait::new(on)),
             )
         };
         let hidden = |name: &str, file: &str, child: Node| {
@@ -1080,37 +1021,48 @@ mod tests {
         root.children.push(hidden(
             "tokio::net::tcp::socket::TcpSocket::connect",
             "net/tcp/socket.rs",
-            leaf("tokio::net::tcp::stream::connect_mio", IO_READINESS),
+            leaf("tokio::net::tcp::stream::connect_mio", WaitOn::Io),
         ));
         root.children.push(hidden(
             "tokio::sync::watch::Receiver::changed",
             "sync/watch.rs",
-            leaf("tokio::sync::notify::Notified", "waiting on Notify"),
+            leaf("tokio::sync::notify::Notified", WaitOn::Notify),
+        ));
+        let mut acquire = leaf("tokio::sync::batch_semaphore::Acquire", WaitOn::Acquire);
+        acquire.frame.waits[0].set_holders(vec![crate::Holder::Task(4)]);
+        root.children.push(hidden(
+            "tokio::sync::mutex::Mutex<u32>::lock",
+            "sync/mutex.rs",
+            acquire,
         ));
         let t = Trace {
             roots: Arc::new(vec![root]),
         }
         .clean();
-        let notes: Vec<&str> = t.roots[0]
+        let notes: Vec<String> = t.roots[0]
             .children
             .iter()
-            .filter_map(|c| c.frame.note.as_deref())
+            .filter_map(|c| c.frame.annotation())
             .collect();
         assert_eq!(
             notes,
-            ["waiting on socket connect", "waiting on watch change"]
+            [
+                "waiting on socket connect",
+                "waiting on watch change",
+                "waiting on Mutex lock, held by task 4"
+            ]
         );
         // Awaited directly, a Notify stays a Notify.
         let mut root =
             Node::new(f("app::main", "/app/src/main.rs", 3).with_kind(FrameKind::AsyncFn));
         root.children
-            .push(leaf("tokio::sync::notify::Notified", "waiting on Notify"));
+            .push(leaf("tokio::sync::notify::Notified", WaitOn::Notify));
         let t = Trace {
             roots: Arc::new(vec![root]),
         }
         .clean();
         assert_eq!(
-            t.roots[0].children[0].frame.note.as_deref(),
+            t.roots[0].children[0].frame.annotation().as_deref(),
             Some("waiting on Notify")
         );
     }
@@ -1379,7 +1331,7 @@ mod tests {
                 .iter()
                 .map(|fr| normalize_frame(fr, None, &[]))
                 .collect();
-            classify(&normalized.iter().collect::<Vec<_>>())
+            classify(&normalized.iter().collect::<Vec<_>>()).map(|w| w.to_string())
         };
         assert_eq!(
             note(&[
@@ -1458,7 +1410,7 @@ mod tests {
         let clean = t.clean();
         assert_eq!(clean.node_count(), 1);
         assert_eq!(
-            clean.roots[0].frame.note.as_deref(),
+            clean.roots[0].frame.annotation().as_deref(),
             Some("waiting on timer, Notify")
         );
     }
@@ -1471,7 +1423,7 @@ mod tests {
                 .with_kind(FrameKind::AsyncFn),
             Frame::new("tokio::time::Sleep", None)
                 .with_kind(FrameKind::Leaf)
-                .with_note("waiting on timer"),
+                .with_wait(Wait::new(WaitOn::Timer)),
         ]);
         assert_eq!(t.clean(), t);
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Version of the JSON schema of [`Dump`] (see `docs/json-schema.md`). Bumped on any change
 /// that is not a pure addition of optional fields.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// What a task is doing at the moment of the dump.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,9 +249,14 @@ pub struct Dump {
     /// Cycles of tasks that await each other: each a list of task ids, in await order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deadlocks: Vec<Vec<u64>>,
-    /// Warnings about the dump itself (partial reads, tasks that could not be captured in time).
+    /// Warnings about the dump itself (tasks that could not be captured in time, what a core
+    /// file cannot tell).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Why the dump is not the program's every task (a task list cut short, tasks whose memory
+    /// is missing); empty when it is whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partial: Vec<String>,
     /// The program's threads (workers, `block_on` threads with their root future), when the
     /// producer was asked for them; empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -273,6 +278,7 @@ impl Dump {
             tasks,
             deadlocks: Vec::new(),
             notes: Vec::new(),
+            partial: Vec::new(),
             threads: Vec::new(),
         };
         dump.deadlocks = dump.find_deadlocks();

@@ -1,6 +1,7 @@
 //! Logical frames: one function (async or not) at one source location.
 
-use crate::Location;
+use crate::wait::write_waits;
+use crate::{task_label, Location, Wait};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -33,6 +34,8 @@ pub enum FrameStatus {
     Completed,
     /// Being polled right now.
     Running,
+    /// Its state could not be read (the reader's note says why): the tree stops here.
+    Unreadable,
 }
 
 /// One logical frame of a trace.
@@ -61,6 +64,64 @@ pub struct Frame {
     /// `select!`, a `join!` needs every one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branches: Option<Branches>,
+    /// What this frame waits on (a leaf's wait; in the default view, the waits of the hidden
+    /// frames under it), as facts: rendered by [`Wait`]'s `Display`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waits: Vec<Wait>,
+    /// Other tasks this frame names, and how they relate to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<Related>,
+}
+
+/// A task a frame names ([`Frame::related`]), other than one it waits on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Related {
+    /// The frame is tasktrace's wrapper of the task with this registry id (read from outside,
+    /// it says which of the registry's tasks the runtime's task is).
+    Registered(u64),
+    /// The frame's task is a stream (`what`: `HTTP/2 stream`) of the connection that the task
+    /// `task` drives.
+    StreamOf {
+        /// What the streams are.
+        what: String,
+        /// The connection's task.
+        task: u64,
+    },
+    /// The frame's task drives the connection whose streams (`what`) are these tasks.
+    Drives {
+        /// What the streams are.
+        what: String,
+        /// The streams' tasks.
+        tasks: Vec<u64>,
+    },
+}
+
+impl Related {
+    /// The task ids this names (not a registry id), for a reader that renumbers tasks.
+    pub fn task_ids_mut(&mut self) -> Vec<&mut u64> {
+        match self {
+            Related::Registered(_) => Vec::new(),
+            Related::StreamOf { task, .. } => vec![task],
+            Related::Drives { tasks, .. } => tasks.iter_mut().collect(),
+        }
+    }
+}
+
+impl fmt::Display for Related {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Related::Registered(id) => write!(f, "tasktrace task {id}"),
+            Related::StreamOf { what, task } => {
+                write!(f, "{what} of the connection in {}", task_label(*task))
+            }
+            Related::Drives { what, tasks } => {
+                let s = if tasks.len() == 1 { "" } else { "s" };
+                let list: Vec<String> = tasks.iter().map(|&t| task_label(t)).collect();
+                write!(f, "drives {} {what}{s}: {}", tasks.len(), list.join(", "))
+            }
+        }
+    }
 }
 
 /// How a frame awaits its branches ([`Frame::branches`]).
@@ -96,6 +157,8 @@ impl Frame {
             status: FrameStatus::Suspended,
             note: None,
             branches: None,
+            waits: Vec::new(),
+            related: Vec::new(),
         }
     }
 
@@ -109,6 +172,33 @@ impl Frame {
     pub fn with_note(mut self, note: impl Into<String>) -> Self {
         self.note = Some(note.into());
         self
+    }
+
+    /// The same frame waiting on `wait`.
+    pub fn with_wait(mut self, wait: Wait) -> Self {
+        self.waits.push(wait);
+        self
+    }
+
+    /// Adds `wait` unless the frame already says it.
+    pub fn add_wait(&mut self, wait: Wait) {
+        if !self.waits.contains(&wait) {
+            self.waits.push(wait);
+        }
+    }
+
+    /// Everything the frame's bracket says, in words: its note, the tasks it names, its
+    /// waits (`2 branches; waiting on timer, Notify`). `None` when it says nothing.
+    pub fn annotation(&self) -> Option<String> {
+        let mut out = self.note.clone().unwrap_or_default();
+        for r in &self.related {
+            if !out.is_empty() {
+                out.push_str("; ");
+            }
+            out.push_str(&r.to_string());
+        }
+        write_waits(&mut out, &self.waits, "; ");
+        (!out.is_empty()).then_some(out)
     }
 
     /// The same frame with another status.
@@ -144,8 +234,8 @@ impl fmt::Display for Frame {
         if let Some(branches) = &self.branches {
             write!(f, " [{branches}]")?;
         }
-        if let Some(note) = &self.note {
-            write!(f, " [{note}]")?;
+        if let Some(words) = self.annotation() {
+            write!(f, " [{words}]")?;
         }
         Ok(())
     }

@@ -49,10 +49,12 @@ pub mod record;
 mod render;
 mod thread;
 mod trace;
+mod wait;
 
 pub use dump::{cycle_text, task_label, Dump, Task, TaskState, SCHEMA_VERSION, TOKIO_ID_BASE};
-pub use frame::{Branches, Frame, FrameKind, FrameStatus};
+pub use frame::{Branches, Frame, FrameKind, FrameStatus, Related};
 pub use location::Location;
 pub use render::Format;
 pub use thread::{NativeFrame, ThreadInfo, ThreadRole};
 pub use trace::{Node, Trace};
+pub use wait::{join_waits, Holder, PoolUse, Socket, Timer, Wait, WaitOn, HOLDERS_SHOWN};

@@ -71,7 +71,9 @@ impl Recording {
             for path in task.trace.clean().paths() {
                 let mut stack: Vec<Frame> = path.into_iter().cloned().collect();
                 if let Some(last) = stack.last_mut() {
-                    last.note = last.note.take().map(|n| steady_note(&n));
+                    for w in &mut last.waits {
+                        *w = w.steady();
+                    }
                 }
                 *self.stacks.entry(stack).or_default() += 1;
             }
@@ -150,8 +152,8 @@ impl Recording {
             for (i, f) in stack.iter().enumerate() {
                 let mut labels = vec![frame_object(f)];
                 if i + 1 == stack.len() {
-                    if let Some(note) = &f.note {
-                        labels.push(serde_json::json!({ "name": note }));
+                    if let Some(words) = f.annotation() {
+                        labels.push(serde_json::json!({ "name": words }));
                     }
                 }
                 for label in labels {
@@ -201,23 +203,11 @@ fn frame_object(f: &Frame) -> serde_json::Value {
     let mut plain = f.clone();
     plain.location = None;
     plain.note = None;
+    plain.waits.clear();
+    plain.related.clear();
     let name = folded_label(&plain);
     match &f.location {
         Some(l) => serde_json::json!({ "name": name, "file": l.file, "line": l.line }),
         None => serde_json::json!({ "name": name }),
-    }
-}
-
-/// A leaf note without what changes between samples: `waiting on timer, 12.5s left` →
-/// `waiting on timer`.
-fn steady_note(note: &str) -> String {
-    match note.split_once(", ") {
-        Some((head, tail))
-            if head == "waiting on timer"
-                && (tail.ends_with("s left") || tail.starts_with("deadline")) =>
-        {
-            head.to_string()
-        }
-        _ => note.to_string(),
     }
 }

@@ -4,7 +4,7 @@
 //! [`Format`]. `Display` of a [`Trace`] or [`Dump`] is [`Format::Text`], and its alternate form
 //! (`{:#}`) is [`Format::Verbose`].
 
-use crate::{Dump, Frame, FrameKind, Node, Task, TaskState, Trace};
+use crate::{Dump, Frame, FrameKind, Node, Task, TaskState, Trace, Wait, WaitOn};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write as _};
 use std::str::FromStr;
@@ -142,35 +142,22 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
 // Dump
 // ---------------------------------------------------------------------------------------------
 
-/// Writes "waiting on task N" for the task a trace's join handle awaits, when the task awaits
-/// exactly one.
+/// Fills in the task a trace's join handle awaits (a wait on a task with no id: the in-process
+/// capture sees the join handle, not its task), when the task awaits exactly one.
 fn name_awaited(trace: Trace, awaits: &[u64]) -> Trace {
     let [id] = awaits else { return trace };
+    fn unnamed(w: &Wait) -> bool {
+        w.on == WaitOn::Task && w.task.is_none()
+    }
     fn has(nodes: &[Node]) -> bool {
         nodes
             .iter()
-            .any(|n| n.frame.note.as_deref().is_some_and(mentions_task) || has(&n.children))
-    }
-    fn mentions_task(note: &str) -> bool {
-        note.strip_prefix("waiting on ")
-            .is_some_and(|w| w.split(", ").any(|p| p == "task"))
+            .any(|n| n.frame.waits.iter().any(unnamed) || has(&n.children))
     }
     fn rewrite(nodes: &mut [Node], id: u64) {
         for n in nodes {
-            if let Some(note) = &mut n.frame.note {
-                if mentions_task(note) {
-                    let whats: Vec<String> = note["waiting on ".len()..]
-                        .split(", ")
-                        .map(|p| {
-                            if p == "task" {
-                                format!("task {id}")
-                            } else {
-                                p.to_string()
-                            }
-                        })
-                        .collect();
-                    *note = format!("waiting on {}", whats.join(", "));
-                }
+            for w in n.frame.waits.iter_mut().filter(|w| unnamed(w)) {
+                w.task = Some(id);
             }
             rewrite(&mut n.children, id);
         }
@@ -262,10 +249,18 @@ impl Dump {
         for cycle in &self.deadlocks {
             writeln!(out, "DEADLOCK: {}", crate::cycle_text(cycle))?;
         }
+        for why in &self.partial {
+            writeln!(out, "note: partial: {why}")?;
+        }
         for note in &self.notes {
             writeln!(out, "note: {note}")?;
         }
         Ok(())
+    }
+
+    /// Whether the text starts with deadlocks or notes.
+    fn has_preamble(&self) -> bool {
+        !self.deadlocks.is_empty() || !self.notes.is_empty() || !self.partial.is_empty()
     }
 
     /// The threads section (when the producer listed threads): one header line per thread,
@@ -274,7 +269,7 @@ impl Dump {
         if self.threads.is_empty() {
             return Ok(());
         }
-        if !self.deadlocks.is_empty() || !self.notes.is_empty() {
+        if self.has_preamble() {
             writeln!(out)?;
         }
         for thread in &self.threads {
@@ -387,11 +382,7 @@ impl fmt::Display for Dump {
         // says little; the last line points to the grouped view.
         let mut repeated = 0usize;
         for (i, task) in self.tasks.iter().enumerate() {
-            if i > 0
-                || !self.deadlocks.is_empty()
-                || !self.notes.is_empty()
-                || !self.threads.is_empty()
-            {
+            if i > 0 || self.has_preamble() || !self.threads.is_empty() {
                 writeln!(f)?;
             }
             task.write_header_with(f, verbose, &mut paths)?;
@@ -477,8 +468,8 @@ pub(crate) fn folded_label(frame: &Frame) -> String {
 /// read as a second count — a differential flame graph.
 pub(crate) fn folded_stack(path: &[impl std::borrow::Borrow<Frame>]) -> String {
     let mut labels: Vec<String> = path.iter().map(|f| folded_label(f.borrow())).collect();
-    if let Some(note) = path.last().and_then(|f| f.borrow().note.as_deref()) {
-        labels.push(format!("[{}]", note.replace(';', ",")));
+    if let Some(words) = path.last().and_then(|f| f.borrow().annotation()) {
+        labels.push(format!("[{}]", words.replace(';', ",")));
     }
     labels.join(";")
 }
@@ -597,7 +588,7 @@ fn id_ranges(ids: &[u64]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Location;
+    use crate::{Holder, Location};
 
     #[test]
     fn ranges_and_thousands() {
@@ -647,7 +638,7 @@ mod tests {
         let text = dump().render(Format::Grouped);
         let expected = "\
 5 tasks like this: ids 1-3, 7, 9
-  ╼ async fn app::main at src/main.rs:3 [waiting on task]
+  ╼ async fn app::main at src/main.rs:3 [waiting on a task]
 ";
         assert_eq!(text, expected);
     }
@@ -685,7 +676,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(
-            "task 1 — state unknown\n  ╼ async fn app::main at src/main.rs:3 [waiting on task]\n"
+            "task 1 — state unknown\n  ╼ async fn app::main at src/main.rs:3 [waiting on a task]\n"
         ));
         // Columns: in the verbose view only.
         assert!(!text.contains("src/main.rs:3:5"), "{text}");
@@ -702,7 +693,7 @@ mod tests {
     fn folded_aggregates_tasks() {
         assert_eq!(
             dump().render(Format::Folded),
-            "app::main at src/main.rs:3;[waiting on task] 5\n"
+            "app::main at src/main.rs:3;[waiting on a task] 5\n"
         );
     }
 
@@ -712,7 +703,8 @@ mod tests {
         let root = &clean["tasks"][4]["trace"]["roots"][0]["frame"];
         assert_eq!(root["function"], "app::main");
         assert_eq!(root["kind"], "async_fn");
-        assert_eq!(root["note"], "waiting on task 4");
+        assert_eq!(root["waits"][0]["on"], "task");
+        assert_eq!(root["waits"][0]["task"], 4);
         assert_eq!(root["location"]["file"], "src/main.rs");
         let raw: serde_json::Value = serde_json::from_str(&dump().render(Format::JsonRaw)).unwrap();
         assert_eq!(
@@ -729,7 +721,7 @@ mod tests {
         let svg = dump().render(Format::Svg);
         assert!(svg.starts_with("<?xml"), "{svg}");
         assert!(svg.contains("app::main at src/main.rs:3"));
-        assert!(svg.contains("waiting on task"));
+        assert!(svg.contains("waiting on a task"));
         let empty = Dump::new(vec![]).render(Format::Svg);
         assert!(empty.contains("<svg"), "{empty}");
     }
@@ -747,10 +739,10 @@ mod tests {
                 Frame::new("app::lock_both::{{closure}}", None),
                 Frame::new("tokio::sync::batch_semaphore::Acquire", None)
                     .with_kind(FrameKind::Leaf)
-                    .with_note(format!(
-                        "waiting on semaphore/mutex acquire, held by task {}",
-                        60 + id
-                    )),
+                    .with_wait(Wait {
+                        held_by: vec![Holder::Task(60 + id)],
+                        ..Wait::new(WaitOn::Acquire)
+                    }),
             ]);
             let mut task = Task::new(id);
             task.trace = trace;

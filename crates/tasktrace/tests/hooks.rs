@@ -234,7 +234,10 @@ async fn http_answers_every_format() {
         let read = &root.children[0];
         assert!(ends_with_fn(&read.frame, "read_order"), "{:?}", read.frame);
         let leaf = orders.trace.paths().pop().unwrap().pop().unwrap().clone();
-        assert_eq!(leaf.note.as_deref(), Some("waiting on oneshot receive"));
+        assert_eq!(
+            leaf.annotation().as_deref(),
+            Some("waiting on oneshot receive")
+        );
         assert!(orders
             .spawned_at
             .as_ref()

@@ -234,7 +234,11 @@ fn a_frame_lost_to_a_tail_call_is_put_back() {
             "{dump}"
         );
     } else {
-        assert_eq!(second.frame.note.as_deref(), Some("tail call"), "{dump}");
+        assert_eq!(
+            second.frame.annotation().as_deref(),
+            Some("tail call"),
+            "{dump}"
+        );
         assert_eq!(second.line(), line_of(SOURCE, "fn procedure()"), "{dump}");
     }
 }

@@ -64,7 +64,7 @@ fn is_outer_chain(t: &Task) -> bool {
     };
     is_at(root, "outer_wait", "// outer await")
         && is_at(inner, "inner_wait", "// inner await")
-        && leaf.frame.note.as_deref() == Some("waiting on oneshot channel")
+        && leaf.frame.annotation().as_deref() == Some("waiting on oneshot receive")
 }
 
 /// Takes snapshots until `done` holds (every task suspended where expected), 20 s at most.
@@ -192,7 +192,7 @@ fn a_lock_order_deadlock_among_plain_tasks() {
             leaf = only;
         }
         assert!(leaf.children.is_empty(), "{d}");
-        let note = leaf.frame.note.as_deref().unwrap_or("");
+        let note = leaf.frame.annotation().unwrap_or_default();
         assert!(
             note.contains(&format!("held by task {}", other.id)),
             "{note:?}"
@@ -497,7 +497,7 @@ fn watchdog_reports_unregistered_tasks_waiting_in_every_snapshot() {
         "{event}"
     );
     assert!(
-        at("snapshot::inner_wait") < at("waiting on oneshot channel"),
+        at("snapshot::inner_wait") < at("waiting on oneshot receive"),
         "{event}"
     );
     assert!(
@@ -741,7 +741,7 @@ fn later_snapshots_show_what_moved_and_keep_what_did_not() {
             .iter()
             .flat_map(|t| t.trace.roots.iter())
             .flat_map(|r| r.children.iter())
-            .filter_map(|n| n.frame.note.clone())
+            .filter_map(|n| n.frame.annotation())
             .find(|n| n.starts_with("waiting on timer"))
             .unwrap_or_else(|| panic!("no timer in {d}"))
     };

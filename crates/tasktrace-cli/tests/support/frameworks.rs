@@ -100,10 +100,13 @@ pub fn clean_dump(args: &[&str]) -> Dump {
     dump_of(&tasktrace(&all))
 }
 
-/// A task by the id its trees' notes use: tokio's (a dump read from inside gives tokio's tasks
-/// ids of their own range, and keeps tokio's in `tokio_id`).
-pub fn by_tokio_id(d: &Dump, id: u64) -> Option<&Task> {
-    d.tasks.iter().find(|t| t.tokio_id.unwrap_or(t.id) == id)
+/// The connection task an HTTP/2 stream's root frame names (`HTTP/2 stream of the connection
+/// in task 4`).
+pub fn stream_connection(root: &Node) -> Option<u64> {
+    root.frame.related.iter().find_map(|r| match r {
+        tasktrace_model::Related::StreamOf { what, task } if what == "HTTP/2 stream" => Some(*task),
+        _ => None,
+    })
 }
 
 pub fn root_of(t: &Task) -> &Node {

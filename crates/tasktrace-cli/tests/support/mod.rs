@@ -298,7 +298,7 @@ pub fn only_child(n: &Node) -> &Node {
 pub fn is_leaf(n: &Node, ty: &str, note: &str) {
     assert_eq!(n.frame.kind, FrameKind::Leaf, "{n:#?}");
     assert!(n.frame.function.starts_with(ty), "{n:#?}");
-    let got = n.frame.note.as_deref().unwrap_or("");
+    let got = n.frame.annotation().unwrap_or_default();
     assert!(got.contains(note), "note {got:?} lacks {note:?}");
     assert!(n.children.is_empty());
 }

@@ -178,10 +178,9 @@ impl Decoder<'_, '_, '_> {
             // A running timer is the `Sleep` inside `TimerState::Active`: its leaf, renamed.
             for timer in self.owned_futures(inner + t_off, t_ty, depth + 1) {
                 for mut leaf in leaves(timer) {
-                    leaf.frame.note = Some(match leaf.frame.note.take() {
-                        Some(n) => format!("{guards}: {n}"),
-                        None => guards.to_string(),
-                    });
+                    for w in &mut leaf.frame.waits {
+                        w.purpose = Some(guards.to_string());
+                    }
                     node.children.push(leaf);
                 }
             }

@@ -22,7 +22,7 @@
 
 use super::links::Link;
 use super::Decoder;
-use tasktrace_model::{Frame, FrameKind, Node};
+use tasktrace_model::{Frame, FrameKind, Node, Wait, WaitOn};
 
 const STREAMS: &str = "h2::proto::streams::streams::Streams";
 /// A received HTTP body (a client reading a response, a server a request): polled, not a
@@ -38,11 +38,11 @@ pub(super) const H2_CLIENT_TASK: &str = "hyper::proto::h2::client::ClientTask";
 /// What the streams of an HTTP/2 connection are called in notes.
 const H2_STREAM: &str = "HTTP/2 stream";
 
-/// The note of a `oneshot::Receiver` leaf named `name`, if it is a hyper client's wait for
+/// What a `oneshot::Receiver` leaf named `name` waits for, if it is a hyper client's wait for
 /// its response.
-pub(super) fn response_note(name: &str) -> Option<&'static str> {
+pub(super) fn response_wait(name: &str) -> Option<WaitOn> {
     (name.contains("hyper::client::dispatch") || name.contains("http::response::Response"))
-        .then_some("waiting for the HTTP response")
+        .then_some(WaitOn::HttpResponse)
 }
 
 /// Types the hyper decoder reads although they hold no future: the generic search must reach
@@ -106,7 +106,7 @@ impl Decoder<'_, '_, '_> {
         Node::new(
             Frame::new(INCOMING, None)
                 .with_kind(FrameKind::Leaf)
-                .with_note("waiting on the HTTP body"),
+                .with_wait(Wait::new(WaitOn::HttpBody)),
         )
     }
 

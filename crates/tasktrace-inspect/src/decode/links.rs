@@ -11,9 +11,8 @@
 //! Keys are only compared, never read: a stale or corrupt key joins nothing.
 
 use super::PoolKind;
-use crate::tokio::{ACQUIRE_NOTE, NOTIFIED_NOTE};
 use std::collections::{BTreeMap, BTreeSet};
-use tasktrace_model::Task;
+use tasktrace_model::{Holder, PoolUse, Related, Task, Wait, WaitOn};
 
 /// One end of an edge, found in a task's future.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,9 +49,6 @@ pub enum Link {
         size: u64,
     },
 }
-
-/// How many holders of a lock a waiter's note names.
-const HOLDERS_SHOWN: usize = 5;
 
 /// Joins the links of every task (`links[i]` belongs to `tasks[i]`): adds `awaits` edges and
 /// notes on the tasks' root frames. `threads` are the links of `block_on` root futures, by
@@ -106,26 +102,28 @@ pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>], threads: &[(u64, Vec<Lin
                 // A pool's waiter: the tasks holding its connections.
                 Link::WaitsLock(k) | Link::WaitsNotify(k) if pools.0.contains_key(&k) => {
                     let held = &pools.0[&k];
-                    let (by, note) = held.waiter_view(task.id);
+                    let (by, wait) = held.waiter_view(task.id);
                     if let [one] = by.as_slice() {
                         task.add_await(*one);
                     }
                     let old = if matches!(l, Link::WaitsLock(_)) {
-                        ACQUIRE_NOTE
+                        WaitOn::Acquire
                     } else {
-                        NOTIFIED_NOTE
+                        WaitOn::Notify
                     };
-                    replace_leaf_note(task, old, &note);
+                    edit_leaf_waits(task, old, |w| *w = wait.clone());
                 }
                 // A sender on a full bounded channel: its receiver makes room.
                 Link::WaitsLock(k) if receivers.contains_key(&k) => {
                     let by = receivers[&k];
                     task.add_await(by);
                     if waits_locks == 1 {
-                        replace_acquire_note(
-                            task,
-                            &format!("waiting on mpsc send (channel full), received by task {by}"),
-                        );
+                        edit_leaf_waits(task, WaitOn::Acquire, |w| {
+                            *w = Wait {
+                                task: Some(by),
+                                ..Wait::new(WaitOn::MpscSend)
+                            }
+                        });
                     }
                 }
                 Link::WaitsLock(k) => {
@@ -139,7 +137,7 @@ pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>], threads: &[(u64, Vec<Lin
                             task.add_await(h);
                         }
                     }
-                    let mut list: Vec<String> = by.iter().map(|h| format!("task {h}")).collect();
+                    let mut list: Vec<Holder> = by.iter().map(|&h| Holder::Task(h)).collect();
                     list.extend(
                         threads
                             .iter()
@@ -147,18 +145,12 @@ pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>], threads: &[(u64, Vec<Lin
                                 ls.contains(&Link::HoldsLock(k))
                                     || ls.contains(&Link::HoldsPermit(k))
                             })
-                            .map(|(tid, _)| format!("the block_on future of thread {tid}")),
+                            .map(|(tid, _)| Holder::Thread(*tid)),
                     );
                     // With one lock awaited, its leaf is the one `Acquire`: say who holds it
                     // (a few of them: a semaphore can have thousands of permit holders).
                     if waits_locks == 1 && !list.is_empty() {
-                        let more = list.len().saturating_sub(HOLDERS_SHOWN);
-                        list.truncate(HOLDERS_SHOWN);
-                        let mut who = list.join(", ");
-                        if more > 0 {
-                            who.push_str(&format!(" and {more} more"));
-                        }
-                        acquire_note(task, &format!("held by {who}"));
+                        edit_leaf_waits(task, WaitOn::Acquire, |w| w.set_holders(list.clone()));
                     }
                 }
                 Link::Waits(k) => {
@@ -174,7 +166,13 @@ pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>], threads: &[(u64, Vec<Lin
                                 .or_insert((what, BTreeSet::new()))
                                 .1
                                 .insert(task.id);
-                            root_note(task, format!("{what} of the connection in task {conn}"));
+                            relate(
+                                task,
+                                Related::StreamOf {
+                                    what: what.to_string(),
+                                    task: conn,
+                                },
+                            );
                         }
                     }
                 }
@@ -184,50 +182,29 @@ pub fn resolve(tasks: &mut [Task], links: &[Vec<Link>], threads: &[(u64, Vec<Lin
     }
     for task in tasks.iter_mut() {
         if let Some((what, ids)) = driven.get(&task.id) {
-            let list: Vec<String> = ids.iter().map(u64::to_string).collect();
-            let s = if ids.len() == 1 { "" } else { "s" };
-            root_note(
+            relate(
                 task,
-                format!(
-                    "drives {} {what}{s}: task{s} {}",
-                    ids.len(),
-                    list.join(", ")
-                ),
+                Related::Drives {
+                    what: what.to_string(),
+                    tasks: ids.iter().copied().collect(),
+                },
             );
         }
     }
 }
 
-/// Appends `what` to the note of the task's `Acquire` leaves.
-fn acquire_note(task: &mut Task, what: &str) {
-    replace_acquire_note(task, &format!("{ACQUIRE_NOTE}, {what}"));
-}
-
-/// Sets the note of the task's `Acquire` leaves to `note`.
-fn replace_acquire_note(task: &mut Task, note: &str) {
-    replace_leaf_note(task, ACQUIRE_NOTE, note);
-}
-
-/// Sets the note of the task's leaves whose note is `old` to `note`.
-fn replace_leaf_note(task: &mut Task, old: &str, note: &str) {
-    fn visit(nodes: &mut [tasktrace_model::Node], old: &str, note: &str) {
+/// Edits the waits on `on` of the task's leaves.
+fn edit_leaf_waits(task: &mut Task, on: WaitOn, edit: impl Fn(&mut Wait)) {
+    fn visit(nodes: &mut [tasktrace_model::Node], on: WaitOn, edit: &dyn Fn(&mut Wait)) {
         for n in nodes {
-            if n.frame.note.as_deref() == Some(old) {
-                n.frame.note = Some(note.to_string());
+            for w in n.frame.waits.iter_mut().filter(|w| w.on == on) {
+                edit(w);
             }
-            visit(&mut n.children, old, note);
+            visit(&mut n.children, on, edit);
         }
     }
     let roots: &mut Vec<_> = std::sync::Arc::make_mut(&mut task.trace.roots);
-    visit(roots, old, note);
-}
-
-/// Who holds a pool's connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Holder {
-    Task(u64),
-    /// The `block_on` root future of this thread.
-    Thread(u64),
+    visit(roots, on, &edit);
 }
 
 /// The connections held of each pool, by the key its waiters wait on.
@@ -255,9 +232,9 @@ impl Pools {
 }
 
 impl PoolHolders {
-    /// What the waiter `task` sees: the other tasks holding a connection, and its leaf's note
+    /// What the waiter `task` sees: the other tasks holding a connection, and its leaf's wait
     /// (`waiting for a sqlx connection (1 of 1 in use: task 7)`).
-    fn waiter_view(&self, task: u64) -> (Vec<u64>, String) {
+    fn waiter_view(&self, task: u64) -> (Vec<u64>, Wait) {
         let others: Vec<Holder> = self
             .holders
             .iter()
@@ -271,43 +248,28 @@ impl PoolHolders {
                 Holder::Thread(_) => None,
             })
             .collect();
-        let mut names: Vec<String> = others
-            .iter()
-            .map(|h| match h {
-                Holder::Task(id) => format!("task {id}"),
-                Holder::Thread(tid) => format!("the block_on future of thread {tid}"),
-            })
-            .collect();
-        let more = names.len().saturating_sub(HOLDERS_SHOWN);
-        names.truncate(HOLDERS_SHOWN);
-        let mut who = names.join(", ");
-        if more > 0 {
-            who.push_str(&format!(" and {more} more"));
-        }
-        if who.is_empty() {
-            // It holds the only connections itself: it waits for itself.
-            who.push_str("this task itself");
-        }
-        let note = format!(
-            "waiting for a {} connection ({} of {} in use: {who})",
-            self.pool.name(),
-            self.holders.len(),
-            self.size
-        );
-        (tasks, note)
+        let mut wait = Wait {
+            pool: Some(PoolUse {
+                library: self.pool.name().to_string(),
+                in_use: self.holders.len() as u64,
+                size: self.size,
+            }),
+            ..Wait::new(WaitOn::PoolConnection)
+        };
+        // None but itself: it holds the only connections (the wait says so).
+        wait.set_holders(others);
+        (tasks, wait)
     }
 }
 
-/// Adds `note` to the task's (first) root frame.
-fn root_note(task: &mut Task, note: String) {
-    let roots = std::sync::Arc::make_mut(&mut task.trace.roots);
+/// Adds `related` to the task's (first) root frame, once (a stream holds several references
+/// to its connection).
+fn relate(task: &mut Task, related: Related) {
+    let roots: &mut Vec<_> = std::sync::Arc::make_mut(&mut task.trace.roots);
     if let Some(root) = roots.first_mut() {
-        root.frame.note = Some(match root.frame.note.take() {
-            // A stream holds several references to its connection: one note.
-            Some(old) if old.split("; ").any(|n| n == note) => old,
-            Some(old) if !old.is_empty() => format!("{old}; {note}"),
-            _ => note,
-        });
+        if !root.frame.related.contains(&related) {
+            root.frame.related.push(related);
+        }
     }
 }
 
@@ -327,7 +289,7 @@ mod tests {
         ] {
             let tasks = waiter_after(hold);
             assert_eq!(tasks[8].awaits, awaited, "{hold:?}");
-            let note = tasks[8].trace.roots[0].children[0].frame.note.clone();
+            let note = tasks[8].trace.roots[0].children[0].frame.annotation();
             assert_eq!(
                 note.as_deref(),
                 Some(
@@ -345,7 +307,7 @@ mod tests {
         let acquire = Node::new(
             Frame::new("tokio::sync::batch_semaphore::Acquire", None)
                 .with_kind(FrameKind::Leaf)
-                .with_note(ACQUIRE_NOTE),
+                .with_wait(Wait::new(WaitOn::Acquire)),
         );
         let mut root = Node::new(Frame::new("app::limited", None).with_kind(FrameKind::AsyncFn));
         root.children.push(acquire);
@@ -369,7 +331,7 @@ mod tests {
             size: 8,
         };
         let tasks = waiter_after(hold);
-        let note = |t: &Task| t.trace.roots[0].children[0].frame.note.clone().unwrap();
+        let note = |t: &Task| t.trace.roots[0].children[0].frame.annotation().unwrap();
         assert_eq!(
             note(&tasks[8]),
             "waiting for a deadpool connection (8 of 8 in use: task 1, task 2, task 3, task 4, \
@@ -402,10 +364,10 @@ mod tests {
         assert_eq!(tasks[8].awaits, vec![2]);
     }
 
-    /// Puts the plain `Acquire` note back on the task's leaf.
+    /// Puts the plain `Acquire` wait back on the task's leaf.
     fn reset_acquire(task: &mut Task) {
         let roots = std::sync::Arc::make_mut(&mut task.trace.roots);
-        roots[0].children[0].frame.note = Some(ACQUIRE_NOTE.to_string());
+        roots[0].children[0].frame.waits = vec![Wait::new(WaitOn::Acquire)];
         task.awaits.clear();
     }
 }

@@ -36,7 +36,6 @@ pub use generic::{ShapeCache, Shapes};
 pub use links::{resolve, Link};
 pub use names::async_fn_name;
 pub use pools::PoolKind;
-pub use tasktrace::REGISTERED_NOTE;
 
 use crate::tokio::{leaf_kind, Branch, Leaf, Tokio};
 use crate::value::{last_segment, segments, Reader};
@@ -477,7 +476,13 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
         let variant = match r.variant(ty, addr) {
             Ok(Some(v)) => v,
             Ok(None) => return vec![Node::new(frame(None).with_note("unknown state"))],
-            Err(e) => return vec![Node::new(frame(None).with_note(format!("unreadable: {e}")))],
+            Err(e) => {
+                return vec![Node::new(
+                    frame(None)
+                        .with_note(format!("unreadable: {e}"))
+                        .with_status(FrameStatus::Unreadable),
+                )]
+            }
         };
         let loc = variant
             .decl
@@ -636,7 +641,7 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
         }
         match self.tokio.leaf(addr, ty, name, self.now) {
             Some(Leaf {
-                note,
+                mut wait,
                 awaits,
                 header,
                 stale,
@@ -644,14 +649,14 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
                 self.awaits.extend(awaits);
                 self.awaited_headers.extend(header);
                 // A oneshot receiver a library waits on: say what for.
-                let library_note = oneshot
-                    .then(|| tower::response_note(name).or_else(|| hyper::response_note(name)))
-                    .flatten();
-                let note = match self.socket_of(addr, ty, name) {
-                    Some(socket) => format!("{note} ({socket})"),
-                    None => note,
-                };
-                let frame = frame.with_note(library_note.map_or(note, str::to_string));
+                if let Some(on) = oneshot
+                    .then(|| tower::response_wait(name).or_else(|| hyper::response_wait(name)))
+                    .flatten()
+                {
+                    wait.on = on;
+                }
+                wait.socket = self.socket_of(addr, ty, name);
+                let frame = frame.with_wait(wait);
                 if stale {
                     self.stale_timers.push(frame.clone());
                 }
@@ -666,7 +671,7 @@ impl Decoder<'_, '_, '_> {
     /// For an I/O leaf of a live target: its socket (`fd 9: 127.0.0.1:3000 to
     /// 127.0.0.1:51234`), from the descriptor the leaf holds or, failing that, the one the
     /// innermost of its three enclosing state machines holds (`TcpListener::accept`'s `self`).
-    fn socket_of(&self, addr: u64, ty: u64, name: &str) -> Option<String> {
+    fn socket_of(&self, addr: u64, ty: u64, name: &str) -> Option<tasktrace_model::Socket> {
         if leaf_kind(name) != Some(crate::tokio::LeafKind::Io) {
             return None;
         }

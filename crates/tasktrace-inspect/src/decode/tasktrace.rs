@@ -7,21 +7,18 @@
 //! registry's tasks the tokio task is.
 
 use super::Decoder;
-use tasktrace_model::{Frame, FrameKind, Node};
+use tasktrace_model::{Frame, FrameKind, Node, Related};
 
 /// The wrapper types (their generic names).
 pub(super) const WRAPPERS: [&str; 2] =
     ["tasktrace::traced::TaskFuture", "tasktrace::traced::Traced"];
-
-/// The note of a wrapper frame: this prefix, then the registry id.
-pub const REGISTERED_NOTE: &str = "tasktrace task ";
 
 impl Decoder<'_, '_, '_> {
     /// A wrapper at `addr`: a frame noting its registry id, over the future it wraps.
     pub(super) fn traced(&mut self, addr: u64, ty: u64, name: &str, depth: usize) -> Node {
         let mut frame = Frame::new(super::clean_type(name), None).with_kind(FrameKind::Fn);
         if let Some(id) = self.registry_id(addr, ty) {
-            frame = frame.with_note(format!("{REGISTERED_NOTE}{id}"));
+            frame.related.push(Related::Registered(id));
         }
         let mut node = Node::new(frame);
         if let Some((off, inner)) = self.r.member(ty, "inner") {

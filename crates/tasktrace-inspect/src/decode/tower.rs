@@ -7,9 +7,11 @@
 //! tree (the generic search finds the inner future) or waiting on the worker, which
 //! [`super::links`] turns into an edge to the worker's task.
 
-/// The note of a `oneshot::Receiver` leaf named `name`, if it is a `Buffer`'s caller waiting
-/// for the worker.
-pub(super) fn response_note(name: &str) -> Option<&'static str> {
+use tasktrace_model::WaitOn;
+
+/// What a `oneshot::Receiver` leaf named `name` waits for, if it is a `Buffer`'s caller
+/// waiting for the worker.
+pub(super) fn response_wait(name: &str) -> Option<WaitOn> {
     name.contains("tower::buffer::")
-        .then_some("waiting on the tower Buffer's worker task")
+        .then_some(WaitOn::BufferWorker)
 }

@@ -23,7 +23,7 @@ mod reader;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tasktrace_model::{task_label, Dump, TOKIO_ID_BASE};
+use tasktrace_model::{Dump, Related, TOKIO_ID_BASE};
 
 /// How a snapshot reads this process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -263,7 +263,7 @@ fn by_reader(handles: &[u64], options: &SnapshotOptions) -> Result<Measured, Sna
 }
 
 /// Moves a snapshot's tasks to tokio's id range ([`TOKIO_ID_BASE`]): their ids, the tasks
-/// they await, their cycles.
+/// they await (in headers and in their frames' waits), their cycles.
 fn in_tokio_range(mut snap: Dump) -> Dump {
     for t in &mut snap.tasks {
         t.tokio_id = Some(t.id);
@@ -271,6 +271,7 @@ fn in_tokio_range(mut snap: Dump) -> Dump {
         for a in &mut t.awaits {
             *a += TOKIO_ID_BASE;
         }
+        rename_tasks_in_frames(t, &|id| id + TOKIO_ID_BASE);
     }
     for cycle in &mut snap.deadlocks {
         for id in cycle {
@@ -299,12 +300,38 @@ fn is_own(task: &tasktrace_model::Task) -> bool {
     })
 }
 
-/// The registry id a snapshot's registered task says it has (its `Traced` frame's note).
+/// The registry id a snapshot's registered task says it has (its `Traced` frame's).
 fn registry_id(task: &tasktrace_model::Task) -> Option<u64> {
-    let note = task.trace.roots.first()?.frame.note.as_deref()?;
-    note.strip_prefix(tasktrace_inspect::decode::REGISTERED_NOTE)?
-        .parse()
-        .ok()
+    task.trace
+        .roots
+        .first()?
+        .frame
+        .related
+        .iter()
+        .find_map(|r| match r {
+            Related::Registered(id) => Some(*id),
+            _ => None,
+        })
+}
+
+/// Writes each task id the frames of `task` name (in waits, in related tasks) as `rename`
+/// says.
+fn rename_tasks_in_frames(task: &mut tasktrace_model::Task, rename: &dyn Fn(u64) -> u64) {
+    let roots: &mut Vec<_> = std::sync::Arc::make_mut(&mut task.trace.roots);
+    let mut stack: Vec<&mut tasktrace_model::Node> = roots.iter_mut().collect();
+    while let Some(n) = stack.pop() {
+        for w in &mut n.frame.waits {
+            for id in w.task_ids_mut() {
+                *id = rename(*id);
+            }
+        }
+        for r in &mut n.frame.related {
+            for id in r.task_ids_mut() {
+                *id = rename(*id);
+            }
+        }
+        stack.extend(n.children.iter_mut());
+    }
 }
 
 /// Joins what the snapshot saw of the registry's tasks (`ours`) to them: each registry task
@@ -322,23 +349,11 @@ fn link_registered(
         .filter(|(_, id)| registry.task(*id).is_some())
         .collect();
     let map = |id: u64| to_registry.get(&id).copied().unwrap_or(id);
-    // The notes of the snapshot's trees name tasks by tokio's ids (`held by task 3`): in the
-    // joined dump, `task N` is the registry's; say `tokio task N`, or the registry's id.
-    let name = |tokio: u64| task_label(map(TOKIO_ID_BASE + tokio));
     for t in others.iter_mut() {
         for a in &mut t.awaits {
             *a = map(*a);
         }
-        let roots: &mut Vec<_> = std::sync::Arc::make_mut(&mut t.trace.roots);
-        let mut stack: Vec<&mut tasktrace_model::Node> = roots.iter_mut().collect();
-        while let Some(n) = stack.pop() {
-            if let Some(note) = &mut n.frame.note {
-                if note.contains("task") {
-                    *note = name_tasks(note, &name);
-                }
-            }
-            stack.extend(n.children.iter_mut());
-        }
+        rename_tasks_in_frames(t, &map);
     }
     for seen in ours {
         let Some(&id) = to_registry.get(&seen.id) else {
@@ -351,46 +366,6 @@ fn link_registered(
             }
         }
     }
-}
-
-/// `note` with each `task N` (and each id of a `tasks N, M` list) written by `name(N)`.
-fn name_tasks(note: &str, name: &dyn Fn(u64) -> String) -> String {
-    let mut out = String::with_capacity(note.len() + 16);
-    let mut rest = note;
-    while let Some(at) = rest.find("task") {
-        out.push_str(&rest[..at]);
-        let from = &rest[at..];
-        // A word of its own (not `subtask`), followed by ids.
-        let starts_word = !out.ends_with(|c: char| c.is_alphanumeric() || c == '_');
-        let list = [("tasks ", true), ("task ", false)]
-            .into_iter()
-            .find_map(|(word, plural)| Some((from.strip_prefix(word)?, plural)));
-        let ids = list.filter(|_| starts_word).and_then(|(after, plural)| {
-            let len = after
-                .find(|c: char| !(c.is_ascii_digit() || (plural && (c == ',' || c == ' '))))
-                .unwrap_or(after.len());
-            let ids = after[..len].trim_end_matches([',', ' ']);
-            ids.starts_with(|c: char| c.is_ascii_digit())
-                .then_some((ids, &after[ids.len()..]))
-        });
-        match ids {
-            Some((ids, after)) => {
-                let named: Vec<String> = ids
-                    .split(", ")
-                    .filter_map(|n| n.parse().ok())
-                    .map(name)
-                    .collect();
-                out.push_str(&named.join(", "));
-                rest = after;
-            }
-            None => {
-                out.push_str("task");
-                rest = &from[4..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// The registry's dump joined with a snapshot's: the registry's own tasks as they are (names,
@@ -423,6 +398,7 @@ pub(crate) fn join(mut registry: Dump) -> Dump {
                 ));
             }
             registry.notes.extend(snap.notes);
+            registry.partial.extend(snap.partial);
             registry.tasks.extend(others);
             // One id space now (the registry's tasks under their own ids): the cycles of
             // the whole, across the two sources.
@@ -440,33 +416,4 @@ pub(crate) fn join(mut registry: Dump) -> Dump {
         }
     }
     registry
-}
-
-#[cfg(test)]
-mod tests {
-    use super::name_tasks;
-
-    #[test]
-    fn task_ids_in_notes_are_renamed_and_other_words_kept() {
-        let name = |n: u64| format!("<{n}>");
-        for (note, want) in [
-            ("waiting on task 3", "waiting on <3>"),
-            (
-                "held by task 3, task 14 and 2 more",
-                "held by <3>, <14> and 2 more",
-            ),
-            (
-                "drives 2 HTTP/2 streams: tasks 10, 11",
-                "drives 2 HTTP/2 streams: <10>, <11>",
-            ),
-            ("waiting on a task", "waiting on a task"),
-            ("subtask 4; tasktrace task 5", "subtask 4; tasktrace <5>"),
-            (
-                "the block_on future of thread 7",
-                "the block_on future of thread 7",
-            ),
-        ] {
-            assert_eq!(name_tasks(note, &name), want, "{note}");
-        }
-    }
 }

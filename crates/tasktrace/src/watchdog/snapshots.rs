@@ -25,10 +25,10 @@ use super::{WatchdogConfig, TARGET};
 use crate::model::{Task, TaskState};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use tasktrace_model::{Location, TOKIO_ID_BASE};
+use tasktrace_model::{Location, Timer, TOKIO_ID_BASE};
 
 /// Timer deadlines read from two snapshots are the same deadline within this, plus the time
-/// each read took (the notes give the time left to a tenth of a second, as of the read).
+/// each read took (the waits give the time left to the millisecond, as of the read).
 const SAME_DEADLINE: Duration = Duration::from_millis(250);
 
 /// Where a task waits, as far as two snapshots can be compared.
@@ -252,26 +252,17 @@ fn wait_point(task: &Task) -> WaitPoint {
     }
 }
 
-/// The deadlines of the timers a task waits on, from the leaves' notes
-/// (`waiting on timer, 12.5s left`, `waiting on timer, deadline passed 0.1s ago`).
+/// The deadlines of the timers a task waits on, from its leaves' waits (the time left, or
+/// passed, as of the read `taken`).
 fn deadlines(task: &Task, taken: Instant) -> Vec<Instant> {
-    let secs = |s: &str| Duration::try_from_secs_f64(s.parse::<f64>().ok()?.max(0.0)).ok();
     task.trace
         .walk()
         .into_iter()
-        .filter_map(|(_, node)| {
-            let timer = node
-                .frame
-                .note
-                .as_deref()?
-                .strip_prefix("waiting on timer, ")?;
-            if let Some(left) = timer.strip_suffix("s left") {
-                return Some(taken + secs(left)?);
-            }
-            let ago = timer
-                .strip_prefix("deadline passed ")?
-                .strip_suffix("s ago")?;
-            taken.checked_sub(secs(ago)?)
+        .flat_map(|(_, node)| node.frame.waits.iter())
+        .filter_map(|w| match w.timer? {
+            Timer::LeftMs(ms) => Some(taken + Duration::from_millis(ms)),
+            Timer::PassedMs(ms) => taken.checked_sub(Duration::from_millis(ms)),
+            Timer::AtMs(_) => None,
         })
         .collect()
 }
