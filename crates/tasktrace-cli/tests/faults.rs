@@ -2,8 +2,8 @@
 //! and real core files: the target exits (killed while stopped, or on its own) during an
 //! attach; threads are created and exit during the stop; memory becomes unreadable mid-walk;
 //! the task list is corrupted (a cycle, a dangling pointer); ptrace is refused (the target is
-//! already traced). Each gives a clear one-line error or a dump marked partial (a note
-//! starting with "partial:"), never a panic or a hang — and every live target is checked to
+//! already traced). Each gives a clear one-line error or a dump marked partial
+//! (`Dump::partial`), never a panic or a hang — and every live target is checked to
 //! be still running afterwards (not stopped in /proc/PID/stat, and it still echoes over TCP).
 //!
 //! Every child is killed on drop, every wait has a deadline, every attach is detached (the
@@ -130,7 +130,7 @@ fn has_foo(d: &Dump) -> bool {
 }
 
 fn is_partial(d: &Dump) -> bool {
-    d.notes.iter().any(|n| n.starts_with("partial:"))
+    !d.partial.is_empty()
 }
 
 extern "C" {
@@ -449,9 +449,9 @@ fn memory_unreadable_mid_walk_and_corrupt_lists_of_a_core() {
     };
     let d = tasktrace_inspect::read(&f, &info, &opts).expect("a partial dump");
     assert!(
-        d.notes
+        d.partial
             .iter()
-            .any(|n| n.starts_with("partial:") && n.contains("cycle")),
+            .any(|n| n.contains("cycle")),
         "{:?}",
         d.notes
     );
@@ -464,9 +464,9 @@ fn memory_unreadable_mid_walk_and_corrupt_lists_of_a_core() {
     };
     let d = tasktrace_inspect::read(&f, &info, &opts).expect("a partial dump");
     assert!(
-        d.notes
+        d.partial
             .iter()
-            .any(|n| n.starts_with("partial:") && n.contains("unreadable")),
+            .any(|n| n.contains("unreadable")),
         "{:?}",
         d.notes
     );
@@ -481,9 +481,9 @@ fn memory_unreadable_mid_walk_and_corrupt_lists_of_a_core() {
     let d = tasktrace_inspect::read(&file, &info, &small).expect("a budgeted read");
     assert_eq!(d.tasks.len(), clean.tasks.len());
     assert!(
-        d.notes
+        d.partial
             .iter()
-            .any(|n| n.starts_with("partial:") && n.contains("budget of 20 frames")),
+            .any(|n| n.contains("budget of 20 frames")),
         "{:?}",
         d.notes
     );
@@ -544,9 +544,9 @@ fn memory_unreadable_mid_walk_and_corrupt_lists_of_a_live_process() {
             };
             let d = tasktrace_inspect::read(&f, &info, &opts).expect("a partial dump");
             assert!(
-                d.notes
+                d.partial
                     .iter()
-                    .any(|n| n.starts_with("partial:") && n.contains(expect)),
+                    .any(|n| n.contains(expect)),
                 "{what}: {:?}",
                 d.notes
             );
