@@ -449,9 +449,7 @@ fn memory_unreadable_mid_walk_and_corrupt_lists_of_a_core() {
     };
     let d = tasktrace_inspect::read(&f, &info, &opts).expect("a partial dump");
     assert!(
-        d.partial
-            .iter()
-            .any(|n| n.contains("cycle")),
+        d.partial.iter().any(|n| n.contains("cycle")),
         "{:?}",
         d.notes
     );
@@ -464,9 +462,7 @@ fn memory_unreadable_mid_walk_and_corrupt_lists_of_a_core() {
     };
     let d = tasktrace_inspect::read(&f, &info, &opts).expect("a partial dump");
     assert!(
-        d.partial
-            .iter()
-            .any(|n| n.contains("unreadable")),
+        d.partial.iter().any(|n| n.contains("unreadable")),
         "{:?}",
         d.notes
     );
@@ -481,9 +477,7 @@ fn memory_unreadable_mid_walk_and_corrupt_lists_of_a_core() {
     let d = tasktrace_inspect::read(&file, &info, &small).expect("a budgeted read");
     assert_eq!(d.tasks.len(), clean.tasks.len());
     assert!(
-        d.partial
-            .iter()
-            .any(|n| n.contains("budget of 20 frames")),
+        d.partial.iter().any(|n| n.contains("budget of 20 frames")),
         "{:?}",
         d.notes
     );
@@ -544,9 +538,7 @@ fn memory_unreadable_mid_walk_and_corrupt_lists_of_a_live_process() {
             };
             let d = tasktrace_inspect::read(&f, &info, &opts).expect("a partial dump");
             assert!(
-                d.partial
-                    .iter()
-                    .any(|n| n.contains(expect)),
+                d.partial.iter().any(|n| n.contains(expect)),
                 "{what}: {:?}",
                 d.notes
             );

@@ -11,8 +11,9 @@
 //! reaping it).
 
 use crate::debuginfo::DebugInfo;
+use crate::process::{ProcessMemory, Source};
 use crate::process::{Target, Thread};
-use crate::snapshot::{ProcessMemory, Snapshot, Source};
+use crate::snapshot::Snapshot;
 use crate::{Error, Options, Prepared, Result};
 use tasktrace_model::Dump;
 

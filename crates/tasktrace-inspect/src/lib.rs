@@ -37,6 +37,7 @@ pub mod snapshot;
 pub mod sockets;
 pub mod threads;
 pub mod tokio;
+pub mod type_names;
 pub mod unwind;
 pub mod value;
 
@@ -226,7 +227,7 @@ impl Session {
         }
         // Read through a page cache: once the task lists, stacks and task cells are copied,
         // the process is detached and runs on while the copies are decoded.
-        let snap = snapshot::Snapshot::new(&process, snapshot::ProcessMemory(pid));
+        let snap = snapshot::Snapshot::new(&process, process::ProcessMemory(pid));
         let mut process = Some(process);
         let mut stopped_for = None;
         let read = self.memo.begin_read();

@@ -6,7 +6,7 @@
 
 use crate::addr_hash::AddrMap;
 use crate::error::{Error, Result};
-use crate::process::{MappedFile, Registers, Target, Thread};
+use crate::process::{MappedFile, Registers, Source, Target, Thread};
 use std::cell::{Cell, RefCell};
 
 const PAGE: u64 = 4096;
@@ -16,39 +16,6 @@ const UNREADABLE: u32 = u32::MAX;
 
 /// Entries of the recent-pages cache (a power of two).
 const RECENT: usize = 8;
-
-/// Reads misses of a [`Snapshot`]: the target's memory, while it lasts.
-pub trait Source {
-    /// Reads `buf.len()` bytes at `addr`.
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()>;
-}
-
-/// The memory of a live process by pid (`process_vm_readv`), usable after the ptrace detach.
-pub struct ProcessMemory(pub i32);
-
-impl Source for ProcessMemory {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
-        if buf.is_empty() {
-            return Ok(());
-        }
-        let local = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        let remote = libc::iovec {
-            iov_base: addr as *mut libc::c_void,
-            iov_len: buf.len(),
-        };
-        // SAFETY: `local` describes `buf`, writable for its length; the remote iovec is only
-        // interpreted by the kernel in the target's address space.
-        let n = unsafe { libc::process_vm_readv(self.0, &local, 1, &remote, 1, 0) };
-        if n == buf.len() as isize {
-            Ok(())
-        } else {
-            Err(Error::Memory(addr, buf.len()))
-        }
-    }
-}
 
 /// A cached view of a target: its threads, registers and names copied, its memory cached by
 /// page.

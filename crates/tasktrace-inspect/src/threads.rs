@@ -15,8 +15,9 @@
 //! The same scan finds `LocalSet`s: a `LocalSet::block_on` root future (`RunUntil`) points at
 //! its `LocalSet`, whose `LocalOwnedTasks` list the local tasks.
 
-use crate::decode::{async_env, Decoder, Link, Shapes};
+use crate::decode::{Decoder, Link, Shapes};
 use crate::tokio::{layout, Flavor, RawTask, Runtime, ThreadContext, Tokio};
+use crate::type_names::async_env;
 use crate::value::Reader;
 use tasktrace_model::{Node, ThreadInfo, ThreadRole, Trace};
 
@@ -374,7 +375,7 @@ fn tag_of(r: &Reader<'_>, ty: u64, depth: usize) -> Option<Tag> {
             let is_suspend = v.children.iter().filter_map(|c| r.info.die(*c)).any(|m| {
                 m.kind == Kind::Member
                     && m.ty.is_some_and(|t| {
-                        crate::value::last_segment(r.type_name(t)).starts_with("Suspend")
+                        crate::type_names::last_segment(r.type_name(t)).starts_with("Suspend")
                     })
             });
             if is_suspend {

@@ -257,26 +257,128 @@ impl<'a> Reader<'a> {
     }
 }
 
-pub use tasktrace_model::clean::{last_segment, segments};
+/// Generic readers of the values programs keep: wrapped integers, `Option`s of them, `Arc`s.
+impl Reader<'_> {
+    /// An `Option<u64-like>` (`Option<task::Id>`, niche or tagged): its value when `Some`.
+    pub fn option_u64(&self, addr: u64, ty: u64) -> Option<u64> {
+        let r = self;
+        let (e_off, e_ty) = r.find_enum(ty)?;
+        let v = r.variant(e_ty, addr + e_off).ok()??;
+        if v.name != "Some" {
+            return None;
+        }
+        let (o, t) = r.member(v.ty, "__0")?;
+        self.int(addr + e_off + v.offset + o, t)
+    }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// An integer wrapped in single-member structs (`Id(NonZero<u64>)`, atomics, cells).
+    pub fn int(&self, addr: u64, ty: u64) -> Option<u64> {
+        let r = self;
+        let mut t = r.strip(ty);
+        let mut a = addr;
+        for _ in 0..8 {
+            let d = r.info.die(t)?;
+            if d.kind == crate::debuginfo::Kind::Base {
+                return r.uint(a, d.size).ok();
+            }
+            let ms = r.members(t);
+            let &(_, o, mt) = ms.first()?;
+            a += o;
+            t = r.strip(mt);
+        }
+        None
+    }
 
-    #[test]
-    fn segments_ignore_colons_inside_generics() {
-        let name = "tokio::future::maybe_done::MaybeDone<app::fiz::{async_fn_env#0}>::Future";
-        assert_eq!(
-            segments(name),
-            [
-                "tokio",
-                "future",
-                "maybe_done",
-                "MaybeDone<app::fiz::{async_fn_env#0}>",
-                "Future"
-            ]
-        );
-        assert_eq!(last_segment(name), "Future");
-        assert_eq!(last_segment("u8"), "u8");
+    /// The value behind an `Arc<T>` (or `Rc<T>`) stored at `addr`: (address, type).
+    pub fn arc_data(&self, addr: u64, arc_ty: u64) -> Result<Option<(u64, u64)>> {
+        let r = self;
+        let Some((inner, Some(inner_ty))) = r.thin_pointer(arc_ty, addr)? else {
+            return Ok(None);
+        };
+        if inner == 0 {
+            return Ok(None);
+        }
+        // `ArcInner<T>.data`, `RcInner<T>.value`.
+        let Some((d_off, d_ty)) = ["data", "value"].iter().find_map(|m| r.member(inner_ty, m))
+        else {
+            return Err(Error::Other(format!(
+                "{} has no data or value member",
+                r.type_name(inner_ty)
+            )));
+        };
+        Ok(Some((inner + d_off, d_ty)))
+    }
+}
+
+/// What a value owns that the decoders look for: a descriptor, an async fn's source file.
+impl Reader<'_> {
+    /// The first descriptor (`std::os::fd::OwnedFd`) a value owns or borrows: searched
+    /// depth first through struct members, the active variant of enums and references,
+    /// within a small budget.
+    pub fn owned_fd(&self, addr: u64, ty: u64) -> Option<i32> {
+        let mut budget = 256;
+        self.owned_fd_in(addr, ty, 0, &mut budget)
+    }
+
+    fn owned_fd_in(&self, addr: u64, ty: u64, depth: usize, budget: &mut usize) -> Option<i32> {
+        if depth > 14 || *budget == 0 {
+            return None;
+        }
+        *budget -= 1;
+        let ty = self.strip(ty);
+        let name = self.type_name(ty);
+        if name.ends_with("::OwnedFd") {
+            let (off, _) = self.member(ty, "fd")?;
+            let fd = self.uint(addr + off, 4).ok()? as i32;
+            return (fd >= 0).then_some(fd);
+        }
+        // Shared state is not the value's own; a future's futures are not its socket.
+        if name.starts_with("alloc::sync::Arc")
+            || name.starts_with("alloc::rc::Rc")
+            || name.starts_with('*')
+        {
+            return None;
+        }
+        if name.starts_with('&') || name.starts_with("alloc::boxed::Box") {
+            let (p, pointee) = self.thin_pointer(ty, addr).ok()??;
+            return self.owned_fd_in(p, pointee?, depth + 1, budget);
+        }
+        if let Ok(Some(v)) = self.variant(ty, addr) {
+            return self.members(v.ty).into_iter().find_map(|(_, off, t)| {
+                self.owned_fd_in(addr + v.offset + off, t, depth + 1, budget)
+            });
+        }
+        self.members(ty)
+            .into_iter()
+            .find_map(|(_, off, t)| self.owned_fd_in(addr + off, t, depth + 1, budget))
+    }
+
+    /// The `decl_file` of the variant `name` of the state machine `env_ty`.
+    pub fn variant_decl_file(&self, env_ty: u64, name: &str) -> Option<String> {
+        self.variant_decl(env_ty, name).map(|d| d.0)
+    }
+
+    /// The `decl_file` and `decl_line` of the variant `name` (`Unresumed`, `Returned`,
+    /// `SuspendN`) of the state machine `env_ty`.
+    pub fn variant_decl(&self, env_ty: u64, name: &str) -> Option<(String, u32)> {
+        use crate::debuginfo::Kind;
+        let d = self.info.die(self.strip(env_ty))?;
+        for part in d.children.iter().filter_map(|c| self.info.die(*c)) {
+            if part.kind != Kind::VariantPart {
+                continue;
+            }
+            for v in part.children.iter().filter_map(|c| self.info.die(*c)) {
+                for m in v.children.iter().filter_map(|c| self.info.die(*c)) {
+                    if m.kind == Kind::Member
+                        && m.ty.is_some_and(|t| {
+                            crate::type_names::last_segment(self.type_name(t)) == name
+                        })
+                    {
+                        return m.decl.clone();
+                    }
+                }
+            }
+        }
+        None
     }
 }

@@ -23,6 +23,7 @@
 //! Walks are bounded: depth, total nodes, and no `(address, type)` is decoded twice.
 
 mod actix;
+mod futures_util;
 mod generic;
 mod hyper;
 mod links;
@@ -30,6 +31,7 @@ mod locks;
 mod names;
 mod pools;
 mod tasktrace;
+mod tokio_leaves;
 mod tower;
 
 pub use generic::{ShapeCache, Shapes};
@@ -37,17 +39,18 @@ pub use links::{resolve, Link};
 pub use names::async_fn_name;
 pub use pools::PoolKind;
 
-use crate::tokio::{leaf_kind, Branch, Leaf, Tokio};
-use crate::value::{last_segment, segments, Reader};
-use std::collections::HashSet;
+use crate::tokio::Tokio;
+use crate::type_names::async_env;
+use crate::type_names::clean_type;
+use crate::value::Reader;
+use futures_util::{FUTURES_UNORDERED, JOIN_ALL, MAX_UNORDERED, ORDER_WRAPPER, SHARED};
 use tasktrace_model::{Branches, Frame, FrameKind, FrameStatus, Location, Node};
+use tokio_leaves::{leaf_kind, Branch};
 
 /// Deepest chain decoded.
 const MAX_DEPTH: usize = 64;
 /// Most nodes per task.
 const MAX_NODES: usize = 4096;
-/// Most children listed of one `FuturesUnordered` / `join_all`.
-const MAX_UNORDERED: usize = 1024;
 
 /// `stream.next()` and friends: they hold `stream: &mut St`, and what they wait on is the
 /// stream.
@@ -55,11 +58,6 @@ const NEXT: &[&str] = &[
     "futures_util::stream::stream::next::Next",
     "futures_util::stream::stream::select_next_some::SelectNextSome",
 ];
-/// `FuturesOrdered`'s element wrapper: `data` is the future.
-const ORDER_WRAPPER: &str = "futures_util::stream::futures_ordered::OrderWrapper";
-const FUTURES_UNORDERED: &str = "futures_util::stream::futures_unordered::FuturesUnordered";
-const SHARED: &str = "futures_util::future::future::shared::Shared";
-const JOIN_ALL: &str = "futures_util::future::join_all::JoinAll";
 /// The note of a state machine that was never polled.
 const NOT_YET_POLLED: &str = "not yet polled";
 /// Not a future, but one end of an edge between tasks ([`links`]).
@@ -104,35 +102,6 @@ fn branches_of(r: &Reader<'_>, variant: u64, branches: &[(&str, u64, u64)]) -> O
             .starts_with("tokio::future::maybe_done::MaybeDone<")
     };
     (n > 0 && branches.iter().all(|&(_, _, t)| maybe_done(t))).then_some(Branches::AllOf(n))
-}
-
-/// The function a state machine type belongs to, and its kind: `a::b::{async_fn_env#0}` →
-/// (`a::b`, AsyncFn).
-pub fn async_env(name: &str) -> Option<(String, FrameKind)> {
-    let segs = segments(name);
-    let last = *segs.last()?;
-    let kind = if last.starts_with("{async_fn_env#") {
-        FrameKind::AsyncFn
-    } else if last.starts_with("{async_block_env#") {
-        FrameKind::AsyncBlock
-    } else {
-        return None;
-    };
-    Some((clean_path(&segs[..segs.len() - 1]), kind))
-}
-
-/// Joins path segments, leaving out compiler-made ones (`{closure#0}`, `{async_fn#0}`, …).
-fn clean_path(segs: &[&str]) -> String {
-    segs.iter()
-        .filter(|s| !s.starts_with('{'))
-        .copied()
-        .collect::<Vec<_>>()
-        .join("::")
-}
-
-/// A type's name without its compiler-made segments.
-fn clean_type(name: &str) -> String {
-    clean_path(&segments(name))
 }
 
 fn monotonic_now() -> f64 {
@@ -285,47 +254,6 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
         (p != 0).then(|| self.decode(p, pointee, depth + 1))
     }
 
-    /// A `FuturesUnordered`: one child per future in its list of all tasks (`head_all`, then
-    /// each task's `next_all`), whose `future: Option<Fut>` is `Some`. The in-process capture
-    /// cannot see these: they are polled with the set's own wakers.
-    fn unordered(&mut self, addr: u64, ty: u64, name: &str, depth: usize) -> Node {
-        let r = self.r;
-        let mut node = Node::new(Frame::new(clean_type(name), None).with_kind(FrameKind::Fn));
-        let Some((h_off, h_ty)) = r.member(ty, "head_all") else {
-            return node;
-        };
-        let mut cur = r.thin_pointer(h_ty, addr + h_off).ok().flatten();
-        let mut seen = HashSet::new();
-        let mut count = 0usize;
-        while let Some((task, Some(task_ty))) = cur {
-            if task == 0 || !seen.insert(task) || seen.len() > MAX_UNORDERED {
-                break;
-            }
-            if let Some((f_off, f_ty)) = r.member(task_ty, "future") {
-                if let Some((e_off, opt)) = r.find_enum(f_ty) {
-                    let at = task + f_off + e_off;
-                    if let Ok(Some(v)) = r.variant(opt, at) {
-                        if v.name == "Some" {
-                            if let Some((o, t)) = r.member(v.ty, "__0") {
-                                count += 1;
-                                let children = self.decode(at + v.offset + o, t, depth + 1);
-                                node.children.extend(children);
-                            }
-                        }
-                    }
-                }
-            }
-            cur = r
-                .member(task_ty, "next_all")
-                .and_then(|(n_off, n_ty)| r.thin_pointer(n_ty, task + n_off).ok().flatten());
-        }
-        node.frame.note = Some(format!(
-            "{count} future{}",
-            if count == 1 { "" } else { "s" }
-        ));
-        node
-    }
-
     /// A `JoinSet`: one child per task it holds (a join handle leaf, so the task is among
     /// the ones this task awaits).
     fn join_set(&mut self, addr: u64, ty: u64, name: &str) -> Node {
@@ -370,97 +298,6 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             }
         }
         None
-    }
-
-    /// A `futures` `Shared`: the one future all its clones drive (shown under each holder),
-    /// or that its output is ready.
-    fn shared(&mut self, addr: u64, ty: u64, name: &str, depth: usize) -> Node {
-        let r = self.r;
-        let mut node = Node::new(Frame::new(clean_type(name), None).with_kind(FrameKind::Fn));
-        // `inner: Option<Arc<Inner<Fut>>>`: `None` once this clone got the output.
-        let arc = r.member(ty, "inner").and_then(|(o_off, o_ty)| {
-            let v = r.variant(o_ty, addr + o_off).ok()??;
-            let (a_off, a_ty) = r.member(v.ty, "__0")?;
-            Some((addr + o_off + v.offset + a_off, a_ty))
-        });
-        let Some((arc, arc_ty)) = arc else {
-            node.frame.note = Some("output taken".into());
-            return node;
-        };
-        let holders = r
-            .thin_pointer(arc_ty, arc)
-            .ok()
-            .flatten()
-            .and_then(|(p, t)| {
-                let (s_off, _) = r.member_deep(t?, "strong", 1)?;
-                r.u64(p + s_off).ok()
-            });
-        let state = self
-            .tokio
-            .arc_data(arc, arc_ty)
-            .ok()
-            .flatten()
-            .and_then(|(inner, t)| {
-                let (f_off, f_ty) = r.member_deep(t, "future_or_output", 1)?;
-                let (e_off, e_ty) = r.find_enum(f_ty)?;
-                let at = inner + f_off + e_off;
-                let v = r.variant(e_ty, at).ok()??;
-                Some((v.name.clone(), at + v.offset, v.ty))
-            });
-        match state {
-            Some((variant, at, v_ty)) if variant == "Future" => {
-                if let Some((o, t)) = r.member(v_ty, "__0") {
-                    node.children = self.decode(at + o, t, depth + 1);
-                }
-                node.frame.note = holders.map(|n| format!("shared by {n} holders"));
-            }
-            Some(_) => node.frame.note = Some("output ready".into()),
-            None => node.frame.note = Some("its state could not be read".into()),
-        }
-        node
-    }
-
-    /// A `join_all`: `kind` is `Small { elems: Pin<Box<[MaybeDone<F>]>> }` (one child per
-    /// element: done ones completed) or `Big { fut: Collect<FuturesOrdered<F>, _> }`.
-    fn join_all(&mut self, addr: u64, ty: u64, name: &str, depth: usize) -> Option<Node> {
-        let r = self.r;
-        let (k_off, k_ty) = r.member(ty, "kind")?;
-        let v = r.variant(k_ty, addr + k_off).ok()??;
-        let base = addr + k_off + v.offset;
-        let mut node = Node::new(Frame::new(clean_type(name), None).with_kind(FrameKind::Fn));
-        if let Some((e_off, e_ty)) = r.member(v.ty, "elems") {
-            // Pin<Box<[T]>>: down to the fat pointer's `data_ptr` / `length`.
-            let (mut off, mut t) = (e_off, e_ty);
-            for _ in 0..4 {
-                if r.member(t, "data_ptr").is_some() {
-                    break;
-                }
-                let ms = r.members(t);
-                let &(_, o, mt) = ms.first()?;
-                off += o;
-                t = mt;
-            }
-            let (p_off, p_ty) = r.member(t, "data_ptr")?;
-            let (n_off, _) = r.member(t, "length")?;
-            let data = r.pointer(base + off + p_off).ok()?;
-            let len = r.u64(base + off + n_off).ok()?.min(MAX_UNORDERED as u64);
-            let elem = r.pointee(p_ty)?;
-            let size = r.type_size(elem);
-            for i in 0..len {
-                let children = self.decode(data + i * size, elem, depth + 1);
-                node.children.extend(children);
-            }
-        } else if let Some((f_off, f_ty)) = r.member(v.ty, "fut") {
-            // Collect { stream: FuturesOrdered { in_progress_queue: FuturesUnordered, .. }, .. }
-            let (s_off, s_ty) = r.member(f_ty, "stream")?;
-            let (q_off, q_ty) = r.member(s_ty, "in_progress_queue")?;
-            let at = base + f_off + s_off + q_off;
-            let inner = self.unordered(at, r.strip(q_ty), r.type_name(q_ty), depth + 1);
-            node.children = inner.children;
-        } else {
-            return None;
-        }
-        Some(node)
     }
 
     fn state_machine(
@@ -616,143 +453,6 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
         }
         Some(self.decode(ptr, pointee?, depth + 1))
     }
-
-    fn leaf(&mut self, addr: u64, ty: u64, name: &str) -> Frame {
-        // Generic arguments naming closures (`PollFn<…::{closure_env#0}>`) are noise.
-        let shown = if name.contains("{closure_env#") {
-            name.split('<').next().unwrap_or(name)
-        } else {
-            name
-        };
-        let frame = Frame::new(clean_type(shown), None).with_kind(FrameKind::Leaf);
-        match leaf_kind(name) {
-            Some(crate::tokio::LeafKind::Acquire) => self.waits_for_lock(addr, ty),
-            Some(crate::tokio::LeafKind::Notified) => self.waits_for_notify(addr, ty),
-            _ => {}
-        }
-        let oneshot = leaf_kind(name) == Some(crate::tokio::LeafKind::Oneshot);
-        if oneshot {
-            if let Some(key) = self.arc_member(addr, ty, "inner") {
-                self.links.push(Link::Waits(key));
-            }
-        }
-        if self.now.is_some() && leaf_kind(name) == Some(crate::tokio::LeafKind::Sleep) {
-            self.timed = true;
-        }
-        match self.tokio.leaf(addr, ty, name, self.now) {
-            Some(Leaf {
-                mut wait,
-                awaits,
-                header,
-                stale,
-            }) => {
-                self.awaits.extend(awaits);
-                self.awaited_headers.extend(header);
-                // A oneshot receiver a library waits on: say what for.
-                if let Some(on) = oneshot
-                    .then(|| tower::response_wait(name).or_else(|| hyper::response_wait(name)))
-                    .flatten()
-                {
-                    wait.on = on;
-                }
-                wait.socket = self.socket_of(addr, ty, name);
-                let frame = frame.with_wait(wait);
-                if stale {
-                    self.stale_timers.push(frame.clone());
-                }
-                frame
-            }
-            None => frame,
-        }
-    }
-}
-
-impl Decoder<'_, '_, '_> {
-    /// For an I/O leaf of a live target: its socket (`fd 9: 127.0.0.1:3000 to
-    /// 127.0.0.1:51234`), from the descriptor the leaf holds or, failing that, the one the
-    /// innermost of its three enclosing state machines holds (`TcpListener::accept`'s `self`).
-    fn socket_of(&self, addr: u64, ty: u64, name: &str) -> Option<tasktrace_model::Socket> {
-        if leaf_kind(name) != Some(crate::tokio::LeafKind::Io) {
-            return None;
-        }
-        let pid = self.r.target.proc_pid()?;
-        // `accept` → `Registration::async_io` → `Readiness`: the listener is two levels up.
-        let fd = std::iter::once((addr, ty))
-            .chain(self.enclosing.iter().rev().take(3).copied())
-            .find_map(|(a, t)| self.r.owned_fd(a, t))?;
-        Some(self.shapes.sockets.describe(pid, fd))
-    }
-}
-
-impl Reader<'_> {
-    /// The first descriptor (`std::os::fd::OwnedFd`) a value owns or borrows: searched
-    /// depth first through struct members, the active variant of enums and references,
-    /// within a small budget.
-    pub fn owned_fd(&self, addr: u64, ty: u64) -> Option<i32> {
-        let mut budget = 256;
-        self.owned_fd_in(addr, ty, 0, &mut budget)
-    }
-
-    fn owned_fd_in(&self, addr: u64, ty: u64, depth: usize, budget: &mut usize) -> Option<i32> {
-        if depth > 14 || *budget == 0 {
-            return None;
-        }
-        *budget -= 1;
-        let ty = self.strip(ty);
-        let name = self.type_name(ty);
-        if name.ends_with("::OwnedFd") {
-            let (off, _) = self.member(ty, "fd")?;
-            let fd = self.uint(addr + off, 4).ok()? as i32;
-            return (fd >= 0).then_some(fd);
-        }
-        // Shared state is not the value's own; a future's futures are not its socket.
-        if name.starts_with("alloc::sync::Arc")
-            || name.starts_with("alloc::rc::Rc")
-            || name.starts_with('*')
-        {
-            return None;
-        }
-        if name.starts_with('&') || name.starts_with("alloc::boxed::Box") {
-            let (p, pointee) = self.thin_pointer(ty, addr).ok()??;
-            return self.owned_fd_in(p, pointee?, depth + 1, budget);
-        }
-        if let Ok(Some(v)) = self.variant(ty, addr) {
-            return self.members(v.ty).into_iter().find_map(|(_, off, t)| {
-                self.owned_fd_in(addr + v.offset + off, t, depth + 1, budget)
-            });
-        }
-        self.members(ty)
-            .into_iter()
-            .find_map(|(_, off, t)| self.owned_fd_in(addr + off, t, depth + 1, budget))
-    }
-
-    /// The `decl_file` of the variant `name` of the state machine `env_ty`.
-    pub fn variant_decl_file(&self, env_ty: u64, name: &str) -> Option<String> {
-        self.variant_decl(env_ty, name).map(|d| d.0)
-    }
-
-    /// The `decl_file` and `decl_line` of the variant `name` (`Unresumed`, `Returned`,
-    /// `SuspendN`) of the state machine `env_ty`.
-    pub fn variant_decl(&self, env_ty: u64, name: &str) -> Option<(String, u32)> {
-        use crate::debuginfo::Kind;
-        let d = self.info.die(self.strip(env_ty))?;
-        for part in d.children.iter().filter_map(|c| self.info.die(*c)) {
-            if part.kind != Kind::VariantPart {
-                continue;
-            }
-            for v in part.children.iter().filter_map(|c| self.info.die(*c)) {
-                for m in v.children.iter().filter_map(|c| self.info.die(*c)) {
-                    if m.kind == Kind::Member
-                        && m.ty
-                            .is_some_and(|t| last_segment(self.type_name(t)) == name)
-                    {
-                        return m.decl.clone();
-                    }
-                }
-            }
-        }
-        None
-    }
 }
 
 #[cfg(test)]
@@ -767,8 +467,8 @@ mod tests {
 
     impl Target for SelfTarget {
         fn read(&self, addr: u64, buf: &mut [u8]) -> crate::Result<()> {
-            use crate::snapshot::Source;
-            crate::snapshot::ProcessMemory(std::process::id() as i32).read(addr, buf)
+            use crate::process::Source;
+            crate::process::ProcessMemory(std::process::id() as i32).read(addr, buf)
         }
         fn threads(&self) -> &[Thread] {
             &[]
@@ -951,25 +651,5 @@ mod tests {
             }
             assert!(holder.shared.lock().unwrap().is_some());
         });
-    }
-
-    #[test]
-    fn state_machine_names_give_clean_paths() {
-        assert_eq!(
-            async_env("app::foo::{async_fn_env#0}"),
-            Some(("app::foo".to_string(), FrameKind::AsyncFn))
-        );
-        assert_eq!(
-            async_env("app::main::{closure#0}::{async_block_env#1}"),
-            Some(("app::main".to_string(), FrameKind::AsyncBlock))
-        );
-        assert_eq!(
-            async_env("tokio::sync::mpsc::bounded::{impl#0}::recv::{async_fn_env#0}<u32>"),
-            Some((
-                "tokio::sync::mpsc::bounded::recv".to_string(),
-                FrameKind::AsyncFn
-            ))
-        );
-        assert_eq!(async_env("tokio::time::sleep::Sleep"), None);
     }
 }

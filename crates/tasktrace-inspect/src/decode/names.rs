@@ -6,8 +6,9 @@
 //! them (`&mut app::server::Handler`, or `Pin<&mut …>`, `Box<…>`, `Arc<…>`), so the method reads
 //! `app::server::Handler::run`, as the symbol names of the in-process capture have it.
 
-use super::async_env;
-use crate::value::{last_segment, Reader};
+use crate::type_names::async_env;
+use crate::type_names::last_segment;
+use crate::value::Reader;
 use tasktrace_model::FrameKind;
 
 /// Smart pointers and references a `self` argument comes in, outermost first.
@@ -33,7 +34,7 @@ pub fn async_fn_name(r: &Reader<'_>, ty: u64) -> Option<(String, FrameKind)> {
 /// `a::b::{impl#1}::run::{closure#0}::{async_block_env#0}` → `a::b::Listener::run`, with the
 /// type of `run`'s `self`.
 fn method_path(r: &Reader<'_>, ty: u64, name: &str) -> Option<String> {
-    let segs = crate::value::segments(name);
+    let segs = crate::type_names::segments(name);
     let at = segs.iter().rposition(|s| s.starts_with("{impl#"))?;
     let method = *segs.get(at + 1)?;
     if method.starts_with('{') || at + 2 >= segs.len() {

@@ -334,11 +334,8 @@ impl Target for LiveProcess {
     }
 
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
-        use crate::snapshot::Source;
-        if crate::snapshot::ProcessMemory(self.pid)
-            .read(addr, buf)
-            .is_ok()
-        {
+        use super::Source;
+        if super::ProcessMemory(self.pid).read(addr, buf).is_ok() {
             return Ok(());
         }
         use std::os::unix::fs::FileExt;

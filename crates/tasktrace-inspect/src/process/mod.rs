@@ -4,7 +4,10 @@ pub mod core_exe;
 pub mod core_file;
 pub mod files;
 pub mod live;
+mod memory;
 pub mod pid;
+
+pub use memory::{ProcessMemory, Source};
 
 use crate::error::Result;
 

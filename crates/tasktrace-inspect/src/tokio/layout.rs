@@ -10,7 +10,8 @@
 
 use crate::debuginfo::Kind;
 use crate::error::{Error, Result};
-use crate::value::{last_segment, Reader};
+use crate::type_names::last_segment;
+use crate::value::Reader;
 
 /// A resolved member chain: offset from the start of the outer type, and the member's type.
 pub type Field = (u64, u64);
@@ -207,8 +208,6 @@ pub const CONTEXT_SCHEDULER: &[&str] = &["scheduler.inner.value.value", "schedul
 pub const CONTEXT_TASK_ID: &[&str] = &["current_task_id.value.value", "current_task_id.value"];
 /// `Context` → `runtime` (`Cell<EnterRuntime>`).
 pub const CONTEXT_RUNTIME: &[&str] = &["runtime.value.value", "runtime.value"];
-/// `ArcInner<T>` → `data`, `RcInner<T>` → `value`.
-pub const ARC_DATA: &[&str] = &["data", "value"];
 /// Task `Cell<T, S>` → `core.stage` (`CoreStage<T>`: the `Stage<T>` enum inside).
 pub const CELL_STAGE: &[&str] = &[
     "core.stage.stage.__0.value",
