@@ -33,8 +33,9 @@
 //!   some tasks were spawned, and ended after another dump had captured them, would otherwise
 //!   throw their captures away.
 
+use crate::answer::Captured;
+use crate::registry::Stamp;
 use crate::sync::Arc;
-use crate::traced::{Captured, Stamp};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;

@@ -17,12 +17,13 @@
 //!    symbolisation or a dump of many tasks does not hold a worker; elsewhere in place.
 
 use crate::addr_hash::BuildAddrHasher;
+use crate::answer::{Captured, Reply};
 use crate::capture::RawPath;
 use crate::capture_cache::CaptureCache;
 use crate::clock::Elapsed;
 use crate::registry;
+use crate::registry::{Shared, Stamp, TaskRef};
 use crate::sync::Arc;
-use crate::traced::{Captured, Shared, Slot, Stamp, TaskRef};
 use crate::TraceError;
 use std::collections::HashMap;
 use std::future::Future;
@@ -170,7 +171,7 @@ pub async fn dump_with(options: DumpOptions) -> Dump {
             });
             continue;
         }
-        let slot = Arc::new(Slot::with_waker(waker.clone()));
+        let slot = Arc::new(Reply::with_waker(waker.clone()));
         // A closed task has finished since the snapshot: left out.
         if shared.request(slot.clone()).is_ok() {
             requested += 1;
@@ -386,7 +387,7 @@ struct Asked {
     /// Its stamp when the dump began.
     before: Stamp,
     /// Where its answer comes; `None` when its last capture was reused.
-    slot: Option<Arc<Slot>>,
+    slot: Option<Arc<Reply>>,
     answer: Option<Result<Arc<Captured>, TraceError>>,
     /// Its stamp when the dump gave up on it (no answer).
     after: Option<Stamp>,

@@ -43,6 +43,7 @@
 //! debuginfo index in its own memory (needs type layouts: `debug = true`).
 
 mod addr_hash;
+mod answer;
 mod capture;
 mod capture_cache;
 mod clock;
@@ -52,7 +53,6 @@ mod error;
 #[cfg(feature = "http")]
 pub mod http;
 mod registry;
-mod shared;
 #[cfg(all(feature = "signal", unix))]
 pub mod signal;
 #[cfg(all(feature = "snapshot", target_os = "linux", not(tasktrace_loom)))]

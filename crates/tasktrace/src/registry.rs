@@ -40,7 +40,9 @@
 //! slack is one page per shard in use (two while its last page is empty), plus the vacant
 //! slots that tasks which ended left in pages that still hold live ones.
 
-use crate::shared::{Identity, Shared, TaskRef};
+mod slot;
+
+pub(crate) use slot::{Closed, Identity, Shared, Stamp, TaskRef, REQUESTED};
 use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -54,7 +56,7 @@ mod pages;
 /// Under loom, each slot is its own allocation: loom's atomics cannot sit in a `static`.
 #[cfg(tasktrace_loom)]
 mod pages {
-    use crate::shared::Shared;
+    use crate::registry::Shared;
     use std::ptr::NonNull;
 
     pub(super) fn take_slot(_shard: usize) -> NonNull<Shared> {

@@ -1,7 +1,8 @@
 //! `tasktrace::spawn`: tokio's `spawn` with a registered, named, traced task, and a join handle
 //! that tells the dump which task it awaits.
 
-use crate::traced::{task_future_at, TaskRef};
+use crate::registry::TaskRef;
+use crate::traced::task_future_at;
 use crate::TraceHandle;
 use std::future::Future;
 use std::panic::Location;

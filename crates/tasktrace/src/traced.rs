@@ -2,7 +2,7 @@
 //!
 //! # Protocol between a [`TraceHandle`] and its [`Traced`] future
 //!
-//! They share one [`Shared`] slot (see [`crate::shared`] for its layout and references):
+//! They share one [`Shared`] slot (see [`crate::registry::slot`] for its layout and references):
 //! - the flags: `REQUESTED` is set by a handle when it queues a request and cleared by the
 //!   future when it takes the queue; `FINISHED` or `DROPPED` (together `CLOSED`) is set once,
 //!   when the future completes or is dropped. All three change under the slot's stripe lock,
@@ -31,14 +31,13 @@
 //! (see [`crate::waker`]). If that poll never comes (the future is stuck inside a poll, or its
 //! executor stopped), the handle gives up at its deadline and says which.
 
-use crate::capture::{marker_addr, RawPath};
+use crate::answer::{Captured, Reply};
+use crate::capture::marker_addr;
 use crate::registry;
-use crate::shared::Requests;
-pub(crate) use crate::shared::{Shared, Stamp, TaskRef};
-use crate::shared::{CLOSED, DROPPED, FINISHED, REQUESTED};
-use crate::sync::{Arc, Mutex, MutexGuard};
+use crate::registry::{Closed, Shared, TaskRef, REQUESTED};
+use crate::sync::Arc;
 use crate::waker::{self, CaptureScope};
-use crate::{clock, symbolize, Trace, TraceError};
+use crate::{clock, Trace, TraceError};
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::panic::Location;
@@ -48,230 +47,6 @@ use std::time::Duration;
 
 /// Deadline of [`TraceHandle::backtrace`] unless set with [`TraceHandle::with_deadline`].
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(1);
-
-/// What one capturing poll recorded: one raw path per leaf that touched the waker.
-#[derive(Debug, Default)]
-pub(crate) struct Captured {
-    pub(crate) paths: Vec<RawPath>,
-    /// Wakers cloned on other threads during the poll (counted, not walked).
-    pub(crate) foreign: usize,
-    /// Registered tasks whose join handles were pending in this poll (task-awaits-task edges).
-    pub(crate) awaits: Vec<u64>,
-    /// The task's poll count during this poll (see [`crate::capture_cache`]).
-    pub(crate) polls: u64,
-}
-
-impl Captured {
-    /// Symbolises and merges the paths into one tree.
-    pub(crate) fn to_trace(&self) -> Trace {
-        let mut trace = tasktrace_model::Trace::new();
-        for path in &self.paths {
-            trace.insert_path(symbolize::symbolize(path, None));
-        }
-        // Branches of one join or select are captured in the order the combinator polls them,
-        // which rotates for fairness; source order is stable and reads naturally.
-        trace.sort_by_location();
-        Trace::from(trace)
-    }
-}
-
-type Answer = Result<Arc<Captured>, TraceError>;
-
-/// One pending request: filled by the future, read by the handle.
-#[derive(Default)]
-pub(crate) struct Slot {
-    state: Mutex<SlotState>,
-}
-
-#[derive(Default)]
-struct SlotState {
-    answer: Option<Answer>,
-    waker: Option<Waker>,
-}
-
-impl Slot {
-    /// A slot that wakes `waker` when it is answered (one waker for many slots: `dump`).
-    pub(crate) fn with_waker(waker: Waker) -> Self {
-        Slot {
-            state: Mutex::new(SlotState {
-                answer: None,
-                waker: Some(waker),
-            }),
-        }
-    }
-
-    /// The answer, if there is one yet (taken: a second call returns `None`).
-    pub(crate) fn take_answer(&self) -> Option<Answer> {
-        lock(&self.state).answer.take()
-    }
-
-    fn fill(&self, answer: Answer) {
-        let waker = {
-            let mut s = lock(&self.state);
-            if s.answer.is_some() {
-                return;
-            }
-            s.answer = Some(answer);
-            s.waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-
-    fn poll_answer(&self, cx: &mut Context<'_>) -> Poll<Answer> {
-        let mut s = lock(&self.state);
-        match s.answer.take() {
-            Some(a) => Poll::Ready(a),
-            None => {
-                if !matches!(&s.waker, Some(w) if w.will_wake(cx.waker())) {
-                    s.waker = Some(cx.waker().clone());
-                }
-                Poll::Pending
-            }
-        }
-    }
-}
-
-/// Requests taken by a capturing poll. Answered explicitly; if the poll unwinds instead, the
-/// drop answers `Panicked`, so no handle waits for a poll that will not come back. Usually
-/// empty (a task closing with nobody asking): then neither answering nor dropping does a thing.
-struct Taken(Option<Requests>);
-
-impl Taken {
-    fn answer(mut self, answer: Answer) {
-        if let Some(slots) = self.0.take() {
-            for slot in slots.as_slice() {
-                slot.fill(answer.clone());
-            }
-        }
-    }
-}
-
-impl Drop for Taken {
-    fn drop(&mut self) {
-        if let Some(slots) = self.0.take() {
-            for slot in slots.as_slice() {
-                slot.fill(Err(TraceError::Panicked));
-            }
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A poisoned lock only means a panic elsewhere; the data (wakers, queues) stays valid.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Why a traced future closes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Closed {
-    Finished,
-    Dropped,
-}
-
-impl Closed {
-    fn flag(self) -> u32 {
-        match self {
-            Closed::Finished => FINISHED,
-            Closed::Dropped => DROPPED,
-        }
-    }
-
-    /// The answer requests to a future closed this way get.
-    fn error(self) -> TraceError {
-        match self {
-            Closed::Finished => TraceError::Finished,
-            Closed::Dropped => TraceError::Dropped,
-        }
-    }
-}
-
-/// The answer a request to a future closed as `flags` say gets, if it is closed.
-fn closed_error(flags: u32) -> Option<TraceError> {
-    if flags & FINISHED != 0 {
-        Some(Closed::Finished.error())
-    } else if flags & DROPPED != 0 {
-        Some(Closed::Dropped.error())
-    } else {
-        None
-    }
-}
-
-impl Shared {
-    /// A registered slot (see [`crate::registry`]).
-    pub(crate) fn registered(
-        created_at: &'static Location<'static>,
-        name: Option<Box<str>>,
-    ) -> TaskRef {
-        clock::init();
-        registry::register(name, created_at)
-    }
-
-    /// Queues a request and wakes the future. Fails at once if the future is gone.
-    pub(crate) fn request(&self, slot: Arc<Slot>) -> Result<(), TraceError> {
-        let waker = {
-            let mut locked = self.lock();
-            // The close bits are set under this lock: a relaxed load sees them.
-            if let Some(err) = closed_error(locked.flags()) {
-                return Err(err);
-            }
-            locked.queue(slot);
-            locked.waker().clone()
-        };
-        // Woken outside the lock: some executors poll from inside `wake`.
-        if let Some(w) = waker {
-            w.wake();
-        }
-        Ok(())
-    }
-
-    /// Withdraws a request that timed out.
-    pub(crate) fn withdraw(&self, slot: &Arc<Slot>) {
-        self.lock().withdraw(slot);
-    }
-
-    fn take_requests(&self) -> Taken {
-        Taken(self.lock().take_requests())
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn register_waker(&self, waker: &Waker) {
-        let old = self.lock().waker().replace(waker.clone());
-        // Dropped outside the lock: a waker's drop is foreign code.
-        drop(old);
-    }
-
-    /// Closes the future for good (`why` is `Finished` or `Dropped`); idempotent.
-    fn close(&self, why: Closed) {
-        let (waker, requests) = {
-            let mut locked = self.lock();
-            if locked.flags() & CLOSED != 0 {
-                return;
-            }
-            let waker = locked.waker().take();
-            locked.set_closed(why.flag());
-            (waker, Taken(locked.take_requests()))
-        };
-        // Closed tasks leave the registry's scans; the slot stays while references remain.
-        drop(waker);
-        requests.answer(Err(why.error()));
-    }
-
-    /// The drop of a traced future.
-    fn drop_unfinished(&self) {
-        // A finished future closed itself (`CLOSED` is set, under the lock, before `poll`
-        // returns `Ready`): only an unfinished one takes the lock here.
-        if !self.is_closed() {
-            self.close(Closed::Dropped);
-        }
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.flags_acquire() & CLOSED != 0
-    }
-}
 
 pin_project! {
     /// A future wrapped by [`traced`]: behaves exactly like the inner future, and answers its
@@ -579,7 +354,7 @@ impl TraceHandle {
 /// A pending capture request, answered by the traced future or by the deadline.
 pub(crate) struct Request {
     shared: TaskRef,
-    slot: Arc<Slot>,
+    slot: Arc<Reply>,
     deadline: Duration,
     timer: futures_timer::Delay,
     queued: Option<Result<(), TraceError>>,
@@ -589,7 +364,7 @@ impl Request {
     fn new(shared: TaskRef, deadline: Duration) -> Self {
         Request {
             shared,
-            slot: Arc::new(Slot::default()),
+            slot: Arc::new(Reply::default()),
             deadline,
             timer: futures_timer::Delay::new(deadline),
             queued: None,
@@ -806,7 +581,7 @@ mod loom_tests {
                     .poll(&mut Context::from_waker(&waker))
                     .is_pending());
             }
-            let slot = Arc::new(Slot::default());
+            let slot = Arc::new(Reply::default());
             let shared = handle.shared.clone();
             let requester = {
                 let slot = slot.clone();

@@ -2,7 +2,7 @@
 //! [`super`]'s module doc).
 
 use super::SHARDS;
-use crate::shared::Shared;
+use crate::registry::Shared;
 use std::ptr::{addr_of, addr_of_mut, NonNull};
 use std::sync::{Mutex, MutexGuard};
 

@@ -47,11 +47,13 @@
 //! [`repeat_after`](WatchdogConfig::repeat_after), and at most
 //! [`max_reports`](WatchdogConfig::max_reports) per scan.
 
+use crate::answer::Captured;
 use crate::clock::Elapsed;
 use crate::model::{Task, TaskState};
 use crate::registry;
+use crate::registry::{Shared, TaskRef};
 use crate::sync::Arc;
-use crate::traced::{Captured, Request, Shared, TaskRef};
+use crate::traced::Request;
 use crate::{TraceError, TraceHandle};
 use std::collections::HashMap;
 use std::future::Future;

@@ -36,10 +36,12 @@
 //!   only display them). `stamp` is the tick of the last poll start (with `IN_POLL`) or end,
 //!   and the creation tick until the first poll; `polls` counts modulo 2³².
 
+use super as registry;
 use crate::addr_hash::BuildAddrHasher;
-use crate::registry;
+use crate::answer::{Answer, Reply};
+use crate::clock;
 use crate::sync::{fence, Arc, AtomicU32, AtomicU64, Mutex, MutexGuard, Ordering};
-use crate::traced::Slot;
+use crate::TraceError;
 use std::cell::UnsafeCell;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -306,7 +308,7 @@ impl Locked<'_> {
     }
 
     /// Queues a request and sets `REQUESTED`.
-    pub(crate) fn queue(&mut self, slot: Arc<Slot>) {
+    pub(crate) fn queue(&mut self, slot: Arc<Reply>) {
         match self.stripe.requests.entry(self.key) {
             Entry::Occupied(mut queue) => queue.get_mut().push(slot),
             Entry::Vacant(place) => {
@@ -323,7 +325,7 @@ impl Locked<'_> {
     }
 
     /// Removes one queued request.
-    pub(crate) fn withdraw(&mut self, slot: &Arc<Slot>) {
+    pub(crate) fn withdraw(&mut self, slot: &Arc<Reply>) {
         if let Some(queue) = self.stripe.requests.get_mut(&self.key) {
             if queue.remove(slot) {
                 self.stripe.requests.remove(&self.key);
@@ -411,12 +413,12 @@ fn slot_key(slot: NonNull<Shared>) -> usize {
 /// The requests queued for one task: nearly always one (a dump's or a handle's), kept without
 /// a `Vec` (an allocation per task and dump, freed on the worker that answers).
 pub(crate) enum Requests {
-    One(Arc<Slot>),
-    Many(Vec<Arc<Slot>>),
+    One(Arc<Reply>),
+    Many(Vec<Arc<Reply>>),
 }
 
 impl Requests {
-    fn push(&mut self, slot: Arc<Slot>) {
+    fn push(&mut self, slot: Arc<Reply>) {
         match self {
             Requests::One(first) => {
                 let first = first.clone();
@@ -427,7 +429,7 @@ impl Requests {
     }
 
     /// Removes `slot`; true when none is left.
-    fn remove(&mut self, slot: &Arc<Slot>) -> bool {
+    fn remove(&mut self, slot: &Arc<Reply>) -> bool {
         match self {
             Requests::One(only) => Arc::ptr_eq(only, slot),
             Requests::Many(all) => {
@@ -438,7 +440,7 @@ impl Requests {
     }
 
     /// The queued requests, oldest first.
-    pub(crate) fn as_slice(&self) -> &[Arc<Slot>] {
+    pub(crate) fn as_slice(&self) -> &[Arc<Reply>] {
         match self {
             Requests::One(only) => std::slice::from_ref(only),
             Requests::Many(all) => all,
@@ -483,6 +485,141 @@ fn stripe_lock(_index: usize) -> &'static Mutex<Stripe> {
         static ref LOCK: Mutex<Stripe> = Mutex::new(Stripe::default());
     }
     &LOCK
+}
+
+/// Requests taken by a capturing poll. Answered explicitly; if the poll unwinds instead, the
+/// drop answers `Panicked`, so no handle waits for a poll that will not come back. Usually
+/// empty (a task closing with nobody asking): then neither answering nor dropping does a thing.
+pub(crate) struct Taken(Option<Requests>);
+
+impl Taken {
+    pub(crate) fn answer(mut self, answer: Answer) {
+        if let Some(slots) = self.0.take() {
+            for slot in slots.as_slice() {
+                slot.fill(answer.clone());
+            }
+        }
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        if let Some(slots) = self.0.take() {
+            for slot in slots.as_slice() {
+                slot.fill(Err(TraceError::Panicked));
+            }
+        }
+    }
+}
+
+/// Why a traced future closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Closed {
+    Finished,
+    Dropped,
+}
+
+impl Closed {
+    fn flag(self) -> u32 {
+        match self {
+            Closed::Finished => FINISHED,
+            Closed::Dropped => DROPPED,
+        }
+    }
+
+    /// The answer requests to a future closed this way get.
+    fn error(self) -> TraceError {
+        match self {
+            Closed::Finished => TraceError::Finished,
+            Closed::Dropped => TraceError::Dropped,
+        }
+    }
+}
+
+/// The answer a request to a future closed as `flags` say gets, if it is closed.
+fn closed_error(flags: u32) -> Option<TraceError> {
+    if flags & FINISHED != 0 {
+        Some(Closed::Finished.error())
+    } else if flags & DROPPED != 0 {
+        Some(Closed::Dropped.error())
+    } else {
+        None
+    }
+}
+
+impl Shared {
+    /// A registered slot (see [`crate::registry`]).
+    pub(crate) fn registered(
+        created_at: &'static Location<'static>,
+        name: Option<Box<str>>,
+    ) -> TaskRef {
+        clock::init();
+        registry::register(name, created_at)
+    }
+
+    /// Queues a request and wakes the future. Fails at once if the future is gone.
+    pub(crate) fn request(&self, slot: Arc<Reply>) -> Result<(), TraceError> {
+        let waker = {
+            let mut locked = self.lock();
+            // The close bits are set under this lock: a relaxed load sees them.
+            if let Some(err) = closed_error(locked.flags()) {
+                return Err(err);
+            }
+            locked.queue(slot);
+            locked.waker().clone()
+        };
+        // Woken outside the lock: some executors poll from inside `wake`.
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Withdraws a request that timed out.
+    pub(crate) fn withdraw(&self, slot: &Arc<Reply>) {
+        self.lock().withdraw(slot);
+    }
+
+    pub(crate) fn take_requests(&self) -> Taken {
+        Taken(self.lock().take_requests())
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn register_waker(&self, waker: &Waker) {
+        let old = self.lock().waker().replace(waker.clone());
+        // Dropped outside the lock: a waker's drop is foreign code.
+        drop(old);
+    }
+
+    /// Closes the future for good (`why` is `Finished` or `Dropped`); idempotent.
+    pub(crate) fn close(&self, why: Closed) {
+        let (waker, requests) = {
+            let mut locked = self.lock();
+            if locked.flags() & CLOSED != 0 {
+                return;
+            }
+            let waker = locked.waker().take();
+            locked.set_closed(why.flag());
+            (waker, Taken(locked.take_requests()))
+        };
+        // Closed tasks leave the registry's scans; the slot stays while references remain.
+        drop(waker);
+        requests.answer(Err(why.error()));
+    }
+
+    /// The drop of a traced future.
+    pub(crate) fn drop_unfinished(&self) {
+        // A finished future closed itself (`CLOSED` is set, under the lock, before `poll`
+        // returns `Ready`): only an unfinished one takes the lock here.
+        if !self.is_closed() {
+            self.close(Closed::Dropped);
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.flags_acquire() & CLOSED != 0
+    }
 }
 
 #[cfg(test)]
