@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 
-/// Reads misses of a [`Snapshot`]: the target's memory, while it lasts.
+/// Reads misses of a [`Snapshot`](crate::snapshot::Snapshot): the target's memory, while it lasts.
 pub trait Source {
     /// Reads `buf.len()` bytes at `addr`.
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()>;

@@ -1,0 +1,193 @@
+//! Reading a live process: [`attach`] for one read, [`Session`] for many reads of one process
+//! (`record`, the snapshot reader) that keep what the debuginfo gives and what did not change.
+
+use crate::options::Progress;
+use crate::read::{read_phased, SessionParts, Stop};
+use crate::{debuginfo, memo, process, snapshot, unwind, Error, Options, Prepared, Result};
+use std::time::Duration;
+use tasktrace_model::Dump;
+
+/// Reads every task of the live process `pid`: loads its executable's debuginfo, stops all
+/// its threads, reads, and detaches (on every path) before returning.
+pub fn attach(pid: i32, opts: &Options) -> Result<Dump> {
+    let session = Session::new(pid, opts)?;
+    let dump = session.sample(opts).map(|(dump, _)| dump);
+    free_in_background(session.info);
+    dump
+}
+
+/// Repeated reads of one live process (`tasktrace record`): its executable's debuginfo is
+/// indexed, and its mapped files' unwind tables loaded, once for all of them.
+pub struct Session {
+    pid: i32,
+    /// Its pid and, in a container, its pid there: how notes and errors name it.
+    ids: process::pid::ProcessIds,
+    info: debuginfo::DebugInfo,
+    prepared: Prepared,
+    unwinder: Option<unwind::Unwinder>,
+    progress: Progress,
+    /// The trees of the last read, for the tasks whose futures have not changed since.
+    memo: memo::Memo,
+}
+
+impl Session {
+    /// Indexes the debuginfo of process `pid`'s executable (and, with `opts.threads`, the
+    /// unwind tables of its mapped files); the process is not stopped.
+    pub fn new(pid: i32, opts: &Options) -> Result<Session> {
+        if pid <= 0 || std::fs::metadata(format!("/proc/{pid}")).is_err() {
+            return Err(Error::NoSuchProcess(pid));
+        }
+        let progress = Progress::new(opts.progress);
+        let exe_link = format!("/proc/{pid}/exe");
+        let exe = std::fs::read_link(&exe_link).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                Error::PermissionDenied(format!("cannot read {exe_link}"))
+            } else if std::fs::metadata(format!("/proc/{pid}")).is_err() {
+                Error::NoSuchProcess(pid)
+            } else {
+                Error::Io(exe_link.clone(), e)
+            }
+        })?;
+        // Read the executable through /proc (works even if the file was replaced on disk).
+        let exe_path = exe.to_string_lossy();
+        // Its debug file and libraries are looked up as the process sees them (it may be in
+        // a container; its executable may have been replaced on disk since it started).
+        let files = process::files::TargetFiles::of_process(pid);
+        let (info, debug_file) = debuginfo::DebugInfo::load_with_debug_file(
+            &exe_link,
+            &exe_path,
+            opts.debuginfo.as_deref(),
+            &files,
+        )
+        .map_err(|e| rename_path(e, &exe_link, &exe_path))?;
+        // Tokio's layout and the like come from the debuginfo alone: found now, not while
+        // the process is stopped (and a program without tokio is never stopped).
+        let prepared = Prepared::new(&info)?;
+        // The pages the index and the preparation touched are the page cache's, not ours.
+        info.release_pages();
+        let ids = process::pid::ProcessIds::of(pid);
+        progress.say(|| format!("indexed the debuginfo of {}; stopping {ids}", exe.display()));
+        // The threads view unwinds native stacks: load the mapped files' unwind tables and
+        // symbols now, not while the process is stopped.
+        let unwinder = opts.threads.then(|| {
+            let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+            let exe_debug = debug_file.as_ref().map(|file| unwind::ExeDebugFile {
+                exe_path: &exe_path,
+                file,
+            });
+            unwind::Unwinder::from_maps(&process::parse_maps(&maps), &files, exe_debug)
+        });
+        Ok(Session {
+            pid,
+            ids,
+            info,
+            prepared,
+            unwinder,
+            progress,
+            memo: memo::Memo::default(),
+        })
+    }
+
+    /// Stops every thread, reads every task, detaches (on every path): the dump, and how long
+    /// the process was stopped.
+    pub fn sample(&self, opts: &Options) -> Result<(Dump, Duration)> {
+        let (pid, ids, info, progress) = (self.pid, self.ids, &self.info, &self.progress);
+        let stopped = std::time::Instant::now();
+        let process = process::live::LiveProcess::attach(pid, opts.timeout).map_err(|e| {
+            if exited(pid) {
+                Error::Other(format!("{ids} exited while it was being attached"))
+            } else {
+                e
+            }
+        })?;
+        // Test hook (test builds only): keep the target stopped a while, so tests can
+        // interrupt a held attach.
+        #[cfg(feature = "test-hooks")]
+        if let Some(ms) = std::env::var("TASKTRACE_TEST_HOLD_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            std::thread::sleep(Duration::from_millis(ms.min(60_000)));
+        }
+        // Read through a page cache: once the task lists, stacks and task cells are copied,
+        // the process is detached and runs on while the copies are decoded.
+        let snap = snapshot::Snapshot::new(&process, process::ProcessMemory(pid));
+        let mut process = Some(process);
+        let mut stopped_for = None;
+        let read = self.memo.begin_read();
+        let dump = read_phased(
+            &snap,
+            info,
+            &self.prepared,
+            opts,
+            progress,
+            SessionParts {
+                unwinder: self.unwinder.as_ref(),
+                memo: Some((&self.memo, read)),
+            },
+            Stop {
+                prefetch: &|addr, len| snap.prefetch(addr, len),
+                resume: &mut || {
+                    process.take();
+                    stopped_for = Some(stopped.elapsed());
+                },
+            },
+        );
+        drop(process.take()); // detach (if not yet) before formatting anything
+        self.memo.end_read(read);
+        info.release_pages();
+        let stopped_for = stopped_for.unwrap_or_else(|| stopped.elapsed());
+        // Killed (or exited) while stopped: its memory went away under the reader.
+        let mut dump = match dump {
+            Err(_) if exited(pid) => {
+                return Err(Error::Other(format!(
+                    "{ids} exited while it was being read"
+                )))
+            }
+            Ok(mut d) if exited(pid) => {
+                d.partial
+                    .push(format!("{ids} exited while it was being read"));
+                d
+            }
+            other => other?,
+        };
+        dump.notes.push(format!(
+            "{ids} was stopped for {:.1} ms ({} KiB copied; decoded after it resumed{})",
+            stopped_for.as_secs_f64() * 1e3,
+            snap.copied() / 1024,
+            match snap.late_reads() {
+                0 => String::new(),
+                n => format!(", reading {n} more pages from the running process"),
+            }
+        ));
+        Ok((dump, stopped_for))
+    }
+}
+
+/// Drops the debuginfo index on another thread: freeing its million small allocations takes
+/// a tenth of a second the caller need not wait for.
+pub(crate) fn free_in_background(info: debuginfo::DebugInfo) {
+    // Without a thread, the closure (and the index with it) is dropped here instead.
+    let _ = std::thread::Builder::new()
+        .name("tasktrace-free".into())
+        .spawn(move || drop(info));
+}
+
+/// True if `pid` is gone or a zombie.
+pub(crate) fn exited(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].trim_start().chars().next())
+            .is_none_or(|state| matches!(state, 'Z' | 'X' | 'x')),
+        Err(_) => true,
+    }
+}
+
+pub(crate) fn rename_path(e: Error, from: &str, to: &str) -> Error {
+    match e {
+        Error::NoDebugInfo(p) if p == from => Error::NoDebugInfo(to.to_string()),
+        Error::NotElf(p) if p == from => Error::NotElf(to.to_string()),
+        other => other,
+    }
+}
