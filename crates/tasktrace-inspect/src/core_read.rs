@@ -131,7 +131,10 @@ pub fn core(core: &str, exe: Option<&str>, opts: &Options) -> Result<Dump> {
             Ok(dump)
         }
         // What failed was most likely in the part that is missing: say that first.
-        (Err(e), Some(note)) => Err(Error::Other(format!("{note}: {e}"))),
+        (Err(e), Some(note)) => Err(Error::InMissingPart {
+            truncated: note,
+            source: Box::new(e),
+        }),
         (dump, None) => dump,
     }
 }
@@ -165,14 +168,11 @@ fn check_core_matches(
     // gcore both do); a core without it at the computed address is from another executable.
     let in_core = file.read(vaddr.wrapping_add(bias), &mut image).is_ok();
     if !in_core || info.file_data().get(..n) != Some(&image[..]) {
-        let hint = if given {
-            "wrong --exe, or rebuilt since?"
-        } else {
-            "found where the core says it was: rebuilt since? give the right one with --exe BIN"
-        };
-        return Err(Error::Other(format!(
-            "{core} was not dumped by {exe}: the executable image in the core differs ({hint})"
-        )));
+        return Err(Error::CoreNotFrom {
+            core: core.to_string(),
+            exe: exe.to_string(),
+            given,
+        });
     }
     Ok(())
 }

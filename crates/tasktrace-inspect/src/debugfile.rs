@@ -124,8 +124,10 @@ pub fn find(
     let id = build_id(&obj);
     if let Some(path) = explicit {
         let data = FileBytes::open(path).map_err(|e| Error::Io(path.to_string(), e))?;
-        matches(&data, id.as_deref()).map_err(|why| {
-            Error::Other(format!("--debuginfo {path} does not fit {exe_path}: {why}"))
+        matches(&data, id.as_deref()).map_err(|why| Error::DebugFileMismatch {
+            path: path.to_string(),
+            exe: exe_path.to_string(),
+            why,
         })?;
         return Ok(DebugFile::new(data, path));
     }

@@ -2,8 +2,12 @@
 
 use std::fmt;
 
-/// Why a process or core file could not be read.
+/// Why a process or core file could not be read. Each variant says what failed with the
+/// values that tell which (a pid, a path, an address); `Display` writes the one line the CLI
+/// prints, and [`source`](std::error::Error::source) gives the OS or inner error when there is
+/// one. New variants may come: match with a catch-all arm.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// No process has this pid.
     NoSuchProcess(i32),
@@ -63,8 +67,91 @@ pub enum Error {
     Timeout(String),
     /// Reading target memory failed.
     Memory(u64, usize),
-    /// Anything else, with its explanation.
-    Other(String),
+    /// A word read where a pointer is expected is no user-space address (memory is
+    /// untrusted: a stale or corrupt value).
+    NotAPointer {
+        /// The word.
+        value: u64,
+        /// Where it was read.
+        at: u64,
+    },
+    /// A type lacks the member the reader follows (a std or library type, not tokio's:
+    /// those are [`Error::UnsupportedTokio`]).
+    MissingMember {
+        /// The type.
+        ty: String,
+        /// The member (or members tried).
+        member: &'static str,
+    },
+    /// What a task's poll function says of its future cannot be read from the debuginfo.
+    TaskType {
+        /// The poll function's address.
+        poll: u64,
+        /// What is missing.
+        missing: TaskTypeMissing,
+    },
+    /// A ptrace or wait call on a thread failed.
+    Ptrace {
+        /// What was done (`seize`, `waitpid`, `read the registers`).
+        op: &'static str,
+        /// The thread.
+        tid: i32,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The DWARF of a file cannot be loaded or parsed.
+    BadDwarf {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The debug file given with `--debuginfo` is not the executable's.
+    DebugFileMismatch {
+        /// The debug file.
+        path: String,
+        /// The executable.
+        exe: String,
+        /// How they differ.
+        why: String,
+    },
+    /// The core file was dumped by another executable than the one read with it.
+    CoreNotFrom {
+        /// The core file.
+        core: String,
+        /// The executable.
+        exe: String,
+        /// Whether the executable was given (`--exe`), rather than found where the core says.
+        given: bool,
+    },
+    /// A read of a truncated core file failed, most likely in its missing part.
+    InMissingPart {
+        /// What the core is missing.
+        truncated: String,
+        /// The error of the read.
+        source: Box<Error>,
+    },
+    /// The process exited while it was being attached or read.
+    Exited {
+        /// The process, as errors name it (`process 42`, `process 42 (1 in its container)`).
+        process: String,
+        /// `attached` or `read`.
+        during: &'static str,
+    },
+}
+
+/// What [`Error::TaskType`] is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskTypeMissing {
+    /// No subprogram at the poll function's address.
+    PollFunction,
+    /// The poll function (named) has no template parameter `T` (the future's type).
+    FutureParameter(String),
+    /// No task cell type is in the debuginfo for the future (named).
+    CellType(String),
+    /// The `Stage` in the task cell cannot be found (why, as first found for this poll
+    /// function: it is kept for the other tasks it polls).
+    Stage(String),
 }
 
 impl fmt::Display for Error {
@@ -153,12 +240,57 @@ impl fmt::Display for Error {
             Error::Memory(addr, len) => {
                 write!(f, "cannot read {len} bytes of target memory at {addr:#x}")
             }
-            Error::Other(why) => f.write_str(why),
+            Error::NotAPointer { value, at } => {
+                write!(f, "not a pointer: {value:#x} read at {at:#x}")
+            }
+            Error::MissingMember { ty, member } => write!(f, "{ty} has no {member} member"),
+            Error::TaskType { poll, missing } => match missing {
+                TaskTypeMissing::PollFunction => {
+                    write!(f, "no debuginfo for the task's poll function at {poll:#x}")
+                }
+                TaskTypeMissing::FutureParameter(name) => {
+                    write!(f, "`{name}` has no template parameter T")
+                }
+                TaskTypeMissing::CellType(future) => {
+                    write!(f, "no task cell type for future `{future}`")
+                }
+                TaskTypeMissing::Stage(why) => f.write_str(why),
+            },
+            Error::Ptrace { op, tid, source } => write!(f, "{op} of thread {tid}: {source}"),
+            Error::BadDwarf { path, why } => write!(f, "cannot read the DWARF of {path}: {why}"),
+            Error::DebugFileMismatch { path, exe, why } => {
+                write!(f, "--debuginfo {path} does not fit {exe}: {why}")
+            }
+            Error::CoreNotFrom { core, exe, given } => {
+                let hint = if *given {
+                    "wrong --exe, or rebuilt since?"
+                } else {
+                    "found where the core says it was: rebuilt since? give the right one with \
+                     --exe BIN"
+                };
+                write!(
+                    f,
+                    "{core} was not dumped by {exe}: the executable image in the core differs \
+                     ({hint})"
+                )
+            }
+            Error::InMissingPart { truncated, source } => write!(f, "{truncated}: {source}"),
+            Error::Exited { process, during } => {
+                write!(f, "{process} exited while it was being {during}")
+            }
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(_, e) | Error::Ptrace { source: e, .. } => Some(e),
+            Error::InMissingPart { source, .. } => Some(source.as_ref()),
+            _ => None,
+        }
+    }
+}
 
 /// A place a separate debug file was looked for, and what was there
 /// ([`Error::NoDebugFile`]).

@@ -49,7 +49,7 @@ pub mod unwind;
 pub mod value;
 
 pub use core_read::core;
-pub use error::{Error, FileFound, Looked, Result, ServerAnswer};
+pub use error::{Error, FileFound, Looked, Result, ServerAnswer, TaskTypeMissing};
 pub use options::Options;
 pub use prepared::Prepared;
 pub use read::{read, read_prepared};

@@ -95,7 +95,10 @@ impl Session {
         let stopped = std::time::Instant::now();
         let process = process::live::LiveProcess::attach(pid, opts.timeout).map_err(|e| {
             if exited(pid) {
-                Error::Other(format!("{ids} exited while it was being attached"))
+                Error::Exited {
+                    process: ids.to_string(),
+                    during: "attached",
+                }
             } else {
                 e
             }
@@ -140,9 +143,10 @@ impl Session {
         // Killed (or exited) while stopped: its memory went away under the reader.
         let mut dump = match dump {
             Err(_) if exited(pid) => {
-                return Err(Error::Other(format!(
-                    "{ids} exited while it was being read"
-                )))
+                return Err(Error::Exited {
+                    process: ids.to_string(),
+                    during: "read",
+                })
             }
             Ok(mut d) if exited(pid) => {
                 d.partial

@@ -60,9 +60,7 @@ impl<'a> Reader<'a> {
         const USER_LIMIT: u64 = 1 << 56;
         let p = self.u64(addr)?;
         if p >= USER_LIMIT {
-            return Err(crate::Error::Other(format!(
-                "not a pointer: {p:#x} read at {addr:#x}"
-            )));
+            return Err(crate::Error::NotAPointer { value: p, at: addr });
         }
         Ok(p)
     }
@@ -301,10 +299,10 @@ impl Reader<'_> {
         // `ArcInner<T>.data`, `RcInner<T>.value`.
         let Some((d_off, d_ty)) = ["data", "value"].iter().find_map(|m| r.member(inner_ty, m))
         else {
-            return Err(Error::Other(format!(
-                "{} has no data or value member",
-                r.type_name(inner_ty)
-            )));
+            return Err(Error::MissingMember {
+                ty: r.type_name(inner_ty).to_string(),
+                member: "data or value",
+            });
         };
         Ok(Some((inner + d_off, d_ty)))
     }

@@ -342,7 +342,10 @@ impl DebugInfo {
                 std::borrow::Cow::Owned(v) => SectionData::Owned(v),
             })
         })
-        .map_err(|e| Error::Other(format!("cannot load DWARF of {dwarf_path}: {e}")))?;
+        .map_err(|e| Error::BadDwarf {
+            path: dwarf_path.to_string(),
+            why: e.to_string(),
+        })?;
         drop(debug_obj);
         drop(obj);
         let mut info = DebugInfo {
@@ -367,7 +370,10 @@ impl DebugInfo {
                     file.forget_pages(r.start + start..r.start + end);
                 }
             })
-            .map_err(|e| Error::Other(format!("cannot parse DWARF of {dwarf_path}: {e}")))?
+            .map_err(|e| Error::BadDwarf {
+                path: dwarf_path.to_string(),
+                why: e.to_string(),
+            })?
         };
         info.index = index;
         // The index is built: the pages the scan touched are the page cache's, not ours.

@@ -113,9 +113,11 @@ impl LiveProcess {
                             }));
                         }
                         _ => {
-                            return Err(Error::Other(format!(
-                                "ptrace seize of thread {tid}: {err}"
-                            )))
+                            return Err(Error::Ptrace {
+                                op: "ptrace seize",
+                                tid,
+                                source: err,
+                            })
                         }
                     }
                 }
@@ -233,7 +235,11 @@ fn wait_stop(tid: i32, deadline: Instant, timeout: Duration) -> Result<Option<i3
             if err.raw_os_error() == Some(libc::ECHILD) {
                 return Ok(None);
             }
-            return Err(Error::Other(format!("waitpid on thread {tid}: {err}")));
+            return Err(Error::Ptrace {
+                op: "waitpid",
+                tid,
+                source: err,
+            });
         }
         if r == 0 && thread_gone(tid) {
             // Killed before it reported the stop (the process was killed meanwhile).
@@ -273,10 +279,11 @@ fn user_regs(tid: i32) -> Result<libc::user_regs_struct> {
         )
     };
     if r != 0 {
-        return Err(Error::Other(format!(
-            "cannot read the registers of thread {tid}: {}",
-            std::io::Error::last_os_error()
-        )));
+        return Err(Error::Ptrace {
+            op: "reading the registers",
+            tid,
+            source: std::io::Error::last_os_error(),
+        });
     }
     Ok(regs)
 }

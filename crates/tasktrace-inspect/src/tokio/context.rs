@@ -150,7 +150,7 @@ impl Tokio<'_, '_> {
     pub fn runtime_of_handle(&self, addr: u64) -> Result<Option<Runtime>> {
         let r = self.r;
         let Some(&ty) = r.info.types_named("tokio::runtime::handle::Handle").first() else {
-            return Err(Error::Other(
+            return Err(Error::UnsupportedLayout(
                 "no tokio::runtime::Handle type in the debuginfo".into(),
             ));
         };

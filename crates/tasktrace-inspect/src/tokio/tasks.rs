@@ -4,7 +4,7 @@
 //! by scanning memory. Each task's root future is the `Running` variant of its cell's `Stage`.
 
 use super::{layout, Runtime, Tokio, COMPLETE, NOTIFIED, RUNNING};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TaskTypeMissing};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -266,7 +266,10 @@ impl Tokio<'_, '_> {
             }
         };
         *self.last_stage.borrow_mut() = Some((poll, stage.clone()));
-        let stage = stage.map_err(Error::Other)?;
+        let stage = stage.map_err(|why| Error::TaskType {
+            poll,
+            missing: TaskTypeMissing::Stage(why),
+        })?;
         let addr = header + stage.offset;
         let tag = match stage.table.tag() {
             Some((off, size)) => Some(r.uint(addr + off, size)?),
@@ -315,23 +318,24 @@ impl Tokio<'_, '_> {
         let sp = r
             .info
             .subprogram_at(poll.wrapping_sub(r.bias))
-            .ok_or_else(|| {
-                Error::Other(format!(
-                    "no debuginfo for the task's poll function at {poll:#x}"
-                ))
+            .ok_or(Error::TaskType {
+                poll,
+                missing: TaskTypeMissing::PollFunction,
             })?;
         let t = sp
             .template_types
             .iter()
             .find(|(n, _)| n == "T")
             .map(|(_, t)| *t)
-            .ok_or_else(|| Error::Other(format!("`{}` has no template parameter T", sp.name)))?;
+            .ok_or_else(|| Error::TaskType {
+                poll,
+                missing: TaskTypeMissing::FutureParameter(sp.name.clone()),
+            })?;
         let tname = r.type_name(t);
-        let cell = *self
-            .types
-            .cells
-            .get(tname)
-            .ok_or_else(|| Error::Other(format!("no task cell type for future `{tname}`")))?;
+        let cell = *self.types.cells.get(tname).ok_or_else(|| Error::TaskType {
+            poll,
+            missing: TaskTypeMissing::CellType(tname.to_string()),
+        })?;
         let l = self.types.layout.resolver(r);
         let (s_off, stage_ty) = l.one(cell, layout::CELL_STAGE)?;
         let (e_off, enum_ty) = r
