@@ -6,7 +6,7 @@
 
 use crate::addr_hash::AddrMap;
 use crate::error::{Error, Result};
-use crate::process::{MappedFile, Registers, Source, Target, Thread};
+use crate::process::{MappedFile, Registers, Source, Target, Thread, ThreadState, ThreadStates};
 use std::cell::{Cell, RefCell};
 
 const PAGE: u64 = 4096;
@@ -22,7 +22,7 @@ const RECENT: usize = 8;
 pub struct Snapshot<S: Source> {
     source: S,
     threads: Vec<Thread>,
-    regs: Vec<(i32, Option<Registers>, Option<String>)>,
+    states: ThreadStates,
     entry: Option<u64>,
     live: bool,
     proc_pid: Option<i32>,
@@ -42,14 +42,18 @@ impl<S: Source> Snapshot<S> {
     /// A snapshot of `t` (its threads and registers now), reading memory through `source`.
     pub fn new(t: &dyn Target, source: S) -> Self {
         let threads = t.threads().to_vec();
-        let regs = threads
-            .iter()
-            .map(|th| (th.tid, t.registers(th.tid), t.thread_name(th.tid)))
-            .collect();
+        let mut states = ThreadStates::default();
+        for th in &threads {
+            states.push(ThreadState {
+                tid: th.tid,
+                regs: t.registers(th.tid),
+                name: t.thread_name(th.tid),
+            });
+        }
         Snapshot {
             source,
             threads,
-            regs,
+            states,
             entry: t.at_entry(),
             live: t.is_live(),
             proc_pid: t.proc_pid(),
@@ -174,14 +178,11 @@ impl<S: Source> Target for Snapshot<S> {
     }
 
     fn registers(&self, tid: i32) -> Option<Registers> {
-        self.regs.iter().find(|r| r.0 == tid).and_then(|r| r.1)
+        self.states.registers(tid)
     }
 
     fn thread_name(&self, tid: i32) -> Option<String> {
-        self.regs
-            .iter()
-            .find(|r| r.0 == tid)
-            .and_then(|r| r.2.clone())
+        self.states.name(tid)
     }
 
     fn mapped_files(&self) -> Vec<MappedFile> {

@@ -71,7 +71,7 @@ pub struct CoreFile {
     segments: Vec<Segment>,
     mappings: Vec<Mapping>,
     threads: Vec<Thread>,
-    regs: Vec<(i32, Registers)>,
+    states: super::ThreadStates,
     entry: Option<u64>,
     /// `AT_EXECFN`: where the path the program was executed by is in its memory.
     execfn: Option<u64>,
@@ -122,7 +122,7 @@ impl CoreFile {
         }
         let mut segments = Vec::new();
         let mut threads = Vec::new();
-        let mut regs = Vec::new();
+        let mut states = super::ThreadStates::default();
         let mut mappings = Vec::new();
         let mut entry = None;
         let mut execfn = None;
@@ -162,12 +162,13 @@ impl CoreFile {
                                 let t = prstatus_thread(desc).ok_or_else(|| {
                                     corrupt("NT_PRSTATUS note too short for x86-64")
                                 })?;
-                                if let Some(r) = desc
-                                    .get(PRSTATUS_REGS..)
-                                    .and_then(Registers::from_user_regs)
-                                {
-                                    regs.push((t.tid, r));
-                                }
+                                states.push(super::ThreadState {
+                                    tid: t.tid,
+                                    regs: desc
+                                        .get(PRSTATUS_REGS..)
+                                        .and_then(Registers::from_user_regs),
+                                    name: None,
+                                });
                                 threads.push(t);
                             }
                             elf::NT_AUXV => {
@@ -194,7 +195,7 @@ impl CoreFile {
             segments,
             mappings,
             threads,
-            regs,
+            states,
             entry,
             execfn,
             expected_size: (expected > size).then_some(expected),
@@ -425,7 +426,7 @@ impl Target for CoreFile {
     }
 
     fn registers(&self, tid: i32) -> Option<Registers> {
-        self.regs.iter().find(|r| r.0 == tid).map(|r| r.1)
+        self.states.registers(tid)
     }
 
     fn memory_to_scan(&self) -> Vec<super::MemoryRange<'_>> {
@@ -598,7 +599,7 @@ mod tests {
                 path: path.to_string(),
             }],
             threads: Vec::new(),
-            regs: Vec::new(),
+            states: crate::process::ThreadStates::default(),
             entry: None,
             expected_size: None,
             threads_from_memory: false,

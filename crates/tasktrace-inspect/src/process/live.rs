@@ -54,7 +54,7 @@ pub struct LiveProcess {
     signals: Vec<(i32, i32)>,
     threads: Vec<Thread>,
     /// Registers and name of each thread, read while it is stopped.
-    regs: Vec<(i32, Registers, Option<String>)>,
+    states: super::ThreadStates,
     /// File mappings, read while stopped.
     maps: Vec<MappedFile>,
     entry: Option<u64>,
@@ -74,7 +74,7 @@ impl LiveProcess {
             seized: Vec::new(),
             signals: Vec::new(),
             threads: Vec::new(),
-            regs: Vec::new(),
+            states: super::ThreadStates::default(),
             maps: Vec::new(),
             entry: None,
         };
@@ -153,15 +153,15 @@ impl LiveProcess {
             let name = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
                 .ok()
                 .map(|s| s.trim_end().to_string());
-            proc.regs.push((
+            proc.states.push(super::ThreadState {
                 tid,
-                Registers {
+                regs: Some(Registers {
                     rip: regs.rip,
                     rsp: regs.rsp,
                     rbp: regs.rbp,
-                },
+                }),
                 name,
-            ));
+            });
         }
         // Main thread first.
         proc.threads.sort_by_key(|t| (t.tid != pid, t.tid));
@@ -365,14 +365,11 @@ impl Target for LiveProcess {
     }
 
     fn registers(&self, tid: i32) -> Option<Registers> {
-        self.regs.iter().find(|r| r.0 == tid).map(|r| r.1)
+        self.states.registers(tid)
     }
 
     fn thread_name(&self, tid: i32) -> Option<String> {
-        self.regs
-            .iter()
-            .find(|r| r.0 == tid)
-            .and_then(|r| r.2.clone())
+        self.states.name(tid)
     }
 
     fn mapped_files(&self) -> Vec<MappedFile> {

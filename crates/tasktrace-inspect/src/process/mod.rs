@@ -45,6 +45,44 @@ impl Registers {
     }
 }
 
+/// What a target keeps of one stopped thread beside its [`Thread`]: its registers and its
+/// name, when it has them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ThreadState {
+    /// Kernel thread id.
+    pub tid: i32,
+    /// Its registers (a core has them for every thread it dumped; a live process's are read
+    /// while stopped).
+    pub regs: Option<Registers>,
+    /// Its name (`comm`), when known.
+    pub name: Option<String>,
+}
+
+/// The [`ThreadState`]s of a target's threads, looked up by tid.
+#[derive(Clone, Debug, Default)]
+pub struct ThreadStates(Vec<ThreadState>);
+
+impl ThreadStates {
+    /// Adds a thread's state.
+    pub fn push(&mut self, state: ThreadState) {
+        self.0.push(state);
+    }
+
+    fn get(&self, tid: i32) -> Option<&ThreadState> {
+        self.0.iter().find(|s| s.tid == tid)
+    }
+
+    /// The registers of thread `tid`.
+    pub fn registers(&self, tid: i32) -> Option<Registers> {
+        self.get(tid).and_then(|s| s.regs)
+    }
+
+    /// The name of thread `tid`.
+    pub fn name(&self, tid: i32) -> Option<String> {
+        self.get(tid).and_then(|s| s.name.clone())
+    }
+}
+
 /// A file mapped into the target (from `/proc/PID/maps`): `[start, end)` maps `path` from
 /// byte `offset`.
 #[derive(Clone, Debug, PartialEq, Eq)]
