@@ -2,6 +2,7 @@
 //! segments (generic arguments kept whole), without the compiler-made segments, and which of
 //! them are async state machines. Used by the runtime reader and the decoders alike.
 
+use tasktrace_model::clean::state_machine_kind;
 pub use tasktrace_model::clean::{last_segment, segments};
 use tasktrace_model::FrameKind;
 
@@ -9,14 +10,7 @@ use tasktrace_model::FrameKind;
 /// (`a::b`, AsyncFn).
 pub fn async_env(name: &str) -> Option<(String, FrameKind)> {
     let segs = segments(name);
-    let last = *segs.last()?;
-    let kind = if last.starts_with("{async_fn_env#") {
-        FrameKind::AsyncFn
-    } else if last.starts_with("{async_block_env#") {
-        FrameKind::AsyncBlock
-    } else {
-        return None;
-    };
+    let kind = state_machine_kind(segs.last()?)?;
     Some((clean_path(&segs[..segs.len() - 1]), kind))
 }
 

@@ -42,6 +42,26 @@ pub(super) fn marker(segment: &str) -> Option<Marker> {
     })
 }
 
+/// The kind of state machine a compiler-made path segment names: `{async_fn_env#0}` (or
+/// `{async_fn#0}`) an async fn's, `{async_block_env#1}` an async block's; `None` for any
+/// other segment. One marker table for both producers (the out-of-process reader names state
+/// machine types with it).
+///
+/// ```
+/// use tasktrace_model::{clean::state_machine_kind, FrameKind};
+///
+/// assert_eq!(state_machine_kind("{async_fn_env#0}"), Some(FrameKind::AsyncFn));
+/// assert_eq!(state_machine_kind("{async_block_env#1}"), Some(FrameKind::AsyncBlock));
+/// assert_eq!(state_machine_kind("{closure#0}"), None);
+/// ```
+pub fn state_machine_kind(segment: &str) -> Option<FrameKind> {
+    match marker(segment)? {
+        Marker::AsyncFn => Some(FrameKind::AsyncFn),
+        Marker::AsyncBlock => Some(FrameKind::AsyncBlock),
+        _ => None,
+    }
+}
+
 /// Splits `a::b<c::d>::e` at the `::` that are outside brackets (`<>`, `()`, `[]`; the `>` of
 /// a `fn(A) -> B` arrow is not a bracket).
 ///
