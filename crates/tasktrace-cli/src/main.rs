@@ -14,8 +14,8 @@ use tasktrace_inspect::Options;
 use tasktrace_model::{Dump, Format};
 
 const USAGE: &str =
-    "tasktrace attach <PID> [--format FMT] [-o FILE] [--task REGEX] [--threads] [--timeout SECS]
-       tasktrace core <CORE> [--exe BIN] [--sysroot DIR] [--format FMT] [-o FILE] [--task REGEX] [--threads]
+    "tasktrace attach <PID> [--format FMT] [-o FILE] [--task REGEX] [--threads] [--values] [--timeout SECS]
+       tasktrace core <CORE> [--exe BIN] [--sysroot DIR] [--format FMT] [-o FILE] [--task REGEX] [--threads] [--values]
        tasktrace record <PID> --duration SECS [--rate HZ] [--format folded|svg|speedscope|pprof] [-o FILE] [--task REGEX] [--threads]
        tasktrace demo [--format FMT] [-o FILE]";
 
@@ -99,6 +99,11 @@ struct Output {
     /// with their root future (e.g. `#[tokio::main]`'s), blocking-pool threads.
     #[arg(long)]
     threads: bool,
+    /// Also show the values in each async fn frame: its arguments and the locals it keeps
+    /// across its await (`place_order(order_id: 981, user: "bob")`). Off by default: values
+    /// may hold secrets.
+    #[arg(long)]
+    values: bool,
 }
 
 /// A renderer of the model, or the pprof export (bytes, not text).
@@ -332,6 +337,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let opts = Options {
                 timeout,
                 threads: out.threads,
+                values: out.values,
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 debuginfo,
                 ..Options::default()
@@ -350,6 +356,7 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             let opts = Options {
                 threads: out.threads,
+                values: out.values,
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 debuginfo,
                 sysroot,

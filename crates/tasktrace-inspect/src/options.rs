@@ -31,6 +31,10 @@ pub struct Options {
     /// Addresses of `tokio::runtime::Handle` values in the target: runtimes read besides the
     /// ones its threads have entered (a [`frozen`](crate::frozen) copy has no threads to ask).
     pub runtime_handles: Vec<u64>,
+    /// Also read the values of async fn frames: their arguments and the locals they keep
+    /// across their await (`place_order(order_id: 981, user: "bob")`), bounded (see
+    /// `decode/values.rs`). Off by default: values may hold what a dump should not show.
+    pub values: bool,
 }
 
 /// Progress lines on stderr, once the read has taken longer than [`Progress::QUIET`].
@@ -72,6 +76,7 @@ impl Default for Options {
             sysroot: None,
             progress: false,
             runtime_handles: Vec::new(),
+            values: false,
         }
     }
 }

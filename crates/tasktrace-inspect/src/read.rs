@@ -240,6 +240,13 @@ pub(crate) fn read_phased(
     progress.say(|| format!("copied {} tasks; decoding them", raw.len()));
     // Which types can hold a future: decided once per type, for every read of the process.
     let shapes = decode::Shapes::with_cache(&prepared.shapes);
+    let decoding = Decoding {
+        info,
+        prepared,
+        shapes: &shapes,
+        bias,
+        values: opts.values,
+    };
     if opts.threads {
         for (f, c) in facts.iter_mut().zip(&contexts) {
             if f.info.role == ThreadRole::BlockOn && f.info.task.is_none() {
@@ -289,7 +296,7 @@ pub(crate) fn read_phased(
             }
             Some((addr, ty)) => {
                 let key = (rt.header, addr, ty);
-                match decode_task(t, info, prepared, &shapes, bias, key, memo) {
+                match decode_task(t, &decoding, key, memo) {
                     Some(d) => {
                         links[tasks.len()] = d.links;
                         frames += d.frames;
@@ -482,15 +489,31 @@ pub(crate) fn own_unwinder(t: &dyn process::Target, opts: &Options) -> unwind::U
 /// takes the last read's tree when the bytes it read are unchanged, and keeps this one.
 /// `None` when decoding panicked: target memory is untrusted, and a corrupt value must cost
 /// this task its trace, never the whole read (nor leave a process stopped).
+/// What every task's decode of one read shares.
+struct Decoding<'a> {
+    info: &'a debuginfo::DebugInfo,
+    prepared: &'a Prepared,
+    shapes: &'a decode::Shapes,
+    bias: u64,
+    /// Read the values of async fn frames ([`Options::values`]).
+    values: bool,
+}
+
 fn decode_task(
     t: &dyn process::Target,
-    info: &debuginfo::DebugInfo,
-    prepared: &Prepared,
-    shapes: &decode::Shapes,
-    bias: u64,
+    with: &Decoding<'_>,
     key: memo::CellKey,
     memo: Option<(&memo::Memo, u64)>,
 ) -> Option<memo::Decoded> {
+    let Decoding {
+        info,
+        prepared,
+        shapes,
+        bias,
+        values,
+    } = *with;
+    // A kept tree may have been decoded without values (or with): values are read fresh.
+    let memo = memo.filter(|_| !values);
     let (_, addr, ty) = key;
     if let Some(kept) = memo.and_then(|(m, read)| m.get(key, t, read)) {
         return Some(kept);
@@ -501,7 +524,7 @@ fn decode_task(
         let reader = value::Reader { target, info, bias };
         let tk = tokio::Tokio::with(&reader, prepared.tokio.clone());
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut dec = decode::Decoder::new(&reader, &tk, shapes);
+            let mut dec = decode::Decoder::new(&reader, &tk, shapes).with_values(values);
             let nodes = dec.decode(addr, ty, 0);
             let frames = count_frames(&nodes);
             let timed = dec.timed;

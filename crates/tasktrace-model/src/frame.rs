@@ -1,5 +1,6 @@
 //! Logical frames: one function (async or not) at one source location.
 
+use crate::value::{call_text, NamedValue};
 use crate::wait::write_waits;
 use crate::{task_label, Location, Wait};
 use serde::{Deserialize, Serialize};
@@ -71,6 +72,10 @@ pub struct Frame {
     /// Other tasks this frame names, and how they relate to it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub related: Vec<Related>,
+    /// The values an async fn frame holds across its await (its arguments and live locals),
+    /// when the producer was asked for them; shown as a call: `place_order(order_id: 981)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<NamedValue>,
 }
 
 /// A task a frame names ([`Frame::related`]), other than one it waits on.
@@ -159,6 +164,7 @@ impl Frame {
             branches: None,
             waits: Vec::new(),
             related: Vec::new(),
+            values: Vec::new(),
         }
     }
 
@@ -222,6 +228,9 @@ impl fmt::Display for Frame {
             FrameKind::AsyncBlock => write!(f, "async block in {}", self.function)?,
             FrameKind::Closure => write!(f, "closure in {}", self.function)?,
             _ => f.write_str(&self.function)?,
+        }
+        if !self.values.is_empty() {
+            f.write_str(&call_text(&self.values))?;
         }
         match &self.location {
             Some(loc) if f.alternate() => write!(f, " at {loc}")?,

@@ -49,6 +49,7 @@ pub mod record;
 mod render;
 mod thread;
 mod trace;
+mod value;
 mod wait;
 
 pub use dump::{cycle_text, task_label, Dump, Task, TaskState, SCHEMA_VERSION, TOKIO_ID_BASE};
@@ -57,4 +58,5 @@ pub use location::Location;
 pub use render::Format;
 pub use thread::{NativeFrame, ThreadInfo, ThreadRole};
 pub use trace::{Node, Trace};
+pub use value::{call_text, NamedValue, Value};
 pub use wait::{join_waits, Holder, PoolUse, Socket, Timer, Wait, WaitOn, HOLDERS_SHOWN};

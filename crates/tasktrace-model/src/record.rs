@@ -205,6 +205,7 @@ fn frame_object(f: &Frame) -> serde_json::Value {
     plain.note = None;
     plain.waits.clear();
     plain.related.clear();
+    plain.values.clear();
     let name = folded_label(&plain);
     match &f.location {
         Some(l) => serde_json::json!({ "name": name, "file": l.file, "line": l.line }),

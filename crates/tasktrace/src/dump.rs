@@ -65,6 +65,10 @@ pub struct DumpOptions {
     /// poll count says whether it was polled since). Fresh dumps also show which tasks still
     /// get polled: a task whose executor stopped then reads "not captured".
     pub fresh: bool,
+    /// With the `snapshot` feature: also read the values of the async fn frames of the
+    /// tasks the snapshot lists (their arguments and the locals kept across their await);
+    /// default false.
+    pub values: bool,
 }
 
 impl Default for DumpOptions {
@@ -74,6 +78,7 @@ impl Default for DumpOptions {
             stuck_after: Duration::from_millis(50),
             snapshot: true,
             fresh: false,
+            values: false,
         }
     }
 }
@@ -100,6 +105,12 @@ impl DumpOptions {
     /// Sets [`snapshot`](Self::snapshot).
     pub fn snapshot(mut self, snapshot: bool) -> Self {
         self.snapshot = snapshot;
+        self
+    }
+
+    /// Sets [`values`](Self::values).
+    pub fn values(mut self, values: bool) -> Self {
+        self.values = values;
         self
     }
 }
@@ -213,8 +224,9 @@ pub async fn dump_with(options: DumpOptions) -> Dump {
     let deadline = options.deadline;
     #[cfg(all(feature = "snapshot", target_os = "linux", not(tasktrace_loom)))]
     if options.snapshot {
+        let snapshot = crate::snapshot::SnapshotOptions::default().values(options.values);
         return off_worker(move || {
-            crate::snapshot::join(assemble(asked, number, &start, &end, deadline))
+            crate::snapshot::join(assemble(asked, number, &start, &end, deadline), &snapshot)
         })
         .await;
     }

@@ -27,6 +27,7 @@
 //! | `format` | `text` (default), `verbose`, `grouped`, `json`, `json-raw`, `folded`, `svg`, `pprof`, `pprof-raw` | the renderers of [`Dump::render`] (`svg`: a flame graph), and a gzipped `profile.proto` ([`model::pprof`](crate::model::pprof)) of the traces in the default view (`pprof`: async fns and leaves, as the text shows them) or with every frame (`pprof-raw`) |
 //! | `task` | a regex | keep only the tasks whose root frame's function matches (as captured, `app::serve::{{closure}}`, or clean, `app::serve`); tasks without a trace have no root frame and are left out |
 //! | `fresh` | `1`, `true` | wake and capture every task, even those not polled since the last dump ([`DumpOptions::fresh`](crate::DumpOptions::fresh)): a task whose executor stopped polling then reads "not captured" |
+//! | `values` | `1`, `true` | with the `snapshot` feature: show the values in the async fn frames of the tasks the snapshot reads — their arguments and the locals they keep across their await (`place_order(order_id: 981, user: "bob")`); off by default, and answered `403` once the program called [`deny_values`] |
 //!
 //! `GET /debug/tasks/record?seconds=N` ([`RECORD_PATH`]) records where the tasks wait over
 //! time, like `tasktrace record` from outside: a dump every `1/rate` s for `seconds` (at most
@@ -97,6 +98,30 @@ struct Query {
     record: Option<Record>,
     /// Every task captured anew ([`crate::DumpOptions::fresh`]).
     fresh: bool,
+    /// The values of async fn frames ([`crate::DumpOptions::values`]).
+    values: bool,
+}
+
+/// Whether `?values=1` is answered ([`deny_values`]).
+static VALUES_ALLOWED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turns `?values=1` off for this process: the endpoint then answers `403` to it. Values are
+/// the arguments and locals of the program's async fns (ids, user names, whatever a request
+/// carries): a program whose endpoint must never show them calls this once at start.
+pub fn deny_values() {
+    VALUES_ALLOWED.store(false, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A boolean query parameter: `1`, `true` or present without a value; `0` or `false`.
+fn flag(name: &str, value: &str) -> Result<bool, Response> {
+    match value {
+        "1" | "true" | "" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(Response::error(
+            400,
+            format_args!("bad {name}: {value} (1, true, 0 or false)"),
+        )),
+    }
 }
 
 /// `/debug/tasks/record`: how long, how often, and in which form.
@@ -160,6 +185,7 @@ fn parse(path_and_query: &str) -> Result<Query, Response> {
             format: RecordFormat::Svg,
         }),
         fresh: false,
+        values: false,
     };
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         if let Some(rec) = &mut out.record {
@@ -210,16 +236,14 @@ fn parse(path_and_query: &str) -> Result<Query, Response> {
                     )
                 })?)
             }
-            "fresh" => {
-                out.fresh = match &*value {
-                    "1" | "true" | "" => true,
-                    "0" | "false" => false,
-                    _ => {
-                        return Err(Response::error(
-                            400,
-                            format_args!("bad fresh: {value} (1, true, 0 or false)"),
-                        ))
-                    }
+            "fresh" => out.fresh = flag("fresh", &value)?,
+            "values" if out.record.is_none() => {
+                out.values = flag("values", &value)?;
+                if out.values && !VALUES_ALLOWED.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(Response::error(
+                        403,
+                        format_args!("values are turned off on this endpoint (http::deny_values)"),
+                    ));
                 }
             }
             "task" => {
@@ -242,7 +266,7 @@ fn parse(path_and_query: &str) -> Result<Query, Response> {
                         if out.record.is_some() {
                             ", seconds, rate"
                         } else {
-                            ""
+                            ", values"
                         }
                     ),
                 ))
@@ -353,7 +377,7 @@ pub async fn respond(path_and_query: &str) -> Response {
     if let Some(rec) = &query.record {
         return record(rec, query.task.as_ref(), query.fresh).await;
     }
-    let dump = one_dump(query.fresh).await;
+    let dump = one_dump(query.fresh, query.values).await;
     let dump = match &query.task {
         Some(re) => filter(dump, re),
         None => dump,
@@ -371,10 +395,10 @@ pub async fn respond(path_and_query: &str) -> Response {
 }
 
 /// A dump; one at a time: each may wake every task, so a burst of requests is served in turn.
-async fn one_dump(fresh: bool) -> Dump {
+async fn one_dump(fresh: bool, values: bool) -> Dump {
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _turn = ONE_AT_A_TIME.lock().await;
-    crate::dump_with(crate::DumpOptions::default().fresh(fresh)).await
+    crate::dump_with(crate::DumpOptions::default().fresh(fresh).values(values)).await
 }
 
 /// `/debug/tasks/record`: a dump every `1/rate` s for `seconds`, summed. A dump that takes
@@ -385,7 +409,7 @@ async fn record(rec: &Record, task: Option<&regex::Regex>, fresh: bool) -> Respo
     let mut recording = crate::model::record::Recording::default();
     while tokio::time::Instant::now() < until {
         let started = tokio::time::Instant::now();
-        let dump = one_dump(fresh).await;
+        let dump = one_dump(fresh, false).await;
         let dump = match task {
             Some(re) => filter(dump, re),
             None => dump,
@@ -522,6 +546,17 @@ mod tests {
         );
     }
 
+    /// Values are opt-in per request, and a program can refuse them: `403` from then on.
+    #[test]
+    fn values_are_asked_for_and_can_be_refused() {
+        assert!(!parse("/debug/tasks").unwrap().values);
+        assert!(parse("/debug/tasks?values=1").unwrap().values);
+        assert!(!parse("/debug/tasks?values=0").unwrap().values);
+        deny_values();
+        assert_eq!(parse("/debug/tasks?values=1").unwrap_err().status, 403);
+        assert!(!parse("/debug/tasks?values=0").unwrap().values);
+    }
+
     #[test]
     fn bad_requests_get_one_line() {
         for (target, status) in [
@@ -532,6 +567,8 @@ mod tests {
             ("/debug/tasks?task=a%7B99999%7D%7B99999%7D", 400),
             ("/debug/tasks?fromat=json", 400),
             ("/debug/tasks?fresh=maybe", 400),
+            ("/debug/tasks?values=maybe", 400),
+            ("/debug/tasks/record?values=1", 400),
         ] {
             let answer = parse(target).unwrap_err();
             assert_eq!(answer.status, status, "{target}");

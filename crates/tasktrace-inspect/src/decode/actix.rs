@@ -65,7 +65,7 @@ impl ConnectionState {
 
 impl Reader<'_> {
     /// A `std::net::SocketAddr` at `addr` (type `ty`).
-    fn socket_addr(&self, addr: u64, ty: u64) -> Option<SocketAddr> {
+    pub(crate) fn socket_addr(&self, addr: u64, ty: u64) -> Option<SocketAddr> {
         let v = self.active_variant(ty, addr).ok()??;
         let (off, inner) = self.member(v.ty, "__0")?;
         let at = addr + v.offset + off;

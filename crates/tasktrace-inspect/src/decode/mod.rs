@@ -33,6 +33,7 @@ mod pools;
 mod tasktrace;
 mod tokio_leaves;
 mod tower;
+mod values;
 
 pub use generic::{ShapeCache, Shapes};
 pub use links::{resolve, Link};
@@ -87,6 +88,8 @@ pub struct Decoder<'r, 'a, 't> {
     /// The state machines the walk is inside, innermost last: where an I/O leaf's socket is
     /// looked for when the leaf itself does not hold it (`TcpListener::accept`'s `self`).
     enclosing: Vec<(u64, u64)>,
+    /// Whether async fn frames get their values ([`crate::Options::values`]).
+    values: bool,
 }
 
 /// How tokio's `select!` or `join!` awaits the branches of its `futures` tuple, from the
@@ -128,7 +131,15 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             timed: false,
             stale_timers: Vec::new(),
             enclosing: Vec::new(),
+            values: false,
         }
+    }
+
+    /// The same decoder, reading the values of async fn frames (their arguments and the
+    /// locals they keep across their await) when `on`.
+    pub fn with_values(mut self, on: bool) -> Self {
+        self.values = on;
+        self
     }
 
     /// Frames of the future `ty` at `addr` (usually one node with its subtree).
@@ -325,9 +336,19 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             .decl
             .as_ref()
             .map(|(f, l)| Location::new(f.clone(), *l, None));
+        let wanted = self.values;
+        let values = || {
+            if wanted {
+                values::frame_values(r, addr + variant.offset, variant.ty)
+            } else {
+                Vec::new()
+            }
+        };
         match variant.name.as_str() {
             "Unresumed" => {
-                return vec![Node::new(frame(loc).with_note(NOT_YET_POLLED))];
+                let mut f = frame(loc).with_note(NOT_YET_POLLED);
+                f.values = values();
+                return vec![Node::new(f)];
             }
             "Returned" => {
                 return vec![Node::new(frame(loc).with_status(FrameStatus::Completed))];
@@ -340,6 +361,7 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
         let awaitee = r.member(variant.ty, "__awaitee");
         let loc = self.await_location(ty, loc, awaitee);
         let mut node = Node::new(frame(loc));
+        node.frame.values = values();
         self.enclosing.push((addr, ty));
         if let Some((f_off, f_ty)) = r.member(variant.ty, "futures") {
             if r.type_name(f_ty).starts_with('(') {

@@ -63,6 +63,7 @@ fn normalize_frame(frame: &Frame, parent: Option<&Frame>, children: &[Node]) -> 
         branches: frame.branches,
         waits: frame.waits.clone(),
         related: frame.related.clone(),
+        values: frame.values.clone(),
     }
 }
 

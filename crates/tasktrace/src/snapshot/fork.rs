@@ -54,6 +54,7 @@ pub(super) fn snapshot(
     child.wait_stopped(options.timeout)?;
     let opts = tasktrace_inspect::Options {
         runtime_handles: handles.to_vec(),
+        values: options.values,
         ..Default::default()
     };
     let read = tasktrace_inspect::frozen::read_frozen(child.pid, info, prepared, &opts);

@@ -54,6 +54,9 @@ pub struct SnapshotOptions {
     /// The reader process exits after this long without a snapshot (default 120 s); the
     /// next snapshot starts another (and indexes again).
     pub reader_idle: Duration,
+    /// Also read the values of async fn frames: their arguments and the locals they keep
+    /// across their await (default false: values may hold what a dump should not show).
+    pub values: bool,
 }
 
 impl Default for SnapshotOptions {
@@ -64,6 +67,7 @@ impl Default for SnapshotOptions {
             timeout: Duration::from_secs(2),
             first_timeout: Duration::from_secs(30),
             reader_idle: Duration::from_secs(120),
+            values: false,
         }
     }
 }
@@ -78,6 +82,12 @@ impl SnapshotOptions {
     /// Sets [`method`](Self::method).
     pub fn method(mut self, method: Method) -> Self {
         self.method = method;
+        self
+    }
+
+    /// Sets [`values`](Self::values).
+    pub fn values(mut self, on: bool) -> Self {
+        self.values = on;
         self
     }
 }
@@ -372,8 +382,8 @@ fn link_registered(
 /// durations, in-process trees), and every other task of the snapshot, in tokio's id range
 /// ([`TOKIO_ID_BASE`]). When no
 /// snapshot can be taken, the registry's dump with one note saying why and what to change.
-pub(crate) fn join(mut registry: Dump) -> Dump {
-    match snapshot() {
+pub(crate) fn join(mut registry: Dump, options: &SnapshotOptions) -> Dump {
+    match snapshot_with(options) {
         Ok(snap) => {
             let snap = in_tokio_range(snap);
             let registered = registry.tasks.len();

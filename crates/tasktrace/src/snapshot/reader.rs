@@ -57,6 +57,9 @@ struct Request {
     timeout_ms: u64,
     /// Exit after this long without a request, in milliseconds.
     idle_ms: u64,
+    /// Read the values of async fn frames.
+    #[serde(default)]
+    values: bool,
 }
 
 /// A dump as the reader sends it: each distinct tree once (tasks suspended alike share one:
@@ -202,6 +205,7 @@ impl Reader {
             handles: handles.to_vec(),
             timeout_ms: options.timeout.as_millis() as u64,
             idle_ms: options.reader_idle.as_millis() as u64,
+            values: options.values,
         };
         let mut line =
             serde_json::to_string(&request).map_err(|e| SnapshotError(format!("snapshot: {e}")))?;
@@ -356,6 +360,7 @@ fn serve(parent: i32) -> i32 {
         let opts = tasktrace_inspect::Options {
             timeout: Duration::from_millis(request.timeout_ms.max(100)),
             runtime_handles: request.handles,
+            values: request.values,
             ..Default::default()
         };
         let (result, stopped) = read(parent, &mut session, &opts);

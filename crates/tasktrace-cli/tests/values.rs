@@ -1,0 +1,164 @@
+//! The values in each frame (issue 31): `tasktrace attach --values` and `core --values` on
+//! `testdata/framework-targets`' values-target, dev and release. An order waits for stock:
+//! its async fn's arguments (an integer, a `String`, a `Vec`, an `Option`, a struct, a
+//! `Duration`, a `SocketAddr`) are read from its state machine and shown as a call, and the
+//! async fn it awaits shows its own (a `&str` through its reference); a long string is cut.
+//! Without `--values`, no value is shown.
+
+mod support;
+
+use support::frameworks::*;
+use support::*;
+use tasktrace_model::{Dump, FrameKind, NamedValue, Node, Value};
+
+fn value<'a>(values: &'a [NamedValue], name: &str, what: &str) -> &'a Value {
+    &values
+        .iter()
+        .find(|v| v.name == name)
+        .unwrap_or_else(|| panic!("{what}: no value {name}: {values:?}"))
+        .value
+}
+
+fn int(n: i128) -> Value {
+    Value::Int(n)
+}
+
+fn text(s: &str) -> Value {
+    Value::Str {
+        text: s.to_string(),
+        cut: false,
+    }
+}
+
+/// The order's frame and the one it awaits, each with its values.
+fn check(d: &Dump, what: &str) {
+    let order = rooted_at(d, "values_target::place_order");
+    assert_eq!(order.len(), 1, "{what}: the order task: {d}");
+    let root: &Node = root_of(order[0]);
+    assert_eq!(root.frame.kind, FrameKind::AsyncFn, "{what}");
+    let v = &root.frame.values;
+    assert_eq!(value(v, "order_id", what), &int(981), "{what}");
+    assert_eq!(value(v, "user", what), &text("bob"), "{what}");
+    assert_eq!(
+        value(v, "lines", what),
+        &Value::Seq {
+            len: 4,
+            first: vec![int(2), int(5), int(7)]
+        },
+        "{what}"
+    );
+    assert_eq!(
+        value(v, "coupon", what),
+        &Value::Variant {
+            name: "Some".into(),
+            fields: vec![NamedValue {
+                name: "__0".into(),
+                value: Value::Char('x')
+            }]
+        },
+        "{what}"
+    );
+    assert_eq!(
+        value(v, "cart", what),
+        &Value::Struct {
+            name: "Cart".into(),
+            fields: vec![
+                NamedValue {
+                    name: "id".into(),
+                    value: int(17)
+                },
+                NamedValue {
+                    name: "total_cents".into(),
+                    value: int(4599)
+                },
+            ]
+        },
+        "{what}"
+    );
+    assert_eq!(
+        value(v, "timeout", what),
+        &Value::DurationNs(1_500_000_000),
+        "{what}"
+    );
+    assert_eq!(
+        value(v, "peer", what),
+        &Value::Plain("10.0.0.7:443".into()),
+        "{what}"
+    );
+    // Under it, the async fn it awaits, with its own values.
+    let stock = only_child(root);
+    assert_eq!(
+        stock.frame.function, "values_target::wait_for_stock",
+        "{what}: {root:#?}"
+    );
+    let v = &stock.frame.values;
+    assert_eq!(value(v, "user", what), &text("bob"), "{what}");
+    assert_eq!(value(v, "count", what), &int(4), "{what}");
+    // A long string is cut; numbers of every kind read.
+    let audit = rooted_at(d, "values_target::audit");
+    assert_eq!(audit.len(), 1, "{what}: {d}");
+    let v = &root_of(audit[0]).frame.values;
+    assert_eq!(
+        value(v, "note", what),
+        &Value::Str {
+            text: "x".repeat(64),
+            cut: true
+        },
+        "{what}"
+    );
+    assert_eq!(value(v, "attempts", what), &int(-3), "{what}");
+    assert_eq!(
+        value(v, "ratio", what),
+        &Value::Float("0.25".into()),
+        "{what}"
+    );
+}
+
+fn values(profile: &str) {
+    let exe = build(profile).join("values-target");
+    let exe = exe.to_str().unwrap();
+    let mut t = Target::spawn(exe, &[]);
+    t.wait_for("ready");
+    let pid = t.pid.to_string();
+    let d = clean_dump(&["attach", &pid, "--values"]);
+    check(&d, &format!("values {profile}, attach"));
+    // The text shows them as a call.
+    let text =
+        String::from_utf8_lossy(&tasktrace(&["attach", &pid, "--values"]).stdout).into_owned();
+    assert!(
+        text.contains(
+            "async fn values_target::place_order(order_id: 981, user: \"bob\", lines: [4 items: \
+             2, 5, 7, …], coupon: Some('x'), cart: Cart { id: 17, total_cents: 4599 }, timeout: \
+             Duration(1.5s), peer: 10.0.0.7:443"
+        ),
+        "{text}"
+    );
+    // Opt-in: no values without the flag.
+    let plain = clean_dump(&["attach", &pid]);
+    assert!(
+        plain.tasks.iter().all(|t| t
+            .trace
+            .walk()
+            .iter()
+            .all(|(_, n)| n.frame.values.is_empty())),
+        "values shown without --values: {plain}"
+    );
+    let prefix = target_dir()
+        .join("framework-cores")
+        .join(format!("values-{profile}"));
+    if let Some(core) = gcore(t.pid, &prefix) {
+        let d = clean_dump(&["core", &core, "--exe", exe, "--values"]);
+        let _ = std::fs::remove_file(&core);
+        check(&d, &format!("values {profile}, core"));
+    }
+}
+
+#[test]
+fn values_dev() {
+    values("dev");
+}
+
+#[test]
+fn values_release() {
+    values("release");
+}
