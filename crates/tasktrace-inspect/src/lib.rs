@@ -6,7 +6,7 @@
 //! process or a core file), [`snapshot`] (a page cache: a live process is stopped only while
 //! what is needed is copied, then decoded while it runs), [`debuginfo`] (an owned index of the
 //! executable's DWARF; [`debugfile`] finds it in a separate file, [`debuginfod`] on a
-//! debuginfod server), [`value`] (typed reads),
+//! debuginfod server, [`split_dwarf`] in `.dwp` and `.dwo` files), [`value`] (typed reads),
 //! [`tokio`] (everything tokio-version-specific: runtimes, owned task lists, LocalSets, task
 //! cells, workers' queues; member chains per version in [`tokio::layout`]), [`decode`] (state
 //! machines, join branches, sets of futures, futures written by hand, and leaves → frames), [`threads`] (what each
@@ -33,6 +33,7 @@ mod memo;
 mod prepared;
 pub mod process;
 mod sections;
+pub mod split_dwarf;
 pub mod snapshot;
 pub mod sockets;
 pub mod threads;
