@@ -17,7 +17,7 @@
 //! Supported: tokio 1.38 – 1.54 (tested with 1.38.2, 1.43.1, 1.47.1, 1.50.0, 1.52.0, 1.54.1;
 //! the layout of each is in [`tokio::layout`]), multi-thread and current-thread runtimes, several
 //! runtimes in one process, x86-64 Linux (glibc), PIE and non-PIE executables, debug or
-//! optimised, built with full debuginfo (`debug = true`).
+//! optimised, built with full debuginfo (`debug = true`), split (`split-debuginfo`) or not.
 
 #![warn(missing_docs)]
 
@@ -33,9 +33,9 @@ mod memo;
 mod prepared;
 pub mod process;
 mod sections;
-pub mod split_dwarf;
 pub mod snapshot;
 pub mod sockets;
+pub mod split_dwarf;
 pub mod threads;
 pub mod tokio;
 pub mod unwind;

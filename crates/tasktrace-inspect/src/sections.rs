@@ -57,3 +57,37 @@ fn named<'d>(obj: &object::File<'d>, name: &str) -> Result<Cow<'d, [u8]>, String
         .decompress()
         .map_err(|e| format!("section {name}: cannot decompress it: {e}"))
 }
+
+/// Where a section's bytes are kept: in the file they were read from (mapped, never copied),
+/// or in the heap when the file compresses them.
+pub(crate) enum Stored {
+    /// A range of the file's bytes.
+    Mapped(std::ops::Range<usize>),
+    /// Decompressed into the heap.
+    Owned(Vec<u8>),
+}
+
+impl Stored {
+    /// Keeps `data`, a section of `file` ([`dwarf_section`], [`dwo_section`]): its range when
+    /// it is a slice of `file`, else the bytes.
+    pub(crate) fn new(file: &[u8], data: Cow<'_, [u8]>) -> Stored {
+        match data {
+            Cow::Borrowed(b) => {
+                let start = (b.as_ptr() as usize).wrapping_sub(file.as_ptr() as usize);
+                match start.checked_add(b.len()) {
+                    Some(end) if end <= file.len() => Stored::Mapped(start..end),
+                    _ => Stored::Owned(b.to_vec()),
+                }
+            }
+            Cow::Owned(v) => Stored::Owned(v),
+        }
+    }
+
+    /// The section's bytes, `file` being the file it was read from.
+    pub(crate) fn bytes<'a>(&'a self, file: &'a [u8]) -> &'a [u8] {
+        match self {
+            Stored::Mapped(r) => file.get(r.clone()).unwrap_or(&[]),
+            Stored::Owned(v) => v,
+        }
+    }
+}
