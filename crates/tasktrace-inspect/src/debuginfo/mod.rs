@@ -19,9 +19,9 @@
 //! for their files and the executable's `.debug_addr` for their addresses. A split unit that
 //! cannot be found is an error naming where it was looked for, not a partial index.
 //!
-//! Invariants: DIEs are keyed by their offset in one offset space: the executable's own units
-//! at their `.debug_info` offsets (so cross-unit references resolve directly), each split unit
-//! after them at an offset of its own (`scan::Place`); a DIE once parsed is never changed or
+//! Invariants: DIEs are keyed by their *DIE offset*, in one offset space: the executable's own
+//! units at their `.debug_info` offsets (so cross-unit references resolve directly), each split
+//! unit after them at an offset of its own (`scan::Place`); a DIE once parsed is never changed or
 //! dropped while the `DebugInfo` lives (the references [`DebugInfo::die`] hands out borrow
 //! it); the section bytes are the mapped files' (executable, debug file, split files) or owned
 //! copies of decompressed sections, never both; every byte is untrusted and every parse error
@@ -128,15 +128,15 @@ pub struct Die {
     pub size: u64,
     /// `DW_AT_data_member_location` of a member.
     pub offset: u64,
-    /// `DW_AT_type`, as a `.debug_info` offset.
+    /// `DW_AT_type`, as a DIE offset.
     pub ty: Option<u64>,
-    /// `DW_AT_discr` of a variant part (`.debug_info` offset of the tag member).
+    /// `DW_AT_discr` of a variant part (DIE offset of the tag member).
     pub discr: Option<u64>,
     /// `DW_AT_discr_value` of a variant.
     pub discr_value: Option<u64>,
     /// `DW_AT_decl_file` and `DW_AT_decl_line`.
     pub decl: Option<(String, u32)>,
-    /// Kept children (members, variants, template parameters), as `.debug_info` offsets.
+    /// Kept children (members, variants, template parameters), as DIE offsets.
     pub children: Vec<u64>,
     /// The member children (fields) with a type: (name, offset, type), read with the DIE so
     /// that a field lookup is one DIE lookup, not one per field.
@@ -161,7 +161,7 @@ pub struct Subprogram {
 pub struct AwaiteeVar {
     /// Offset added to the state machine's address.
     pub offset: Option<u64>,
-    /// Its type (`.debug_info` offset).
+    /// Its type (DIE offset).
     pub ty: Option<u64>,
     /// Source file.
     pub file: Arc<str>,
@@ -409,8 +409,9 @@ impl DebugInfo {
             |e: gimli::Error| Error::Other(format!("cannot parse DWARF of {dwarf_path}: {e}"));
         let dwarf = self.dwarf();
         let mut scan = scan::Scan::default();
-        // (header offset, what it says of its split unit) of each skeleton unit.
-        let mut skeletons: Vec<(gimli::DebugInfoOffset, Skeleton)> = Vec::new();
+        // Each skeleton unit: what it says of its split unit, and where it is.
+        let mut skeletons: Vec<Skeleton> = Vec::new();
+        let mut skeleton_at: Vec<gimli::DebugInfoOffset> = Vec::new();
         let mut units = dwarf.units();
         while let Some(header) = units.next().map_err(cannot)? {
             let Some(offset) = header.debug_info_offset() else {
@@ -426,14 +427,12 @@ impl DebugInfo {
                 let comp_dir = unit
                     .comp_dir
                     .map(|d| String::from_utf8_lossy(d.slice()).into_owned());
-                skeletons.push((
-                    offset,
-                    Skeleton {
-                        dwo_id,
-                        dwo_name,
-                        comp_dir,
-                    },
-                ));
+                skeletons.push(Skeleton {
+                    dwo_id,
+                    dwo_name,
+                    comp_dir,
+                });
+                skeleton_at.push(offset);
             }
             let place = Place {
                 base: offset.0 as u64,
@@ -455,15 +454,14 @@ impl DebugInfo {
         let (Some(places), false) = (places, skeletons.is_empty()) else {
             return Ok((scan.finish(), split::SplitUnits::default()));
         };
-        let just: Vec<Skeleton> = skeletons.iter().map(|(_, s)| s.clone()).collect();
-        let split = split::SplitUnits::find(&just, places)?;
+        let split = split::SplitUnits::find(&skeletons, places)?;
         // Split units follow the executable's own in the offset space.
         let floor = dwarf.debug_info.reader().len() as u64;
-        for (i, (offset, _)) in skeletons.iter().enumerate() {
+        for (i, offset) in skeleton_at.iter().enumerate() {
             let i = i as u32;
-            let in_split = |e: gimli::Error| {
+            let in_split = |why: String| {
                 Error::Other(format!(
-                    "cannot parse the split unit of the unit at {:#x} of {dwarf_path}: {e}",
+                    "cannot read the split unit of the unit at {:#x} of {dwarf_path}: {why}",
                     offset.0
                 ))
             };
@@ -472,13 +470,17 @@ impl DebugInfo {
                 .header_from_offset(*offset)
                 .and_then(|h| dwarf.unit(h))
                 .map_err(cannot)?;
-            let Some(split_dwarf) = split.dwarf(i, &dwarf) else {
-                continue;
-            };
-            let Some(header) = split_dwarf.units().next().map_err(in_split)? else {
-                continue;
-            };
-            let mut unit = split_dwarf.unit(header).map_err(in_split)?;
+            let split_dwarf = split
+                .dwarf(i, &dwarf)
+                .ok_or_else(|| in_split("its file has no such unit".into()))?;
+            let header = split_dwarf
+                .units()
+                .next()
+                .map_err(|e| in_split(e.to_string()))?
+                .ok_or_else(|| in_split("its file has no unit".into()))?;
+            let mut unit = split_dwarf
+                .unit(header)
+                .map_err(|e| in_split(e.to_string()))?;
             unit.copy_relocated_attributes(&skeleton);
             let place = Place {
                 base: scan.next_split_base(floor),
@@ -491,7 +493,7 @@ impl DebugInfo {
                 split: Some(i),
                 lines: (&dwarf, &skeleton),
             })
-            .map_err(in_split)?;
+            .map_err(|e| in_split(e.to_string()))?;
             if let Some(file) = split.file(i) {
                 file.forget_within(split_dwarf.debug_info.reader().slice());
             }
@@ -560,7 +562,7 @@ impl DebugInfo {
             + self.split.heap_bytes()
     }
 
-    /// The DIE at a `.debug_info` offset (a type, member, variant part, variant, template
+    /// The DIE at a DIE offset (see the module doc: a type, member, variant part, variant, template
     /// parameter or typedef), parsed on first use.
     pub fn die(&self, off: u64) -> Option<&Die> {
         if let Some(d) = self.dies.get(off) {
