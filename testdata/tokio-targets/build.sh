@@ -10,6 +10,13 @@
 #            users build: tasks keep their spawn location)
 #          | dev-full (dev, tokio with features = ["full"], as most users build it:
 #            `parking_lot` changes tokio's internal mutexes)
+#          | dev-packed | release-packed (split-debuginfo = "packed": the DWARF in
+#            tokio-target.dwp beside the binary, copied with it)
+#          | dev-unpacked | release-unpacked (split-debuginfo = "unpacked": the DWARF
+#            in .dwo files under the target dir's PROFILE/deps, where the binary's
+#            skeleton units name them)
+#          | dev-packed-dwarf5 | dev-unpacked-dwarf5 (the same, with -C dwarf-version=5:
+#            DWARF 5 skeleton and split units instead of the GNU extension to DWARF 4)
 # OUT_DIR  where the throw-away cargo project goes
 #          (default: ${TMPDIR:-/tmp}/tasktrace-tokio-targets)
 #
@@ -23,7 +30,7 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 VERSION [dev|release|release-limited|dev-unstable|dev-full] [OUT_DIR]" >&2
+    echo "usage: $0 VERSION [dev|release|release-limited|dev-unstable|dev-full|{dev,release}-{packed,unpacked}|dev-{packed,unpacked}-dwarf5] [OUT_DIR]" >&2
     exit 2
 }
 
@@ -41,16 +48,20 @@ case "$profile" in
     dev-unstable) profile_dir=debug-unstable ;;
     dev-full) profile_dir=debug-full ;;
     release | release-limited) profile_dir=$profile ;;
+    dev-packed | dev-unpacked | release-packed | release-unpacked) profile_dir=$profile ;;
+    dev-packed-dwarf5 | dev-unpacked-dwarf5) profile_dir=$profile ;;
     *) echo "bad profile: $profile" >&2; usage ;;
 esac
-# --cfg tokio_unstable changes every crate's fingerprint: its own target dir, so that it does not
-# rebuild the others' dependencies each time.
+# --cfg tokio_unstable (as -C dwarf-version) changes every crate's fingerprint: its own target
+# dir, so that it does not rebuild the others' dependencies each time.
 cargo_profile=$profile
-unstable=
+rustflags=
 features='"rt", "rt-multi-thread", "macros", "net", "time", "sync", "io-util"'
 suffix=
 case "$profile" in
-    dev-unstable) cargo_profile=dev; unstable=1; suffix=-unstable ;;
+    dev-unstable) cargo_profile=dev; rustflags="--cfg tokio_unstable"; suffix=-unstable ;;
+    dev-packed-dwarf5 | dev-unpacked-dwarf5)
+        cargo_profile=${profile%-dwarf5}; rustflags="-C dwarf-version=5"; suffix=-dwarf5 ;;
     dev-full) cargo_profile=dev; features='"full"'; suffix=-full ;;
 esac
 
@@ -85,6 +96,22 @@ opt-level = 3
 inherits = "release"
 debug = "limited"
 
+[profile.dev-packed]
+inherits = "dev"
+split-debuginfo = "packed"
+
+[profile.dev-unpacked]
+inherits = "dev"
+split-debuginfo = "unpacked"
+
+[profile.release-packed]
+inherits = "release"
+split-debuginfo = "packed"
+
+[profile.release-unpacked]
+inherits = "release"
+split-debuginfo = "unpacked"
+
 [workspace]
 TOML
 # Keep the old file (and cargo's freshness) when nothing changed.
@@ -97,8 +124,8 @@ fi
 target_dir=${TOKIO_TARGETS_SHARED_TARGET_DIR:-$proj/target}
 target_dir="$target_dir$suffix"
 build() {
-    if [ -n "$unstable" ]; then
-        RUSTFLAGS="--cfg tokio_unstable" CARGO_TARGET_DIR="$target_dir" \
+    if [ -n "$rustflags" ]; then
+        RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$target_dir" \
             cargo build --manifest-path "$proj/Cargo.toml" --profile "$cargo_profile" "$@" 1>&2
     else
         CARGO_TARGET_DIR="$target_dir" cargo build --manifest-path "$proj/Cargo.toml" --profile "$cargo_profile" "$@" 1>&2
@@ -114,6 +141,12 @@ if [ -n "${TOKIO_TARGETS_SHARED_TARGET_DIR:-}" ]; then
     mkdir -p "$proj/bin/$profile_dir"
     # Copy to a temporary name and rename: a running copy of the old binary is not disturbed.
     cp "$bin" "$proj/bin/$profile_dir/tokio-target.tmp"
+    # A packed build's DWARF is in the .dwp beside the binary: it goes with it (first, so
+    # that a binary is never beside another build's .dwp).
+    if [ -f "$bin.dwp" ]; then
+        cp "$bin.dwp" "$proj/bin/$profile_dir/tokio-target.dwp.tmp"
+        mv -f "$proj/bin/$profile_dir/tokio-target.dwp.tmp" "$proj/bin/$profile_dir/tokio-target.dwp"
+    fi
     mv -f "$proj/bin/$profile_dir/tokio-target.tmp" "$proj/bin/$profile_dir/tokio-target"
     bin="$proj/bin/$profile_dir/tokio-target"
 fi

@@ -62,6 +62,16 @@ impl FileBytes {
             };
         }
     }
+
+    /// [`forget_pages`](Self::forget_pages) of the pages of `part`, a slice of these bytes
+    /// (anything else: nothing).
+    pub fn forget_within(&self, part: &[u8]) {
+        let base = self.as_ptr() as usize;
+        let start = (part.as_ptr() as usize).wrapping_sub(base);
+        if let Some(end) = start.checked_add(part.len()).filter(|&e| e <= self.len()) {
+            self.forget_pages(start..end);
+        }
+    }
 }
 
 impl Deref for FileBytes {
@@ -98,5 +108,9 @@ mod tests {
         mapped.forget_pages(0..mapped.len());
         assert_eq!(&mapped[..4096], &read[..4096]);
         assert_eq!(mapped[read.len() - 1], read[read.len() - 1]);
+        // A part of it, and bytes that are not its: both harmless.
+        mapped.forget_within(&mapped[4096..3 * 4096]);
+        mapped.forget_within(&read[..8192]);
+        assert_eq!(&mapped[..], &read[..]);
     }
 }

@@ -68,7 +68,7 @@ pub fn debuglink(obj: &object::File<'_>) -> Option<(String, u32)> {
 
 /// The debug directories searched (build-id and debuglink layouts): the ones given, as this
 /// process sees them; by default the target's `/usr/lib/debug`, then this machine's.
-fn debug_dirs(files: &TargetFiles) -> Vec<PathBuf> {
+pub(crate) fn debug_dirs(files: &TargetFiles) -> Vec<PathBuf> {
     match std::env::var("TASKTRACE_DEBUG_FILE_DIRECTORY") {
         Ok(v) if !v.is_empty() => v.split(':').map(PathBuf::from).collect(),
         _ => files.candidates(DEFAULT_DEBUG_DIR),
@@ -89,6 +89,13 @@ fn has_debug_info(obj: &object::File<'_>) -> bool {
 /// `.debug_info` and, when both have one, the same build id.
 fn matches(data: &[u8], want: Option<&[u8]>) -> std::result::Result<(), String> {
     let obj = object::File::parse(data).map_err(|_| "not an ELF file".to_string())?;
+    if !has_debug_info(&obj) && obj.section_by_name(".debug_cu_index").is_some() {
+        return Err(
+            "it is a split DWARF package (.dwp): put it beside the executable instead, \
+                    named as it with .dwp added"
+                .into(),
+        );
+    }
     if !has_debug_info(&obj) {
         return Err("it has no .debug_info".into());
     }

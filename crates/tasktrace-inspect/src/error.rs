@@ -27,6 +27,19 @@ pub enum Error {
         /// Each place looked in, in order, and what was there.
         looked: Vec<Looked>,
     },
+    /// The executable's DWARF is split (`split-debuginfo = "packed"` or `"unpacked"`), and the
+    /// `.dwp` or `.dwo` files of some of its units were not found.
+    NoSplitDwarf {
+        /// The executable.
+        exe: String,
+        /// How many of its split units were not found.
+        missing: usize,
+        /// How many split units it has.
+        units: usize,
+        /// Where the package and the first missing unit's `.dwo` were looked for, in order,
+        /// and what was there.
+        looked: Vec<Looked>,
+    },
     /// The executable that dumped a core file was not given, and not found where the core
     /// says it was.
     NoExecutable {
@@ -189,6 +202,35 @@ impl fmt::Display for Error {
                      with --debuginfo FILE (or install it at \
                      /usr/lib/debug/.build-id/xx/rest.debug), or name a debuginfod server in \
                      DEBUGINFOD_URLS"
+                )
+            }
+            Error::NoSplitDwarf {
+                exe,
+                missing,
+                units,
+                looked,
+            } => {
+                write!(
+                    f,
+                    "{exe} keeps its debuginfo in split DWARF files (`split-debuginfo`), and "
+                )?;
+                if missing == units {
+                    write!(f, "none of its {units} split units was found")?;
+                } else {
+                    write!(f, "{missing} of its {units} split units were not found")?;
+                }
+                for (i, place) in looked.iter().enumerate() {
+                    let sep = if i == 0 { "; looked in " } else { ", " };
+                    write!(f, "{sep}{place}")?;
+                }
+                if *missing > 1 {
+                    write!(f, ", and for the .dwo files of {} more units", missing - 1)?;
+                }
+                write!(
+                    f,
+                    "; to read it, put its .dwp beside it (or its .dwo files where it names \
+                     them: its build's target directory), or build it with \
+                     `split-debuginfo = \"off\"`"
                 )
             }
             Error::NoExecutable {

@@ -6,7 +6,8 @@
 //! process or a core file), [`snapshot`] (a page cache: a live process is stopped only while
 //! what is needed is copied, then decoded while it runs), [`debuginfo`] (an owned index of the
 //! executable's DWARF; [`debugfile`] finds it in a separate file, [`debuginfod`] on a
-//! debuginfod server), [`value`] (typed reads) and [`type_names`], [`tokio`] (everything
+//! debuginfod server, [`split_dwarf`] in `.dwp` and `.dwo` files), [`value`] (typed reads) and
+//! [`type_names`], [`tokio`] (everything
 //! tokio-version-specific: runtimes, owned task lists, LocalSets, task cells, workers' queues;
 //! member chains per version in [`tokio::layout`]), [`decode`] (state machines, join branches,
 //! sets of futures, futures written by hand, tokio's leaves, one file per library → frames),
@@ -20,7 +21,7 @@
 //! Supported: tokio 1.38 – 1.54 (tested with 1.38.2, 1.43.1, 1.47.1, 1.50.0, 1.52.0, 1.54.1;
 //! the layout of each is in [`tokio::layout`]), multi-thread and current-thread runtimes, several
 //! runtimes in one process, x86-64 Linux (glibc), PIE and non-PIE executables, debug or
-//! optimised, built with full debuginfo (`debug = true`).
+//! optimised, built with full debuginfo (`debug = true`), split (`split-debuginfo`) or not.
 
 #![warn(missing_docs)]
 
@@ -42,6 +43,7 @@ mod sections;
 mod session;
 pub mod snapshot;
 pub mod sockets;
+pub mod split_dwarf;
 pub mod threads;
 pub mod tokio;
 pub mod type_names;

@@ -6,7 +6,9 @@
 //!
 //! Each frame is symbolised from its module's DWARF with `addr2line` (the module's own, or a
 //! separate debug file: the executable's as the type reader found it, [`ExeDebugFile`], a
-//! library's found by build id or `.gnu_debuglink`, [`crate::debugfile`]): the
+//! library's found by build id or `.gnu_debuglink`, [`crate::debugfile`]; for a skeleton unit
+//! of a `split-debuginfo` build, its split unit from the module's `.dwp` or the unit's `.dwo`,
+//! [`crate::split_dwarf`], loaded when a frame first needs it and kept by addr2line): the
 //! functions inlined at the pc, innermost first, then the physical function, each with its
 //! file:line; a caller is looked up at its return address - 1 (the call). A module without
 //! DWARF (libc) is named from its symbol table. The DWARF is indexed when the unwinder is made
@@ -20,8 +22,11 @@ use crate::bytes::FileBytes;
 use crate::debugfile::DebugFile;
 use crate::process::files::TargetFiles;
 use crate::process::{MappedFile, Registers, Target};
+use crate::split_dwarf::{self, LoadError, Places, Skeleton};
+use addr2line::{LookupContinuation, LookupResult};
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, FrameAddress, Unwinder as _};
+use gimli::Reader as _;
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 use std::ops::{Deref, Range};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -83,11 +88,45 @@ struct Module {
     path: String,
     /// How the target's files are opened (its library's debug files are looked up there).
     files: TargetFiles,
-    /// The executable's separate debug file, already read by the type reader, when this
-    /// module is the executable ([`ExeDebugFile::fits`]).
-    known_debug: Option<Arc<FileBytes>>,
+    /// The executable's separate debug file (its bytes and path), already read by the type
+    /// reader, when this module is the executable ([`ExeDebugFile::fits`]).
+    known_debug: Option<(Arc<FileBytes>, String)>,
+    /// Its build id (split DWARF packages are looked up by it too).
+    build_id: Option<Vec<u8>>,
     /// Its DWARF symboliser, made once; `None` inside when it has no DWARF.
-    dwarf: OnceLock<Option<addr2line::Context<Reader>>>,
+    dwarf: OnceLock<Option<Symbols>>,
+    /// Its split DWARF package, looked for when a split unit is first asked for; `None`
+    /// inside when there is none (its split units are then `.dwo` files).
+    package: OnceLock<Option<gimli::DwarfPackage<Reader>>>,
+}
+
+/// A module's DWARF symboliser, and the separate debug file its DWARF came from.
+struct Symbols {
+    context: addr2line::Context<Reader>,
+    /// The debug file's path, when the DWARF is in one (its `.dwp` may be beside it).
+    debug_path: Option<String>,
+}
+
+/// A reader of section `data` of `file` (from [`crate::sections`]): the file's own bytes
+/// where the section is stored plain (mapped, not copied), a decompressed copy otherwise.
+fn section_reader(
+    file: &Arc<FileBytes>,
+    data: Result<std::borrow::Cow<'_, [u8]>, String>,
+) -> Result<Reader, LoadError> {
+    let bytes = match data? {
+        std::borrow::Cow::Borrowed(b) => {
+            let start = (b.as_ptr() as usize).wrapping_sub(file.as_ptr() as usize);
+            SectionBytes::new(file.clone(), start..start.wrapping_add(b.len()))
+        }
+        std::borrow::Cow::Owned(v) => {
+            let len = v.len();
+            SectionBytes::new(Arc::new(FileBytes::Owned(v)), 0..len)
+        }
+    };
+    Ok(Reader::new(
+        bytes.unwrap_or_default(),
+        gimli::RunTimeEndian::Little,
+    ))
 }
 
 impl Module {
@@ -135,7 +174,8 @@ impl Module {
             .collect();
         let known_debug = exe_debug
             .filter(|g| g.fits(path, &obj))
-            .map(|g| g.file.data.clone());
+            .map(|g| (g.file.data.clone(), g.file.path.clone()));
+        let build_id = crate::debugfile::build_id(&obj);
         let (start, end) = (
             maps.iter().map(|m| m.start).min()?,
             maps.iter().map(|m| m.end).max()?,
@@ -165,51 +205,105 @@ impl Module {
             path: path.to_string(),
             files: files.clone(),
             known_debug,
+            build_id,
             dwarf: OnceLock::new(),
+            package: OnceLock::new(),
         };
         Some((module, unwind))
     }
 
     /// The DWARF of this module (or of its separate debug file), indexed for address lookups.
-    fn dwarf(&self) -> Option<&addr2line::Context<Reader>> {
+    fn dwarf(&self) -> Option<&Symbols> {
         self.dwarf
             .get_or_init(|| {
-                let split = match &self.known_debug {
+                let found = match &self.known_debug {
                     Some(_) => None,
                     None => {
                         crate::debugfile::find(&self.data, &self.path, None, &self.files).ok()?
                     }
                 };
-                let file = match (&self.known_debug, &split) {
-                    (Some(given), _) => given.clone(),
-                    (None, Some(f)) => f.data.clone(),
-                    (None, None) => self.data.clone(),
+                let (file, debug_path) = match (&self.known_debug, found) {
+                    (Some((given, path)), _) => (given.clone(), Some(path.clone())),
+                    (None, Some(f)) => (f.data, Some(f.path)),
+                    (None, None) => (self.data.clone(), None),
                 };
                 let obj = object::File::parse(&**file).ok()?;
                 obj.section_by_name(".debug_info")?;
-                let base = file.as_ptr() as usize;
-                let section = |id: gimli::SectionId| -> Result<Reader, String> {
-                    // The file's own bytes where the section is stored plain (mapped, not
-                    // copied); a decompressed copy otherwise.
-                    let bytes = match crate::sections::dwarf_section(&obj, id)? {
-                        std::borrow::Cow::Borrowed(b) => {
-                            let start = (b.as_ptr() as usize).wrapping_sub(base);
-                            SectionBytes::new(file.clone(), start..start + b.len())
-                        }
-                        std::borrow::Cow::Owned(v) => {
-                            let len = v.len();
-                            SectionBytes::new(Arc::new(FileBytes::Owned(v)), 0..len)
-                        }
-                    };
-                    Ok(Reader::new(
-                        bytes.unwrap_or_default(),
-                        gimli::RunTimeEndian::Little,
-                    ))
-                };
-                let dwarf = gimli::Dwarf::load(section).ok()?;
-                addr2line::Context::from_dwarf(dwarf).ok()
+                let dwarf = gimli::Dwarf::load(|id| {
+                    section_reader(&file, crate::sections::dwarf_section(&obj, id))
+                })
+                .ok()?;
+                let context = addr2line::Context::from_dwarf(dwarf).ok()?;
+                Some(Symbols {
+                    context,
+                    debug_path,
+                })
             })
             .as_ref()
+    }
+
+    /// The split unit addr2line asks for (of a skeleton unit: the module was built with
+    /// `split-debuginfo`), from the module's package or the unit's `.dwo` file, found where
+    /// [`crate::split_dwarf`] looks; `None` when neither is there: the frame then has what the
+    /// module itself gives, its line and its symbol's name.
+    fn split_unit(
+        &self,
+        load: &addr2line::SplitDwarfLoad<Reader>,
+        debug_path: Option<&str>,
+    ) -> Option<Arc<gimli::Dwarf<Reader>>> {
+        let read_from = self
+            .files
+            .mapped_candidates(&self.path)
+            .into_iter()
+            .next()
+            .map(|p| p.to_string_lossy().into_owned())
+            .filter(|p| *p != self.path && !p.starts_with("/proc/"));
+        let places = Places {
+            exe: &self.path,
+            read_from: read_from.as_deref(),
+            debug_file: debug_path,
+            build_id: self.build_id.as_deref(),
+            files: &self.files,
+        };
+        let dwo_id = load.dwo_id.0;
+        let package = self.package.get_or_init(|| {
+            let fits = |d: &[u8]| split_dwarf::package_fits(d, dwo_id);
+            let found =
+                split_dwarf::first_fit(&places.package_candidates(), fits, &mut Vec::new())?;
+            let file = Arc::new(found.data);
+            let obj = object::File::parse(&**file).ok()?;
+            let section = |id| section_reader(&file, crate::sections::dwo_section(&obj, id));
+            gimli::DwarfPackage::load(
+                section,
+                Reader::new(SectionBytes::default(), gimli::RunTimeEndian::Little),
+            )
+            .ok()
+        });
+        if let Some(Ok(Some(unit))) = package
+            .as_ref()
+            .map(|p| p.find_cu(load.dwo_id, &load.parent))
+        {
+            return Some(Arc::new(unit));
+        }
+        let text = |r: &Option<Reader>| {
+            let bytes = r.as_ref()?.to_slice().ok()?;
+            Some(String::from_utf8_lossy(&bytes).into_owned())
+        };
+        let skeleton = Skeleton {
+            dwo_id,
+            dwo_name: text(&load.path),
+            comp_dir: text(&load.comp_dir),
+        };
+        let fits = |d: &[u8]| split_dwarf::dwo_fits(d, dwo_id);
+        let found =
+            split_dwarf::first_fit(&places.dwo_candidates(&skeleton), fits, &mut Vec::new())?;
+        let file = Arc::new(found.data);
+        let obj = object::File::parse(&**file).ok()?;
+        let mut dwarf =
+            gimli::Dwarf::load(|id| section_reader(&file, crate::sections::dwo_section(&obj, id)))
+                .ok()?;
+        dwarf.make_dwo(&load.parent);
+        Some(Arc::new(dwarf))
     }
 
     /// The functions at `pc` (a return address when not `first`), innermost first: inlined
@@ -228,11 +322,23 @@ impl Module {
         };
         let symbol = self.symbol(pc).map(str::to_string);
         let probe = pc.wrapping_sub(self.bias).wrapping_sub(u64::from(!first));
-        let Some(ctx) = self.dwarf() else {
+        let Some(symbols) = self.dwarf() else {
             return vec![physical(symbol)];
         };
+        // A skeleton unit's functions are in its split unit: loaded when first asked for,
+        // and kept by addr2line.
+        let mut lookup = symbols.context.find_frames(probe);
+        let found = loop {
+            match lookup {
+                LookupResult::Output(found) => break found,
+                LookupResult::Load { load, continuation } => {
+                    let unit = self.split_unit(&load, symbols.debug_path.as_deref());
+                    lookup = continuation.resume(unit);
+                }
+            }
+        };
         let mut out = Vec::new();
-        if let Ok(mut iter) = ctx.find_frames(probe).skip_all_loads() {
+        if let Ok(mut iter) = found {
             while let Ok(Some(f)) = iter.next() {
                 let function = f
                     .function

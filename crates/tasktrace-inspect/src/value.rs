@@ -1,5 +1,5 @@
 //! Typed reads of target memory: struct fields, Rust enums (variant parts, niche or tagged),
-//! pointers. Types are `.debug_info` offsets from [`DebugInfo`]; addresses are the target's.
+//! pointers. Types are DIE offsets from [`DebugInfo`]; addresses are the target's.
 
 use crate::debuginfo::{DebugInfo, Kind};
 pub use crate::debuginfo::{Variant, VariantTable};

@@ -12,24 +12,36 @@
 //! memory-mapped sections when a read asks for the DIE ([`DebugInfo::die`]) and kept for the
 //! next asks (only the DIEs reads meet: thousands, not the executable's millions).
 //!
-//! Invariants: DIEs are keyed by `.debug_info` offset, so cross-unit references resolve
-//! directly; a DIE once parsed is never changed or dropped while the `DebugInfo` lives (the
-//! references [`DebugInfo::die`] hands out borrow it); the section bytes are the mapped files'
-//! or owned copies of decompressed sections, never both; every byte is untrusted and every
-//! parse error is a `None`, never a panic. Lookups take `&self` and may run on several
+//! A program built with `split-debuginfo` has only skeleton units in its `.debug_info`: their
+//! split units, in a `.dwp` package or in `.dwo` files ([`crate::split_dwarf`] says what rustc
+//! emits and where they are looked for), are found after the pass over the executable's own
+//! units and indexed by the same code (`debuginfo/split.rs`), with the skeleton's line program
+//! for their files and the executable's `.debug_addr` for their addresses. A split unit that
+//! cannot be found is an error naming where it was looked for, not a partial index.
+//!
+//! Invariants: DIEs are keyed by their *DIE offset*, in one offset space: the executable's own
+//! units at their `.debug_info` offsets (so cross-unit references resolve directly), each split
+//! unit after them at an offset of its own (`scan::Place`); a DIE once parsed is never changed or
+//! dropped while the `DebugInfo` lives (the references [`DebugInfo::die`] hands out borrow
+//! it); the section bytes are the mapped files' (executable, debug file, split files) or owned
+//! copies of decompressed sections, never both; every byte is untrusted and every parse error
+//! is a `None`, never a panic. Lookups take `&self` and may run on several
 //! threads at once (the in-process snapshot keeps one `DebugInfo` for the program's life).
 
 mod cache;
 mod scan;
+mod split;
 mod variants;
 
 use crate::bytes::FileBytes;
 use crate::debugfile::DebugFile;
 use crate::error::{Error, Result};
 use crate::process::files::TargetFiles;
-use gimli::{AttributeValue, RunTimeEndian};
+use crate::sections::Stored;
+use crate::split_dwarf::{Places, Skeleton};
+use gimli::{AttributeValue, RunTimeEndian, Section};
 use object::{Object, ObjectSegment};
-use scan::{Index, R};
+use scan::{Index, Place, UnitAt, R};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -116,15 +128,15 @@ pub struct Die {
     pub size: u64,
     /// `DW_AT_data_member_location` of a member.
     pub offset: u64,
-    /// `DW_AT_type`, as a `.debug_info` offset.
+    /// `DW_AT_type`, as a DIE offset.
     pub ty: Option<u64>,
-    /// `DW_AT_discr` of a variant part (`.debug_info` offset of the tag member).
+    /// `DW_AT_discr` of a variant part (DIE offset of the tag member).
     pub discr: Option<u64>,
     /// `DW_AT_discr_value` of a variant.
     pub discr_value: Option<u64>,
     /// `DW_AT_decl_file` and `DW_AT_decl_line`.
     pub decl: Option<(String, u32)>,
-    /// Kept children (members, variants, template parameters), as `.debug_info` offsets.
+    /// Kept children (members, variants, template parameters), as DIE offsets.
     pub children: Vec<u64>,
     /// The member children (fields) with a type: (name, offset, type), read with the DIE so
     /// that a field lookup is one DIE lookup, not one per field.
@@ -149,7 +161,7 @@ pub struct Subprogram {
 pub struct AwaiteeVar {
     /// Offset added to the state machine's address.
     pub offset: Option<u64>,
-    /// Its type (`.debug_info` offset).
+    /// Its type (DIE offset).
     pub ty: Option<u64>,
     /// Source file.
     pub file: Arc<str>,
@@ -157,21 +169,14 @@ pub struct AwaiteeVar {
     pub line: u32,
 }
 
-/// Where a DWARF section's bytes are.
-enum SectionData {
-    /// A range of the executable's bytes.
-    Exe(std::ops::Range<usize>),
-    /// A range of the separate debug file's bytes.
-    Debug(std::ops::Range<usize>),
-    /// Decompressed into the heap.
-    Owned(Vec<u8>),
-}
-
 /// The index of an executable's debuginfo, and the DIEs read from it so far.
 pub struct DebugInfo {
     exe: Arc<FileBytes>,
     debug: Option<Arc<FileBytes>>,
-    sections: gimli::DwarfSections<SectionData>,
+    /// The DWARF sections, in the debug file when there is one, else in the executable.
+    sections: gimli::DwarfSections<Stored>,
+    /// The split units of its skeleton units, when its DWARF is split.
+    split: split::SplitUnits,
     index: Index,
     dies: cache::Kept<Die>,
     /// Enum variant tables by type (`None`: not an enum).
@@ -199,6 +204,7 @@ impl std::fmt::Debug for DebugInfo {
             .field("debug", &self.debug)
             .field("types", &self.index.names.len())
             .field("units", &self.index.units.len())
+            .field("split_files", &self.split.files())
             .field("tokio_version", &self.tokio_version)
             .finish_non_exhaustive()
     }
@@ -215,7 +221,12 @@ impl DebugInfo {
     /// Maps and indexes the executable at `path`.
     pub fn load(path: &str) -> Result<DebugInfo> {
         let data = FileBytes::open(path).map_err(|e| Error::Io(path.to_string(), e))?;
-        Self::from_bytes(Arc::new(data), None, path)
+        let files = TargetFiles::by_path();
+        let target = Target {
+            exe: path,
+            files: &files,
+        };
+        Self::from_bytes(Arc::new(data), None, path, Some(target))
     }
 
     /// Reads the executable at `path` and indexes its debuginfo, from the executable itself
@@ -247,26 +258,33 @@ impl DebugInfo {
             Program::RustWithoutTokio => Error::NoTokio(real_path.to_string()),
             Program::Tokio | Program::Unknown => e,
         };
-        let split = crate::debugfile::find(&data, real_path, explicit, files)
+        let debug_file = crate::debugfile::find(&data, real_path, explicit, files)
             .map_err(|e| no_types(e, &data))?;
         let data = Arc::new(data);
         let info = Self::from_bytes(
             data.clone(),
-            split.as_ref().map(|f| (f.data.clone(), f.path.as_str())),
+            debug_file
+                .as_ref()
+                .map(|f| (f.data.clone(), f.path.as_str())),
             path,
+            Some(Target {
+                exe: real_path,
+                files,
+            }),
         );
         match info {
             Err(e @ Error::NoDebugInfo(_)) => Err(no_types(e, &data)),
             Ok(i) if !i.index.has_tokio => Err(Error::NoTokio(real_path.to_string())),
-            Ok(i) => Ok((i, split)),
+            Ok(i) => Ok((i, debug_file)),
             Err(e) => Err(e),
         }
     }
 
     /// Indexes the bytes of an executable; `path` only names it in errors. The bytes are
-    /// untrusted: a malformed ELF or DWARF gives an error, never a panic.
+    /// untrusted: a malformed ELF or DWARF gives an error, never a panic. Split DWARF files
+    /// are not looked for: only the units in the bytes are indexed.
     pub fn parse(data: Vec<u8>, path: &str) -> Result<DebugInfo> {
-        Self::from_bytes(Arc::new(FileBytes::Owned(data)), None, path)
+        Self::from_bytes(Arc::new(FileBytes::Owned(data)), None, path, None)
     }
 
     /// Like [`parse`](Self::parse), with the DWARF from a separate debug file (its bytes and
@@ -277,13 +295,17 @@ impl DebugInfo {
         path: &str,
     ) -> Result<DebugInfo> {
         let debug = debug.map(|(d, p)| (Arc::new(FileBytes::Owned(d.to_vec())), p));
-        Self::from_bytes(Arc::new(FileBytes::Owned(data)), debug, path)
+        Self::from_bytes(Arc::new(FileBytes::Owned(data)), debug, path, None)
     }
 
+    /// Indexes the DWARF of the executable `exe` (read at `path`), or of its separate debug
+    /// file; with `target`, the split units of skeleton units are looked for
+    /// ([`crate::split_dwarf`]) and indexed as the others.
     fn from_bytes(
         exe: Arc<FileBytes>,
         debug: Option<(Arc<FileBytes>, &str)>,
         path: &str,
+        target: Option<Target<'_>>,
     ) -> Result<DebugInfo> {
         if exe.len() < 4 || &exe[..4] != b"\x7fELF" {
             return Err(Error::NotElf(path.to_string()));
@@ -318,29 +340,13 @@ impl DebugInfo {
             })
             .collect();
         let entry = obj.entry();
-        let in_debug = debug.is_some();
-        let base = match &debug {
-            Some((d, _)) => d.as_ptr() as usize,
-            None => exe.as_ptr() as usize,
+        let build_id = crate::debugfile::build_id(&obj);
+        let dwarf_bytes: &[u8] = match &debug {
+            Some((d, _)) => d,
+            None => &exe,
         };
-        let mut info_range = None;
         let sections = gimli::DwarfSections::load(|id| {
-            crate::sections::dwarf_section(dwarf_obj, id).map(|data| match data {
-                std::borrow::Cow::Borrowed(b) => {
-                    // A slice of the file: keep where it is, not a copy.
-                    let start = (b.as_ptr() as usize).wrapping_sub(base);
-                    let range = start..start + b.len();
-                    if id == gimli::SectionId::DebugInfo {
-                        info_range = Some(range.clone());
-                    }
-                    if in_debug {
-                        SectionData::Debug(range)
-                    } else {
-                        SectionData::Exe(range)
-                    }
-                }
-                std::borrow::Cow::Owned(v) => SectionData::Owned(v),
-            })
+            crate::sections::dwarf_section(dwarf_obj, id).map(|data| Stored::new(dwarf_bytes, data))
         })
         .map_err(|e| Error::BadDwarf {
             path: dwarf_path.to_string(),
@@ -352,6 +358,7 @@ impl DebugInfo {
             exe,
             debug: debug.map(|d| d.0),
             sections,
+            split: split::SplitUnits::default(),
             index: Index::default(),
             dies: cache::Kept::default(),
             variant_tables: cache::Kept::default(),
@@ -362,20 +369,22 @@ impl DebugInfo {
             loads,
             tokio_version: None,
         };
-        let index = {
-            let dwarf = info.dwarf();
-            let file = info.dwarf_file();
-            scan::scan(&dwarf, |start, end| {
-                if let Some(r) = &info_range {
-                    file.forget_pages(r.start + start..r.start + end);
-                }
-            })
-            .map_err(|e| Error::BadDwarf {
-                path: dwarf_path.to_string(),
-                why: e.to_string(),
-            })?
-        };
+        // The executable's read path names it only when it is a path of its own (a core's
+        // `--exe`), not `/proc/PID/exe`.
+        let read_from = target
+            .as_ref()
+            .filter(|t| t.exe != path && !path.starts_with("/proc/"))
+            .map(|_| path);
+        let places = target.as_ref().map(|t| Places {
+            exe: t.exe,
+            read_from,
+            debug_file: (dwarf_path != path).then_some(dwarf_path),
+            build_id: build_id.as_deref(),
+            files: t.files,
+        });
+        let (index, split) = info.index_units(places.as_ref(), dwarf_path)?;
         info.index = index;
+        info.split = split;
         // The index is built: the pages the scan touched are the page cache's, not ours.
         info.release_pages();
         info.index
@@ -388,6 +397,111 @@ impl DebugInfo {
         }
         info.tokio_version = info.index.files.iter().find_map(|f| tokio_version_in(f));
         Ok(info)
+    }
+
+    /// The one pass over the units ([`scan`]): the executable's (or its debug file's) own,
+    /// then, when some are skeletons and `places` says where to look, their split units
+    /// ([`split`]), found after the first pass and numbered in the skeletons' order. Each
+    /// unit's pages are let go once it is indexed.
+    fn index_units(
+        &self,
+        places: Option<&Places<'_>>,
+        dwarf_path: &str,
+    ) -> Result<(Index, split::SplitUnits)> {
+        let cannot = |e: gimli::Error| Error::BadDwarf {
+            path: dwarf_path.to_string(),
+            why: e.to_string(),
+        };
+        let dwarf = self.dwarf();
+        let mut scan = scan::Scan::default();
+        // Each skeleton unit: what it says of its split unit, and where it is.
+        let mut skeletons: Vec<Skeleton> = Vec::new();
+        let mut skeleton_at: Vec<gimli::DebugInfoOffset> = Vec::new();
+        let mut units = dwarf.units();
+        while let Some(header) = units.next().map_err(cannot)? {
+            let Some(offset) = header.debug_info_offset() else {
+                continue;
+            };
+            let unit = dwarf.unit(header).map_err(cannot)?;
+            if let Some(gimli::DwoId(dwo_id)) = unit.dwo_id {
+                let text = |v: Option<AttributeValue<R<'_>>>| {
+                    let s = dwarf.attr_string(&unit, v?).ok()?;
+                    Some(String::from_utf8_lossy(s.slice()).into_owned())
+                };
+                let dwo_name = text(unit.dwo_name().ok().flatten());
+                let comp_dir = unit
+                    .comp_dir
+                    .map(|d| String::from_utf8_lossy(d.slice()).into_owned());
+                skeletons.push(Skeleton {
+                    dwo_id,
+                    dwo_name,
+                    comp_dir,
+                });
+                skeleton_at.push(offset);
+            }
+            let place = Place {
+                base: offset.0 as u64,
+                split: false,
+            };
+            scan.unit(UnitAt {
+                dwarf: &dwarf,
+                unit: &unit,
+                place,
+                split: None,
+                lines: (&dwarf, &unit),
+            })
+            .map_err(cannot)?;
+            let end = offset.0 + unit.header.length_including_self();
+            if let Some(bytes) = dwarf.debug_info.reader().slice().get(offset.0..end) {
+                self.dwarf_file().forget_within(bytes);
+            }
+        }
+        let (Some(places), false) = (places, skeletons.is_empty()) else {
+            return Ok((scan.finish(), split::SplitUnits::default()));
+        };
+        let split = split::SplitUnits::find(&skeletons, places)?;
+        // Split units follow the executable's own in the offset space.
+        let floor = dwarf.debug_info.reader().len() as u64;
+        for (i, offset) in skeleton_at.iter().enumerate() {
+            let i = i as u32;
+            let in_split = |why: String| Error::BadDwarf {
+                path: dwarf_path.to_string(),
+                why: format!("the split unit of the unit at {:#x}: {why}", offset.0),
+            };
+            let skeleton = dwarf
+                .debug_info
+                .header_from_offset(*offset)
+                .and_then(|h| dwarf.unit(h))
+                .map_err(cannot)?;
+            let split_dwarf = split
+                .dwarf(i, &dwarf)
+                .ok_or_else(|| in_split("its file has no such unit".into()))?;
+            let header = split_dwarf
+                .units()
+                .next()
+                .map_err(|e| in_split(e.to_string()))?
+                .ok_or_else(|| in_split("its file has no unit".into()))?;
+            let mut unit = split_dwarf
+                .unit(header)
+                .map_err(|e| in_split(e.to_string()))?;
+            unit.copy_relocated_attributes(&skeleton);
+            let place = Place {
+                base: scan.next_split_base(floor),
+                split: true,
+            };
+            scan.unit(UnitAt {
+                dwarf: &split_dwarf,
+                unit: &unit,
+                place,
+                split: Some(i),
+                lines: (&dwarf, &skeleton),
+            })
+            .map_err(|e| in_split(e.to_string()))?;
+            if let Some(file) = split.file(i) {
+                file.forget_within(split_dwarf.debug_info.reader().slice());
+            }
+        }
+        Ok((scan.finish(), split))
     }
 
     /// The file the DWARF sections are in.
@@ -403,24 +517,23 @@ impl DebugInfo {
         if let Some(d) = &self.debug {
             d.forget_pages(0..d.len());
         }
-    }
-
-    fn section_bytes<'a>(&'a self, section: &'a SectionData) -> &'a [u8] {
-        match section {
-            SectionData::Exe(r) => self.exe.get(r.clone()).unwrap_or(&[]),
-            SectionData::Debug(r) => self
-                .debug
-                .as_ref()
-                .and_then(|d| d.get(r.clone()))
-                .unwrap_or(&[]),
-            SectionData::Owned(v) => v,
-        }
+        self.split.release_pages();
     }
 
     /// A gimli view of the sections (cheap: slices, no parsing).
     fn dwarf(&self) -> gimli::Dwarf<R<'_>> {
+        let file = self.dwarf_file();
         self.sections
-            .borrow(|s| gimli::EndianSlice::new(self.section_bytes(s), RunTimeEndian::Little))
+            .borrow(|s| gimli::EndianSlice::new(s.bytes(file), RunTimeEndian::Little))
+    }
+
+    /// A gimli view of the DWARF unit `unit` is in: the executable's, or its split file's.
+    fn dwarf_of(&self, unit: &scan::UnitInfo) -> Option<gimli::Dwarf<R<'_>>> {
+        let main = self.dwarf();
+        match unit.split {
+            None => Some(main),
+            Some(i) => self.split.dwarf(i, &main),
+        }
     }
 
     /// The executable's bytes (for read-only data a core file leaves out).
@@ -449,9 +562,10 @@ impl DebugInfo {
                 .map(|v| 48 + v.capacity() * 48)
                 .sum::<usize>()
             + ix.vtables.capacity() * 24
+            + self.split.heap_bytes()
     }
 
-    /// The DIE at a `.debug_info` offset (a type, member, variant part, variant, template
+    /// The DIE at a DIE offset (see the module doc: a type, member, variant part, variant, template
     /// parameter or typedef), parsed on first use.
     pub fn die(&self, off: u64) -> Option<&Die> {
         if let Some(d) = self.dies.get(off) {
@@ -517,18 +631,26 @@ impl DebugInfo {
 
     /// Where the DIE at `off` is: its unit (index and header), the unit's abbreviations, and
     /// its offset in the unit.
-    fn locate<'a>(&self, dwarf: &gimli::Dwarf<R<'a>>, off: u64) -> Option<Located<'a>> {
+    fn locate(&self, off: u64) -> Option<Located<'_>> {
         let unit = self.unit_of(off)?;
+        let info = &self.index.units[unit];
+        let dwarf = self.dwarf_of(info)?;
         let header = dwarf
             .debug_info
-            .header_from_offset(gimli::DebugInfoOffset(
-                self.index.units[unit].offset as usize,
-            ))
+            .header_from_offset(gimli::DebugInfoOffset(usize::try_from(info.header).ok()?))
             .ok()?;
-        let abbrevs = self.abbreviations_of(unit, dwarf, &header)?;
-        let at = gimli::DebugInfoOffset(off as usize).to_unit_offset(&header)?;
+        let abbrevs = self.abbreviations_of(unit, &dwarf, &header)?;
+        let at = gimli::UnitOffset(usize::try_from(off - info.offset).ok()?);
+        // Inside the unit's entries (its header is before them).
+        header.range_from(at..).ok()?;
+        let place = Place {
+            base: info.offset,
+            split: info.split.is_some(),
+        };
         Some(Located {
+            dwarf,
             unit,
+            place,
             header,
             abbrevs,
             at,
@@ -538,25 +660,23 @@ impl DebugInfo {
     /// The `DW_AT_name` of `entry` (of the unit `l`), as text.
     fn name_of<'a>(
         &self,
-        dwarf: &gimli::Dwarf<R<'a>>,
         l: &Located<'a>,
         entry: &gimli::DebuggingInformationEntry<R<'a>>,
     ) -> Option<String> {
         let v = entry.attr_value(gimli::DW_AT_name)?;
-        self.attr_str(dwarf, &l.header, l.unit, v)
+        self.attr_str(l, v)
             .map(|s| String::from_utf8_lossy(s).into_owned())
     }
 
     fn parse_die(&self, off: u64) -> Option<Die> {
-        let dwarf = self.dwarf();
-        let l = self.locate(&dwarf, off)?;
-        let (ui, header) = (l.unit, &l.header);
+        let l = self.locate(off)?;
+        let (ui, header, place) = (l.unit, &l.header, l.place);
         let unit = &self.index.units[ui];
         let mut tree = header.entries_tree(&l.abbrevs, Some(l.at)).ok()?;
         let root = tree.root().ok()?;
         let e = root.entry();
         let kind = kind_of(e.tag())?;
-        let own = self.name_of(&dwarf, &l, e).unwrap_or_default();
+        let own = self.name_of(&l, e).unwrap_or_default();
         let is_type = matches!(
             kind,
             Kind::Struct | Kind::Union | Kind::Enum | Kind::Base | Kind::Pointer | Kind::Typedef
@@ -584,7 +704,7 @@ impl DebugInfo {
         };
         let ty = e
             .attr_value(gimli::DW_AT_type)
-            .and_then(|v| scan::ref_offset(header, v));
+            .and_then(|v| place.reference(v));
         let mut die = Die {
             kind,
             name,
@@ -596,7 +716,7 @@ impl DebugInfo {
             ty,
             discr: e
                 .attr_value(gimli::DW_AT_discr)
-                .and_then(|v| scan::ref_offset(header, v)),
+                .and_then(|v| place.reference(v)),
             discr_value: e.attr_value(gimli::DW_AT_discr_value).and_then(|v| {
                 v.udata_value()
                     .or_else(|| v.sdata_value().map(|s| s as u64))
@@ -606,22 +726,20 @@ impl DebugInfo {
             members: Vec::new(),
             containing: e
                 .attr_value(gimli::DW_AT_containing_type)
-                .and_then(|v| scan::ref_offset(header, v)),
+                .and_then(|v| place.reference(v)),
         };
         let mut children = root.children();
         while let Ok(Some(child)) = children.next() {
             let c = child.entry();
             if kind_of(c.tag()).is_some() {
-                if let Some(o) = c.offset().to_debug_info_offset(header) {
-                    die.children.push(o.0 as u64);
-                }
+                die.children.push(place.die(c.offset()));
             }
             if c.tag() == gimli::DW_TAG_member {
                 let ty = c
                     .attr_value(gimli::DW_AT_type)
-                    .and_then(|v| scan::ref_offset(header, v));
+                    .and_then(|v| place.reference(v));
                 if let Some(ty) = ty {
-                    let name = self.name_of(&dwarf, &l, c).unwrap_or_default();
+                    let name = self.name_of(&l, c).unwrap_or_default();
                     die.members.push((name, member_offset(c), ty));
                 }
             }
@@ -630,13 +748,8 @@ impl DebugInfo {
     }
 
     /// A string attribute's bytes (inline, `.debug_str`, `.debug_line_str` or `strx`).
-    fn attr_str<'a>(
-        &self,
-        dwarf: &gimli::Dwarf<R<'a>>,
-        header: &gimli::UnitHeader<R<'a>>,
-        unit: usize,
-        v: AttributeValue<R<'a>>,
-    ) -> Option<&'a [u8]> {
+    fn attr_str<'a>(&self, l: &Located<'a>, v: AttributeValue<R<'a>>) -> Option<&'a [u8]> {
+        let (dwarf, header, unit) = (&l.dwarf, &l.header, l.unit);
         let r = match v {
             AttributeValue::String(s) => s,
             AttributeValue::DebugStrRef(o) => dwarf.debug_str.get_str(o).ok()?,
@@ -685,10 +798,9 @@ impl DebugInfo {
     /// The name of the DIE at `off` as written in it (not qualified), without keeping the DIE.
     fn own_name(&self, off: u64) -> Option<String> {
         // Not from a parsed DIE's qualified name: generic arguments hold `::` too.
-        let dwarf = self.dwarf();
-        let l = self.locate(&dwarf, off)?;
+        let l = self.locate(off)?;
         let e = l.header.entry(&l.abbrevs, l.at).ok()?;
-        self.name_of(&dwarf, &l, &e)
+        self.name_of(&l, &e)
     }
 
     /// Every type with this qualified name.
@@ -770,12 +882,24 @@ impl DebugInfo {
 
 /// Where a DIE is ([`DebugInfo::locate`]).
 struct Located<'a> {
+    /// The DWARF of its unit (the executable's, or its split file's).
+    dwarf: gimli::Dwarf<R<'a>>,
     /// Its unit's index in the index's unit list.
     unit: usize,
+    /// Where its unit's DIEs are in the index's offset space.
+    place: Place,
     header: gimli::UnitHeader<R<'a>>,
     abbrevs: Arc<gimli::Abbreviations>,
     /// Its offset in the unit.
     at: gimli::UnitOffset,
+}
+
+/// Where to look for the split DWARF files of an executable: its path in the target, and how
+/// the target's files are opened.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    exe: &'a str,
+    files: &'a TargetFiles,
 }
 
 /// `DW_AT_data_member_location` of a member (0 without one).

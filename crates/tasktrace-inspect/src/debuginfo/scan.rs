@@ -44,8 +44,14 @@ pub(super) struct Scope {
 
 /// What is kept of a unit to read its DIEs later.
 pub(super) struct UnitInfo {
-    /// `.debug_info` offset of its header.
+    /// Where it starts in the index's offset space ([`Place::base`]): the `.debug_info`
+    /// offset of its header for the executable's units.
     pub offset: u64,
+    /// Its header's offset in its own `.debug_info` (a split unit's: in the `.debug_info.dwo`
+    /// of its file, or of its contribution to a package).
+    pub header: u64,
+    /// Its number among the split units, for a split unit.
+    pub split: Option<u32>,
     /// `DW_AT_str_offsets_base` (DWARF 5 `strx` forms).
     pub str_offsets_base: usize,
     /// Its line program's file index → id in [`Index::files`] (`u32::MAX`: none).
@@ -55,8 +61,10 @@ pub(super) struct UnitInfo {
 /// The index of one executable's DWARF.
 #[derive(Default)]
 pub(super) struct Index {
-    /// Units by `.debug_info` offset, ascending.
+    /// Units by offset ([`UnitInfo::offset`]), ascending.
     pub units: Vec<UnitInfo>,
+    /// The end of the last unit in the offset space.
+    pub end: u64,
     /// (qualified-name hash, DIE offset) of every named type, sorted.
     pub names: Vec<(u64, u64)>,
     /// (DIE offset, scope id) of every named type declared inside a scope, sorted by offset.
@@ -103,31 +111,99 @@ struct Level<'a> {
     kept: Option<u64>,
 }
 
-/// Builds the index in one pass over `dwarf`; `done(start, end)` is told each `.debug_info`
-/// range the pass is finished with (so its pages can be let go).
-pub(super) fn scan(
-    dwarf: &gimli::Dwarf<R<'_>>,
-    mut done: impl FnMut(usize, usize),
-) -> gimli::Result<Index> {
-    let mut ix = Index::default();
-    let mut file_ids: HashMap<Arc<str>, u32> = HashMap::new();
-    let mut scope_ids: HashMap<(u32, u64), u32> = HashMap::new();
-    let mut decl_subprograms = 0u64;
-    let mut attrs = Vec::new();
-    let mut qname = String::new();
-    let mut units = dwarf.units();
-    while let Some(header) = units.next()? {
-        let Some(unit_offset) = header.debug_info_offset() else {
-            continue;
-        };
-        let unit = dwarf.unit(header)?;
-        let files = unit_files(dwarf, &unit, &mut ix.files, &mut file_ids);
+/// Where a unit's DIEs are in the index's offset space: the executable's own units at their
+/// `.debug_info` offsets; split units after them, each at the offset the index gave it
+/// ([`super::split`]).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Place {
+    /// The offset of the unit's first byte (its header).
+    pub base: u64,
+    /// A split unit: a `DW_FORM_ref_addr` in it would point into its own file (rustc makes
+    /// none), which is not followed.
+    pub split: bool,
+}
+
+impl Place {
+    /// The offset of the DIE at `at` in the unit.
+    pub(super) fn die(self, at: gimli::UnitOffset) -> u64 {
+        self.base + at.0 as u64
+    }
+
+    /// A reference attribute of the unit, as an offset.
+    pub(super) fn reference(self, v: AttributeValue<R<'_>>) -> Option<u64> {
+        match v {
+            AttributeValue::UnitRef(o) => Some(self.die(o)),
+            AttributeValue::DebugInfoRef(o) if !self.split => Some(o.0 as u64),
+            _ => None,
+        }
+    }
+}
+
+/// Builds the [`Index`], one unit at a time ([`Scan::unit`]), in one pass over each.
+#[derive(Default)]
+pub(super) struct Scan {
+    ix: Index,
+    file_ids: HashMap<Arc<str>, u32>,
+    scope_ids: HashMap<(u32, u64), u32>,
+    decl_subprograms: u64,
+    qname: String,
+}
+
+/// Where a unit to index is: its DWARF, its place, and the DWARF and unit whose line program
+/// numbers its `DW_AT_decl_file`s (its own; a split unit's skeleton's).
+pub(super) struct UnitAt<'u, 'a> {
+    /// The unit's DWARF (for a split unit, its split file's with the executable's addresses).
+    pub dwarf: &'u gimli::Dwarf<R<'a>>,
+    /// The unit (a split unit with the skeleton's address base copied in).
+    pub unit: &'u gimli::Unit<R<'a>>,
+    /// Where its DIEs are in the index's offset space.
+    pub place: Place,
+    /// The split unit's number ([`super::split::SplitUnits::dwarf`]), for a split unit.
+    pub split: Option<u32>,
+    /// The DWARF and unit of its line program.
+    pub lines: (&'u gimli::Dwarf<R<'a>>, &'u gimli::Unit<R<'a>>),
+}
+
+impl Scan {
+    /// The offset the next split unit gets: after every unit indexed so far, and at least
+    /// `floor` (the end of the executable's `.debug_info`).
+    pub(super) fn next_split_base(&self, floor: u64) -> u64 {
+        self.ix.end.max(floor)
+    }
+
+    /// Indexes one unit.
+    pub(super) fn unit(&mut self, at: UnitAt<'_, '_>) -> gimli::Result<()> {
+        let UnitAt {
+            dwarf,
+            unit,
+            place,
+            split,
+            lines,
+        } = at;
+        let ix = &mut self.ix;
+        let qname = &mut self.qname;
+        let files = unit_files(lines.0, lines.1, &mut ix.files, &mut self.file_ids);
         let unit_index = ix.units.len();
+        let Some(header) = unit.header.debug_info_offset() else {
+            return Ok(());
+        };
+        let header = header.0 as u64;
         ix.units.push(UnitInfo {
-            offset: unit_offset.0 as u64,
+            offset: place.base,
+            header,
+            split,
             str_offsets_base: unit.str_offsets_base.0,
             files,
         });
+        ix.end = ix
+            .end
+            .max(place.base + unit.header.length_including_self() as u64);
+        // An index into `.debug_addr` (split units' addresses and TLS offsets).
+        let addr = |i: u64| {
+            let i = usize::try_from(i).ok()?;
+            dwarf.address(unit, gimli::DebugAddrIndex(i)).ok()
+        };
+        let mut attrs = Vec::new();
         let mut levels: Vec<Level<'_>> = Vec::new();
         let mut raw = unit.entries_raw(None)?;
         while !raw.is_empty() {
@@ -159,17 +235,11 @@ pub(super) fn scan(
                 continue;
             }
             raw.read_attributes(abbrev.attributes(), &mut attrs)?;
-            let goff = match at.to_debug_info_offset(&unit.header) {
-                Some(o) => o.0 as u64,
-                None => continue,
-            };
+            let goff = place.die(at);
             let attr =
                 |name: gimli::DwAt| attrs.iter().find(|a| a.name() == name).map(|a| a.value());
             let name: &[u8] = match attr(gimli::DW_AT_name) {
-                Some(v) => dwarf
-                    .attr_string(&unit, v)
-                    .map(|s| s.slice())
-                    .unwrap_or(&[]),
+                Some(v) => dwarf.attr_string(unit, v).map(|s| s.slice()).unwrap_or(&[]),
                 None => &[],
             };
             let parent_state = levels
@@ -197,15 +267,19 @@ pub(super) fn scan(
                 gimli::DW_TAG_subprogram => {
                     let own = fnv(parent_state, name);
                     let kept = if levels.first().is_some_and(|l| l.name == b"tokio") {
-                        qualified(&levels, name, &mut qname);
+                        qualified(&levels, name, qname);
                         KEPT_SUBPROGRAMS
                             .iter()
                             .any(|p| qname.starts_with(p))
-                            .then(|| match attr(gimli::DW_AT_low_pc) {
-                                Some(AttributeValue::Addr(pc)) => pc,
-                                _ => {
-                                    decl_subprograms += 1;
-                                    super::DECL_SUBPROGRAM_KEYS + decl_subprograms
+                            .then(|| {
+                                let pc = attr(gimli::DW_AT_low_pc)
+                                    .and_then(|v| dwarf.attr_address(unit, v).ok().flatten());
+                                match pc {
+                                    Some(pc) => pc,
+                                    None => {
+                                        self.decl_subprograms += 1;
+                                        super::DECL_SUBPROGRAM_KEYS + self.decl_subprograms
+                                    }
                                 }
                             })
                     } else {
@@ -235,7 +309,7 @@ pub(super) fn scan(
                 gimli::DW_TAG_template_type_parameter => {
                     let parent = levels.last().filter(|l| l.depth == depth - 1);
                     if let Some(key) = parent.and_then(|l| l.kept) {
-                        let ty = attr(gimli::DW_AT_type).and_then(|v| ref_offset(&unit.header, v));
+                        let ty = attr(gimli::DW_AT_type).and_then(|v| place.reference(v));
                         if let (Some(sp), Some(ty)) = (ix.subprograms.get_mut(&key), ty) {
                             sp.template_types
                                 .push((String::from_utf8_lossy(name).into_owned(), ty));
@@ -251,7 +325,13 @@ pub(super) fn scan(
                     }
                 }
                 gimli::DW_TAG_variable => {
-                    variable(&unit.header, &mut ix, &levels, &attrs, name, unit_index);
+                    let var = Var {
+                        attrs: &attrs,
+                        name,
+                        place,
+                        addr: &addr,
+                    };
+                    variable(ix, &levels, var, unit_index);
                 }
                 _ => {
                     // A type.
@@ -259,7 +339,7 @@ pub(super) fn scan(
                         ix.names.push((fnv(parent_state, name), goff));
                         let scoped = levels.iter().any(|l| l.kind != LevelKind::Subprogram);
                         if scoped {
-                            let scope = scope_of(&mut levels, &mut ix.scopes, &mut scope_ids);
+                            let scope = scope_of(&mut levels, &mut ix.scopes, &mut self.scope_ids);
                             ix.scoped.push((goff, scope));
                         }
                     }
@@ -284,15 +364,19 @@ pub(super) fn scan(
                 }
             }
         }
-        let end = unit_offset.0 + unit.header.length_including_self();
-        done(unit_offset.0, end);
+        Ok(())
     }
-    ix.names.sort_unstable();
-    ix.scoped.sort_unstable();
-    ix.names.shrink_to_fit();
-    ix.scoped.shrink_to_fit();
-    ix.scopes.shrink_to_fit();
-    Ok(ix)
+
+    /// The index, sorted and trimmed.
+    pub(super) fn finish(self) -> Index {
+        let mut ix = self.ix;
+        ix.names.sort_unstable();
+        ix.scoped.sort_unstable();
+        ix.names.shrink_to_fit();
+        ix.scoped.shrink_to_fit();
+        ix.scopes.shrink_to_fit();
+        ix
+    }
 }
 
 /// `levels`' qualified name (namespaces and types) followed by `name`, into `out`.
@@ -401,22 +485,67 @@ fn unit_files(
     out
 }
 
+/// A variable DIE's attributes, and how to read them.
+struct Var<'v, 'a> {
+    attrs: &'v [gimli::Attribute<R<'a>>],
+    name: &'v [u8],
+    place: Place,
+    /// An index into `.debug_addr` → the address (or constant) there.
+    addr: &'v dyn Fn(u64) -> Option<u64>,
+}
+
+/// The address a static's location expression gives: `DW_OP_addr A`, or in a split unit
+/// `DW_OP_addrx N` / `DW_OP_GNU_addr_index N` (the `N`th entry of the unit's `.debug_addr`).
+/// Anything more than the one operation is not a static's plain address.
+fn static_address(expr: &[u8], addr: &dyn Fn(u64) -> Option<u64>) -> Option<u64> {
+    match *expr.first()? {
+        // DW_OP_addr
+        0x03 if expr.len() == 9 => Some(u64::from_le_bytes(expr[1..9].try_into().ok()?)),
+        // DW_OP_addrx, DW_OP_GNU_addr_index
+        0xa1 | 0xfb => {
+            let (n, len) = read_uleb_len(&expr[1..])?;
+            (1 + len == expr.len()).then_some(())?;
+            addr(n)
+        }
+        _ => None,
+    }
+}
+
+/// The TLS offset a thread-local's location expression gives: `DW_OP_const8u OFF` or, in a
+/// split unit, `DW_OP_constx N` / `DW_OP_GNU_const_index N` (the offset is the `N`th entry of
+/// `.debug_addr`), then `DW_OP_GNU_push_tls_address` or `DW_OP_form_tls_address`.
+fn tls_offset(expr: &[u8], addr: &dyn Fn(u64) -> Option<u64>) -> Option<u64> {
+    let tls = |b: Option<&u8>| matches!(b, Some(0xe0 | 0x9b));
+    match *expr.first()? {
+        // DW_OP_const8u
+        0x0e if expr.len() >= 10 && tls(expr.get(9)) => {
+            Some(u64::from_le_bytes(expr[1..9].try_into().ok()?))
+        }
+        // DW_OP_constx, DW_OP_GNU_const_index
+        0xa2 | 0xfc => {
+            let (n, len) = read_uleb_len(&expr[1..])?;
+            tls(expr.get(1 + len)).then_some(())?;
+            addr(n)
+        }
+        _ => None,
+    }
+}
+
 /// The variables the reader needs: `__awaitee` locals, tokio's `CONTEXT` thread-local, and
 /// `<T as Future>::{vtable}` statics.
-fn variable(
-    header: &gimli::UnitHeader<R<'_>>,
-    ix: &mut Index,
-    levels: &[Level<'_>],
-    attrs: &[gimli::Attribute<R<'_>>],
-    name: &[u8],
-    unit_index: usize,
-) {
+fn variable(ix: &mut Index, levels: &[Level<'_>], var: Var<'_, '_>, unit_index: usize) {
+    let Var {
+        attrs,
+        name,
+        place,
+        addr,
+    } = var;
     let attr = |n: gimli::DwAt| attrs.iter().find(|a| a.name() == n).map(|a| a.value());
     let bytes = match attr(gimli::DW_AT_location) {
         Some(AttributeValue::Exprloc(expr)) => expr.0.slice(),
         _ => &[],
     };
-    let ty = attr(gimli::DW_AT_type).and_then(|v| ref_offset(header, v));
+    let ty = attr(gimli::DW_AT_type).and_then(|v| place.reference(v));
     if name == b"__awaitee" {
         // Location `DW_OP_fbreg N, DW_OP_deref, DW_OP_plus_uconst OFF`: OFF is the offset.
         let offset = bytes
@@ -451,12 +580,8 @@ fn variable(
     }
     let in_ns = |n: &[u8]| levels.iter().any(|l| l.name == n);
     if name == b"__RUST_STD_INTERNAL_VAL" && in_ns(b"CONTEXT") && in_ns(b"context") {
-        // DW_OP_const8u off (0x0e), DW_OP_GNU_push_tls_address (0xe0) / form_tls_address.
-        if bytes.len() >= 10 && bytes[0] == 0x0e && (bytes[9] == 0xe0 || bytes[9] == 0x9b) {
-            let off = u64::from_le_bytes(bytes[1..9].try_into().expect("8 bytes"));
-            if let Some(ty) = ty {
-                ix.context_tls.push((off, ty));
-            }
+        if let (Some(off), Some(ty)) = (tls_offset(bytes, addr), ty) {
+            ix.context_tls.push((off, ty));
         }
         return;
     }
@@ -464,37 +589,31 @@ fn variable(
         && [&b"Future>"[..], b"Stream>", b"Body>"]
             .iter()
             .any(|k| name.windows(k.len()).any(|w| w == *k));
-    if is_vtable && bytes.len() == 9 && bytes[0] == 0x03 {
-        // `<T as core::future::future::Future>::{vtable}` (or `…Stream>`, a boxed stream a
-        // future waits on) at DW_OP_addr A (0x03). The concrete type is the
-        // `DW_AT_containing_type` of the variable (older rustc) or of its `{vtable_type}`
-        // (resolved at lookup).
-        let addr = u64::from_le_bytes(bytes[1..9].try_into().expect("8 bytes"));
-        let containing = attr(gimli::DW_AT_containing_type).and_then(|v| ref_offset(header, v));
+    if !is_vtable {
+        return;
+    }
+    // `<T as core::future::future::Future>::{vtable}` (or `…Stream>`, a boxed stream a
+    // future waits on) at its address. The concrete type is the `DW_AT_containing_type` of
+    // the variable (older rustc) or of its `{vtable_type}` (resolved at lookup).
+    if let Some(at) = static_address(bytes, addr) {
+        let containing = attr(gimli::DW_AT_containing_type).and_then(|v| place.reference(v));
         if let Some(t) = containing.or(ty) {
-            ix.vtables.insert(addr, t);
+            ix.vtables.insert(at, t);
         }
     }
 }
 
-/// A reference attribute as a `.debug_info` offset.
-pub(super) fn ref_offset(
-    header: &gimli::UnitHeader<R<'_>>,
-    v: AttributeValue<R<'_>>,
-) -> Option<u64> {
-    match v {
-        AttributeValue::UnitRef(o) => o.to_debug_info_offset(header).map(|o| o.0 as u64),
-        AttributeValue::DebugInfoRef(o) => Some(o.0 as u64),
-        _ => None,
-    }
+fn read_uleb(bytes: &[u8]) -> Option<u64> {
+    read_uleb_len(bytes).map(|(v, _)| v)
 }
 
-fn read_uleb(bytes: &[u8]) -> Option<u64> {
+/// An unsigned LEB128 at the start of `bytes`, and how many bytes it takes.
+fn read_uleb_len(bytes: &[u8]) -> Option<(u64, usize)> {
     let mut v = 0u64;
     for (i, b) in bytes.iter().enumerate().take(10) {
         v |= u64::from(b & 0x7f) << (7 * i);
         if b & 0x80 == 0 {
-            return Some(v);
+            return Some((v, i + 1));
         }
     }
     None
@@ -510,6 +629,54 @@ mod tests {
         let state = fnv(fnv(state, b"runtime"), b"::");
         assert_eq!(fnv(state, b"Handle"), name_hash("tokio::runtime::Handle"));
         assert_ne!(name_hash("a::b"), name_hash("a::c"));
+    }
+
+    #[test]
+    fn statics_and_thread_locals_are_found_in_plain_and_split_units() {
+        // `.debug_addr` entries of a split unit.
+        let addr = |i: u64| [0x1000, 0x2000].get(i as usize).copied();
+        let mut plain = vec![0x03];
+        plain.extend(0x4000u64.to_le_bytes());
+        assert_eq!(static_address(&plain, &addr), Some(0x4000));
+        // DW_OP_GNU_addr_index 1, DW_OP_addrx 0.
+        assert_eq!(static_address(&[0xfb, 0x01], &addr), Some(0x2000));
+        assert_eq!(static_address(&[0xa1, 0x00], &addr), Some(0x1000));
+        // More than the address, an index past the table, a cut expression: not a static.
+        assert_eq!(static_address(&[0xfb, 0x01, 0x06], &addr), None);
+        assert_eq!(static_address(&[0xfb, 0x05], &addr), None);
+        assert_eq!(static_address(&[0xfb, 0x81], &addr), None);
+        assert_eq!(static_address(&plain[..5], &addr), None);
+        assert_eq!(static_address(&[], &addr), None);
+
+        let mut tls = vec![0x0e];
+        tls.extend(0x38u64.to_le_bytes());
+        tls.push(0xe0);
+        assert_eq!(tls_offset(&tls, &addr), Some(0x38));
+        // DW_OP_GNU_const_index 0 / DW_OP_constx 1, then the TLS operation.
+        assert_eq!(tls_offset(&[0xfc, 0x00, 0xe0], &addr), Some(0x1000));
+        assert_eq!(tls_offset(&[0xa2, 0x01, 0x9b], &addr), Some(0x2000));
+        assert_eq!(tls_offset(&[0xfc, 0x00], &addr), None);
+        assert_eq!(tls_offset(&[0xfc, 0x00, 0x06], &addr), None);
+        assert_eq!(tls_offset(&tls[..9], &addr), None);
+    }
+
+    #[test]
+    fn references_are_offsets_in_the_unit_s_place() {
+        let own = Place {
+            base: 0x100,
+            split: false,
+        };
+        let split = Place {
+            base: 0x9000,
+            split: true,
+        };
+        let unit_ref = AttributeValue::UnitRef(gimli::UnitOffset(0x20));
+        let info_ref = AttributeValue::DebugInfoRef(gimli::DebugInfoOffset(0x40));
+        assert_eq!(own.reference(unit_ref), Some(0x120));
+        assert_eq!(split.reference(unit_ref), Some(0x9020));
+        assert_eq!(own.reference(info_ref), Some(0x40));
+        assert_eq!(split.reference(info_ref), None);
+        assert_eq!(split.die(gimli::UnitOffset(0xb)), 0x900b);
     }
 
     #[test]

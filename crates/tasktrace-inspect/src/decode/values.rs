@@ -98,7 +98,9 @@ pub fn read_value(r: &Reader<'_>, addr: u64, ty: u64, depth: usize) -> Value {
 /// A primitive, by its name and size.
 fn base_value(r: &Reader<'_>, addr: u64, name: &str, size: u64) -> Option<Value> {
     let mut b = [0u8; 16];
-    let n = usize::try_from(size).ok().filter(|n| (1..=16).contains(n))?;
+    let n = usize::try_from(size)
+        .ok()
+        .filter(|n| (1..=16).contains(n))?;
     r.bytes(addr, &mut b[..n]).ok()?;
     let unsigned = u128::from_le_bytes(b);
     Some(match name {
