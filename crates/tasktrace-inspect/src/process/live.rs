@@ -210,7 +210,15 @@ fn tracer_of(pid: i32) -> Option<i32> {
 /// Waits until `tid` reports a ptrace stop. `Ok(Some(sig))`: stopped; `sig` is a signal that
 /// was on its way to the thread (a signal-delivery-stop came before our interrupt) and must be
 /// passed back on detach, or 0. `Ok(None)`: the thread exited.
+///
+/// A thread stops some microseconds after its interrupt: the wait polls at once, then yields,
+/// then sleeps ever longer up to a millisecond (a fixed 1 ms sleep made every sample stop the
+/// process a millisecond more than it takes). Whether the thread is gone is asked of `/proc`
+/// only once the pause is that long.
 fn wait_stop(tid: i32, deadline: Instant, timeout: Duration) -> Result<Option<i32>> {
+    const LONGEST: Duration = Duration::from_millis(1);
+    let mut polls = 0u32;
+    let mut pause = Duration::from_micros(10);
     loop {
         let mut status = 0;
         // SAFETY: `status` is a valid out-pointer for the duration of the call.
@@ -235,7 +243,7 @@ fn wait_stop(tid: i32, deadline: Instant, timeout: Duration) -> Result<Option<i3
             }
             return Err(Error::Other(format!("waitpid on thread {tid}: {err}")));
         }
-        if r == 0 && thread_gone(tid) {
+        if r == 0 && pause >= LONGEST && thread_gone(tid) {
             // Killed before it reported the stop (the process was killed meanwhile).
             return Ok(None);
         }
@@ -245,7 +253,13 @@ fn wait_stop(tid: i32, deadline: Instant, timeout: Duration) -> Result<Option<i3
                 timeout.as_secs_f64()
             )));
         }
-        std::thread::sleep(Duration::from_millis(1));
+        polls += 1;
+        if polls <= 20 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(LONGEST);
+        }
     }
 }
 
