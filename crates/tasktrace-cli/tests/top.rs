@@ -214,7 +214,7 @@ fn waited(line: &str) -> Option<f64> {
 
 /// The sample number in the status line.
 fn sample_no(screen: &str) -> u64 {
-    let re = Regex::new(r"sample (\d+) every").unwrap();
+    let re = Regex::new(r"sample (\d+)[ /]").unwrap();
     re.captures(screen)
         .and_then(|c| c[1].parse().ok())
         .unwrap_or(0)
@@ -242,7 +242,7 @@ fn the_table_refreshes_filters_opens_a_tree_and_quits() {
     let sleeper = place("sleeper", "sleeper_sleep");
     // Every task, each with where it waits and for how long.
     let screen = tmux.wait_screen("the table", |s| row_at(s, &sleeper).is_some());
-    assert!(screen.contains(&format!("process {}", t.pid)), "{screen}");
+    assert!(screen.contains(&format!("pid {} · ", t.pid)), "{screen}");
     assert!(screen.contains("ID") && screen.contains("WHERE") && screen.contains("WAITED"));
     let fiz = place("fiz", "fiz_sleep");
     assert!(
@@ -441,7 +441,7 @@ fn four_thousand_tasks_scroll_and_filter() {
     let Some(tmux) = Tmux::top("4000", &top_args(&t, &[]), 80, 24, "") else {
         return;
     };
-    let screen = tmux.wait_screen("the table", |s| s.contains(" tasks — sample "));
+    let screen = tmux.wait_screen("the table", |s| s.contains(" tasks · sample "));
     let count: usize = Regex::new(r"(\d+) tasks")
         .unwrap()
         .captures(&screen)

@@ -29,7 +29,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         Constraint::Length(1),
     ])
     .areas(frame.area());
-    frame.render_widget(Paragraph::new(status_line(app)), status);
+    frame.render_widget(Paragraph::new(status_line(app, status.width)), status);
     frame.render_widget(Paragraph::new(alerts), alert);
     frame.render_widget(Paragraph::new(info_line(app)), info);
     match &app.mode {
@@ -42,31 +42,45 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     frame.render_widget(Paragraph::new(keys_line(app)), keys);
 }
 
-fn status_line(app: &App) -> TextLine<'static> {
+/// The status line, in `width` columns: the process, its tasks, the sample, the stopped time
+/// (the words shortened when the full line does not fit).
+fn status_line(app: &App, width: u16) -> TextLine<'static> {
     let bold = Style::default().add_modifier(Modifier::BOLD);
     let Some(r) = &app.refresh else {
         return TextLine::from(vec![
             Span::styled("tasktrace top", bold),
-            Span::raw(format!(" — process {} — taking the first sample…", app.pid)),
+            Span::raw(format!(" · pid {} · taking the first sample…", app.pid)),
         ]);
     };
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
-    let mut spans = vec![
-        Span::styled("tasktrace top", bold),
-        Span::raw(format!(
-            " — process {} — {} tasks — sample {} every {} — stopped {:.1} ms (median {:.1}, max {:.1})",
+    let (now, median, max) = (
+        ms(r.stopped),
+        ms(r.stopped_recent.0),
+        ms(r.stopped_recent.1),
+    );
+    let full = format!(
+        " · pid {} · {} tasks · sample {} every {} · stopped {now:.1} ms (median {median:.1}, \
+         max {max:.1})",
+        app.pid,
+        r.rows.len(),
+        r.samples,
+        human(r.period),
+    );
+    let mut spans = if full.chars().count() + "tasktrace top".len() <= width as usize {
+        vec![Span::styled("tasktrace top", bold), Span::raw(full)]
+    } else {
+        vec![Span::raw(format!(
+            "pid {} · {} tasks · sample {}/{} · stopped {now:.1} ms, median {median:.1}, max \
+             {max:.1}",
             app.pid,
             r.rows.len(),
             r.samples,
             human(r.period),
-            ms(r.stopped),
-            ms(r.stopped_recent.0),
-            ms(r.stopped_recent.1),
-        )),
-    ];
+        ))]
+    };
     if r.lowered {
         spans.push(Span::styled(
-            " — slower than --interval",
+            " · slower than --interval",
             Style::default().fg(Color::Yellow),
         ));
     }
