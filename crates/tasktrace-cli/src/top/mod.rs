@@ -86,20 +86,16 @@ pub fn top(args: TopArgs) -> Result<(), String> {
             "top: the live view needs a terminal (`--once` prints the table instead)".into(),
         );
     }
-    // Blocked for good, in this thread and the sampler's (see `crate::interrupt`): taken
-    // between two draws, or two samples.
-    let _blocked = crate::interrupt::Blocked::new(&SIGNALS);
     let opts = Options {
         timeout: args.timeout,
         ..Options::default()
     };
+    // Indexing the debuginfo (or fetching it from debuginfod) holds nothing: a signal may end
+    // it as it would any command.
     let sampler = Sampler::new(args.pid, opts, args.interval, &SIGNALS)?;
-    if let Some(s) = crate::interrupt::take_pending(&SIGNALS) {
-        return Err(format!(
-            "top: {} before the first sample",
-            crate::interrupt::describe(s)
-        ));
-    }
+    // From here on blocked for good, in this thread and the sampler's (see
+    // `crate::interrupt`): taken between two draws, or two samples.
+    let _blocked = crate::interrupt::Blocked::new(&SIGNALS);
     if args.once {
         return print_once(sampler, &args);
     }
