@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# What a `tasktrace record` costs the recorded program (docs/BENCHMARKS.md, issue 20): round
-# trips per second of a ping-pong client against the release demo target's echo server, with
-# no recording, then recording at 10 Hz and at 100 Hz, ROUNDS times alternating. The target and
+# What a `tasktrace record` costs the recorded program (docs/BENCHMARKS.md, issues 20 and 32):
+# round trips per second of a ping-pong client against the release demo target's echo server,
+# with no recording, then `tasktrace top` at its default interval (1 s; its sampling engine,
+# through `--once --samples 7`), then recording at 10 Hz and at 100 Hz, ROUNDS times
+# alternating. The target and
 # the client share CPU 0 and the recorder runs on CPU 1: unpinned, the recorder kept the idle
 # core awake and the ping-pong got faster under recording (the VM's wake-up latency).
 set -euo pipefail
@@ -20,10 +22,23 @@ addr=$(awk '/^ready / { print $2 }' "$out/target.log")
 echo "| recording | round | round trips/s | target stopped per sample (median / max) | samples |"
 echo "| --- | --- | --- | --- | --- |"
 for round in $(seq "$rounds"); do
-    for rate in none 10 100; do
+    for rate in none top 10 100; do
         if [ "$rate" = none ]; then
             rtt=$(taskset -c 0 python3 bench/record-cost/pingpong.py "$addr" "$secs")
             echo "| none | $round | $rtt | — | — |"
+            continue
+        fi
+        if [ "$rate" = top ]; then
+            taskset -c 1 "$bin/tasktrace" top "$target" --once --samples $((secs + 2)) \
+                --format json >"$out/top.json" 2>"$out/top.log" &
+            rec=$!
+            sleep 0.5
+            rtt=$(taskset -c 0 python3 bench/record-cost/pingpong.py "$addr" "$secs")
+            wait "$rec"
+            stopped=$(python3 -c 'import json, sys
+s = json.load(open(sys.argv[1]))["stopped_ms"]
+print("%.1f ms / %.1f ms" % (s["median"], s["max"]))' "$out/top.json")
+            echo "| top (1 s) | $round | $rtt | $stopped | $((secs + 2)) |"
             continue
         fi
         taskset -c 1 "$bin/tasktrace" record "$target" --duration $((secs + 1)) --rate "$rate" \

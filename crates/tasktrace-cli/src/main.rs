@@ -4,7 +4,10 @@
 //!
 //! Errors are one line on stderr and a non-zero exit status (2: bad usage, 1: failure).
 
+mod interrupt;
 mod record;
+mod sampling;
+mod top;
 
 use clap::{Args, Parser, Subcommand};
 use regex::Regex;
@@ -17,6 +20,7 @@ const USAGE: &str =
     "tasktrace attach <PID> [--format FMT] [-o FILE] [--task REGEX] [--threads] [--values] [--timeout SECS]
        tasktrace core <CORE> [--exe BIN] [--sysroot DIR] [--format FMT] [-o FILE] [--task REGEX] [--threads] [--values]
        tasktrace record <PID> --duration SECS [--rate HZ] [--format folded|svg|speedscope|pprof] [-o FILE] [--task REGEX] [--threads]
+       tasktrace top <PID> [--interval SECS] [--once [--samples N] [--format text|json]]
        tasktrace demo [--format FMT] [-o FILE]";
 
 /// Dump the async tasks of a running tokio program, or of a core file, from outside: every
@@ -67,6 +71,9 @@ enum Cmd {
     /// Where a live process's tasks wait over time: attach at a rate, sum the stacks of every
     /// task over the samples (a frame's width: task-time spent there).
     Record(record::RecordArgs),
+    /// A live table of a process's tasks: where each waits, for how long, how busy it is;
+    /// refreshed every `--interval` (`--once`: printed once).
+    Top(top::TopArgs),
     /// Start the bundled example target, attach to it and print its tasks.
     Demo {
         /// Deadline for stopping every thread, in seconds.
@@ -181,7 +188,6 @@ fn filter(mut dump: Dump, re: &Regex) -> Dump {
 }
 
 fn print(dump: &Dump, out: &Output) -> Result<(), String> {
-    use std::io::Write;
     let format = if out.json {
         OutFormat::Model(Format::JsonRaw)
     } else {
@@ -201,8 +207,14 @@ fn print(dump: &Dump, out: &Output) -> Result<(), String> {
     if let Some(path) = &out.output {
         return std::fs::write(path, &bytes).map_err(|e| format!("cannot write {path}: {e}"));
     }
+    write_stdout(&bytes)
+}
+
+/// Writes `bytes` to standard output.
+pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(&bytes).and_then(|()| stdout.flush()) {
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
         // A closed pipe (`| head`) is the reader's choice, not an error.
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
             Err(format!("cannot write the output: {e}"))
@@ -328,6 +340,7 @@ fn demo(timeout: Duration, threads: bool) -> Result<Dump, String> {
 fn run(cli: Cli) -> Result<(), String> {
     let (dump, out) = match cli.command {
         Cmd::Record(args) => return record::record(args),
+        Cmd::Top(args) => return top::top(args),
         Cmd::Attach {
             pid,
             timeout,

@@ -92,7 +92,6 @@ impl Session {
     /// the process was stopped.
     pub fn sample(&self, opts: &Options) -> Result<(Dump, Duration)> {
         let (pid, ids, info, progress) = (self.pid, self.ids, &self.info, &self.progress);
-        let stopped = std::time::Instant::now();
         let process = process::live::LiveProcess::attach(pid, opts.timeout).map_err(|e| {
             if exited(pid) {
                 Error::Exited {
@@ -112,6 +111,9 @@ impl Session {
         {
             std::thread::sleep(Duration::from_millis(ms.min(60_000)));
         }
+        // The stop began at the first thread's interrupt (what `attach` reads before it is not
+        // counted).
+        let stopped = process.stopped_at();
         // Read through a page cache: once the task lists, stacks and task cells are copied,
         // the process is detached and runs on while the copies are decoded.
         let snap = snapshot::Snapshot::new(&process, process::ProcessMemory(pid));

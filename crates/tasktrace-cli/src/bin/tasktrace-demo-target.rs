@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-/// Number of idle tasks (each waits on its own oneshot channel).
+/// Number of idle tasks, each waiting on its own oneshot channel (`--idle-tasks N`: N).
 const IDLE_TASKS: usize = 50;
 
 async fn foo() {
@@ -151,6 +151,11 @@ fn main() {
     // `--current-thread`: the same tasks on a current_thread runtime (without the spinner,
     // which would hold its only thread).
     let current_thread = std::env::args().any(|a| a == "--current-thread");
+    let idle_tasks = args
+        .iter()
+        .position(|a| a == "--idle-tasks")
+        .and_then(|i| args.get(i + 1)?.parse::<usize>().ok())
+        .unwrap_or(IDLE_TASKS);
     let mut builder = if current_thread {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -162,10 +167,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime")
-        .block_on(run(!current_thread));
+        .block_on(run(!current_thread, idle_tasks));
 }
 
-async fn run(with_spinner: bool) {
+async fn run(with_spinner: bool, idle_tasks: usize) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(foo());
@@ -179,7 +184,7 @@ async fn run(with_spinner: bool) {
     let held = mutex.clone().lock_owned().await;
     tokio::spawn(locker(mutex));
     let mut keep = Vec::new();
-    for _ in 0..IDLE_TASKS {
+    for _ in 0..idle_tasks {
         let (otx, orx) = oneshot::channel();
         keep.push(otx);
         tokio::spawn(idle(orx));

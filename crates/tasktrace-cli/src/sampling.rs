@@ -1,0 +1,115 @@
+//! The sampling engine of `record` and `top`: one [`Session`] (the debuginfo indexed once),
+//! a sample at a set period, the process stopped only inside [`Sampler::sample`].
+//!
+//! Invariants: the signals that end a command are blocked while a sample holds the process
+//! stopped ([`crate::interrupt::Blocked`]), and `Session::sample` detaches on every path, so
+//! the process is never left stopped; samples never pile up: when they take longer than the
+//! period, the period follows what they take (a moving average, with a quarter to spare), and
+//! [`Sampler::lowered`] says so; every wait has a deadline and ends early when asked to.
+
+use std::time::{Duration, Instant};
+use tasktrace_inspect::{Options, Session};
+use tasktrace_model::Dump;
+
+/// Samples of one live process at a period.
+pub struct Sampler {
+    session: Session,
+    opts: Options,
+    /// The period asked for.
+    wanted: Duration,
+    /// How long a sample typically takes, stop to decoded dump (a moving average).
+    typical: Option<Duration>,
+    lowered: bool,
+    /// The signals blocked while the process is stopped.
+    signals: Vec<libc::c_int>,
+    /// How long the process was stopped, per sample.
+    stopped: Vec<Duration>,
+}
+
+/// One sample: the dump, and how long the process was stopped for it.
+pub struct Sample {
+    /// Every task, as read.
+    pub dump: Dump,
+    /// How long the process was stopped.
+    pub stopped: Duration,
+}
+
+impl Sampler {
+    /// Indexes the debuginfo of process `pid` (the process is not stopped); samples will
+    /// come every `period`, with `signals` blocked while one holds the process.
+    pub fn new(
+        pid: i32,
+        opts: Options,
+        period: Duration,
+        signals: &[libc::c_int],
+    ) -> Result<Sampler, String> {
+        let session = Session::new(pid, &opts).map_err(|e| e.to_string())?;
+        Ok(Sampler {
+            session,
+            opts,
+            wanted: period,
+            typical: None,
+            lowered: false,
+            signals: signals.to_vec(),
+            stopped: Vec::new(),
+        })
+    }
+
+    /// Stops the process, reads every task, lets it go (on every path).
+    pub fn sample(&mut self) -> Result<Sample, tasktrace_inspect::Error> {
+        let t0 = Instant::now();
+        let (dump, stopped) = {
+            let _blocked = crate::interrupt::Blocked::new(&self.signals);
+            self.session.sample(&self.opts)?
+        };
+        let took = t0.elapsed();
+        self.stopped.push(stopped);
+        let avg = self
+            .typical
+            .map_or(took, |t| t.mul_f64(0.8) + took.mul_f64(0.2));
+        self.typical = Some(avg);
+        self.lowered |= self.period() > self.wanted;
+        Ok(Sample { dump, stopped })
+    }
+
+    /// The period now: the one asked for, or longer when samples take longer than it.
+    pub fn period(&self) -> Duration {
+        let typical = self.typical.unwrap_or_default();
+        self.wanted.max(typical.mul_f64(1.25))
+    }
+
+    /// True once the period had to be lengthened.
+    pub fn lowered(&self) -> bool {
+        self.lowered
+    }
+
+    /// Waits until a period after `since`, in steps of at most 50 ms, returning early once
+    /// `stop()` is true.
+    pub fn wait_next(&self, since: Instant, mut stop: impl FnMut() -> bool) {
+        let wake = since + self.period();
+        while !stop() {
+            let now = Instant::now();
+            if now >= wake {
+                break;
+            }
+            std::thread::sleep((wake - now).min(Duration::from_millis(50)));
+        }
+    }
+
+    /// How many samples were taken.
+    pub fn samples(&self) -> usize {
+        self.stopped.len()
+    }
+
+    /// The stopped time per sample over the `last` samples (all of them with `usize::MAX`):
+    /// median and max.
+    pub fn stopped_summary(&self, last: usize) -> (Duration, Duration) {
+        let from = self.stopped.len().saturating_sub(last);
+        let mut sorted = self.stopped[from..].to_vec();
+        sorted.sort();
+        (
+            sorted.get(sorted.len() / 2).copied().unwrap_or_default(),
+            sorted.last().copied().unwrap_or_default(),
+        )
+    }
+}
