@@ -123,27 +123,30 @@ pub fn of(trace: &Trace) -> Option<Spot> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tasktrace_model::Location;
+    use tasktrace_model::{Location, Timer, Wait, WaitOn};
 
     fn async_fn(name: &str, line: u32) -> Frame {
         Frame::new(name, Some(Location::new("src/main.rs", line, None)))
             .with_kind(FrameKind::AsyncFn)
     }
 
-    fn timer(left: &str) -> Frame {
+    fn timer(left_ms: u64) -> Frame {
         Frame::new("tokio::time::sleep::Sleep", None)
             .with_kind(FrameKind::Leaf)
-            .with_note(format!("waiting on timer, {left} left"))
+            .with_wait(Wait {
+                timer: Some(Timer::LeftMs(left_ms)),
+                ..Wait::new(WaitOn::Timer)
+            })
     }
 
     #[test]
     fn the_deepest_waiting_path_its_innermost_frame_and_leaf() {
         let mut t = Trace::new();
-        t.insert_path([async_fn("app::conn", 9), timer("1s")]);
+        t.insert_path([async_fn("app::conn", 9), timer(1_000)]);
         t.insert_path([
             async_fn("app::conn", 9),
             async_fn("app::handle", 20),
-            timer("2s"),
+            timer(2_000),
         ]);
         let spot = of(&t).unwrap();
         assert_eq!(spot.root, "conn");
@@ -158,16 +161,16 @@ mod tests {
 
     #[test]
     fn the_key_ignores_what_changes_between_samples() {
-        let path = |left: &str| {
+        let path = |left: u64| {
             let mut t = Trace::new();
             t.insert_path([async_fn("app::fiz", 24), timer(left)]);
             of(&t).unwrap()
         };
-        let (a, b) = (path("3597.4s"), path("3596.4s"));
+        let (a, b) = (path(3_597_400), path(3_596_400));
         assert_ne!(a.wait, b.wait);
         assert_eq!(a.key, b.key);
         let mut moved = Trace::new();
-        moved.insert_path([async_fn("app::fiz", 25), timer("1s")]);
+        moved.insert_path([async_fn("app::fiz", 25), timer(1_000)]);
         assert_ne!(of(&moved).unwrap().key, a.key);
     }
 
@@ -179,7 +182,7 @@ mod tests {
             async_fn("app::deep", 6),
             async_fn("app::done", 7).with_status(FrameStatus::Completed),
         ]);
-        t.insert_path([async_fn("app::both", 5), timer("1s")]);
+        t.insert_path([async_fn("app::both", 5), timer(1_000)]);
         let spot = of(&t).unwrap();
         assert_eq!(spot.place.unwrap().function, "both");
         assert_eq!(spot.more, 0);
