@@ -11,20 +11,14 @@ use std::time::{Duration, Instant};
 use tasktrace_model::{Dump, FrameKind, FrameStatus, Node, Task, TaskState};
 
 mod support;
-use support::{dump_of, tasktrace, TASKTRACE};
+use support::{demo_line, dump_of, tasktrace, TASKTRACE};
 
 const TARGET: &str = env!("CARGO_BIN_EXE_tasktrace-demo-target");
-const SOURCE: &str = include_str!("../src/bin/tasktrace-demo-target.rs");
 const PREFIX: &str = "tasktrace_demo_target::";
 
 /// The line of the `// @name` marker in the target's source.
 fn line(name: &str) -> u32 {
-    let marker = format!("// @{name}");
-    SOURCE
-        .lines()
-        .position(|l| l.trim_end().ends_with(&marker))
-        .map(|i| i as u32 + 1)
-        .unwrap_or_else(|| panic!("no marker {marker}"))
+    demo_line(name)
 }
 
 /// A running target, killed on drop.

@@ -11,22 +11,11 @@ use regex::Regex;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{tasktrace, Scratch, Target, TASKTRACE};
+use support::{demo_line, tasktrace, Scratch, Target, TASKTRACE};
 
 const TARGET: &str = env!("CARGO_BIN_EXE_tasktrace-demo-target");
-const DEMO_SOURCE: &str = include_str!("../src/bin/tasktrace-demo-target.rs");
 /// How long a screen or a file may take to show what a test waits for.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// The line of the demo target's source marked `// @marker`.
-fn demo_line(marker: &str) -> u32 {
-    let tag = format!("// @{marker}");
-    DEMO_SOURCE
-        .lines()
-        .position(|l| l.contains(&tag))
-        .map(|i| i as u32 + 1)
-        .unwrap_or_else(|| panic!("no {tag} in the demo target"))
-}
 
 /// A tmux server of the test's own (its own socket), with one session running a command;
 /// killed on drop.

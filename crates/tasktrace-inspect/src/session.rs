@@ -2,6 +2,7 @@
 //! (`record`, the snapshot reader) that keep what the debuginfo gives and what did not change.
 
 use crate::options::Progress;
+use crate::process::pid::exited;
 use crate::read::{read_phased, SessionParts, Stop};
 use crate::{debuginfo, memo, process, snapshot, unwind, Error, Options, Prepared, Result};
 use std::time::Duration;
@@ -177,17 +178,6 @@ pub(crate) fn free_in_background(info: debuginfo::DebugInfo) {
     let _ = std::thread::Builder::new()
         .name("tasktrace-free".into())
         .spawn(move || drop(info));
-}
-
-/// True if `pid` is gone or a zombie.
-pub(crate) fn exited(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].trim_start().chars().next())
-            .is_none_or(|state| matches!(state, 'Z' | 'X' | 'x')),
-        Err(_) => true,
-    }
 }
 
 pub(crate) fn rename_path(e: Error, from: &str, to: &str) -> Error {

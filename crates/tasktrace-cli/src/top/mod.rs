@@ -28,6 +28,7 @@ use history::History;
 use once::{OnceFormat, Summary};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
+use tasktrace_inspect::process::pid::exited;
 use tasktrace_inspect::Options;
 
 /// The signals that end the view (blocked while a sample holds the process).
@@ -174,15 +175,4 @@ fn print_once(mut sampler: Sampler, args: &TopArgs) -> Result<(), String> {
         OnceFormat::Json => once::json(&rows, &summary),
     };
     crate::write_stdout(out.as_bytes())
-}
-
-/// True if `pid` is gone or a zombie.
-fn exited(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].trim_start().chars().next())
-            .is_none_or(|state| matches!(state, 'Z' | 'X' | 'x')),
-        Err(_) => true,
-    }
 }

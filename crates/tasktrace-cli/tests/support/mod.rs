@@ -362,3 +362,16 @@ pub fn objcopy(args: &[&str]) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// The demo target's source, whose lines carry `// @name` markers.
+pub const DEMO_SOURCE: &str = include_str!("../../src/bin/tasktrace-demo-target.rs");
+
+/// The line of the demo target's source that ends with the marker `// @name`.
+pub fn demo_line(name: &str) -> u32 {
+    let marker = format!("// @{name}");
+    DEMO_SOURCE
+        .lines()
+        .position(|l| l.trim_end().ends_with(&marker))
+        .map(|i| i as u32 + 1)
+        .unwrap_or_else(|| panic!("no marker {marker} in the demo target"))
+}

@@ -46,6 +46,17 @@ impl fmt::Display for ProcessIds {
     }
 }
 
+/// True if `pid` is gone or a zombie.
+pub fn exited(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].trim_start().chars().next())
+            .is_none_or(|state| matches!(state, 'Z' | 'X' | 'x')),
+        Err(_) => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
