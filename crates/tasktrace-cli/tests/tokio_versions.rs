@@ -331,6 +331,8 @@ fn the_local_set_is_found_on_every_attach() {
             "attach {i}: {:?}",
             d.notes
         );
+        // Whole: a thread without a LocalSet is not said to have an unreadable one.
+        assert!(d.partial.is_empty(), "attach {i}: {:?}", d.partial);
     }
     t.assert_running_and_echoes();
 }

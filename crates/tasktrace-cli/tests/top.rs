@@ -285,7 +285,12 @@ fn the_table_refreshes_filters_opens_a_tree_and_quits() {
             .is_match(&screen),
         "{screen}"
     );
-    assert!(screen.contains("╼ tokio::sync::batch_semaphore::Acquire [waiting on Mutex lock, held by task"), "{screen}");
+    assert!(
+        screen.contains(
+            "╼ tokio::sync::batch_semaphore::Acquire [waiting on Mutex lock, held by task"
+        ),
+        "{screen}"
+    );
     tmux.keys(&["Escape"]);
     tmux.wait_screen("the table again", |s| s.contains("WAITS ON"));
 

@@ -165,9 +165,11 @@ pub(crate) fn read_phased(
     let mut facts = threads::threads(&reader, &tk, &prepared.roots, &contexts, &runtimes, &raw);
     let mut local_sets = 0;
     for f in &facts {
-        // The most plausible root future that leads to a LocalSet whose list reads.
+        // The most plausible root future that leads to a LocalSet whose list reads. Only the
+        // most plausible one failing says a LocalSet is unreadable: the others are often stale
+        // copies on the stack (a main thread with no LocalSet read `partial` on every attach).
         let mut failed = None;
-        for root in &f.candidates {
+        for (i, root) in f.candidates.iter().enumerate() {
             let left = opts.max_tasks.saturating_sub(raw.len());
             match tk.local_set_tasks((root.addr, root.ty), left) {
                 Some(Ok((mut tasks, n))) => {
@@ -177,8 +179,8 @@ pub(crate) fn read_phased(
                     failed = None;
                     break;
                 }
-                Some(Err(e)) => failed = failed.or(Some(e)),
-                None => {}
+                Some(Err(e)) if i == 0 => failed = Some(e),
+                Some(Err(_)) | None => {}
             }
         }
         if let Some(e) = failed {
