@@ -3,13 +3,17 @@
 //! its async fn's arguments (an integer, a `String`, a `Vec`, an `Option`, a struct, a
 //! `Duration`, a `SocketAddr`) are read from its state machine and shown as a call, and the
 //! async fn it awaits shows its own (a `&str` through its reference); a long string is cut.
-//! Without `--values`, no value is shown.
+//! Without `--values`, no value is shown. The program's own snapshot with values reads the
+//! same. A LocalSet's task holding a `std::sync::MutexGuard` across its await is diagnosed —
+//! and nothing else is (no false positive).
 
 mod support;
 
+const SOURCE: &str = include_str!("../../../testdata/framework-targets/src/bin/values-target.rs");
+
 use support::frameworks::*;
 use support::*;
-use tasktrace_model::{Dump, FrameKind, NamedValue, Node, Value};
+use tasktrace_model::{Diagnosis, Dump, FrameKind, NamedValue, Node, Value};
 
 fn value<'a>(values: &'a [NamedValue], name: &str, what: &str) -> &'a Value {
     &values
@@ -112,6 +116,34 @@ fn check(d: &Dump, what: &str) {
         &Value::Float("0.25".into()),
         "{what}"
     );
+    check_diagnosis(d, what);
+}
+
+/// The one task keeping a blocking lock's guard across its await is diagnosed, and only it.
+fn check_diagnosis(d: &Dump, what: &str) {
+    let holder = rooted_at(d, "values_target::hold_guard");
+    assert_eq!(holder.len(), 1, "{what}: the LocalSet's task: {d}");
+    match &d.diagnoses[..] {
+        [Diagnosis::GuardAcrossAwait {
+            task,
+            function,
+            guard,
+            location,
+        }] => {
+            assert_eq!(*task, holder[0].id, "{what}");
+            assert_eq!(function, "values_target::hold_guard", "{what}");
+            assert!(
+                guard.contains("MutexGuard<u64>") && guard.starts_with("std::sync::"),
+                "{what}: {guard}"
+            );
+            assert_eq!(
+                location.as_ref().map(|l| l.line),
+                Some(line_in(SOURCE, "// @guard-held")),
+                "{what}"
+            );
+        }
+        other => panic!("{what}: one diagnosis, of the guard: {other:?}"),
+    }
 }
 
 fn values(profile: &str) {
@@ -119,6 +151,9 @@ fn values(profile: &str) {
     let exe = exe.to_str().unwrap();
     let mut t = Target::spawn(exe, &[]);
     t.wait_for("ready");
+    let inside: Dump = serde_json::from_str(&t.wait_for("snapshot "))
+        .unwrap_or_else(|e| panic!("the target's own snapshot is a dump: {e}"));
+    check(&inside, &format!("values {profile}, in-process snapshot"));
     let pid = t.pid.to_string();
     let d = clean_dump(&["attach", &pid, "--values"]);
     check(&d, &format!("values {profile}, attach"));

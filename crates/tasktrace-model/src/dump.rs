@@ -257,6 +257,9 @@ pub struct Dump {
     /// is missing); empty when it is whole.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partial: Vec<String>,
+    /// What the dump proves wrong besides deadlocks ([`Dump::find_diagnoses`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnoses: Vec<crate::Diagnosis>,
     /// The program's threads (workers, `block_on` threads with their root future), when the
     /// producer was asked for them; empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -279,9 +282,11 @@ impl Dump {
             deadlocks: Vec::new(),
             notes: Vec::new(),
             partial: Vec::new(),
+            diagnoses: Vec::new(),
             threads: Vec::new(),
         };
         dump.deadlocks = dump.find_deadlocks();
+        dump.diagnoses = dump.find_diagnoses();
         dump
     }
 

@@ -76,6 +76,10 @@ pub struct Frame {
     /// when the producer was asked for them; shown as a call: `place_order(order_id: 981)`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<NamedValue>,
+    /// The guards of blocking locks (std's, parking_lot's) this async fn keeps across its
+    /// await, by type: a diagnosis ([`crate::Diagnosis::GuardAcrossAwait`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guards: Vec<String>,
 }
 
 /// A task a frame names ([`Frame::related`]), other than one it waits on.
@@ -165,6 +169,7 @@ impl Frame {
             waits: Vec::new(),
             related: Vec::new(),
             values: Vec::new(),
+            guards: Vec::new(),
         }
     }
 
@@ -202,6 +207,12 @@ impl Frame {
                 out.push_str("; ");
             }
             out.push_str(&r.to_string());
+        }
+        for guard in &self.guards {
+            if !out.is_empty() {
+                out.push_str("; ");
+            }
+            out.push_str(&format!("holds a {guard} across this await"));
         }
         write_waits(&mut out, &self.waits, "; ");
         (!out.is_empty()).then_some(out)

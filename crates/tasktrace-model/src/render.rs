@@ -249,6 +249,9 @@ impl Dump {
         for cycle in &self.deadlocks {
             writeln!(out, "DEADLOCK: {}", crate::cycle_text(cycle))?;
         }
+        for diagnosis in &self.diagnoses {
+            writeln!(out, "{diagnosis}")?;
+        }
         for why in &self.partial {
             writeln!(out, "note: partial: {why}")?;
         }
@@ -260,7 +263,10 @@ impl Dump {
 
     /// Whether the text starts with deadlocks or notes.
     fn has_preamble(&self) -> bool {
-        !self.deadlocks.is_empty() || !self.notes.is_empty() || !self.partial.is_empty()
+        !self.deadlocks.is_empty()
+            || !self.diagnoses.is_empty()
+            || !self.notes.is_empty()
+            || !self.partial.is_empty()
     }
 
     /// The threads section (when the producer listed threads): one header line per thread,

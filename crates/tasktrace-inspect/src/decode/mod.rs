@@ -362,6 +362,14 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
         let loc = self.await_location(ty, loc, awaitee);
         let mut node = Node::new(frame(loc));
         node.frame.values = values();
+        // Blocking locks' guards in the saved state: held across this await.
+        node.frame.guards = r
+            .members(variant.ty)
+            .into_iter()
+            .map(|(_, _, t)| r.type_name(r.strip(t)))
+            .filter(|name| tasktrace_model::is_blocking_guard(name))
+            .map(tasktrace_model::clean::trim_generics)
+            .collect();
         self.enclosing.push((addr, ty));
         if let Some((f_off, f_ty)) = r.member(variant.ty, "futures") {
             if r.type_name(f_ty).starts_with('(') {

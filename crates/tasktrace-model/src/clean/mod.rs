@@ -64,6 +64,7 @@ fn normalize_frame(frame: &Frame, parent: Option<&Frame>, children: &[Node]) -> 
         waits: frame.waits.clone(),
         related: frame.related.clone(),
         values: frame.values.clone(),
+        guards: frame.guards.clone(),
     }
 }
 

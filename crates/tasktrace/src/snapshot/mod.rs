@@ -413,6 +413,7 @@ pub(crate) fn join(mut registry: Dump, options: &SnapshotOptions) -> Dump {
             // One id space now (the registry's tasks under their own ids): the cycles of
             // the whole, across the two sources.
             registry.deadlocks = registry.find_deadlocks();
+            registry.diagnoses = registry.find_diagnoses();
         }
         Err(e) => {
             registry.notes.push(format!(

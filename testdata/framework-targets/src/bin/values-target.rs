@@ -1,7 +1,9 @@
 //! Async fns holding the values a person wants to see in a stuck service (issue 31): an
 //! order being placed waits for stock, with its id, user, lines, coupon, cart, timeout and
-//! peer kept across the await. Read by `tasktrace attach --values` and `core --values`
-//! (crates/tasktrace-cli/tests/values.rs). Prints `ready` once every task is at its await.
+//! peer kept across the await. A task of a LocalSet keeps a `std::sync::MutexGuard` across
+//! its await (a diagnosis). Read by `tasktrace attach --values` and `core --values`
+//! (crates/tasktrace-cli/tests/values.rs), and by its own in-process snapshot with values:
+//! prints `ready` once every task is at its await, then `snapshot {…}` (JSON on one line).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +39,14 @@ async fn place_order(
     order_id
 }
 
+/// Keeps a blocking lock's guard across an await: any thread locking `counter` blocks until
+/// this task runs again (only a future that is not `Send` can: a LocalSet's).
+async fn hold_guard(counter: Arc<std::sync::Mutex<u64>>, gate: Arc<Notify>) {
+    let mut count = counter.lock().unwrap();
+    gate.notified().await; // @guard-held
+    *count += 1;
+}
+
 async fn audit(note: String, attempts: i32, ratio: f64, gate: Arc<Notify>) {
     gate.notified().await;
     println!("{note} {attempts} {ratio}");
@@ -44,7 +54,22 @@ async fn audit(note: String, attempts: i32, ratio: f64, gate: Arc<Notify>) {
 
 #[tokio::main]
 async fn main() {
+    tasktrace::snapshot::register_runtime(&tokio::runtime::Handle::current());
     let gate = Arc::new(Notify::new());
+    let local_gate = gate.clone();
+    std::thread::Builder::new()
+        .name("local-rt".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let local = tokio::task::LocalSet::new();
+            let counter = Arc::new(std::sync::Mutex::new(0u64));
+            local.spawn_local(hold_guard(counter, local_gate));
+            rt.block_on(local.run_until(std::future::pending::<()>()));
+        })
+        .unwrap();
     tokio::spawn(place_order(
         981,
         "bob".to_string(),
@@ -60,7 +85,17 @@ async fn main() {
     ));
     tokio::spawn(audit("x".repeat(100), -3, 0.25, gate.clone()));
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let inside = tasktrace::snapshot::snapshot_with(
+        &tasktrace::snapshot::SnapshotOptions::default().values(true),
+    );
     println!("ready");
+    match inside {
+        Ok(dump) => println!(
+            "snapshot {}",
+            dump.render(tasktrace::model::Format::Json).replace('\n', " ")
+        ),
+        Err(e) => println!("snapshot-error {e}"),
+    }
     loop {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         let _ = &gate;
