@@ -52,6 +52,24 @@ async fn audit(note: String, attempts: i32, ratio: f64, gate: Arc<Notify>) {
     println!("{note} {attempts} {ratio}");
 }
 
+/// Whether the dump shows each of the program's async fns at its await: the order under its
+/// stock wait, the audit, and the LocalSet's task with its guard.
+fn all_parked(d: &tasktrace::model::Dump) -> bool {
+    let parked = |function: &str| {
+        d.tasks.iter().any(|t| {
+            t.trace.roots.first().is_some_and(|r| {
+                r.frame.function == function
+                    && r.children
+                        .iter()
+                        .any(|c| !c.children.is_empty() || !c.frame.waits.is_empty())
+            })
+        })
+    };
+    parked("values_target::place_order")
+        && parked("values_target::audit")
+        && parked("values_target::hold_guard")
+}
+
 #[tokio::main]
 async fn main() {
     tasktrace::snapshot::register_runtime(&tokio::runtime::Handle::current());
@@ -84,15 +102,23 @@ async fn main() {
         gate.clone(),
     ));
     tokio::spawn(audit("x".repeat(100), -3, 0.25, gate.clone()));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let inside = tasktrace::snapshot::snapshot_with(
-        &tasktrace::snapshot::SnapshotOptions::default().values(true),
-    );
+    // Its own snapshot once every task is parked at its await, the LocalSet's too (which its
+    // thread starts on its own time): an event, not a sleep (60 s at most).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let options = tasktrace::snapshot::SnapshotOptions::default().values(true);
+    let inside = loop {
+        match tasktrace::snapshot::snapshot_with(&options) {
+            Ok(d) if all_parked(&d) || std::time::Instant::now() > deadline => break Ok(d),
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(e) => break Err(e),
+        }
+    };
     println!("ready");
     match inside {
         Ok(dump) => println!(
             "snapshot {}",
-            dump.render(tasktrace::model::Format::Json).replace('\n', " ")
+            dump.render(tasktrace::model::Format::Json)
+                .replace('\n', " ")
         ),
         Err(e) => println!("snapshot-error {e}"),
     }
