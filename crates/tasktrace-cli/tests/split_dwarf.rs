@@ -125,9 +125,20 @@ fn reads(profile: &str) -> (Dump, Option<Dump>) {
     let exe = build_target("1.54.1", profile);
     let t = Target::start(&exe, &["3"]);
     // `ready` is printed once the local runtime's tasks were polled, not once its thread
-    // parked: let it park, or its stack (where its root future is found) may be in flux.
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    let live = attach(&t);
+    // parked: until it has, its stack (where its root future is found) is in flux. Read
+    // until the thread shows its root future (30 s at most).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let live = loop {
+        let d = attach(&t);
+        let parked = d
+            .threads
+            .iter()
+            .any(|th| th.name.as_deref() == Some("local-rt") && !th.trace.roots.is_empty());
+        if parked || std::time::Instant::now() > deadline {
+            break d;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     let from_core = core(&t, &format!("split-{profile}"));
     t.assert_running_and_echoes();
     (live, from_core)
