@@ -524,9 +524,13 @@ async fn dump_from_a_task_on_a_current_thread_runtime_lists_itself_too() {
     }
 }
 
-/// Pending on its first poll without keeping the waker; ready on any later poll. Only a
-/// dump's wake-up polls it again: it then finishes inside the capturing poll.
-struct FinishesWhenAsked(bool);
+/// Pending on its first poll without keeping the waker (counting that poll in `first_polls`);
+/// ready on any later poll. Only a dump's wake-up polls it again: it then finishes inside the
+/// capturing poll.
+struct FinishesWhenAsked {
+    polled: bool,
+    first_polls: Arc<AtomicU64>,
+}
 
 impl std::future::Future for FinishesWhenAsked {
     type Output = ();
@@ -534,46 +538,59 @@ impl std::future::Future for FinishesWhenAsked {
         mut self: std::pin::Pin<&mut Self>,
         _cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<()> {
-        if self.0 {
+        if self.polled {
             return std::task::Poll::Ready(());
         }
-        self.0 = true;
+        self.polled = true;
+        self.first_polls.fetch_add(1, Ordering::SeqCst);
         std::task::Poll::Pending
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_finishing_during_the_dump_are_left_out_and_noted() {
+    let first_polls = Arc::new(AtomicU64::new(0));
     let finishing: Vec<_> = (0..20)
-        .map(|_| tasktrace::spawn(FinishesWhenAsked(false)))
+        .map(|_| {
+            tasktrace::spawn(FinishesWhenAsked {
+                polled: false,
+                first_polls: first_polls.clone(),
+            })
+        })
         .collect();
     let staying = tasktrace::spawn(sleeper());
-    // Wait until every finishing task has had its first poll.
+    // Dump only once every finishing task has had its first poll: a dump whose wake-up met a
+    // task's first poll would see it pending (and list it) and then have it finish after the
+    // answer, on the poll its wake-up queued (seen on a loaded CI machine).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    while first_polls.load(Ordering::SeqCst) < 20 {
         assert!(
             std::time::Instant::now() < deadline,
-            "the tasks that finish when asked did not all finish within 30 s of dumps"
+            "only {} of 20 tasks were polled within 30 s",
+            first_polls.load(Ordering::SeqCst)
         );
-        // A deadline long enough for every woken task to answer: a task the dump gave up on
-        // would finish after it, listed by it (a busy machine once made 100 ms too short).
-        let d = dump_with(DumpOptions::default().deadline(Duration::from_secs(10))).await;
-        if finishing.iter().all(|h| h.is_finished()) {
-            // The dump that woke them saw them finish.
-            for h in &finishing {
-                assert!(d.task(h.id()).is_none(), "finished task {} listed", h.id());
-            }
-            assert!(
-                d.notes
-                    .iter()
-                    .any(|n| n.contains("finished during the dump")),
-                "{:?}",
-                d.notes
-            );
-            assert!(shows(&task(&d, staying.id()).trace, "sleeper"));
-            break;
-        }
         tokio::task::yield_now().await;
+    }
+    // A deadline long enough for every woken task to answer: a task the dump gave up on
+    // would finish after it, listed by it (a busy machine once made 100 ms too short).
+    let d = dump_with(DumpOptions::default().deadline(Duration::from_secs(10))).await;
+    for h in &finishing {
+        assert!(d.task(h.id()).is_none(), "finished task {} listed", h.id());
+    }
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n.contains("finished during the dump")),
+        "{:?}",
+        d.notes
+    );
+    assert!(shows(&task(&d, staying.id()).trace, "sleeper"));
+    // Each left-out task did finish: on the poll the dump's wake-up gave it.
+    for h in finishing {
+        tokio::time::timeout(Duration::from_secs(10), h)
+            .await
+            .expect("a task the dump left out did not finish within 10 s")
+            .unwrap();
     }
     staying.abort();
 }
