@@ -14,7 +14,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 use support::frameworks::*;
 use support::*;
-use tasktrace_model::{Dump, FrameKind, Node, Related, Task, WaitOn};
+use tasktrace_model::{Dump, FrameKind, NamedValue, Node, Related, Task, Value, WaitOn};
 
 const AXUM_SOURCE: &str =
     include_str!("../../../testdata/framework-targets/src/bin/axum-target.rs");
@@ -737,7 +737,7 @@ fn check_tonic_server(d: &Dump, what: &str) {
             FrameKind::AsyncFn,
             "tonic_target::approve",
             FILE,
-            line("wait_for_approval(&app, &order).await")
+            line("wait_for_approval(&app, order).await")
         ),
         "{what}: {approve:#?}"
     );
@@ -827,6 +827,49 @@ fn check_tonic_client(d: &Dump, what: &str) {
     );
 }
 
+/// The unary handler's frame shows the tonic `Request` it keeps by its message, and the
+/// message it borrows from it.
+fn check_tonic_values(d: &Dump, what: &str) {
+    let approve: Vec<&Node> = d
+        .tasks
+        .iter()
+        .flat_map(|t| t.trace.walk())
+        .map(|(_, n)| n)
+        .filter(|n| n.frame.function == "tonic_target::approve")
+        .collect();
+    let [approve] = &approve[..] else {
+        panic!("{what}: one approve frame: {d}")
+    };
+    let order = Value::Struct {
+        name: "Order".into(),
+        fields: vec![NamedValue {
+            name: "id".into(),
+            value: Value::Int(7),
+        }],
+    };
+    let value = |name: &str| {
+        approve
+            .frame
+            .values
+            .iter()
+            .find(|v| v.name == name)
+            .map(|v| &v.value)
+    };
+    assert_eq!(
+        value("request"),
+        Some(&Value::Struct {
+            name: "Request".into(),
+            fields: vec![NamedValue {
+                name: "message".into(),
+                value: order.clone(),
+            }],
+        }),
+        "{what}: {:?}",
+        approve.frame.values
+    );
+    assert_eq!(value("order"), Some(&order), "{what}");
+}
+
 fn tonic_service(profile: &str) {
     let exe = build(profile).join("tonic-target");
     let exe = exe.to_str().unwrap();
@@ -843,6 +886,10 @@ fn tonic_service(profile: &str) {
         &clean_dump(&["attach", &server.pid.to_string()]),
         &format!("tonic {profile}, live"),
     );
+    // With values, the unary call's handler shows the request's message.
+    let d = clean_dump(&["attach", &server.pid.to_string(), "--values"]);
+    check_tonic_server(&d, &format!("tonic {profile}, live, values"));
+    check_tonic_values(&d, &format!("tonic {profile}, values"));
     pings();
     check_tonic_client(
         &clean_dump(&["attach", &client.pid.to_string()]),

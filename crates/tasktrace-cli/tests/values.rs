@@ -4,7 +4,8 @@
 //! `Duration`, a `SocketAddr`) are read from its state machine and shown as a call, and the
 //! async fn it awaits shows its own (a `&str` through its reference); a long string is cut.
 //! Without `--values`, no value is shown. The program's own snapshot with values reads the
-//! same. A LocalSet's task holding a `std::sync::MutexGuard` across its await is diagnosed —
+//! same. An axum handler shows its extractors, and sqlx's frames under a handler waiting for
+//! a connection show the query's SQL. A LocalSet's task holding a `std::sync::MutexGuard` across its await is diagnosed —
 //! and nothing else is (no false positive).
 
 mod support;
@@ -116,7 +117,108 @@ fn check(d: &Dump, what: &str) {
         &Value::Float("0.25".into()),
         "{what}"
     );
+    check_requests(d, what);
     check_diagnosis(d, what);
+}
+
+fn field(name: &str, value: Value) -> NamedValue {
+    NamedValue {
+        name: name.into(),
+        value,
+    }
+}
+
+fn strukt(name: &str, fields: Vec<NamedValue>) -> Value {
+    Value::Struct {
+        name: name.into(),
+        fields,
+    }
+}
+
+/// The one node of `d` whose frame runs `function`.
+fn frame_of<'a>(d: &'a Dump, function: &str, what: &str) -> &'a Node {
+    let found: Vec<&Node> = d
+        .tasks
+        .iter()
+        .flat_map(|t| t.trace.walk())
+        .map(|(_, n)| n)
+        .filter(|n| n.frame.function == function)
+        .collect();
+    assert_eq!(found.len(), 1, "{what}: one frame of {function}: {d}");
+    found[0]
+}
+
+/// The axum handler shows its extractors (a `Path`, a `Query` of a struct, the `Json` body
+/// destructured into its struct); the handler waiting for a sqlx connection shows its
+/// argument, and sqlx's frames under it show the query's SQL.
+fn check_requests(d: &Dump, what: &str) {
+    let order = frame_of(d, "values_target::create_order", what);
+    assert_eq!(
+        order.frame.location.as_ref().map(|l| l.line),
+        Some(line_in(SOURCE, "// @order-handler")),
+        "{what}"
+    );
+    let v = &order.frame.values;
+    assert_eq!(
+        value(v, "id", what),
+        &strukt("Path", vec![field("__0", int(981))]),
+        "{what}"
+    );
+    assert_eq!(
+        value(v, "delivery", what),
+        &strukt(
+            "Query",
+            vec![field(
+                "__0",
+                strukt(
+                    "Delivery",
+                    vec![
+                        field("express", Value::Bool(true)),
+                        field("note", text("gift wrap"))
+                    ]
+                )
+            )]
+        ),
+        "{what}"
+    );
+    assert_eq!(
+        value(v, "order", what),
+        &strukt(
+            "NewOrder",
+            vec![field("user", text("bob")), field("qty", int(2))]
+        ),
+        "{what}"
+    );
+    let report = frame_of(d, "values_target::report", what);
+    assert_eq!(
+        value(&report.frame.values, "user", what),
+        &text("bob"),
+        "{what}"
+    );
+    let sql = strukt(
+        "Query",
+        vec![field(
+            "sql",
+            text("select count(*) from orders where user = ?"),
+        )],
+    );
+    fn below<'a>(n: &'a Node, out: &mut Vec<&'a Node>) {
+        for c in &n.children {
+            out.push(c);
+            below(c, out);
+        }
+    }
+    let mut under = Vec::new();
+    below(report, &mut under);
+    let shown: Vec<&str> = under
+        .into_iter()
+        .filter(|n| n.frame.values.iter().any(|v| v.value == sql))
+        .map(|n| n.frame.function.as_str())
+        .collect();
+    assert!(
+        shown.iter().any(|f| f.starts_with("sqlx_core::")),
+        "{what}: no sqlx frame under the handler shows its query: {report:#?}"
+    );
 }
 
 /// The one task keeping a blocking lock's guard across its await is diagnosed, and only it.
@@ -166,6 +268,17 @@ fn values(profile: &str) {
              2, 5, 7, …], coupon: Some('x'), cart: Cart { id: 17, total_cents: 4599 }, timeout: \
              Duration(1.5s), peer: 10.0.0.7:443"
         ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "id: Path(981), delivery: Query(Delivery { express: true, note: \"gift wrap\" }), \
+             order: NewOrder { user: \"bob\", qty: 2 })"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("(self: Query { sql: \"select count(*) from orders where user = ?\" }"),
         "{text}"
     );
     // Opt-in: no values without the flag.

@@ -111,7 +111,12 @@ impl fmt::Display for Value {
             }
             Value::Struct { name, fields } => {
                 f.write_str(name)?;
-                write_fields(f, fields, " { ", " }")
+                // A tuple struct reads as it is written: `Path(981)`.
+                if fields.iter().all(|v| v.is_positional()) {
+                    write_fields(f, fields, "(", ")")
+                } else {
+                    write_fields(f, fields, " { ", " }")
+                }
             }
             Value::DurationNs(ns) => {
                 write!(
@@ -145,10 +150,17 @@ fn write_fields(
     f.write_str(close)
 }
 
+impl NamedValue {
+    /// Whether this is a tuple's field (`__0`, or no name): shown by its value alone.
+    pub fn is_positional(&self) -> bool {
+        self.name.is_empty() || self.name.starts_with("__")
+    }
+}
+
 impl fmt::Display for NamedValue {
     /// `name: value`; a tuple field (no name) is its value alone.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.name.is_empty() || self.name.starts_with("__") {
+        if self.is_positional() {
             write!(f, "{}", self.value)
         } else {
             write!(f, "{}: {}", self.name, self.value)
@@ -200,6 +212,13 @@ mod tests {
             ),
             named("timeout", Value::DurationNs(1_500_000_000)),
             named(
+                "path",
+                Value::Struct {
+                    name: "Path".into(),
+                    fields: vec![named("__0", Value::Int(7))],
+                },
+            ),
+            named(
                 "db",
                 Value::Opaque {
                     ty: "sqlx::Pool".into(),
@@ -209,7 +228,7 @@ mod tests {
         assert_eq!(
             call_text(&values),
             "(order_id: 981, user: \"bob\", lines: [3 items: 2, 5, …], coupon: Some('x'), \
-             timeout: Duration(1.5s), db: <sqlx::Pool>)"
+             timeout: Duration(1.5s), path: Path(7), db: <sqlx::Pool>)"
         );
         let json = serde_json::to_string(&values[0]).unwrap();
         assert_eq!(json, r#"{"name":"order_id","value":{"int":981}}"#);

@@ -54,8 +54,9 @@ async fn wait_for_approval(app: &App, order: &Order) -> bool {
 }
 
 async fn approve(app: Arc<App>, request: Request<Order>) -> Result<Response<Update>, Status> {
-    let order = request.into_inner();
-    let ok = wait_for_approval(&app, &order).await;
+    // The request is kept across the await (its message read with `--values`).
+    let order = request.get_ref();
+    let ok = wait_for_approval(&app, order).await;
     Ok(Response::new(Update {
         text: format!("order {}: {ok}", order.id),
     }))

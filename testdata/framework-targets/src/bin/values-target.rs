@@ -4,10 +4,17 @@
 //! its await (a diagnosis). Read by `tasktrace attach --values` and `core --values`
 //! (crates/tasktrace-cli/tests/values.rs), and by its own in-process snapshot with values:
 //! prints `ready` once every task is at its await, then `snapshot {…}` (JSON on one line).
+//!
+//! Requests, as a service sees them: an axum handler holds its extractors (`Path`, `Query`,
+//! `Json`) across its await for stock, and another waits for the one connection of a sqlx
+//! pool (held by a slow task) to run its query, the SQL kept in sqlx's own frames. A client
+//! sends both requests over real TCP connections and keeps them open.
 
+use axum::extract::{Json, Path, Query, State};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 
 /// A small struct of plain fields: shown field by field.
@@ -52,6 +59,96 @@ async fn audit(note: String, attempts: i32, ratio: f64, gate: Arc<Notify>) {
     println!("{note} {attempts} {ratio}");
 }
 
+/// What the service's handlers share.
+struct App {
+    stock: Notify,
+    db: sqlx::SqlitePool,
+}
+
+/// An order's body, as JSON.
+#[derive(serde::Deserialize)]
+struct NewOrder {
+    user: String,
+    qty: u32,
+}
+
+/// How to deliver it, from the query string.
+#[derive(serde::Deserialize)]
+struct Delivery {
+    express: bool,
+    note: String,
+}
+
+async fn create_order(
+    State(app): State<Arc<App>>,
+    id: Path<u64>,
+    delivery: Query<Delivery>,
+    Json(order): Json<NewOrder>,
+) -> String {
+    app.stock.notified().await; // @order-handler
+    format!(
+        "{} {} {} {} {}",
+        id.0, delivery.express, delivery.note, order.user, order.qty
+    )
+}
+
+async fn report(State(app): State<Arc<App>>, Path(user): Path<String>) -> String {
+    let orders: i64 = sqlx::query_scalar("select count(*) from orders where user = ?")
+        .bind(&user)
+        .fetch_one(&app.db)
+        .await
+        .unwrap_or(0);
+    format!("{user} {orders}")
+}
+
+/// Holds the pool's only connection until the stock arrives (says so on `held`).
+async fn hold_connection(app: Arc<App>, held: tokio::sync::oneshot::Sender<()>) {
+    let conn = app.db.acquire().await.expect("a connection");
+    let _ = held.send(());
+    app.stock.notified().await;
+    drop(conn);
+}
+
+/// Serves the orders API on `listener`.
+async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) {
+    let routes = axum::Router::new()
+        .route("/orders/{id}", axum::routing::post(create_order))
+        .route("/report/{user}", axum::routing::get(report))
+        .with_state(app);
+    axum::serve(listener, routes).await.unwrap();
+}
+
+/// Sends both requests, each on its own connection, and keeps the connections open.
+async fn client(port: u16) {
+    let body = r#"{"user":"bob","qty":2}"#;
+    let order = format!(
+        "POST /orders/981?express=true&note=gift%20wrap HTTP/1.1\r\nhost: shop\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let report = "GET /report/bob HTTP/1.1\r\nhost: shop\r\n\r\n".to_string();
+    let mut open = Vec::new();
+    for request in [order, report] {
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        conn.write_all(request.as_bytes()).await.unwrap();
+        open.push(conn);
+    }
+    std::future::pending::<()>().await;
+    drop(open);
+}
+
+/// Whether some task's tree has `function` suspended at an await (with a frame or a wait
+/// under it).
+fn parked_anywhere(d: &tasktrace::model::Dump, function: &str) -> bool {
+    d.tasks.iter().any(|t| {
+        t.trace.walk().iter().any(|(_, n)| {
+            n.frame.function == function && (!n.children.is_empty() || !n.frame.waits.is_empty())
+        })
+    })
+}
+
 /// Whether the dump shows each of the program's async fns at its await: the order under its
 /// stock wait, the audit, and the LocalSet's task with its guard.
 fn all_parked(d: &tasktrace::model::Dump) -> bool {
@@ -68,6 +165,8 @@ fn all_parked(d: &tasktrace::model::Dump) -> bool {
     parked("values_target::place_order")
         && parked("values_target::audit")
         && parked("values_target::hold_guard")
+        && parked_anywhere(d, "values_target::create_order")
+        && parked_anywhere(d, "values_target::report")
 }
 
 #[tokio::main]
@@ -102,6 +201,24 @@ async fn main() {
         gate.clone(),
     ));
     tokio::spawn(audit("x".repeat(100), -3, 0.25, gate.clone()));
+    let db = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(3600))
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let app = Arc::new(App {
+        stock: Notify::new(),
+        db,
+    });
+    // The pool's one connection is held before any request asks for it.
+    let (held_tx, held_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(hold_connection(app.clone(), held_tx));
+    held_rx.await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(serve(listener, app));
+    tokio::spawn(client(port));
     // Its own snapshot once every task is parked at its await, the LocalSet's too (which its
     // thread starts on its own time): an event, not a sleep (60 s at most).
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -12,7 +12,12 @@
 //! slices, arrays (length and first items), `VecDeque`, `HashMap`/`HashSet`/`BTreeMap`/
 //! `BTreeSet` (length); `Option`, `Result` and every enum by variant with its fields; `Box`,
 //! `Arc`, `Rc` and references one level through; `Duration`, `SocketAddr`, `Uuid`; small
-//! structs field by field.
+//! structs field by field, newtypes (axum's `Path`, `Json`, `Query`) by their one field.
+//! Libraries' values that hold what a person asks about have a file each: a sqlx query by
+//! its SQL ([`sqlx`]), a tonic request by its message ([`tonic`]).
+
+mod sqlx;
+mod tonic;
 
 use crate::debuginfo::Kind;
 use crate::type_names::last_segment;
@@ -29,6 +34,8 @@ pub const STR_CHARS: usize = 64;
 pub const STR_BYTES: u64 = 256;
 /// Items of a sequence shown.
 pub const SEQ_ITEMS: usize = 3;
+/// Levels of generic arguments a type's name keeps (its own, not theirs).
+const TYPE_NESTING: usize = 1;
 /// Structs with more fields than this are shown by their type.
 const STRUCT_FIELDS: usize = 4;
 
@@ -45,6 +52,7 @@ pub fn frame_values(r: &Reader<'_>, base: u64, variant_ty: u64) -> Vec<NamedValu
             continue;
         }
         let value = read_value(r, base + off, ty, 0);
+        let name = captured_name(name);
         if let Some(seen) = out.iter_mut().find(|n| n.name == name) {
             seen.value = value;
             continue;
@@ -60,10 +68,55 @@ pub fn frame_values(r: &Reader<'_>, base: u64, variant_ty: u64) -> Vec<NamedValu
     out
 }
 
+/// The name a person wrote for a member: an async block's capture by reference
+/// (`_ref__self`) is the variable it captures.
+fn captured_name(member: &str) -> &str {
+    member.strip_prefix("_ref__").unwrap_or(member)
+}
+
 /// A type's name as a value shows it: its last path segment, the paths in its generic
-/// arguments cut to their last segment too (`Arc<Chan<u32, Semaphore>>`).
-fn short(name: &str) -> String {
-    tasktrace_model::clean::trim_generics(last_segment(name))
+/// arguments cut to their last segment too, and anything nested in them to `…` (`Arc<Chan<…>>`).
+pub(super) fn short(name: &str) -> String {
+    // A future or closure's environment (`{async_block_env#0}<Sqlite>`) is named by what
+    // it is.
+    for (env, what) in [
+        ("{async_block_env", "async block"),
+        ("{async_fn_env", "async fn"),
+        ("{closure_env", "closure"),
+    ] {
+        if name.contains(env) {
+            return what.to_string();
+        }
+    }
+    nested_cut(&tasktrace_model::clean::trim_generics(last_segment(name)))
+}
+
+/// Generic arguments nested deeper than [`TYPE_NESTING`] cut to `…`: a glance needs
+/// `Pin<&mut UpgradeableConnection<…>>`, not the service stack inside it.
+fn nested_cut(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut depth = 0usize;
+    for c in name.chars() {
+        match c {
+            '<' => {
+                depth += 1;
+                if depth <= TYPE_NESTING {
+                    out.push(c);
+                } else if depth == TYPE_NESTING + 1 {
+                    out.push_str("<…");
+                }
+            }
+            '>' => {
+                if depth <= TYPE_NESTING + 1 {
+                    out.push(c);
+                }
+                depth = depth.saturating_sub(1);
+            }
+            _ if depth <= TYPE_NESTING => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The generic name of a type (`alloc::vec::Vec` of `alloc::vec::Vec<u8, …>`).
@@ -203,7 +256,18 @@ fn struct_value(r: &Reader<'_>, addr: u64, ty: u64, name: &str, depth: usize) ->
                 &hex[20..]
             )));
         }
+        "sqlx_core::query::Query"
+        | "sqlx_core::query_as::QueryAs"
+        | "sqlx_core::query_scalar::QueryScalar" => return sqlx::query(r, addr, ty),
+        "tonic::request::Request" | "tonic::response::Response" => {
+            return tonic::message(r, addr, ty, g, depth)
+        }
         _ => {}
+    }
+    // Closures, async blocks and futures say nothing as values (an async fn's state machine
+    // is an enum, but its variants are its await points, not data).
+    if name.contains("{closure") || name.contains("{async") {
+        return None;
     }
     // An enum: its variant, and the variant's fields one level down.
     if r.find_enum(ty).is_some() {
@@ -218,8 +282,7 @@ fn struct_value(r: &Reader<'_>, addr: u64, ty: u64, name: &str, depth: usize) ->
             fields,
         });
     }
-    // Closures, async blocks and futures say nothing as values.
-    if name.contains("{closure") || name.contains("{async") || depth >= DEPTH {
+    if depth >= DEPTH {
         return None;
     }
     let members = r.members(ty);
@@ -228,12 +291,15 @@ fn struct_value(r: &Reader<'_>, addr: u64, ty: u64, name: &str, depth: usize) ->
     }
     // A struct reads field by field only when every field reads as a plain value (an `Order
     // { id: 7, user: "bob" }`); a handle to runtime state (`JoinHandle`, `Notify`, a
-    // channel) is named by its type.
+    // channel) is named by its type. A newtype (`Json(Order { … })`, `Path(981)`) shows
+    // whatever its one field shows.
     let fields = fields_of(r, addr, ty, depth + 1);
-    if fields
-        .iter()
-        .any(|f| matches!(f.value, Value::Opaque { .. } | Value::Struct { .. }))
-    {
+    let newtype = fields.len() == 1;
+    if fields.iter().any(|f| match f.value {
+        Value::Opaque { .. } => true,
+        Value::Struct { .. } => !newtype,
+        _ => false,
+    }) {
         return None;
     }
     Some(Value::Struct {
@@ -243,7 +309,7 @@ fn struct_value(r: &Reader<'_>, addr: u64, ty: u64, name: &str, depth: usize) ->
 }
 
 /// The fields of struct `ty` at `addr`.
-fn fields_of(r: &Reader<'_>, addr: u64, ty: u64, depth: usize) -> Vec<NamedValue> {
+pub(super) fn fields_of(r: &Reader<'_>, addr: u64, ty: u64, depth: usize) -> Vec<NamedValue> {
     r.members(ty)
         .into_iter()
         .take(STRUCT_FIELDS)
@@ -279,7 +345,7 @@ fn first_pointer(r: &Reader<'_>, addr: u64, ty: u64, depth: usize) -> Option<u64
 }
 
 /// The string of `len` bytes at `ptr` (UTF-8, lossy), cut.
-fn string_at(r: &Reader<'_>, ptr: u64, len: u64) -> Value {
+pub(super) fn string_at(r: &Reader<'_>, ptr: u64, len: u64) -> Value {
     let n = len.min(STR_BYTES);
     let mut buf = vec![0u8; n as usize];
     if ptr == 0 || r.bytes(ptr, &mut buf).is_err() {
@@ -302,4 +368,22 @@ fn seq_at(r: &Reader<'_>, ptr: u64, len: u64, elem: u64, depth: usize) -> Value 
             .collect()
     };
     Value::Seq { len, first }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names_keep_one_level_of_generics() {
+        assert_eq!(
+            short("core::pin::Pin<&mut hyper_util::server::conn::auto::UpgradeableConnection<hyper_util::rt::tokio::TokioIo<tokio::net::tcp::stream::TcpStream>, S>>"),
+            "Pin<&mut UpgradeableConnection<…>>"
+        );
+        assert_eq!(short("alloc::sync::Arc<app::App>"), "Arc<App>");
+        assert_eq!(
+            short("sqlx_core::rt::timeout::{async_block_env#0}<sqlx_sqlite::Sqlite>"),
+            "async block"
+        );
+    }
 }
