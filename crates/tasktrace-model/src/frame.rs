@@ -107,6 +107,12 @@ pub enum Related {
 }
 
 impl Related {
+    /// Whether this names a task (not a registry id): a reader that renumbers tasks needs to
+    /// touch it.
+    pub fn names_tasks(&self) -> bool {
+        !matches!(self, Related::Registered(_))
+    }
+
     /// The task ids this names (not a registry id), for a reader that renumbers tasks.
     pub fn task_ids_mut(&mut self) -> Vec<&mut u64> {
         match self {

@@ -311,6 +311,11 @@ impl Wait {
         self.more_holders = more as u64;
     }
 
+    /// Whether this wait names a task (the awaited task, a holder).
+    pub fn names_tasks(&self) -> bool {
+        self.task.is_some() || self.held_by.iter().any(|h| matches!(h, Holder::Task(_)))
+    }
+
     /// Every task id this wait names (the awaited task, the holders), for a reader that
     /// renumbers tasks.
     pub fn task_ids_mut(&mut self) -> impl Iterator<Item = &mut u64> {

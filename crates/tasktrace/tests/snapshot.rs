@@ -264,6 +264,100 @@ fn dump_joins_registry_and_snapshot() {
     });
 }
 
+async fn placed(order_id: u64, user: String, rx: oneshot::Receiver<u32>) -> u32 {
+    let n = rx.await.unwrap_or(0); // @placed-await
+    n + order_id as u32 + user.len() as u32
+}
+
+async fn fetch(key: u64, rx: oneshot::Receiver<u32>) -> u32 {
+    rx.await.unwrap_or(0) + key as u32 // @fetch-await
+}
+
+async fn two_fetches(a: oneshot::Receiver<u32>, b: oneshot::Receiver<u32>) -> u32 {
+    let (x, y) = tokio::join!(fetch(1, a), fetch(2, b));
+    x + y
+}
+
+/// The frames of `t` running `function` (however the producer wrote its name).
+fn frames_of<'a>(t: &'a Task, function: &str) -> Vec<&'a Node> {
+    t.trace
+        .walk()
+        .into_iter()
+        .map(|(_, n)| n)
+        .filter(|n| tasktrace::model::clean::enclosing_function(&n.frame.function) == function)
+        .collect()
+}
+
+/// With values, `dump()` gives a registry task's in-process frames the values the snapshot
+/// read in them; where one async fn runs twice at one line (a `join!` of two calls), neither
+/// frame is given values rather than possibly the other's.
+#[test]
+fn dump_with_values_gives_registry_frames_their_values() {
+    let _serial = serial();
+    let rt = runtime();
+    rt.block_on(async {
+        let (_tx, rx) = oneshot::channel();
+        let (_ta, a) = oneshot::channel();
+        let (_tb, b) = oneshot::channel();
+        let order = tasktrace::spawn(placed(981, "bob".to_string(), rx));
+        let pair = tasktrace::spawn(two_fetches(a, b));
+        let options = tasktrace::DumpOptions::default().values(true);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let d = loop {
+            let d = tasktrace::dump_with(options.clone()).await;
+            let shown = d.task(order.id()).is_some_and(|t| {
+                frames_of(t, "snapshot::placed")
+                    .iter()
+                    .any(|n| !n.frame.values.is_empty())
+            });
+            if shown || Instant::now() > deadline {
+                break d;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let mine = d.task(order.id()).expect("the registered task");
+        assert_eq!(mine.source, None, "the registry's own entry: {d}");
+        let [placed] = &frames_of(mine, "snapshot::placed")[..] else {
+            panic!("one placed frame: {d:#}")
+        };
+        assert_eq!(
+            placed.frame.location.as_ref().map(|l| l.line),
+            Some(line("// @placed-await"))
+        );
+        let value = |name: &str| {
+            placed
+                .frame
+                .values
+                .iter()
+                .find(|v| v.name == name)
+                .map(|v| v.value.to_string())
+        };
+        assert_eq!(value("order_id").as_deref(), Some("981"), "{d:#}");
+        assert_eq!(value("user").as_deref(), Some("\"bob\""), "{d:#}");
+        let both = d.task(pair.id()).expect("the joined task");
+        let fetches = frames_of(both, "snapshot::fetch");
+        // (The in-process capture shows the two branches, which stand at the same frames, as
+        // one node or two.)
+        assert!(!fetches.is_empty(), "{d:#}");
+        assert!(
+            fetches.iter().all(|n| n.frame.values.is_empty()),
+            "a join's two calls of one fn at one line get no values: {d:#}"
+        );
+        // Without values asked, none.
+        let plain = tasktrace::dump().await;
+        assert!(
+            plain.task(order.id()).is_some_and(|t| t
+                .trace
+                .walk()
+                .iter()
+                .all(|(_, n)| n.frame.values.is_empty())),
+            "{plain:#}"
+        );
+        order.abort();
+        pair.abort();
+    });
+}
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }

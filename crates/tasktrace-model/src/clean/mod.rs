@@ -28,7 +28,7 @@ mod paths;
 mod plumbing;
 mod waits;
 
-pub use names::{last_segment, segments, state_machine_kind, trim_generics};
+pub use names::{enclosing_function, last_segment, segments, state_machine_kind, trim_generics};
 pub use paths::short_path;
 pub(crate) use paths::LastShortPath;
 pub use plumbing::is_plumbing;

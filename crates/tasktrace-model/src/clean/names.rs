@@ -109,6 +109,20 @@ pub fn last_segment(name: &str) -> &str {
     segments(name).pop().unwrap_or(name)
 }
 
+/// The function a symbol's or DWARF's name belongs to, without the compiler's markers: the
+/// same for both producers' names of one async fn (`app::run::{{closure}}`,
+/// `app::run::{async_fn_env#0}` → `app::run`).
+///
+/// ```
+/// use tasktrace_model::clean::enclosing_function;
+///
+/// assert_eq!(enclosing_function("app::run::{{closure}}"), "app::run");
+/// assert_eq!(enclosing_function("app::run::{async_fn_env#0}"), "app::run");
+/// ```
+pub fn enclosing_function(function: &str) -> String {
+    parse(function).base
+}
+
 /// A function name without its compiler-generated suffix: the path and the markers.
 pub(super) struct Parsed {
     /// The path before the markers (empty for a bare DWARF name like `{async_fn#0}`).

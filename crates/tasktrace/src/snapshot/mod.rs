@@ -21,6 +21,7 @@
 mod fork;
 mod reader;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tasktrace_model::{Dump, Related, TOKIO_ID_BASE};
@@ -272,25 +273,6 @@ fn by_reader(handles: &[u64], options: &SnapshotOptions) -> Result<Measured, Sna
     })
 }
 
-/// Moves a snapshot's tasks to tokio's id range ([`TOKIO_ID_BASE`]): their ids, the tasks
-/// they await (in headers and in their frames' waits), their cycles.
-fn in_tokio_range(mut snap: Dump) -> Dump {
-    for t in &mut snap.tasks {
-        t.tokio_id = Some(t.id);
-        t.id += TOKIO_ID_BASE;
-        for a in &mut t.awaits {
-            *a += TOKIO_ID_BASE;
-        }
-        rename_tasks_in_frames(t, &|id| id + TOKIO_ID_BASE);
-    }
-    for cycle in &mut snap.deadlocks {
-        for id in cycle {
-            *id += TOKIO_ID_BASE;
-        }
-    }
-    snap
-}
-
 /// Whether a snapshot's task is one of the registry's: a task of `tasktrace::spawn` (or a
 /// spawned `traced` future) shows in a snapshot as the `Traced` wrapper around its future.
 pub(crate) fn is_registered(task: &tasktrace_model::Task) -> bool {
@@ -325,8 +307,17 @@ fn registry_id(task: &tasktrace_model::Task) -> Option<u64> {
 }
 
 /// Writes each task id the frames of `task` name (in waits, in related tasks) as `rename`
-/// says.
+/// says. A tree that names no task is left as it is: it is shared (an `Arc`) with the
+/// reader's cache of idle tasks, and copying 10,000 of them to change nothing is the cost of
+/// a big dump.
 fn rename_tasks_in_frames(task: &mut tasktrace_model::Task, rename: &dyn Fn(u64) -> u64) {
+    let names_tasks = task.trace.walk().iter().any(|(_, n)| {
+        n.frame.waits.iter().any(|w| w.names_tasks())
+            || n.frame.related.iter().any(|r| r.names_tasks())
+    });
+    if !names_tasks {
+        return;
+    }
     let roots: &mut Vec<_> = std::sync::Arc::make_mut(&mut task.trace.roots);
     let mut stack: Vec<&mut tasktrace_model::Node> = roots.iter_mut().collect();
     while let Some(n) = stack.pop() {
@@ -344,37 +335,49 @@ fn rename_tasks_in_frames(task: &mut tasktrace_model::Task, rename: &dyn Fn(u64)
     }
 }
 
-/// Joins what the snapshot saw of the registry's tasks (`ours`) to them: each registry task
-/// gets its tokio id and the edges the snapshot found for it (locks held by other tasks,
-/// which its in-process trace cannot know), and every edge to a registered task — in `ours`
-/// or `others` — names it by its registry id.
-fn link_registered(
-    registry: &mut Dump,
-    ours: &[tasktrace_model::Task],
-    others: &mut [tasktrace_model::Task],
-) {
-    let to_registry: std::collections::HashMap<u64, u64> = ours
-        .iter()
-        .filter_map(|t| Some((t.id, registry_id(t)?)))
-        .filter(|(_, id)| registry.task(*id).is_some())
-        .collect();
-    let map = |id: u64| to_registry.get(&id).copied().unwrap_or(id);
-    for t in others.iter_mut() {
-        for a in &mut t.awaits {
-            *a = map(*a);
-        }
-        rename_tasks_in_frames(t, &map);
-    }
-    for seen in ours {
-        let Some(&id) = to_registry.get(&seen.id) else {
+/// Gives the frames of a registry task's in-process tree the values the snapshot read in
+/// the same frames (`seen`: the snapshot's tree of that task): a frame takes the values of
+/// the snapshot's frame of the same function at the same line. Where the snapshot has that
+/// function at that line twice with different values (a `join!` of two calls of one async
+/// fn), neither is given: which branch is which is not known, and a wrong value is worse
+/// than none.
+fn graft_values(task: &mut tasktrace_model::Task, seen: &tasktrace_model::Task) {
+    use std::collections::hash_map::Entry;
+    type Key = (String, Option<u32>);
+    // The two producers name one async fn differently (`app::run::{{closure}}` from its
+    // symbol, `app::run::{async_fn_env#0}` from its type): compared by the fn itself.
+    let key = |f: &tasktrace_model::Frame| -> Key {
+        (
+            tasktrace_model::clean::enclosing_function(&f.function),
+            f.location.as_ref().map(|l| l.line),
+        )
+    };
+    let mut found: HashMap<Key, Option<&[tasktrace_model::NamedValue]>> = HashMap::new();
+    for (_, n) in seen.trace.walk() {
+        if n.frame.values.is_empty() {
             continue;
-        };
-        if let Some(task) = registry.task_mut(id) {
-            task.tokio_id = seen.tokio_id;
-            for &a in &seen.awaits {
-                task.add_await(map(a));
+        }
+        match found.entry(key(&n.frame)) {
+            Entry::Vacant(e) => {
+                e.insert(Some(&n.frame.values));
+            }
+            Entry::Occupied(mut e) => {
+                if e.get().is_some_and(|v| v != n.frame.values.as_slice()) {
+                    e.insert(None);
+                }
             }
         }
+    }
+    if found.values().all(Option::is_none) {
+        return;
+    }
+    let roots: &mut Vec<_> = std::sync::Arc::make_mut(&mut task.trace.roots);
+    let mut stack: Vec<&mut tasktrace_model::Node> = roots.iter_mut().collect();
+    while let Some(n) = stack.pop() {
+        if let Some(Some(values)) = found.get(&key(&n.frame)) {
+            n.frame.values = values.to_vec();
+        }
+        stack.extend(n.children.iter_mut());
     }
 }
 
@@ -385,17 +388,47 @@ fn link_registered(
 pub(crate) fn join(mut registry: Dump, options: &SnapshotOptions) -> Dump {
     match snapshot_with(options) {
         Ok(snap) => {
-            let snap = in_tokio_range(snap);
             let registered = registry.tasks.len();
             let (ours, others): (Vec<_>, Vec<_>) = snap.tasks.into_iter().partition(is_registered);
             // tasktrace's own tasks (its HTTP server and connections, its signal listener) are
             // not the program's: left out, said once, and no edge points at them.
             let (own, mut others): (Vec<_>, Vec<_>) = others.into_iter().partition(is_own);
-            let left_out: std::collections::HashSet<u64> = own.iter().map(|t| t.id).collect();
+            let left_out: HashSet<u64> = own.iter().map(|t| t.id).collect();
+            // One renumbering, in one walk of each tree: a registered task is named by its
+            // registry id, every other task of the snapshot moves to tokio's id range.
+            let to_registry: HashMap<u64, u64> = ours
+                .iter()
+                .filter_map(|t| Some((t.id, registry_id(t)?)))
+                .filter(|(_, id)| registry.task(*id).is_some())
+                .collect();
+            let rename = |id: u64| to_registry.get(&id).copied().unwrap_or(id + TOKIO_ID_BASE);
             for t in &mut others {
+                t.tokio_id = Some(t.id);
+                t.id += TOKIO_ID_BASE;
                 t.awaits.retain(|a| !left_out.contains(a));
+                for a in &mut t.awaits {
+                    *a = rename(*a);
+                }
+                rename_tasks_in_frames(t, &rename);
             }
-            link_registered(&mut registry, &ours, &mut others);
+            // Each registry task gets its tokio id, the edges the snapshot found for it
+            // (locks held by other tasks, which its in-process trace cannot know), and, when
+            // asked, the values of its frames.
+            for seen in &ours {
+                let Some(task) = to_registry
+                    .get(&seen.id)
+                    .and_then(|&id| registry.task_mut(id))
+                else {
+                    continue;
+                };
+                task.tokio_id = Some(seen.id);
+                for &a in &seen.awaits {
+                    task.add_await(rename(a));
+                }
+                if options.values {
+                    graft_values(task, seen);
+                }
+            }
             registry.notes.push(format!(
                 "sources: the registry ({registered} task(s) of tasktrace::spawn/traced) and a \
                  snapshot ({} other task(s), `tokio task N`: tokio's ids)",
