@@ -652,3 +652,96 @@ fn axum_service_dev() {
 fn axum_service_release() {
     axum_service("release");
 }
+
+/// `top --once` over five samples of `args`' demo target, as JSON.
+fn once_json(t: &Target) -> serde_json::Value {
+    let out = tasktrace(&[
+        "top",
+        &t.pid.to_string(),
+        "--once",
+        "--format",
+        "json",
+        "--samples",
+        "5",
+        "--interval",
+        "0.4",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// A worker blocked inside a poll — the demo's spinner, in `std::thread::sleep` in a loop
+/// inside one poll — is diagnosed with its thread, task, frame and system call, and its row
+/// says so; a task busy on the CPU that yields after each step (`--yielder`) is not, nor is
+/// any waiting task; on a current-thread runtime running only the yielder, nothing is.
+#[test]
+fn a_blocked_worker_is_diagnosed_and_a_yielding_task_is_not() {
+    let t = Target::start(TARGET, &["--yielder"]);
+    let v = once_json(&t);
+    let sampled = v["sampled_diagnoses"]
+        .as_array()
+        .expect("sampled_diagnoses");
+    assert_eq!(sampled.len(), 1, "only the spinner: {sampled:#?}");
+    let d = &sampled[0]["worker_blocked"];
+    assert_eq!(d["function"], "tasktrace_demo_target::pause", "{d:#}");
+    assert_eq!(d["location"]["file"], "src/bin/tasktrace-demo-target.rs");
+    assert_eq!(d["location"]["line"], demo_line("pause_sleep"));
+    assert!(
+        matches!(
+            d["syscall"]["name"].as_str(),
+            Some("clock_nanosleep" | "nanosleep")
+        ),
+        "{d:#}"
+    );
+    assert!(d["samples"].as_u64().unwrap() >= 3, "{d:#}");
+    assert!(d["seen_ms"].as_u64().unwrap() >= 1000, "{d:#}");
+    let thread = d["thread"].as_u64().unwrap();
+    assert!(
+        std::path::Path::new(&format!("/proc/{}/task/{thread}", t.pid)).exists(),
+        "a thread of the target: {d:#}"
+    );
+    let tasks = v["tasks"].as_array().unwrap();
+    let flagged: Vec<&serde_json::Value> = tasks
+        .iter()
+        .filter(|t| {
+            t["diagnoses"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|f| f == "BLOCKS WORKER"))
+        })
+        .collect();
+    assert_eq!(flagged.len(), 1, "{tasks:#?}");
+    assert_eq!(flagged[0]["id"], d["task"]);
+    assert_eq!(flagged[0]["state"], "running");
+
+    // The same words in the text table.
+    let out = tasktrace(&[
+        "top",
+        &t.pid.to_string(),
+        "--once",
+        "--samples",
+        "5",
+        "--interval",
+        "0.4",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = Regex::new(&format!(
+        "(?m)^WORKER BLOCKED: thread \\d+ \\S* ?was in system call (clock_)?nanosleep \
+         inside a poll of task \\d+, in tasktrace_demo_target::pause at \
+         src/bin/tasktrace-demo-target.rs:{}, in all \\d+ samples over \\d+\\.\\d s: it \
+         polls no other task while it blocks$",
+        demo_line("pause_sleep")
+    ))
+    .unwrap();
+    assert!(line.is_match(&text), "{text}");
+    assert!(text.contains("BLOCKS WORKER"), "{text}");
+    t.assert_running_and_echoes();
+
+    let t = Target::start(TARGET, &["--current-thread", "--yielder"]);
+    let v = once_json(&t);
+    assert_eq!(v["sampled_diagnoses"], serde_json::json!([]), "{v:#}");
+    t.assert_running_and_echoes();
+}
