@@ -13,6 +13,7 @@ use regex::Regex;
 use std::time::{Duration, Instant};
 use tasktrace_inspect::Options;
 use tasktrace_model::record::{RecordFormat, Recording};
+use tasktrace_model::SampledDiagnosis;
 
 /// Parses `--duration`: seconds, more than zero.
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -62,6 +63,7 @@ pub fn record(args: RecordArgs) -> Result<(), String> {
     crate::interrupt::install(&[libc::SIGINT]);
     let stop = || crate::interrupt::received().is_some();
     let mut rec = Recording::default();
+    let mut diagnoses: Vec<SampledDiagnosis> = Vec::new();
     let started = Instant::now();
     eprintln!(
         "tasktrace record: process {} for {:.1}s at {} Hz (Ctrl-C ends it early)",
@@ -72,7 +74,12 @@ pub fn record(args: RecordArgs) -> Result<(), String> {
     while started.elapsed() < args.duration && !stop() {
         let t0 = Instant::now();
         let mut dump = match sampler.sample() {
-            Ok(s) => s.dump,
+            Ok(s) => {
+                for d in s.sampled {
+                    SampledDiagnosis::keep_longest(&mut diagnoses, d);
+                }
+                s.dump
+            }
             // The process is gone: what was recorded is still written.
             Err(e) if rec.samples() > 0 => {
                 eprintln!("tasktrace record: stopped early: {e}");
@@ -89,7 +96,9 @@ pub fn record(args: RecordArgs) -> Result<(), String> {
             });
         }
         rec.add(&dump);
-        for th in &dump.threads {
+        // The samples read the threads anyway (for the diagnoses); their stacks are
+        // recorded when asked for.
+        for th in dump.threads.iter().filter(|_| args.threads) {
             if !th.native_stack.is_empty() {
                 let name = th
                     .name
@@ -116,6 +125,9 @@ pub fn record(args: RecordArgs) -> Result<(), String> {
         median.as_secs_f64() * 1e3,
         max.as_secs_f64() * 1e3
     );
+    for d in &diagnoses {
+        eprintln!("{d}");
+    }
     let title = format!("Where the tasks of process {} waited", args.pid);
     let bytes = rec.render(args.format, &title);
     match &args.output {

@@ -6,10 +6,12 @@
 //! the process is never left stopped; samples never pile up: when they take longer than the
 //! period, the period follows what they take (a moving average, with a quarter to spare), and
 //! [`Sampler::lowered`] says so; every wait has a deadline and ends early when asked to.
+//! The samples read the threads too (`Options::threads`, forced on): each is fed, in order,
+//! to the model's [`BlockedWorkers`], whose diagnoses come with the sample.
 
 use std::time::{Duration, Instant};
 use tasktrace_inspect::{Options, Session};
-use tasktrace_model::Dump;
+use tasktrace_model::{BlockedWorkers, Dump, SampledDiagnosis};
 
 /// Samples of one live process at a period.
 pub struct Sampler {
@@ -24,6 +26,10 @@ pub struct Sampler {
     signals: Vec<libc::c_int>,
     /// How long the process was stopped, per sample.
     stopped: Vec<Duration>,
+    /// When the first sample was asked for (sample times are from it).
+    start: Instant,
+    /// Workers seen blocked over the samples.
+    blocked: BlockedWorkers,
 }
 
 /// One sample: the dump, and how long the process was stopped for it.
@@ -32,17 +38,21 @@ pub struct Sample {
     pub dump: Dump,
     /// How long the process was stopped.
     pub stopped: Duration,
+    /// What this sample and the ones before it prove together ([`BlockedWorkers`]).
+    pub sampled: Vec<SampledDiagnosis>,
 }
 
 impl Sampler {
     /// Indexes the debuginfo of process `pid` (the process is not stopped); samples will
-    /// come every `period`, with `signals` blocked while one holds the process.
+    /// come every `period`, with `signals` blocked while one holds the process. The threads
+    /// are read whatever `opts.threads` says.
     pub fn new(
         pid: i32,
-        opts: Options,
+        mut opts: Options,
         period: Duration,
         signals: &[libc::c_int],
     ) -> Result<Sampler, String> {
+        opts.threads = true;
         let session = Session::new(pid, &opts).map_err(|e| e.to_string())?;
         Ok(Sampler {
             session,
@@ -52,6 +62,8 @@ impl Sampler {
             lowered: false,
             signals: signals.to_vec(),
             stopped: Vec::new(),
+            start: Instant::now(),
+            blocked: BlockedWorkers::default(),
         })
     }
 
@@ -69,7 +81,14 @@ impl Sampler {
             .map_or(took, |t| t.mul_f64(0.8) + took.mul_f64(0.2));
         self.typical = Some(avg);
         self.lowered |= self.period() > self.wanted;
-        Ok(Sample { dump, stopped })
+        let sampled = self
+            .blocked
+            .add(&dump, t0.saturating_duration_since(self.start));
+        Ok(Sample {
+            dump,
+            stopped,
+            sampled,
+        })
     }
 
     /// The period now: the one asked for, or longer when samples take longer than it.

@@ -203,3 +203,26 @@ fn ctrl_c_ends_the_recording_and_writes_the_output() {
     );
     t.assert_running_and_echoes();
 }
+
+/// The demo's spinner blocks a worker (`std::thread::sleep` in a loop inside one poll): the
+/// recording's summary says so once, with the thread, the task and the frame; the task that
+/// yields after each step (`--yielder`) is not named.
+#[test]
+fn a_blocked_worker_is_diagnosed_once() {
+    let t = Target::start(TARGET, &["--yielder"]);
+    let dir = Scratch::new("record-blocked");
+    let (_, _, err) = record(&t, &dir, "2", "folded");
+    let blocked: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("WORKER BLOCKED: "))
+        .collect();
+    assert_eq!(blocked.len(), 1, "{err}");
+    assert!(
+        blocked[0].contains(&format!(
+            ", in tasktrace_demo_target::pause at src/bin/tasktrace-demo-target.rs:{}, in all ",
+            support::demo_line("pause_sleep")
+        )),
+        "{err}"
+    );
+    t.assert_running_and_echoes();
+}

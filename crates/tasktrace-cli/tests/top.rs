@@ -1,5 +1,6 @@
 //! `tasktrace top` in a real terminal: tmux runs it (`send-keys` types, `capture-pane` reads
-//! the screen) against the bundled demo target. The table lists the tasks with where and how
+//! the screen) against the bundled demo target and the axum service of
+//! `testdata/framework-targets` (dev and release). The table lists the tasks with where and how
 //! long, refreshes, filters, opens a tree and quits; Ctrl-C, SIGTERM during a held sample, the
 //! terminal closed and the target exiting each end it with one line and the terminal
 //! restored; the target runs on. `--once --format json|text` for scripts. Every wait is on a
@@ -188,7 +189,7 @@ fn row_at<'s>(screen: &'s str, re: &Regex) -> Option<&'s str> {
 
 /// The WAITED cell of a table line (the cell before the BUSY cell), in seconds.
 fn waited(line: &str) -> Option<f64> {
-    let re = Regex::new(r"(\d+)(?:\.(\d))?(ms|s)\+?\s+\d+%\s*$").unwrap();
+    let re = Regex::new(r"(\d+)(?:\.(\d))?(ms|s)\+?\s+\d+%(?:\s|$)").unwrap();
     let c = re.captures(line)?;
     let whole: f64 = c[1].parse().ok()?;
     let tenth: f64 = c
@@ -452,7 +453,7 @@ fn four_thousand_tasks_scroll_and_filter() {
     assert!(id > 4000, "{screen}");
     tmux.keys(&["PageUp"]);
     tmux.type_text("/^2000 ");
-    let screen = tmux.wait_screen("one task", |s| s.contains("1 shown"));
+    let screen = tmux.wait_screen("one task", |s| s.contains("/ 1 shown"));
     assert!(
         Regex::new(r"(?m)^2000\s+idle\s+idle")
             .unwrap()
@@ -552,5 +553,195 @@ fn once_prints_every_task_as_json_and_text() {
         err.contains("needs a terminal (`--once` prints the table instead)"),
         "{err}"
     );
+    t.assert_running_and_echoes();
+}
+
+const AXUM_SOURCE: &str =
+    include_str!("../../../testdata/framework-targets/src/bin/axum-target.rs");
+
+/// The axum service with five requests stuck in its handler (three HTTP/1 connections, two
+/// HTTP/2 streams): the table lists each request's task at `wait_for_approval`'s await with
+/// how long it has waited, refreshes, filters, opens a request's tree and quits; the service
+/// still answers afterwards.
+fn axum_service(profile: &str) {
+    let bin = support::frameworks::build(profile);
+    let exe = bin.join("axum-target");
+    let exe = exe.to_str().unwrap();
+    let mut server = Target::spawn(exe, &["serve", "5"]);
+    let port: u16 = server.wait_for("port ").parse().unwrap();
+    let _client = Target::spawn(exe, &["client", &port.to_string(), "3", "2"]);
+    server.wait_for("ready");
+    let Some(tmux) = Tmux::top(
+        &format!("axum-{profile}"),
+        &top_args(&server, &["--interval", "0.3"]),
+        120,
+        40,
+        "",
+    ) else {
+        return;
+    };
+    let approval = support::frameworks::line_in(AXUM_SOURCE, "approved.await");
+    let stuck = Regex::new(&format!(r" wait_for_approval \S*:{approval} ")).unwrap();
+    let requests = |s: &str| s.lines().filter(|l| stuck.is_match(l)).count();
+    // Each stuck request, where it waits and for how long: a second and more, sample after
+    // sample.
+    let screen = tmux.wait_screen("five requests waiting a second", |s| {
+        requests(s) == 5
+            && s.lines()
+                .filter(|l| stuck.is_match(l))
+                .all(|l| waited(l).is_some_and(|w| w >= 1.0))
+    });
+    for l in screen.lines().filter(|l| stuck.is_match(l)) {
+        assert!(l.contains("[waiting on Notify]"), "{l}\n{screen}");
+    }
+    assert!(
+        screen.contains(&format!("pid {} · ", server.pid)),
+        "{screen}"
+    );
+    let first = sample_no(&screen);
+    let screen = tmux.wait_screen("a later sample", |s| sample_no(s) > first + 1);
+    assert_eq!(requests(&screen), 5, "{screen}");
+
+    // `/` filters: the requests and nothing else.
+    tmux.type_text("/wait_for_approval");
+    let screen = tmux.wait_screen("the filtered table", |s| {
+        s.contains("filter /wait_for_approval/ 5 shown")
+    });
+    assert_eq!(requests(&screen), 5, "{screen}");
+    assert!(!screen.contains("background_worker"), "{screen}");
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen("the keys line back", |s| s.contains("Enter tree"));
+
+    // Enter opens the selected request's tree: the handler chain under its connection or
+    // stream task, with the await lines.
+    tmux.keys(&["Enter"]);
+    let chain =
+        format!("async fn axum_target::wait_for_approval at src/bin/axum-target.rs:{approval}");
+    let screen = tmux.wait_screen("the request's tree", |s| s.contains(&chain));
+    let checkout = format!(
+        "async fn axum_target::checkout at src/bin/axum-target.rs:{}",
+        support::frameworks::line_in(AXUM_SOURCE, "wait_for_approval(&app).await")
+    );
+    let at = |needle: &str| screen.lines().position(|l| l.contains(needle));
+    assert!(
+        at(&checkout).is_some_and(|c| at(&chain).is_some_and(|w| c < w)),
+        "checkout above wait_for_approval: {screen}"
+    );
+    assert!(screen.contains("[waiting on Notify]"), "{screen}");
+    tmux.keys(&["Escape"]);
+    tmux.wait_screen("the table again", |s| s.contains("WAITS ON"));
+
+    tmux.keys(&["q"]);
+    let (status, stderr) = tmux.wait_exit();
+    assert_eq!(status, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("process {} was left running", server.pid)),
+        "{stderr}"
+    );
+    tmux.assert_terminal_restored();
+    assert_not_stopped(server.pid);
+    support::frameworks::assert_serves(port);
+}
+
+#[test]
+fn axum_service_dev() {
+    axum_service("dev");
+}
+
+#[test]
+fn axum_service_release() {
+    axum_service("release");
+}
+
+/// `top --once` over five samples of `args`' demo target, as JSON.
+fn once_json(t: &Target) -> serde_json::Value {
+    let out = tasktrace(&[
+        "top",
+        &t.pid.to_string(),
+        "--once",
+        "--format",
+        "json",
+        "--samples",
+        "5",
+        "--interval",
+        "0.4",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// A worker blocked inside a poll — the demo's spinner, in `std::thread::sleep` in a loop
+/// inside one poll — is diagnosed with its thread, task, frame and system call, and its row
+/// says so; a task busy on the CPU that yields after each step (`--yielder`) is not, nor is
+/// any waiting task; on a current-thread runtime running only the yielder, nothing is.
+#[test]
+fn a_blocked_worker_is_diagnosed_and_a_yielding_task_is_not() {
+    let t = Target::start(TARGET, &["--yielder"]);
+    let v = once_json(&t);
+    let sampled = v["sampled_diagnoses"]
+        .as_array()
+        .expect("sampled_diagnoses");
+    assert_eq!(sampled.len(), 1, "only the spinner: {sampled:#?}");
+    let d = &sampled[0]["worker_blocked"];
+    assert_eq!(d["function"], "tasktrace_demo_target::pause", "{d:#}");
+    assert_eq!(d["location"]["file"], "src/bin/tasktrace-demo-target.rs");
+    assert_eq!(d["location"]["line"], demo_line("pause_sleep"));
+    assert!(
+        matches!(
+            d["syscall"]["name"].as_str(),
+            Some("clock_nanosleep" | "nanosleep")
+        ),
+        "{d:#}"
+    );
+    assert!(d["samples"].as_u64().unwrap() >= 3, "{d:#}");
+    assert!(d["seen_ms"].as_u64().unwrap() >= 1000, "{d:#}");
+    let thread = d["thread"].as_u64().unwrap();
+    assert!(
+        std::path::Path::new(&format!("/proc/{}/task/{thread}", t.pid)).exists(),
+        "a thread of the target: {d:#}"
+    );
+    let tasks = v["tasks"].as_array().unwrap();
+    let flagged: Vec<&serde_json::Value> = tasks
+        .iter()
+        .filter(|t| {
+            t["diagnoses"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|f| f == "BLOCKS WORKER"))
+        })
+        .collect();
+    assert_eq!(flagged.len(), 1, "{tasks:#?}");
+    assert_eq!(flagged[0]["id"], d["task"]);
+    assert_eq!(flagged[0]["state"], "running");
+
+    // The same words in the text table.
+    let out = tasktrace(&[
+        "top",
+        &t.pid.to_string(),
+        "--once",
+        "--samples",
+        "5",
+        "--interval",
+        "0.4",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = Regex::new(&format!(
+        "(?m)^WORKER BLOCKED: thread \\d+ \\S* ?was in system call (clock_)?nanosleep \
+         inside a poll of task \\d+, in tasktrace_demo_target::pause at \
+         src/bin/tasktrace-demo-target.rs:{}, in all \\d+ samples over \\d+\\.\\d s: it \
+         polls no other task while it blocks$",
+        demo_line("pause_sleep")
+    ))
+    .unwrap();
+    assert!(line.is_match(&text), "{text}");
+    assert!(text.contains("BLOCKS WORKER"), "{text}");
+    t.assert_running_and_echoes();
+
+    let t = Target::start(TARGET, &["--current-thread", "--yielder"]);
+    let v = once_json(&t);
+    assert_eq!(v["sampled_diagnoses"], serde_json::json!([]), "{v:#}");
     t.assert_running_and_echoes();
 }

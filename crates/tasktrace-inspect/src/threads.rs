@@ -75,6 +75,11 @@ pub fn threads(
         let tid = c.thread.tid;
         let mut info = ThreadInfo::new(tid as u64, ThreadRole::Other);
         info.name = r.target.thread_name(tid);
+        info.syscall = r
+            .target
+            .registers(tid)
+            .and_then(|regs| regs.syscall)
+            .map(crate::process::syscalls::syscall);
         if let Some(h) = &c.handle {
             info.runtime = runtime_no(h);
             info.scheduler = Some(flavor_name(h.flavor).to_string());

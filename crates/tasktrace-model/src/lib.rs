@@ -48,6 +48,7 @@ mod location;
 pub mod pprof;
 pub mod record;
 mod render;
+mod sampled;
 mod thread;
 mod trace;
 mod value;
@@ -58,7 +59,10 @@ pub use dump::{cycle_text, task_label, Dump, Task, TaskState, SCHEMA_VERSION, TO
 pub use frame::{Branches, Frame, FrameKind, FrameStatus, Related};
 pub use location::Location;
 pub use render::Format;
-pub use thread::{NativeFrame, ThreadInfo, ThreadRole};
+pub use sampled::{
+    task_flags, BlockedWorkers, SampledDiagnosis, TaskFlag, BLOCKED_FOR, BLOCKED_SAMPLES,
+};
+pub use thread::{NativeFrame, Syscall, ThreadInfo, ThreadRole};
 pub use trace::{Node, Trace};
 pub use value::{call_text, NamedValue, Value};
 pub use wait::{join_waits, Holder, PoolUse, Socket, Timer, Wait, WaitOn, HOLDERS_SHOWN};

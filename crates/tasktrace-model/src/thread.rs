@@ -57,6 +57,31 @@ pub struct ThreadInfo {
     /// Anything else worth a glance (why the root future is missing, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The system call it was inside when it was stopped (a live process's, or a core's
+    /// taken of stopped threads), when the producer knows; `None` when it was running its own
+    /// code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscall: Option<Syscall>,
+}
+
+/// A system call a thread was inside.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Syscall {
+    /// Its number (the platform's: x86-64 Linux).
+    pub number: u64,
+    /// Its name, when the producer knows it (`clock_nanosleep`, `futex`, `read`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl fmt::Display for Syscall {
+    /// `system call clock_nanosleep`, or `system call 230` without a name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "system call {name}"),
+            None => write!(f, "system call {}", self.number),
+        }
+    }
 }
 
 /// One function of a native stack: a physical frame, or a function inlined into one (then it

@@ -99,6 +99,26 @@ fn pause() {
     SPINS.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// A task busy on the CPU that yields after each step (`--yielder`): often seen running, but
+/// it never keeps its worker from other tasks (what a blocked-worker diagnosis must not
+/// mistake for the spinner).
+async fn yielder() {
+    loop {
+        busy_step();
+        tokio::task::yield_now().await; // @yielder_yield
+    }
+}
+
+/// A few hundred microseconds of arithmetic, no system call.
+#[inline(never)]
+fn busy_step() {
+    let mut x = 0u64;
+    for i in 0..200_000u64 {
+        x = x.wrapping_mul(31).wrapping_add(i);
+    }
+    std::hint::black_box(x);
+}
+
 async fn echo_server(listener: TcpListener) {
     loop {
         let accepted = listener.accept().await; // @accept
@@ -163,14 +183,15 @@ fn main() {
         b.worker_threads(3);
         b
     };
-    builder
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(run(!current_thread, idle_tasks));
+    let with_yielder = args.iter().any(|a| a == "--yielder");
+    builder.enable_all().build().expect("runtime").block_on(run(
+        !current_thread,
+        idle_tasks,
+        with_yielder,
+    ));
 }
 
-async fn run(with_spinner: bool, idle_tasks: usize) {
+async fn run(with_spinner: bool, idle_tasks: usize, with_yielder: bool) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(foo());
@@ -199,6 +220,9 @@ async fn run(with_spinner: bool, idle_tasks: usize) {
     tokio::spawn(lock_both(m2, m1, both_hold));
     if with_spinner {
         tokio::spawn(spinner());
+    }
+    if with_yielder {
+        tokio::spawn(yielder());
     }
     // Give every task its first poll so each sits at its await point.
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -20,6 +20,8 @@ pub struct Refresh {
     pub rows: Vec<Row>,
     /// The sample itself (a task's tree is rendered from it).
     pub dump: Arc<Dump>,
+    /// What the samples up to this one prove together.
+    pub sampled: Vec<tasktrace_model::SampledDiagnosis>,
     /// How long the process was stopped for this sample.
     pub stopped: Duration,
     /// Median and max stopped time over the recent samples.
@@ -307,11 +309,12 @@ mod tests {
 
     fn app(n: u64) -> App {
         let d = dump(n);
-        let rows = History::default().add(&d, Instant::now());
+        let rows = History::default().add(&d, Instant::now(), &[]);
         let mut app = App::new(1);
         app.refreshed(Refresh {
             rows,
             dump: Arc::new(d),
+            sampled: Vec::new(),
             stopped: Duration::ZERO,
             stopped_recent: (Duration::ZERO, Duration::ZERO),
             samples: 1,

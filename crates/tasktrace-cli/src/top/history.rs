@@ -13,7 +13,7 @@ use super::spot::{self, Place, Spot};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tasktrace_model::{Dump, Node, TaskState};
+use tasktrace_model::{task_flags, Dump, Node, SampledDiagnosis, TaskFlag, TaskState};
 
 /// Busy % is over this many of a task's last samples.
 pub const BUSY_WINDOW: u32 = 64;
@@ -69,6 +69,8 @@ pub struct Row {
     pub from_start: bool,
     /// How often it was seen running, in % of its last samples (at most [`BUSY_WINDOW`]).
     pub busy: u32,
+    /// The diagnoses naming it at the last sample (the dump's, and the samples' together).
+    pub flags: Vec<TaskFlag>,
 }
 
 impl Row {
@@ -104,13 +106,23 @@ impl Row {
         }
     }
 
+    /// The diagnoses naming it, as the model words them: `DEADLOCK, LOCK HELD`, or `-`.
+    pub fn flags_text(&self) -> String {
+        if self.flags.is_empty() {
+            return "-".into();
+        }
+        let words: Vec<String> = self.flags.iter().map(TaskFlag::to_string).collect();
+        words.join(", ")
+    }
+
     /// Every column's text joined, for the `/` filter.
     pub fn text(&self) -> String {
         format!(
-            "{} {} {} {} {} {}",
+            "{} {} {} {} {} {} {}",
             self.id,
             self.name.as_deref().unwrap_or(""),
             self.state.word(),
+            self.flags_text(),
             self.root(),
             self.place().map(Place::label).unwrap_or_default(),
             self.wait()
@@ -152,9 +164,11 @@ pub struct History {
 }
 
 impl History {
-    /// Adds a sample taken at `at`; returns every task of it, in id order.
-    pub fn add(&mut self, dump: &Dump, at: Instant) -> Vec<Row> {
+    /// Adds a sample taken at `at`, with what the samples up to it prove (`sampled`);
+    /// returns every task of it, in id order.
+    pub fn add(&mut self, dump: &Dump, at: Instant, sampled: &[SampledDiagnosis]) -> Vec<Row> {
         let first = *self.first.get_or_insert(at);
+        let mut flags = task_flags(dump, sampled);
         let cleaned = dump.cleaned();
         // Tasks suspended alike share one tree: summarise each tree once.
         let mut spots: HashMap<*const Vec<Node>, Option<Spot>> = HashMap::new();
@@ -213,6 +227,7 @@ impl History {
                 waited: seen.since.map(|s| at.saturating_duration_since(s)),
                 from_start: seen.from_start && seen.since.is_some(),
                 busy: (seen.running & window).count_ones() * 100 / seen.samples,
+                flags: flags.remove(&task.id).unwrap_or_default(),
             });
             next.insert(task.id, seen);
         }
@@ -251,6 +266,7 @@ mod tests {
         let rows = h.add(
             &Dump::new(vec![task(1, 10, false), task(2, 10, false)]),
             s(0),
+            &[],
         );
         assert_eq!(rows[0].waited, Some(Duration::ZERO));
         assert!(rows[0].from_start);
@@ -261,6 +277,7 @@ mod tests {
                 task(3, 10, false),
             ]),
             s(1),
+            &[],
         );
         assert_eq!(rows[0].waited, Some(Duration::from_secs(1)));
         assert_eq!(rows[0].waited_text(), "1.0s+");
@@ -275,13 +292,14 @@ mod tests {
         let rows = h.add(
             &Dump::new(vec![task(1, 10, true), task(3, 10, false)]),
             s(2),
+            &[],
         );
         assert_eq!(rows.len(), 2, "task 2 is gone");
         assert_eq!(rows[0].waited, None);
         assert_eq!(rows[0].wait(), "running");
         assert_eq!(rows[0].root(), "work", "a running task keeps its last root");
         assert_eq!(rows[0].busy, 33);
-        let rows = h.add(&Dump::new(vec![task(1, 10, false)]), s(3));
+        let rows = h.add(&Dump::new(vec![task(1, 10, false)]), s(3), &[]);
         assert_eq!(
             rows[0].waited,
             Some(Duration::ZERO),

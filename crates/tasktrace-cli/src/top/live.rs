@@ -51,10 +51,11 @@ fn sampler_thread(
                 return;
             }
         };
-        let rows = history.add(&sample.dump, t0);
+        let rows = history.add(&sample.dump, t0, &sample.sampled);
         let refresh = Refresh {
             rows,
             dump: Arc::new(sample.dump),
+            sampled: sample.sampled,
             stopped: sample.stopped,
             stopped_recent: sampler.stopped_summary(RECENT),
             samples: sampler.samples(),

@@ -139,7 +139,7 @@ pub fn top(args: TopArgs) -> Result<(), String> {
 fn print_once(mut sampler: Sampler, args: &TopArgs) -> Result<(), String> {
     let mut history = History::default();
     let mut rows = Vec::new();
-    let mut deadlocks = Vec::new();
+    let mut last = None;
     let mut signal = None;
     let mut stop = || {
         signal = signal.or_else(|| crate::interrupt::take_pending(&SIGNALS));
@@ -148,13 +148,8 @@ fn print_once(mut sampler: Sampler, args: &TopArgs) -> Result<(), String> {
     for i in 0..args.samples {
         let t0 = Instant::now();
         let sample = sampler.sample().map_err(|e| e.to_string())?;
-        rows = history.add(&sample.dump, t0);
-        deadlocks = sample
-            .dump
-            .deadlocks
-            .iter()
-            .map(|c| tasktrace_model::cycle_text(c))
-            .collect();
+        rows = history.add(&sample.dump, t0, &sample.sampled);
+        last = Some(sample);
         if i + 1 < args.samples {
             sampler.wait_next(t0, &mut stop);
         }
@@ -163,12 +158,15 @@ fn print_once(mut sampler: Sampler, args: &TopArgs) -> Result<(), String> {
             return Err(format!("top: {}", crate::interrupt::describe(s)));
         }
     }
+    let last = last.expect("--samples is at least 1");
     let summary = Summary {
         pid: args.pid,
         samples: sampler.samples(),
         interval: sampler.period(),
         stopped: sampler.stopped_summary(usize::MAX),
-        deadlocks,
+        deadlocks: last.dump.deadlocks,
+        diagnoses: last.dump.diagnoses,
+        sampled: last.sampled,
     };
     let out = match args.format {
         OnceFormat::Text => once::text(&rows, &summary),

@@ -39,8 +39,12 @@ pub struct Summary {
     pub interval: Duration,
     /// Stopped time per sample: median and max.
     pub stopped: (Duration, Duration),
-    /// Deadlock cycles of the last sample, as the model words them.
-    pub deadlocks: Vec<String>,
+    /// Deadlock cycles of the last sample.
+    pub deadlocks: Vec<Vec<u64>>,
+    /// The last sample's diagnoses.
+    pub diagnoses: Vec<tasktrace_model::Diagnosis>,
+    /// What the samples proved together, at the last one.
+    pub sampled: Vec<tasktrace_model::SampledDiagnosis>,
 }
 
 /// A cell's text.
@@ -51,6 +55,7 @@ pub fn cell(line: &Line, column: Column) -> String {
         Column::Id => r.id.to_string(),
         Column::Name => r.name.clone().unwrap_or_else(|| "-".into()),
         Column::State => r.state.word().into(),
+        Column::Diagnosis => r.flags_text(),
         Column::Root => r.root().into(),
         Column::Where => r.place().map_or_else(|| "-".into(), |p| p.label()),
         Column::Wait => r.wait(),
@@ -59,12 +64,18 @@ pub fn cell(line: &Line, column: Column) -> String {
     }
 }
 
-/// The columns worth showing: NAME only when a task has a name.
+/// The columns worth showing: NAME only when a task has a name, DIAGNOSIS only when a
+/// diagnosis names a task.
 pub fn columns(rows: &[Row]) -> Vec<Column> {
     let named = rows.iter().any(|r| r.name.is_some());
+    let flagged = rows.iter().any(|r| !r.flags.is_empty());
     Column::ALL
         .into_iter()
-        .filter(|c| *c != Column::Name || named)
+        .filter(|c| match c {
+            Column::Name => named,
+            Column::Diagnosis => flagged,
+            _ => true,
+        })
         .collect()
 }
 
@@ -100,7 +111,13 @@ pub fn text(rows: &[Row], summary: &Summary) -> String {
         summary.stopped.1.as_secs_f64() * 1e3,
     );
     for d in &summary.deadlocks {
-        out.push_str(&format!("DEADLOCK: {d}\n"));
+        out.push_str(&format!("DEADLOCK: {}\n", tasktrace_model::cycle_text(d)));
+    }
+    for d in &summary.diagnoses {
+        out.push_str(&format!("{d}\n"));
+    }
+    for d in &summary.sampled {
+        out.push_str(&format!("{d}\n"));
     }
     let header: Vec<String> = cols.iter().map(|c| c.title(false).to_string()).collect();
     for row in std::iter::once(&header).chain(&cells) {
@@ -147,6 +164,7 @@ pub fn json(rows: &[Row], summary: &Summary) -> String {
                 "waited_ms": r.waited.map(|d| d.as_millis() as u64),
                 "waiting_since_first_sample": r.from_start,
                 "busy_pct": r.busy,
+                "diagnoses": r.flags.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -158,7 +176,13 @@ pub fn json(rows: &[Row], summary: &Summary) -> String {
             "median": summary.stopped.0.as_secs_f64() * 1e3,
             "max": summary.stopped.1.as_secs_f64() * 1e3,
         },
-        "deadlocks": summary.deadlocks,
+        "deadlocks": summary
+            .deadlocks
+            .iter()
+            .map(|c| tasktrace_model::cycle_text(c))
+            .collect::<Vec<_>>(),
+        "diagnoses": summary.diagnoses,
+        "sampled_diagnoses": summary.sampled,
         "tasks": tasks,
     });
     let mut s = serde_json::to_string_pretty(&v).expect("JSON values always serialize");

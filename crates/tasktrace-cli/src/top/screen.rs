@@ -1,5 +1,5 @@
 //! Draws an [`App`]: a status line (the process, its tasks, the stopped time per sample), a
-//! line for the view and any deadlock, the table (or a task's tree) and a line of keys (or the
+//! line for the view and any deadlock or diagnosis, the table (or a task's tree) and a line of keys (or the
 //! filter being typed).
 //!
 //! Invariants: only the lines on screen are built (a 4,000-task table costs what 40 rows
@@ -20,7 +20,7 @@ use ratatui::Frame;
 
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame, app: &mut App) {
-    let alerts = deadlock_lines(app);
+    let alerts = alert_lines(app);
     let [status, alert, info, body, keys] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(alerts.len() as u16),
@@ -87,24 +87,35 @@ fn status_line(app: &App, width: u16) -> TextLine<'static> {
     TextLine::from(spans)
 }
 
-/// Most deadlock cycles given a line each (the rest are counted on the last).
-const DEADLOCKS_SHOWN: usize = 2;
+/// Most alerts given a line each (the rest are counted on the last).
+const ALERTS_SHOWN: usize = 3;
 
-/// A line per deadlock cycle of the last sample, as the model words it.
-fn deadlock_lines(app: &App) -> Vec<TextLine<'static>> {
+/// A line per deadlock cycle and per diagnosis of the last sample (and of the samples
+/// together), as the model words them.
+fn alert_lines(app: &App) -> Vec<TextLine<'static>> {
     let Some(r) = &app.refresh else {
         return Vec::new();
     };
     let red = Style::default().fg(Color::Red).add_modifier(Modifier::BOLD);
-    let cycles = &r.dump.deadlocks;
-    let mut lines: Vec<TextLine> = cycles
+    let all: Vec<String> = r
+        .dump
+        .deadlocks
         .iter()
-        .take(DEADLOCKS_SHOWN)
-        .map(|c| TextLine::styled(format!("DEADLOCK: {}", tasktrace_model::cycle_text(c)), red))
+        .map(|c| format!("DEADLOCK: {}", tasktrace_model::cycle_text(c)))
+        .chain(r.dump.diagnoses.iter().map(ToString::to_string))
+        .chain(r.sampled.iter().map(ToString::to_string))
         .collect();
-    if cycles.len() > DEADLOCKS_SHOWN {
+    let mut lines: Vec<TextLine> = all
+        .iter()
+        .take(ALERTS_SHOWN)
+        .map(|a| TextLine::styled(a.clone(), red))
+        .collect();
+    if all.len() > ALERTS_SHOWN {
         lines.push(TextLine::styled(
-            format!("and {} more deadlocks", cycles.len() - DEADLOCKS_SHOWN),
+            format!(
+                "and {} more (the DIAGNOSIS column names their tasks)",
+                all.len() - ALERTS_SHOWN
+            ),
             red,
         ));
     }
@@ -166,6 +177,7 @@ fn widths(columns: &[Column], lines: &[&Line], width: u16, grouped: bool) -> Vec
             Column::Id => Some(longest(*c, 9)),
             Column::Name => Some(longest(*c, 16)),
             Column::State => Some(longest(*c, 9)),
+            Column::Diagnosis => Some(longest(*c, 24)),
             Column::Root => Some(longest(*c, 18)),
             Column::Waited => Some(longest(*c, 8)),
             Column::Busy => Some(longest(*c, 5)),

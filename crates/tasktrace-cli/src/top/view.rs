@@ -29,11 +29,13 @@ pub enum Column {
     Waited,
     /// How often seen running.
     Busy,
+    /// The diagnoses naming the task.
+    Diagnosis,
 }
 
 impl Column {
     /// Every column, left to right.
-    pub const ALL: [Column; 8] = [
+    pub const ALL: [Column; 9] = [
         Column::Id,
         Column::Name,
         Column::State,
@@ -42,6 +44,7 @@ impl Column {
         Column::Wait,
         Column::Waited,
         Column::Busy,
+        Column::Diagnosis,
     ];
 
     /// The column's header.
@@ -51,6 +54,7 @@ impl Column {
             Column::Id => "ID",
             Column::Name => "NAME",
             Column::State => "STATE",
+            Column::Diagnosis => "DIAGNOSIS",
             Column::Root => "ROOT",
             Column::Where => "WHERE",
             Column::Wait => "WAITS ON",
@@ -181,6 +185,7 @@ fn compare(column: Column, a: &Line, b: &Line) -> Ordering {
         Column::Id => x.id.cmp(&y.id),
         Column::Name => x.name.cmp(&y.name),
         Column::State => x.state.cmp(&y.state),
+        Column::Diagnosis => x.flags.cmp(&y.flags),
         Column::Root => x.root().cmp(y.root()),
         Column::Where => x
             .place()
@@ -232,6 +237,7 @@ mod tests {
             waited: Some(Duration::from_secs(waited)),
             from_start: false,
             busy,
+            flags: Vec::new(),
         }
     }
 

@@ -190,6 +190,7 @@ impl LiveProcess {
                     rip: regs.rip,
                     rsp: regs.rsp,
                     rbp: regs.rbp,
+                    syscall: super::blocked_syscall(regs.orig_rax, regs.rax),
                 }),
                 name,
             });

@@ -6,6 +6,7 @@ pub mod files;
 pub mod live;
 mod memory;
 pub mod pid;
+pub mod syscalls;
 
 pub use memory::{ProcessMemory, Source};
 
@@ -29,6 +30,20 @@ pub struct Registers {
     pub rsp: u64,
     /// Frame pointer (or a general register in code built without frame pointers).
     pub rbp: u64,
+    /// The system call the thread was blocked in when it was stopped: its number, when the
+    /// stop interrupted one that the kernel will restart ([`blocked_syscall`]).
+    pub syscall: Option<u64>,
+}
+
+/// The system call a stopped x86-64 thread was blocked in, from its `orig_rax` and `rax`:
+/// `orig_rax` keeps the number of the thread's last system call (−1 after an interrupt), and
+/// `rax` holds one of the kernel's restart codes (`-ERESTARTSYS` … `-ERESTART_RESTARTBLOCK`,
+/// −512 to −516) only when the stop interrupted that call before it finished — a call that
+/// had returned holds its result instead. So a number is given only for a thread that was
+/// inside a blocking call (and will resume it), never for one running its own code.
+pub fn blocked_syscall(orig_rax: u64, rax: u64) -> Option<u64> {
+    let restarting = (-516..=-512).contains(&(rax as i64));
+    ((orig_rax as i64) >= 0 && restarting).then_some(orig_rax)
 }
 
 impl Registers {
@@ -41,6 +56,7 @@ impl Registers {
             rbp: word(32)?,
             rip: word(128)?,
             rsp: word(152)?,
+            syscall: blocked_syscall(word(120)?, word(80)?),
         })
     }
 }

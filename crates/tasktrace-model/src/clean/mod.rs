@@ -29,6 +29,7 @@ mod plumbing;
 mod waits;
 
 pub use names::{enclosing_function, last_segment, segments, state_machine_kind, trim_generics};
+pub(crate) use paths::path_crate;
 pub use paths::short_path;
 pub(crate) use paths::LastShortPath;
 pub use plumbing::is_plumbing;

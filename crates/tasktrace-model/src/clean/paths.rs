@@ -114,7 +114,7 @@ pub(super) fn find_dir(file: &str, dir: &str) -> Option<usize> {
 
 /// The crate a (short) path belongs to when it is a registry or toolchain source:
 /// `tokio-1.54.1/src/..` → `tokio`, `core/src/..` → `core`.
-pub(super) fn path_crate(short: &str) -> Option<&str> {
+pub(crate) fn path_crate(short: &str) -> Option<&str> {
     let (first, rest) = short.split_once('/')?;
     if matches!(first, "core" | "std" | "alloc" | "proc_macro" | "test") && rest.starts_with("src/")
     {
