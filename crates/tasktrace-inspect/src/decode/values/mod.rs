@@ -208,21 +208,12 @@ fn struct_value(r: &Reader<'_>, addr: u64, ty: u64, name: &str, depth: usize) ->
                 first: Vec::new(),
             });
         }
+        // Maps and sets by their length: a hash table's `items`, a B-tree's `length`.
         "std::collections::hash::map::HashMap" | "std::collections::hash::set::HashSet" => {
-            let (i_off, i_ty) = r.member_deep(ty, "items", 5)?;
-            let len = r.uint(addr + i_off, r.type_size(i_ty)).ok()?;
-            return Some(Value::Map {
-                kind: short(g),
-                len,
-            });
+            return map_of(r, addr, ty, g, "items", 5);
         }
         "alloc::collections::btree::map::BTreeMap" | "alloc::collections::btree::set::BTreeSet" => {
-            let (l_off, l_ty) = r.member_deep(ty, "length", 3)?;
-            let len = r.uint(addr + l_off, r.type_size(l_ty)).ok()?;
-            return Some(Value::Map {
-                kind: short(g),
-                len,
-            });
+            return map_of(r, addr, ty, g, "length", 3);
         }
         "alloc::sync::Arc" | "alloc::rc::Rc" => {
             if depth >= DEPTH {
@@ -305,6 +296,24 @@ fn struct_value(r: &Reader<'_>, addr: u64, ty: u64, name: &str, depth: usize) ->
     Some(Value::Struct {
         name: short(g),
         fields,
+    })
+}
+
+/// The map or set `ty` (generic name `generic`) at `addr`, by the length its member
+/// `length` (at most `levels` deep) holds.
+fn map_of(
+    r: &Reader<'_>,
+    addr: u64,
+    ty: u64,
+    generic: &str,
+    length: &str,
+    levels: usize,
+) -> Option<Value> {
+    let (l_off, l_ty) = r.member_deep(ty, length, levels)?;
+    let len = r.uint(addr + l_off, r.type_size(l_ty)).ok()?;
+    Some(Value::Map {
+        kind: short(generic),
+        len,
     })
 }
 
