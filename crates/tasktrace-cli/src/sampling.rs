@@ -7,11 +7,11 @@
 //! period, the period follows what they take (a moving average, with a quarter to spare), and
 //! [`Sampler::lowered`] says so; every wait has a deadline and ends early when asked to.
 //! The samples read the threads too (`Options::threads`, forced on): each is fed, in order,
-//! to the model's [`BlockedWorkers`], whose diagnoses come with the sample.
+//! to the model's [`SampledDiagnoser`], whose diagnoses come with the sample.
 
 use std::time::{Duration, Instant};
 use tasktrace_inspect::{Options, Session};
-use tasktrace_model::{BlockedWorkers, Dump, SampledDiagnosis};
+use tasktrace_model::{Dump, SampledDiagnoser, SampledDiagnosis};
 
 /// Samples of one live process at a period.
 pub struct Sampler {
@@ -28,8 +28,8 @@ pub struct Sampler {
     stopped: Vec<Duration>,
     /// When the first sample was asked for (sample times are from it).
     start: Instant,
-    /// Workers seen blocked over the samples.
-    blocked: BlockedWorkers,
+    /// What consecutive samples prove (workers blocked, things held while waiting).
+    diagnoser: SampledDiagnoser,
 }
 
 /// One sample: the dump, and how long the process was stopped for it.
@@ -38,7 +38,7 @@ pub struct Sample {
     pub dump: Dump,
     /// How long the process was stopped.
     pub stopped: Duration,
-    /// What this sample and the ones before it prove together ([`BlockedWorkers`]).
+    /// What this sample and the ones before it prove together ([`SampledDiagnoser`]).
     pub sampled: Vec<SampledDiagnosis>,
 }
 
@@ -63,7 +63,7 @@ impl Sampler {
             signals: signals.to_vec(),
             stopped: Vec::new(),
             start: Instant::now(),
-            blocked: BlockedWorkers::default(),
+            diagnoser: SampledDiagnoser::default(),
         })
     }
 
@@ -82,7 +82,7 @@ impl Sampler {
         self.typical = Some(avg);
         self.lowered |= self.period() > self.wanted;
         let sampled = self
-            .blocked
+            .diagnoser
             .add(&dump, t0.saturating_duration_since(self.start));
         Ok(Sample {
             dump,

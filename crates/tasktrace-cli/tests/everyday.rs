@@ -18,7 +18,7 @@ const SOURCE: &str = include_str!("../../../testdata/framework-targets/src/bin/e
 
 use support::frameworks::*;
 use support::*;
-use tasktrace_model::{Dump, FrameKind, Node, Task};
+use tasktrace_model::{Dump, FrameKind, Node, SampledDiagnosis, Task, WaitOn};
 
 /// Each pool: the async fn holding its connection, the one waiting, the waiter's leaf type
 /// and the library's name in the note.
@@ -201,6 +201,89 @@ fn check_permits_and_readers(d: &Dump, what: &str) {
     }
 }
 
+/// Over consecutive samples (`top --once`), each task holding what others wait for while it
+/// waits itself is diagnosed with its waiters, what they wait for and its own await: the pool
+/// connections' holders, the permit holders, the readers — and no other task is.
+fn check_held_while_waiting(live: &Dump, pid: &str, what: &str) {
+    let out = tasktrace(&[
+        "top",
+        pid,
+        "--once",
+        "--samples",
+        "5",
+        "--interval",
+        "0.4",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{what}: {out:?}");
+    let table: serde_json::Value = serde_json::from_slice(&out.stdout).expect("top's JSON");
+    let found: Vec<SampledDiagnosis> =
+        serde_json::from_value(table["sampled_diagnoses"].clone()).expect("sampled diagnoses");
+    let mut holders = Vec::new();
+    let mut expect = |holder: &str, waiter: &str, on: WaitOn| {
+        for h in rooted_at(live, &format!("everyday_target::{holder}")) {
+            let mut waiters: Vec<u64> = rooted_at(live, &format!("everyday_target::{waiter}"))
+                .iter()
+                .filter(|t| root_of(t).frame.kind == FrameKind::AsyncFn)
+                .map(|t| id_of(t))
+                .collect();
+            waiters.sort_unstable();
+            holders.push((id_of(h), holder.to_string(), waiters, on));
+        }
+    };
+    expect(
+        "sqlx_slow_request",
+        "sqlx_waiting_request",
+        WaitOn::PoolConnection,
+    );
+    expect(
+        "deadpool_slow_request",
+        "deadpool_waiting_request",
+        WaitOn::PoolConnection,
+    );
+    expect(
+        "bb8_slow_request",
+        "bb8_waiting_request",
+        WaitOn::PoolConnection,
+    );
+    expect("permit_holder", "permit_waiter", WaitOn::Semaphore);
+    expect("reader", "writer", WaitOn::RwLockWrite);
+    assert_eq!(holders.len(), 7, "{what}: {live}");
+    for (id, function, waiters, on) in &holders {
+        let d = found.iter().find(|d| d.task() == *id).unwrap_or_else(|| {
+            panic!("{what}: no diagnosis of {function}'s task {id}: {found:#?}")
+        });
+        match d {
+            SampledDiagnosis::HeldWhileWaiting {
+                waiters: seen,
+                held,
+                waits,
+                function: f,
+                samples,
+                ..
+            } => {
+                assert_eq!(seen, waiters, "{what}: {d:#?}");
+                assert_eq!(held.on, *on, "{what}: {d:#?}");
+                assert_eq!(waits.on, WaitOn::Notify, "{what}: {d:#?}");
+                assert_eq!(
+                    f.as_deref(),
+                    Some(format!("everyday_target::{function}").as_str()),
+                    "{what}: {d:#?}"
+                );
+                assert!(*samples >= 3, "{what}: {d:#?}");
+                assert!(d.to_string().starts_with("HELD WHILE WAITING: "), "{d}");
+            }
+            other => panic!("{what}: {other:#?}"),
+        }
+    }
+    assert_eq!(
+        found.len(),
+        holders.len(),
+        "{what}: only the holders: {found:#?}"
+    );
+}
+
 fn everyday(profile: &str) {
     let exe = build(profile).join("everyday-target");
     let exe = exe.to_str().unwrap();
@@ -218,6 +301,7 @@ fn everyday(profile: &str) {
     check_permits_and_readers(&live, &format!("everyday {profile}, attach"));
     check_batcher(&live, &format!("everyday {profile}, attach"));
     check_blocking(&live, &format!("everyday {profile}, attach"));
+    check_held_while_waiting(&live, &pid, &format!("everyday {profile}, top"));
     let prefix = target_dir()
         .join("framework-cores")
         .join(format!("everyday-{profile}"));

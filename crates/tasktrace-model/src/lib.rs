@@ -60,7 +60,8 @@ pub use frame::{Branches, Frame, FrameKind, FrameStatus, Related};
 pub use location::Location;
 pub use render::Format;
 pub use sampled::{
-    task_flags, BlockedWorkers, SampledDiagnosis, TaskFlag, BLOCKED_FOR, BLOCKED_SAMPLES,
+    task_flags, BlockedWorkers, HeldWhileWaiting, SampledDiagnoser, SampledDiagnosis, TaskFlag,
+    BLOCKED_FOR, BLOCKED_SAMPLES,
 };
 pub use thread::{NativeFrame, Syscall, ThreadInfo, ThreadRole};
 pub use trace::{Node, Trace};

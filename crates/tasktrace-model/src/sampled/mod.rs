@@ -15,10 +15,17 @@
 //! sample may have run between them and been woken again, and no fact of a dump tells the two
 //! apart (tokio keeps no count of a task's polls).
 //!
+//! [`SampledDiagnosis::HeldWhileWaiting`]: see [`held`].
+//!
 //! [`task_flags`] says, per task, which diagnoses name it — a table's narrow column.
+//! [`SampledDiagnoser`] finds them all, fed each sample in order.
+
+mod held;
+
+pub use held::HeldWhileWaiting;
 
 use crate::clean::{path_crate, short_path};
-use crate::{task_label, Diagnosis, Dump, Location, Syscall, ThreadRole};
+use crate::{task_label, Diagnosis, Dump, Location, Syscall, ThreadRole, Wait};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -56,6 +63,26 @@ pub enum SampledDiagnosis {
         /// Milliseconds from the first of them to the last.
         seen_ms: u64,
     },
+    /// A task holding what other tasks wait for, suspended at an await of its own, in every
+    /// one of `samples` consecutive samples over `seen_ms` ([`held`]).
+    HeldWhileWaiting {
+        /// The task holding it.
+        holder: u64,
+        /// The tasks waiting for it (in the last sample).
+        waiters: Vec<u64>,
+        /// What they wait for (with its holders: `holder` is one).
+        held: Wait,
+        /// What the holder itself waits on.
+        waits: Wait,
+        /// The holder's innermost async fn (or block) above that wait.
+        function: Option<String>,
+        /// Its await.
+        location: Option<Location>,
+        /// Samples it was seen in.
+        samples: u32,
+        /// Milliseconds from the first of them to the last.
+        seen_ms: u64,
+    },
 }
 
 impl SampledDiagnosis {
@@ -63,6 +90,7 @@ impl SampledDiagnosis {
     pub fn task(&self) -> u64 {
         match self {
             SampledDiagnosis::WorkerBlocked { task, .. } => *task,
+            SampledDiagnosis::HeldWhileWaiting { holder, .. } => *holder,
         }
     }
 
@@ -77,6 +105,15 @@ impl SampledDiagnosis {
                 SampledDiagnosis::WorkerBlocked {
                     samples, seen_ms, ..
                 } => (*samples, *seen_ms) = (0, 0),
+                SampledDiagnosis::HeldWhileWaiting {
+                    samples,
+                    seen_ms,
+                    waiters,
+                    ..
+                } => {
+                    (*samples, *seen_ms) = (0, 0);
+                    waiters.clear();
+                }
             }
             d
         };
@@ -91,7 +128,8 @@ impl SampledDiagnosis {
     /// Samples it was seen in.
     pub fn samples(&self) -> u32 {
         match self {
-            SampledDiagnosis::WorkerBlocked { samples, .. } => *samples,
+            SampledDiagnosis::WorkerBlocked { samples, .. }
+            | SampledDiagnosis::HeldWhileWaiting { samples, .. } => *samples,
         }
     }
 }
@@ -127,6 +165,40 @@ impl fmt::Display for SampledDiagnosis {
                 write!(
                     f,
                     ", in all {samples} samples over {:.1} s: it polls no other task while it blocks",
+                    *seen_ms as f64 / 1e3
+                )
+            }
+            SampledDiagnosis::HeldWhileWaiting {
+                holder,
+                waiters,
+                held,
+                waits,
+                function,
+                location,
+                samples,
+                seen_ms,
+            } => {
+                let them: Vec<String> = waiters.iter().map(|&w| task_label(w)).collect();
+                write!(
+                    f,
+                    "HELD WHILE WAITING: {} holds what {} {} ({held}) and is itself {waits}",
+                    task_label(*holder),
+                    them.join(", "),
+                    if them.len() == 1 {
+                        "waits for"
+                    } else {
+                        "wait for"
+                    },
+                )?;
+                if let Some(function) = function {
+                    write!(f, " in {function}")?;
+                }
+                if let Some(l) = location {
+                    write!(f, " at {}:{}", l.file, l.line)?;
+                }
+                write!(
+                    f,
+                    ", in all {samples} samples over {:.1} s",
                     *seen_ms as f64 / 1e3
                 )
             }
@@ -229,6 +301,23 @@ impl BlockedWorkers {
     }
 }
 
+/// Every diagnosis of consecutive samples: fed each sample of one process in order.
+#[derive(Default)]
+pub struct SampledDiagnoser {
+    blocked: BlockedWorkers,
+    held: HeldWhileWaiting,
+}
+
+impl SampledDiagnoser {
+    /// Adds the sample `dump`, taken at `at` (from any fixed start); returns the diagnoses
+    /// that hold at it.
+    pub fn add(&mut self, dump: &Dump, at: Duration) -> Vec<SampledDiagnosis> {
+        let mut out = self.blocked.add(dump, at);
+        out.extend(self.held.add(dump, at));
+        out
+    }
+}
+
 /// A diagnosis naming a task, in a word or two (a table's column).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TaskFlag {
@@ -238,6 +327,8 @@ pub enum TaskFlag {
     LockHeld,
     /// Its poll blocks a worker ([`SampledDiagnosis::WorkerBlocked`]).
     WorkerBlocked,
+    /// It holds what others wait for while it waits ([`SampledDiagnosis::HeldWhileWaiting`]).
+    HeldWhileWaiting,
 }
 
 impl fmt::Display for TaskFlag {
@@ -246,6 +337,7 @@ impl fmt::Display for TaskFlag {
             TaskFlag::Deadlock => "DEADLOCK",
             TaskFlag::LockHeld => "LOCK HELD",
             TaskFlag::WorkerBlocked => "BLOCKS WORKER",
+            TaskFlag::HeldWhileWaiting => "HOLDS, WAITS",
         })
     }
 }
@@ -262,7 +354,13 @@ pub fn task_flags(dump: &Dump, sampled: &[SampledDiagnosis]) -> HashMap<u64, Vec
         .chain(dump.diagnoses.iter().map(|d| match d {
             Diagnosis::GuardAcrossAwait { task, .. } => (*task, TaskFlag::LockHeld),
         }))
-        .chain(sampled.iter().map(|d| (d.task(), TaskFlag::WorkerBlocked)));
+        .chain(sampled.iter().map(|d| {
+            let flag = match d {
+                SampledDiagnosis::WorkerBlocked { .. } => TaskFlag::WorkerBlocked,
+                SampledDiagnosis::HeldWhileWaiting { .. } => TaskFlag::HeldWhileWaiting,
+            };
+            (d.task(), flag)
+        }));
     for (id, flag) in named {
         out.entry(id).or_default().push(flag);
     }
