@@ -117,11 +117,11 @@ impl HeldWhileWaiting {
                 out.push(SampledDiagnosis::HeldWhileWaiting {
                     holder,
                     waiters: waiters.iter().copied().collect(),
-                    held: Wait {
+                    held: Box::new(Wait {
                         task: None,
                         ..wait.steady()
-                    },
-                    waits: own_wait.steady(),
+                    }),
+                    waits: Box::new(own_wait.steady()),
                     function: at_frame.map(|n| n.frame.function.clone()),
                     location: at_frame.and_then(|n| n.frame.location.clone()),
                     samples: streak.samples,

@@ -71,9 +71,9 @@ pub enum SampledDiagnosis {
         /// The tasks waiting for it (in the last sample).
         waiters: Vec<u64>,
         /// What they wait for (with its holders: `holder` is one).
-        held: Wait,
+        held: Box<Wait>,
         /// What the holder itself waits on.
-        waits: Wait,
+        waits: Box<Wait>,
         /// The holder's innermost async fn (or block) above that wait.
         function: Option<String>,
         /// Its await.
