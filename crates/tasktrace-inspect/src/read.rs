@@ -274,6 +274,7 @@ pub(crate) fn read_phased(
             .and_then(|at| tk.location(at))
             .map(|(file, line, col)| tasktrace_model::Location::new(file, line, Some(col)));
         task.state = task_state(&rt);
+        task.wakers = rt.wakers();
         task.error = rt.error.clone();
         match rt.future {
             Some((addr, ty)) if rt.running => {

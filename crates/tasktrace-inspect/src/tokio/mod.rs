@@ -27,11 +27,6 @@ use std::sync::{Arc, Mutex};
 /// Most tasks read from one runtime (a bound on corrupt lists).
 pub const MAX_TASKS: usize = 1_000_000;
 
-/// Header state bits.
-const RUNNING: u64 = 0b1;
-const COMPLETE: u64 = 0b10;
-const NOTIFIED: u64 = 0b100;
-
 /// Where a task cell's `Stage` is and how to read it, or why it cannot be found.
 type StageAt = std::result::Result<Arc<Stage>, String>;
 
