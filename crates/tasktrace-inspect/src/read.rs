@@ -304,6 +304,7 @@ pub(crate) fn read_phased(
                         links[tasks.len()] = d.links;
                         frames += d.frames;
                         task.awaits = d.awaits;
+                        task.context = d.context;
                         awaited_headers.extend(d.awaited_headers);
                         task.trace = Trace { roots: d.nodes };
                     }
@@ -536,6 +537,7 @@ fn decode_task(
                 awaits: dec.awaits,
                 awaited_headers: dec.awaited_headers,
                 links: dec.links,
+                context: dec.context,
                 frames,
             };
             (decoded, timed)

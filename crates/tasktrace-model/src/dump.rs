@@ -118,6 +118,9 @@ pub struct Task {
     /// waker for it exists, nothing can wake it ([`crate::Diagnosis::NeverWoken`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wakers: Option<u64>,
+    /// What it runs in: task-local values in scope, `tracing` spans (on its header line).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub context: Vec<crate::TaskContext>,
 }
 
 /// In a dump that joins a producer's own tasks with every tokio task (a snapshot), tokio's
@@ -174,6 +177,7 @@ impl Task {
             source: None,
             tokio_id: None,
             wakers: None,
+            context: Vec::new(),
         }
     }
 
@@ -235,6 +239,9 @@ impl Task {
         }
         if self.awaits.len() > AWAITS_SHOWN {
             write!(out, " and {} more", self.awaits.len() - AWAITS_SHOWN)?;
+        }
+        for c in &self.context {
+            write!(out, ", {c}")?;
         }
         if let Some(source) = &self.source {
             write!(out, " (from the {source})")?;

@@ -300,3 +300,11 @@ pub const JOIN_HANDLE_TYPE: &str = "tokio::runtime::task::join::JoinHandle<";
 pub const BLOCKING_TASK_TYPE: &str = "tokio::runtime::blocking::task::BlockingTask<";
 /// The type name of `JoinSet` (generic: a prefix).
 pub const JOIN_SET_TYPE: &str = "tokio::task::join_set::JoinSet<";
+
+/// The type name of `task_local!`'s scope future (generic: a prefix).
+pub const TASK_LOCAL_FUTURE: &str = "tokio::task::task_local::TaskLocalFuture";
+/// `TaskLocalFuture` → `local` (`&'static LocalKey<T>`, the key's static).
+pub const TASK_LOCAL_KEY: &[&str] = &["local"];
+/// `TaskLocalFuture` → `slot` (`Option<T>`: the value, kept there while the future is not
+/// being polled).
+pub const TASK_LOCAL_SLOT: &[&str] = &["slot"];

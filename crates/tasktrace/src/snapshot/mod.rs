@@ -371,6 +371,8 @@ fn link_registered(
         };
         if let Some(task) = registry.task_mut(id) {
             task.tokio_id = seen.tokio_id;
+            // What it runs in (task-locals, spans) only the snapshot reads.
+            task.context.clone_from(&seen.context);
             for &a in &seen.awaits {
                 task.add_await(map(a));
             }
