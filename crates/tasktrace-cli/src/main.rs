@@ -107,8 +107,9 @@ struct Output {
     #[arg(long)]
     threads: bool,
     /// Also show the values in each async fn frame: its arguments and the locals it keeps
-    /// across its await (`place_order(order_id: 981, user: "bob")`). Off by default: values
-    /// may hold secrets.
+    /// across its await (`place_order(order_id: 981, user: "bob")`), and the values of the
+    /// task-locals in scope for a task on its header line (`TRACE_ID = "t-5"`). Off by
+    /// default: values may hold secrets.
     #[arg(long)]
     values: bool,
 }

@@ -4,7 +4,9 @@
 //! runs each, attaches with `tasktrace attach --json`, and asserts the task trees' structure
 //! (await lines, join branches — one completed —, sleep leaves, join handles, the second
 //! runtime's task), and that the target still runs after the detach; and that tokio 1.32 (an
-//! older layout) is refused with `unsupported tokio 1.32: missing OwnedTasks.list`.
+//! older layout) is refused with `unsupported tokio 1.32: missing OwnedTasks.list`. Every
+//! idle task has its waker counted in tokio's reference count (the NEVER WOKEN diagnosis's
+//! accounting), and none is diagnosed.
 //!
 //! A build with `--cfg tokio_unstable` (as tokio-console users build) gives each task's spawn
 //! location, read from the task (`Vtable.spawn_location_offset`); a plain build has none.
@@ -16,7 +18,7 @@
 mod support;
 
 use support::*;
-use tasktrace_model::{Branches, FrameKind, FrameStatus, Node};
+use tasktrace_model::{Branches, FrameKind, FrameStatus, Node, TaskState};
 
 /// Every tokio version the reader supports (docs/tokio-layouts.md).
 const VERSIONS: &[&str] = &["1.38.2", "1.43.1", "1.47.1", "1.50.0", "1.52.0", "1.54.1"];
@@ -282,6 +284,18 @@ fn check_version(version: &str, profile: &str) {
         );
         is_leaf(only_child(s), "tokio::time::sleep::Sleep", "s left");
     }
+
+    // tokio's reference count, read the same in every version: every idle task waits on
+    // something that wakes it, so each has a waker counted, and none is diagnosed never woken.
+    for t in d.tasks.iter().filter(|t| t.state == TaskState::Suspended) {
+        assert!(
+            t.wakers.is_some_and(|n| n >= 1),
+            "{ctx}: task {} has its waker counted: {:?}\n{d}",
+            t.id,
+            t.wakers
+        );
+    }
+    assert!(d.diagnoses.is_empty(), "{ctx}: {:?}", d.diagnoses);
 
     t.assert_running_and_echoes();
 }

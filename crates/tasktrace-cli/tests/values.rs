@@ -5,8 +5,10 @@
 //! async fn it awaits shows its own (a `&str` through its reference); a long string is cut.
 //! Without `--values`, no value is shown. The program's own snapshot with values reads the
 //! same. An axum handler shows its extractors, and sqlx's frames under a handler waiting for
-//! a connection show the query's SQL. A LocalSet's task holding a `std::sync::MutexGuard` across its await is diagnosed —
-//! and nothing else is (no false positive).
+//! a connection show the query's SQL. A LocalSet's task holding a `std::sync::MutexGuard`
+//! across its await is diagnosed — and nothing else is (no false positive). A request's task
+//! shows its context on its header line: the task-local `TRACE_ID` in scope (its value only
+//! with values) and the `tracing` span it is instrumented with.
 
 mod support;
 
@@ -14,7 +16,7 @@ const SOURCE: &str = include_str!("../../../testdata/framework-targets/src/bin/v
 
 use support::frameworks::*;
 use support::*;
-use tasktrace_model::{Diagnosis, Dump, FrameKind, NamedValue, Node, Value};
+use tasktrace_model::{Diagnosis, Dump, FrameKind, NamedValue, Node, Task, TaskContext, Value};
 
 fn value<'a>(values: &'a [NamedValue], name: &str, what: &str) -> &'a Value {
     &values
@@ -119,6 +121,50 @@ fn check(d: &Dump, what: &str) {
     );
     check_requests(d, what);
     check_diagnosis(d, what);
+    check_context(d, Some(text("t-5")), what);
+}
+
+/// The request's task (its async fn is under its task-local's scope and its span).
+fn request_task<'d>(d: &'d Dump, what: &str) -> &'d Task {
+    let found: Vec<&Task> = d
+        .tasks
+        .iter()
+        .filter(|t| {
+            t.trace
+                .walk()
+                .iter()
+                .any(|(_, n)| n.frame.function == "values_target::serve_request")
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{what}: the request's task: {d}");
+    found[0]
+}
+
+/// The request's task context: its trace id (with `value` when values are read) and its span.
+fn check_context(d: &Dump, value: Option<Value>, what: &str) {
+    let task = request_task(d, what);
+    assert_eq!(
+        task.context,
+        vec![
+            TaskContext::TaskLocal {
+                key: "values_target::TRACE_ID".into(),
+                value,
+            },
+            TaskContext::Span {
+                name: "request".into(),
+                target: "values_target".into(),
+            },
+        ],
+        "{what}: {}",
+        task.header()
+    );
+    // No other task has a context.
+    assert!(
+        d.tasks
+            .iter()
+            .all(|t| t.id == task.id || t.context.is_empty()),
+        "{what}: {d}"
+    );
 }
 
 fn field(name: &str, value: Value) -> NamedValue {
@@ -281,8 +327,22 @@ fn values(profile: &str) {
         text.contains("(self: Query { sql: \"select count(*) from orders where user = ?\" }"),
         "{text}"
     );
-    // Opt-in: no values without the flag.
+    assert!(
+        text.contains(", TRACE_ID = \"t-5\", in span request (values_target)\n"),
+        "{text}"
+    );
+    // Opt-in: no values without the flag (a task-local's key, and the span, still show).
     let plain = clean_dump(&["attach", &pid]);
+    check_context(
+        &plain,
+        None,
+        &format!("values {profile}, attach without values"),
+    );
+    let text = String::from_utf8_lossy(&tasktrace(&["attach", &pid]).stdout).into_owned();
+    assert!(
+        text.contains(", task-local TRACE_ID, in span request (values_target)\n"),
+        "{text}"
+    );
     assert!(
         plain.tasks.iter().all(|t| t
             .trace

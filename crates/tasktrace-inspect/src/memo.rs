@@ -37,6 +37,8 @@ pub(crate) struct Decoded {
     pub awaited_headers: Vec<u64>,
     /// Edges through shared state.
     pub links: Vec<Link>,
+    /// The task's context: task-locals in scope, spans.
+    pub context: Vec<tasktrace_model::TaskContext>,
     /// Frames in the tree.
     pub frames: usize,
 }

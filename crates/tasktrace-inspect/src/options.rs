@@ -33,7 +33,9 @@ pub struct Options {
     pub runtime_handles: Vec<u64>,
     /// Also read the values of async fn frames: their arguments and the locals they keep
     /// across their await (`place_order(order_id: 981, user: "bob")`), bounded (see
-    /// `decode/values.rs`). Off by default: values may hold what a dump should not show.
+    /// `decode/values.rs`), and the values of the task-locals in scope for each task (their
+    /// keys are shown either way). Off by default: values may hold what a dump should not
+    /// show.
     pub values: bool,
 }
 

@@ -274,6 +274,7 @@ pub(crate) fn read_phased(
             .and_then(|at| tk.location(at))
             .map(|(file, line, col)| tasktrace_model::Location::new(file, line, Some(col)));
         task.state = task_state(&rt);
+        task.wakers = rt.wakers();
         task.error = rt.error.clone();
         match rt.future {
             Some((addr, ty)) if rt.running => {
@@ -303,6 +304,7 @@ pub(crate) fn read_phased(
                         links[tasks.len()] = d.links;
                         frames += d.frames;
                         task.awaits = d.awaits;
+                        task.context = d.context;
                         awaited_headers.extend(d.awaited_headers);
                         task.trace = Trace { roots: d.nodes };
                     }
@@ -535,6 +537,7 @@ fn decode_task(
                 awaits: dec.awaits,
                 awaited_headers: dec.awaited_headers,
                 links: dec.links,
+                context: dec.context,
                 frames,
             };
             (decoded, timed)

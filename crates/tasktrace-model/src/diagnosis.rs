@@ -8,8 +8,15 @@
 //! construction). What it cannot see: a guard inside another value (a struct field), a guard
 //! held by a `block_on` future (a thread, not a task), blocking locks of other crates than
 //! std's and `lock_api`'s (parking_lot, spin's through lock_api).
+//!
+//! [`Diagnosis::NeverWoken`] needs an idle task whose reference count the producer accounted
+//! for entirely ([`crate::Task::wakers`] is `Some(0)`): tokio counts every `Waker` of a task
+//! as a reference, and this one has none besides its runtime's list's and its join handle's.
+//! What it cannot see: an `AbortHandle` is counted like a waker, so a task with one is never
+//! diagnosed; nor is a task of `tasktrace::spawn`/`traced`, whose slot keeps a waker (a dump
+//! wakes it); nor a `block_on` future (a thread, not a task).
 
-use crate::{Dump, Location, Node};
+use crate::{Dump, Location, Node, TaskState};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -30,6 +37,20 @@ pub enum Diagnosis {
         location: Option<Location>,
         /// The guard's type.
         guard: String,
+    },
+    /// An idle task no waker exists for: nothing will ever poll it again (aborting it through
+    /// its join handle, or dropping its runtime, still ends it). Typically a hand-written
+    /// future returned `Pending` without keeping its waker (or dropped it).
+    NeverWoken {
+        /// The task.
+        task: u64,
+        /// Its root frame's function (the fn it was spawned with).
+        function: String,
+        /// The innermost frame it is suspended in (the first, if it waits on several).
+        leaf: String,
+        /// Where it waits: the leaf's own location, or else the await line of the innermost
+        /// frame above it that has one (a hand-written future's frame has none).
+        location: Option<Location>,
     },
 }
 
@@ -52,6 +73,25 @@ impl fmt::Display for Diagnosis {
                 }
                 f.write_str(
                     " while it waits: any thread locking it blocks until the task runs again",
+                )
+            }
+            Diagnosis::NeverWoken {
+                task,
+                function,
+                leaf,
+                location,
+            } => {
+                write!(
+                    f,
+                    "NEVER WOKEN: {} ({function}) is suspended in {leaf}",
+                    crate::task_label(*task)
+                )?;
+                if let Some(l) = location {
+                    write!(f, " at {}:{}", l.file, l.line)?;
+                }
+                f.write_str(
+                    " and no waker for it exists: nothing will poll it again (only aborting it \
+                     or dropping its runtime ends it)",
                 )
             }
         }
@@ -82,6 +122,9 @@ impl Dump {
     pub fn find_diagnoses(&self) -> Vec<Diagnosis> {
         let mut out = Vec::new();
         for task in &self.tasks {
+            if let Some(d) = never_woken(task) {
+                out.push(d);
+            }
             let mut stack: Vec<&Node> = task.trace.roots.iter().collect();
             while let Some(n) = stack.pop() {
                 for guard in &n.frame.guards {
@@ -97,6 +140,28 @@ impl Dump {
         }
         out
     }
+}
+
+/// [`Diagnosis::NeverWoken`] for `task`, if its evidence is complete: idle, every reference
+/// to it accounted for with no waker left, and a trace to name it by.
+fn never_woken(task: &crate::Task) -> Option<Diagnosis> {
+    if task.wakers != Some(0)
+        || !matches!(task.state, TaskState::Suspended | TaskState::Idle { .. })
+    {
+        return None;
+    }
+    let root = task.trace.roots.first()?;
+    let (mut leaf, mut location) = (root, root.frame.location.as_ref());
+    while let Some(child) = leaf.children.first() {
+        leaf = child;
+        location = leaf.frame.location.as_ref().or(location);
+    }
+    Some(Diagnosis::NeverWoken {
+        task: task.id,
+        function: root.frame.function.clone(),
+        leaf: leaf.frame.function.clone(),
+        location: location.cloned(),
+    })
 }
 
 #[cfg(test)]
@@ -128,5 +193,62 @@ mod tests {
             "lock_api::mutex::MutexGuard<parking_lot::raw_mutex::RawMutex, u32>"
         ));
         assert!(!is_blocking_guard("tokio::sync::mutex::MutexGuard<u32>"));
+    }
+
+    #[test]
+    fn an_idle_task_with_no_waker_is_diagnosed_and_only_it() {
+        let root = Frame::new("app::stuck", Some(Location::new("src/main.rs", 20, None)))
+            .with_kind(FrameKind::AsyncFn);
+        let leaf = Frame::new("app::Forgetful", None);
+        let mut trace = Trace::new();
+        trace.insert_path([root, leaf]);
+        let task = |id, wakers, state| {
+            let mut t = Task::new(id);
+            t.trace = trace.clone();
+            t.wakers = wakers;
+            t.state = state;
+            t
+        };
+        let dump = Dump::new(vec![
+            task(3, Some(0), TaskState::Suspended),
+            task(4, Some(1), TaskState::Suspended),
+            task(5, None, TaskState::Suspended),
+            task(6, Some(0), TaskState::Scheduled),
+        ]);
+        assert_eq!(dump.diagnoses.len(), 1, "{:?}", dump.diagnoses);
+        assert_eq!(
+            dump.diagnoses[0].to_string(),
+            "NEVER WOKEN: task 3 (app::stuck) is suspended in app::Forgetful at src/main.rs:20 \
+             and no waker for it exists: nothing will poll it again (only aborting it or \
+             dropping its runtime ends it)"
+        );
+        assert!(dump.to_string().starts_with("NEVER WOKEN: task 3"));
+    }
+
+    /// docs/json-schema.md names every diagnosis by its JSON key.
+    #[test]
+    fn the_schema_lists_every_diagnosis() {
+        let doc = include_str!("../../../docs/json-schema.md");
+        for d in [
+            Diagnosis::GuardAcrossAwait {
+                task: 1,
+                function: String::new(),
+                location: None,
+                guard: String::new(),
+            },
+            Diagnosis::NeverWoken {
+                task: 1,
+                function: String::new(),
+                leaf: String::new(),
+                location: None,
+            },
+        ] {
+            let json = serde_json::to_value(&d).unwrap();
+            let key = json.as_object().unwrap().keys().next().unwrap().clone();
+            assert!(
+                doc.contains(&format!("{{\"{key}\"")),
+                "docs/json-schema.md lacks the diagnosis {key}"
+            );
+        }
     }
 }

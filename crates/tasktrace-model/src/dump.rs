@@ -112,6 +112,15 @@ pub struct Task {
     /// `id` is then [`TOKIO_ID_BASE`] + this, so that ids stay unique).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokio_id: Option<u64>,
+    /// References to the task held beyond the ones its runtime's task list and its join
+    /// handle account for: its wakers (and its abort handles, which tokio counts alike), read
+    /// from tokio's reference count for an idle task; `None` when not known. `Some(0)`: no
+    /// waker for it exists, nothing can wake it ([`crate::Diagnosis::NeverWoken`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wakers: Option<u64>,
+    /// What it runs in: task-local values in scope, `tracing` spans (on its header line).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub context: Vec<crate::TaskContext>,
 }
 
 /// In a dump that joins a producer's own tasks with every tokio task (a snapshot), tokio's
@@ -167,6 +176,8 @@ impl Task {
             error: None,
             source: None,
             tokio_id: None,
+            wakers: None,
+            context: Vec::new(),
         }
     }
 
@@ -228,6 +239,9 @@ impl Task {
         }
         if self.awaits.len() > AWAITS_SHOWN {
             write!(out, " and {} more", self.awaits.len() - AWAITS_SHOWN)?;
+        }
+        for c in &self.context {
+            write!(out, ", {c}")?;
         }
         if let Some(source) = &self.source {
             write!(out, " (from the {source})")?;

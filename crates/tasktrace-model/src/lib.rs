@@ -40,6 +40,7 @@
 //! ```
 
 pub mod clean;
+mod context;
 mod diagnosis;
 mod dump;
 mod frame;
@@ -54,6 +55,7 @@ mod trace;
 mod value;
 mod wait;
 
+pub use context::TaskContext;
 pub use diagnosis::{is_blocking_guard, Diagnosis};
 pub use dump::{cycle_text, task_label, Dump, Task, TaskState, SCHEMA_VERSION, TOKIO_ID_BASE};
 pub use frame::{Branches, Frame, FrameKind, FrameStatus, Related};

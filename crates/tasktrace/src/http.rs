@@ -27,7 +27,7 @@
 //! | `format` | `text` (default), `verbose`, `grouped`, `json`, `json-raw`, `folded`, `svg`, `pprof`, `pprof-raw` | the renderers of [`Dump::render`] (`svg`: a flame graph), and a gzipped `profile.proto` ([`model::pprof`](crate::model::pprof)) of the traces in the default view (`pprof`: async fns and leaves, as the text shows them) or with every frame (`pprof-raw`) |
 //! | `task` | a regex | keep only the tasks whose root frame's function matches (as captured, `app::serve::{{closure}}`, or clean, `app::serve`); tasks without a trace have no root frame and are left out |
 //! | `fresh` | `1`, `true` | wake and capture every task, even those not polled since the last dump ([`DumpOptions::fresh`](crate::DumpOptions::fresh)): a task whose executor stopped polling then reads "not captured" |
-//! | `values` | `1`, `true` | with the `snapshot` feature: show the values in the async fn frames of the tasks the snapshot reads — their arguments and the locals they keep across their await (`place_order(order_id: 981, user: "bob")`); off by default, and answered `403` once the program called [`deny_values`] |
+//! | `values` | `1`, `true` | with the `snapshot` feature: show the values in the async fn frames of the tasks the snapshot reads — their arguments and the locals they keep across their await (`place_order(order_id: 981, user: "bob")`), and the values of the task-locals in scope for each task; off by default, and answered `403` once the program called [`deny_values`] |
 //!
 //! `GET /debug/tasks/record?seconds=N` ([`RECORD_PATH`]) records where the tasks wait over
 //! time, like `tasktrace record` from outside: a dump every `1/rate` s for `seconds` (at most

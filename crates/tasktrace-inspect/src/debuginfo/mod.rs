@@ -42,7 +42,7 @@ use crate::process::files::TargetFiles;
 use crate::sections::Stored;
 use crate::split_dwarf::{Places, Skeleton};
 use gimli::{AttributeValue, RunTimeEndian, Section};
-use object::{Object, ObjectSegment};
+use object::{Object, ObjectSegment, ObjectSymbol};
 use scan::{Index, Place, UnitAt, R};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -498,6 +498,16 @@ impl DebugInfo {
     /// The executable's bytes (for read-only data a core file leaves out).
     pub fn file_data(&self) -> &[u8] {
         &self.exe
+    }
+
+    /// The name of the static whose symbol is at link-time address `addr` (a data symbol of
+    /// the executable's symbol table), demangled without its hash; `None` when it has none
+    /// there (a stripped executable). One pass over the symbol table: callers keep the answer.
+    pub fn static_at(&self, addr: u64) -> Option<String> {
+        let obj = object::File::parse(&**self.exe).ok()?;
+        obj.symbols()
+            .find(|s| s.address() == addr && s.kind() == object::SymbolKind::Data)
+            .and_then(|s| s.name().ok().map(crate::unwind::demangle))
     }
 
     /// How many types the index holds (for the figures of what the reader keeps).

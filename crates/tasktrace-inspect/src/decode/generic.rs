@@ -202,6 +202,9 @@ impl Decoder<'_, '_, '_> {
     /// it owns none (right now: an enum's active variant may hold none).
     pub(super) fn hand_written(&mut self, addr: u64, ty: u64, depth: usize) -> Option<Node> {
         let name = self.r.type_name(ty);
+        // Task-local scopes and instrumented futures are hand-written futures: what they say
+        // about the task is noted on the way down.
+        self.note_context(addr, ty, name.split('<').next().unwrap_or(name));
         let mut children = self.owned_futures(addr, ty, depth);
         self.drop_stale_timers(&mut children);
         if children.is_empty() {

@@ -23,6 +23,7 @@
 //! Walks are bounded: depth, total nodes, and no `(address, type)` is decoded twice.
 
 mod actix;
+mod context;
 mod futures_util;
 mod generic;
 mod hyper;
@@ -90,6 +91,8 @@ pub struct Decoder<'r, 'a, 't> {
     enclosing: Vec<(u64, u64)>,
     /// Whether async fn frames get their values ([`crate::Options::values`]).
     values: bool,
+    /// The task's context met on the way: task-locals in scope, spans ([`context`]).
+    pub context: Vec<tasktrace_model::TaskContext>,
 }
 
 /// How tokio's `select!` or `join!` awaits the branches of its `futures` tuple, from the
@@ -132,6 +135,7 @@ impl<'r, 'a, 't> Decoder<'r, 'a, 't> {
             stale_timers: Vec::new(),
             enclosing: Vec::new(),
             values: false,
+            context: Vec::new(),
         }
     }
 

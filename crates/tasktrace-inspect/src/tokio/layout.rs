@@ -76,6 +76,29 @@ pub fn variant_member(r: &Reader<'_>, ty: u64, name: &str) -> Option<Field> {
     None
 }
 
+/// The bits of a task's state word (`Header.state`), the same in every version read: 1.38 –
+/// 1.54 define them alike in `runtime/task/state.rs` (`RUNNING` … `CANCELLED` in the low six
+/// bits, the reference count above them, three references at spawn).
+pub mod state {
+    /// Being polled (or cancelled while shutting down).
+    pub const RUNNING: u64 = 0b1;
+    /// Its future has finished.
+    pub const COMPLETE: u64 = 0b10;
+    /// Woken: a `Notified` for it is in a run queue (or will be, once its poll ends).
+    pub const NOTIFIED: u64 = 0b100;
+    /// Its `JoinHandle` exists (and holds one reference).
+    pub const JOIN_INTEREST: u64 = 0b1000;
+    /// Aborted: cancelled at its next poll.
+    pub const CANCELLED: u64 = 0b10_0000;
+    /// The reference count is the state word shifted right by this many bits.
+    pub const REF_COUNT_SHIFT: u32 = 6;
+    /// References a task in an owned list (a runtime's `OwnedTasks` or a LocalSet's
+    /// `LocalOwnedTasks`) holds for being there: tokio's `INITIAL_STATE` gives three — this
+    /// one, the first `Notified`'s (dropped when a poll ends with the task not notified) and
+    /// the `JoinHandle`'s (dropped with the handle, with `JOIN_INTEREST`).
+    pub const OWNED_LIST_REFS: u64 = 1;
+}
+
 /// The layout of one tokio version, as found in the debuginfo.
 pub struct Layout {
     /// `X.Y` (for messages).
@@ -277,3 +300,11 @@ pub const JOIN_HANDLE_TYPE: &str = "tokio::runtime::task::join::JoinHandle<";
 pub const BLOCKING_TASK_TYPE: &str = "tokio::runtime::blocking::task::BlockingTask<";
 /// The type name of `JoinSet` (generic: a prefix).
 pub const JOIN_SET_TYPE: &str = "tokio::task::join_set::JoinSet<";
+
+/// The type name of `task_local!`'s scope future (generic: a prefix).
+pub const TASK_LOCAL_FUTURE: &str = "tokio::task::task_local::TaskLocalFuture";
+/// `TaskLocalFuture` → `local` (`&'static LocalKey<T>`, the key's static).
+pub const TASK_LOCAL_KEY: &[&str] = &["local"];
+/// `TaskLocalFuture` → `slot` (`Option<T>`: the value, kept there while the future is not
+/// being polled).
+pub const TASK_LOCAL_SLOT: &[&str] = &["slot"];

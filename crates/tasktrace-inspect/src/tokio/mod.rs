@@ -27,11 +27,6 @@ use std::sync::{Arc, Mutex};
 /// Most tasks read from one runtime (a bound on corrupt lists).
 pub const MAX_TASKS: usize = 1_000_000;
 
-/// Header state bits.
-const RUNNING: u64 = 0b1;
-const COMPLETE: u64 = 0b10;
-const NOTIFIED: u64 = 0b100;
-
 /// Where a task cell's `Stage` is and how to read it, or why it cannot be found.
 type StageAt = std::result::Result<Arc<Stage>, String>;
 
@@ -48,6 +43,8 @@ pub struct Types {
     /// Per task `poll` function (a runtime address of the one process these types are used
     /// for, whose load bias does not change): where its `Stage` is (or why not).
     stages: Mutex<HashMap<u64, StageAt>>,
+    /// The names of `task_local!` keys, by their static's link-time address.
+    task_local_keys: Mutex<HashMap<u64, Option<String>>>,
     /// `core::panic::Location`: offsets of its file (a `&str` or `NonNull<str>`: pointer and
     /// length), line and column.
     location: Option<(u64, u64, u64)>,
@@ -119,6 +116,7 @@ impl Types {
             cells,
             sleep_deadline,
             stages: Default::default(),
+            task_local_keys: Default::default(),
             location,
         })
     }
@@ -160,6 +158,20 @@ impl<'r, 'a> Tokio<'r, 'a> {
         let line = r.uint(addr.checked_add(line)?, 4).ok()? as u32;
         let col = r.uint(addr.checked_add(col)?, 4).ok()? as u32;
         Some((String::from_utf8(name).ok()?, line, col))
+    }
+
+    /// The path of the `task_local!` key whose static is at `addr` (`app::TRACE_ID`), from the
+    /// executable's symbol table; looked up once per key.
+    pub fn task_local_key(&self, addr: u64) -> Option<String> {
+        let at = addr.wrapping_sub(self.r.bias);
+        let mut keys = self
+            .types
+            .task_local_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        keys.entry(at)
+            .or_insert_with(|| self.r.info.static_at(at))
+            .clone()
     }
 
     /// The id of the task whose header is at `header` (for a `JoinHandle`'s raw task).

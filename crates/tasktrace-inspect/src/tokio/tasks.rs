@@ -3,7 +3,10 @@
 //! their join handles, and, when the lists are cut short (a truncated core), task headers found
 //! by scanning memory. Each task's root future is the `Running` variant of its cell's `Stage`.
 
-use super::{layout, Runtime, Tokio, COMPLETE, NOTIFIED, RUNNING};
+use super::layout::state::{
+    CANCELLED, COMPLETE, JOIN_INTEREST, NOTIFIED, OWNED_LIST_REFS, REF_COUNT_SHIFT, RUNNING,
+};
+use super::{layout, Runtime, Tokio};
 use crate::error::{Error, Result, TaskTypeMissing};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -21,12 +24,47 @@ pub struct RawTask {
     pub notified: bool,
     /// Finished (its output not yet taken).
     pub complete: bool,
+    /// Aborted, to be cancelled at its next poll.
+    pub cancelled: bool,
+    /// Its `JoinHandle` exists.
+    pub join_interest: bool,
+    /// Its reference count (the state word's bits above the flags).
+    pub refs: u64,
+    /// Found in an owned list (a runtime's or a LocalSet's), which holds a reference to it;
+    /// false for a task found otherwise (a blocking task through its join handle, a header
+    /// found by scanning memory).
+    pub listed: bool,
     /// The root future: (address, type), when its stage is `Running`.
     pub future: Option<(u64, u64)>,
     /// Why the future could not be located.
     pub error: Option<String>,
     /// Address of the `core::panic::Location` it was spawned at (`tokio_unstable` builds).
     pub spawned_at: Option<u64>,
+}
+
+impl RawTask {
+    /// How many references to this task are held beyond the ones its owned list and its
+    /// `JoinHandle` account for: its wakers (every `Waker` of a tokio task is a counted
+    /// reference; the one a poll borrows is not, but no poll is running) and its
+    /// `AbortHandle`s, which tokio counts alike. Known only for a task found in an owned list,
+    /// idle (not running, not notified — a `Notified` in a run queue holds one too — not
+    /// complete, not cancelled) with its future in place; `None` otherwise. `Some(0)`: no
+    /// waker for it exists, and nothing can wake it. A reference held mid-transition (a join
+    /// handle being dropped clears `JOIN_INTEREST` before it lets go of its reference) only
+    /// makes this larger, never zero by mistake.
+    pub fn wakers(&self) -> Option<u64> {
+        if !self.listed
+            || self.running
+            || self.notified
+            || self.complete
+            || self.cancelled
+            || self.future.is_none()
+        {
+            return None;
+        }
+        self.refs
+            .checked_sub(OWNED_LIST_REFS + u64::from(self.join_interest))
+    }
 }
 
 /// The `Stage` enum of one future type's task cells, resolved once for all its tasks.
@@ -113,7 +151,10 @@ impl Tokio<'_, '_> {
                         break;
                     }
                 };
-                out.push(task);
+                out.push(RawTask {
+                    listed: true,
+                    ..task
+                });
                 cur = next;
             }
         }
@@ -162,6 +203,10 @@ impl Tokio<'_, '_> {
             running: state & RUNNING != 0,
             notified: state & NOTIFIED != 0,
             complete: state & COMPLETE != 0,
+            cancelled: state & CANCELLED != 0,
+            join_interest: state & JOIN_INTEREST != 0,
+            refs: state >> REF_COUNT_SHIFT,
+            listed: false,
             future: None,
             error: None,
             spawned_at,
@@ -222,7 +267,7 @@ impl Tokio<'_, '_> {
             }
             // A live task holds at least one reference (the owned list's); the count is the
             // state's bits above the six flags.
-            let refs = r.u64(header.wrapping_add(lay.header_state)).unwrap_or(0) >> 6;
+            let refs = r.u64(header.wrapping_add(lay.header_state)).unwrap_or(0) >> REF_COUNT_SHIFT;
             if refs == 0 || refs > 1 << 24 {
                 continue;
             }

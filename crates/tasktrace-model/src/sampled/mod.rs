@@ -329,6 +329,8 @@ pub enum TaskFlag {
     WorkerBlocked,
     /// It holds what others wait for while it waits ([`SampledDiagnosis::HeldWhileWaiting`]).
     HeldWhileWaiting,
+    /// Nothing can wake it ([`Diagnosis::NeverWoken`]).
+    NeverWoken,
 }
 
 impl fmt::Display for TaskFlag {
@@ -338,6 +340,7 @@ impl fmt::Display for TaskFlag {
             TaskFlag::LockHeld => "LOCK HELD",
             TaskFlag::WorkerBlocked => "BLOCKS WORKER",
             TaskFlag::HeldWhileWaiting => "HOLDS, WAITS",
+            TaskFlag::NeverWoken => "NEVER WOKEN",
         })
     }
 }
@@ -353,6 +356,7 @@ pub fn task_flags(dump: &Dump, sampled: &[SampledDiagnosis]) -> HashMap<u64, Vec
         .map(|&id| (id, TaskFlag::Deadlock))
         .chain(dump.diagnoses.iter().map(|d| match d {
             Diagnosis::GuardAcrossAwait { task, .. } => (*task, TaskFlag::LockHeld),
+            Diagnosis::NeverWoken { task, .. } => (*task, TaskFlag::NeverWoken),
         }))
         .chain(sampled.iter().map(|d| {
             let flag = match d {

@@ -422,6 +422,8 @@ pub(crate) fn join(mut registry: Dump, options: &SnapshotOptions) -> Dump {
                     continue;
                 };
                 task.tokio_id = Some(seen.id);
+                // What it runs in (task-locals, spans) only the snapshot reads.
+                task.context.clone_from(&seen.context);
                 for &a in &seen.awaits {
                     task.add_await(rename(a));
                 }

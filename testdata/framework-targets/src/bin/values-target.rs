@@ -1,7 +1,9 @@
 //! Async fns holding the values a person wants to see in a stuck service (issue 31): an
 //! order being placed waits for stock, with its id, user, lines, coupon, cart, timeout and
 //! peer kept across the await. A task of a LocalSet keeps a `std::sync::MutexGuard` across
-//! its await (a diagnosis). Read by `tasktrace attach --values` and `core --values`
+//! its await (a diagnosis). A request's task runs in a task-local's scope (`TRACE_ID`) and a
+//! `tracing` span (`request`, a tracing-subscriber `fmt` subscriber enables it): its task
+//! context. Read by `tasktrace attach --values` and `core --values`
 //! (crates/tasktrace-cli/tests/values.rs), and by its own in-process snapshot with values:
 //! prints `ready` once every task is at its await, then `snapshot {…}` (JSON on one line).
 //!
@@ -16,6 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
+use tracing::Instrument;
+
+tokio::task_local! {
+    /// The trace id of the request a task serves.
+    static TRACE_ID: String;
+}
 
 /// A small struct of plain fields: shown field by field.
 struct Cart {
@@ -149,6 +157,12 @@ fn parked_anywhere(d: &tasktrace::model::Dump, function: &str) -> bool {
     })
 }
 
+/// Serves a request, in its trace id's scope and its span.
+async fn serve_request(request: u32, gate: Arc<Notify>) {
+    gate.notified().await;
+    TRACE_ID.with(|id| println!("{request} {id}"));
+}
+
 /// Whether the dump shows each of the program's async fns at its await: the order under its
 /// stock wait, the audit, and the LocalSet's task with its guard.
 fn all_parked(d: &tasktrace::model::Dump) -> bool {
@@ -162,15 +176,24 @@ fn all_parked(d: &tasktrace::model::Dump) -> bool {
             })
         })
     };
+    // The request's async fn is under its scope and span: anywhere in its task's tree.
+    let request_parked = d.tasks.iter().any(|t| {
+        t.trace.walk().iter().any(|(_, n)| {
+            n.frame.function == "values_target::serve_request" && !n.children.is_empty()
+        })
+    });
     parked("values_target::place_order")
         && parked("values_target::audit")
         && parked("values_target::hold_guard")
         && parked_anywhere(d, "values_target::create_order")
         && parked_anywhere(d, "values_target::report")
+        && request_parked
 }
 
 #[tokio::main]
 async fn main() {
+    // As a service sets up its logs: spans are enabled (their output goes nowhere here).
+    tracing_subscriber::fmt().with_writer(std::io::sink).init();
     tasktrace::snapshot::register_runtime(&tokio::runtime::Handle::current());
     let gate = Arc::new(Notify::new());
     let local_gate = gate.clone();
@@ -219,6 +242,10 @@ async fn main() {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(serve(listener, app));
     tokio::spawn(client(port));
+    tokio::spawn(TRACE_ID.scope(
+        "t-5".to_string(),
+        serve_request(5, gate.clone()).instrument(tracing::info_span!("request", id = 5)),
+    ));
     // Its own snapshot once every task is parked at its await, the LocalSet's too (which its
     // thread starts on its own time): an event, not a sleep (60 s at most).
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
