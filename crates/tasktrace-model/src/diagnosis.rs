@@ -16,7 +16,7 @@
 //! diagnosed; nor is a task of `tasktrace::spawn`/`traced`, whose slot keeps a waker (a dump
 //! wakes it); nor a `block_on` future (a thread, not a task).
 
-use crate::{Dump, Location, Node, TaskState};
+use crate::{Dump, FrameKind, Location, Node, TaskState};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -151,14 +151,25 @@ fn never_woken(task: &crate::Task) -> Option<Diagnosis> {
         return None;
     }
     let root = task.trace.roots.first()?;
+    // Named by its outermost async fn or block: a wrapper around it (a task-local's scope,
+    // a tracing span's `Instrumented`) is not what the task runs.
+    let mut named = None;
     let (mut leaf, mut location) = (root, root.frame.location.as_ref());
-    while let Some(child) = leaf.children.first() {
+    loop {
+        if named.is_none()
+            && matches!(leaf.frame.kind, FrameKind::AsyncFn | FrameKind::AsyncBlock)
+        {
+            named = Some(leaf);
+        }
+        let Some(child) = leaf.children.first() else {
+            break;
+        };
         leaf = child;
         location = leaf.frame.location.as_ref().or(location);
     }
     Some(Diagnosis::NeverWoken {
         task: task.id,
-        function: root.frame.function.clone(),
+        function: named.unwrap_or(root).frame.function.clone(),
         leaf: leaf.frame.function.clone(),
         location: location.cloned(),
     })
@@ -223,6 +234,29 @@ mod tests {
              dropping its runtime ends it)"
         );
         assert!(dump.to_string().starts_with("NEVER WOKEN: task 3"));
+    }
+
+    #[test]
+    fn a_never_woken_task_is_named_by_its_async_fn_not_its_wrapper() {
+        let scope = Frame::new("tokio::task::task_local::TaskLocalFuture<String, F>", None)
+            .with_kind(FrameKind::Fn);
+        let root = Frame::new("app::stuck", Some(Location::new("src/main.rs", 20, None)))
+            .with_kind(FrameKind::AsyncFn);
+        let leaf = Frame::new("app::Forgetful", None);
+        let mut trace = Trace::new();
+        trace.insert_path([scope, root, leaf]);
+        let mut task = Task::new(3);
+        task.trace = trace;
+        task.wakers = Some(0);
+        task.state = TaskState::Suspended;
+        let dump = Dump::new(vec![task]);
+        assert!(
+            dump.diagnoses[0]
+                .to_string()
+                .starts_with("NEVER WOKEN: task 3 (app::stuck) is suspended in app::Forgetful"),
+            "{}",
+            dump.diagnoses[0]
+        );
     }
 
     /// docs/json-schema.md names every diagnosis by its JSON key.

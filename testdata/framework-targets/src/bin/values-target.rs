@@ -143,7 +143,8 @@ async fn client(port: u16) {
         conn.write_all(request.as_bytes()).await.unwrap();
         open.push(conn);
     }
-    std::future::pending::<()>().await;
+    // A timer, not `pending()`: a task no waker can reach is diagnosed NEVER WOKEN.
+    tokio::time::sleep(Duration::from_secs(3600)).await;
     drop(open);
 }
 
