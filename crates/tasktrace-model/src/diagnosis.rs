@@ -156,8 +156,7 @@ fn never_woken(task: &crate::Task) -> Option<Diagnosis> {
     let mut named = None;
     let (mut leaf, mut location) = (root, root.frame.location.as_ref());
     loop {
-        if named.is_none()
-            && matches!(leaf.frame.kind, FrameKind::AsyncFn | FrameKind::AsyncBlock)
+        if named.is_none() && matches!(leaf.frame.kind, FrameKind::AsyncFn | FrameKind::AsyncBlock)
         {
             named = Some(leaf);
         }
