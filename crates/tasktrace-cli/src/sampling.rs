@@ -52,6 +52,9 @@ impl Sampler {
         period: Duration,
         signals: &[libc::c_int],
     ) -> Result<Sampler, String> {
+        // The threads, for the blocked workers; their native stacks (unwound while the
+        // process is stopped) only where a diagnosis needs one, unless asked for.
+        opts.blocked_stacks_only = !opts.threads;
         opts.threads = true;
         let session = Session::new(pid, &opts).map_err(|e| e.to_string())?;
         Ok(Sampler {

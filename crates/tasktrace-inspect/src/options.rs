@@ -17,6 +17,11 @@ pub struct Options {
     /// Also list the threads ([`Dump::threads`](tasktrace_model::Dump::threads)): workers with their local queue and the task
     /// they poll, `block_on` threads with their root future, blocking-pool threads.
     pub threads: bool,
+    /// With `threads`: unwind the native stack only of a thread polling a task that is
+    /// stopped in a system call (what a blocked worker's diagnosis needs), not of every thread
+    /// polling one. Unwinding happens while the target is stopped: `record` and `top` sample
+    /// a hundred times a second, and a worker busy on the CPU is most of what they stop.
+    pub blocked_stacks_only: bool,
     /// A separate debug file for the executable (`objcopy --only-keep-debug` output, a
     /// distribution's `.debug` file). Without it, an executable without debuginfo is looked up
     /// by build id and `.gnu_debuglink` ([`debugfile`](crate::debugfile)).
@@ -74,6 +79,7 @@ impl Default for Options {
             max_tasks: 100_000,
             max_frames: 1_000_000,
             threads: false,
+            blocked_stacks_only: false,
             debuginfo: None,
             sysroot: None,
             progress: false,

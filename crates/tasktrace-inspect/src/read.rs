@@ -199,7 +199,12 @@ pub(crate) fn read_phased(
     // Native stacks of the threads inside a poll (their stacks change once resumed).
     if opts.threads {
         let polling: Vec<usize> = (0..facts.len())
-            .filter(|&i| facts[i].info.task.is_some() && facts[i].info.role != ThreadRole::Blocking)
+            .filter(|&i| {
+                let info = &facts[i].info;
+                info.task.is_some()
+                    && info.role != ThreadRole::Blocking
+                    && (!opts.blocked_stacks_only || info.syscall.is_some())
+            })
             .collect();
         if !polling.is_empty() {
             let own;
