@@ -93,6 +93,7 @@ pub fn core(core: &str, exe: Option<&str>, opts: &Options) -> Result<Dump> {
             SessionParts {
                 unwinder: unwinder.as_ref(),
                 memo: None,
+                roots: None,
             },
             Stop::none(),
         )

@@ -43,6 +43,8 @@ pub(crate) struct SessionParts<'s> {
     pub(crate) unwinder: Option<&'s unwind::Unwinder>,
     /// The last read's trees, and this read's number.
     pub(crate) memo: Option<(&'s memo::Memo, u64)>,
+    /// The root futures found on `block_on` threads' stacks by the last reads.
+    pub(crate) roots: Option<&'s threads::RootCache>,
 }
 
 /// Most blocking threads whose stacks are copied while the target is stopped.
@@ -85,7 +87,11 @@ pub(crate) fn read_phased(
     parts: SessionParts<'_>,
     stop: Stop<'_>,
 ) -> Result<Dump> {
-    let SessionParts { unwinder, memo } = parts;
+    let SessionParts {
+        unwinder,
+        memo,
+        roots,
+    } = parts;
     let bias = match t.at_entry() {
         Some(e) => e.wrapping_sub(info.entry),
         None => 0,
@@ -162,7 +168,15 @@ pub(crate) fn read_phased(
     }
     // Threads: their roles, and the root futures of `block_on` threads (found on their
     // stacks). A `LocalSet::block_on` root leads to the LocalSet's own task list.
-    let mut facts = threads::threads(&reader, &tk, &prepared.roots, &contexts, &runtimes, &raw);
+    let mut facts = threads::threads(
+        &reader,
+        &tk,
+        &prepared.roots,
+        &contexts,
+        &runtimes,
+        &raw,
+        roots,
+    );
     let mut local_sets = 0;
     for f in &facts {
         // The most plausible root future that leads to a LocalSet whose list reads. Only the

@@ -4,7 +4,9 @@
 use crate::options::Progress;
 use crate::process::pid::exited;
 use crate::read::{read_phased, SessionParts, Stop};
-use crate::{debuginfo, memo, process, snapshot, unwind, Error, Options, Prepared, Result};
+use crate::{
+    debuginfo, memo, process, snapshot, threads, unwind, Error, Options, Prepared, Result,
+};
 use std::time::Duration;
 use tasktrace_model::Dump;
 
@@ -29,6 +31,8 @@ pub struct Session {
     progress: Progress,
     /// The trees of the last read, for the tasks whose futures have not changed since.
     memo: memo::Memo,
+    /// The root futures on `block_on` threads' stacks, re-checked instead of scanned for.
+    roots: threads::RootCache,
 }
 
 impl Session {
@@ -86,6 +90,7 @@ impl Session {
             unwinder,
             progress,
             memo: memo::Memo::default(),
+            roots: threads::RootCache::default(),
         })
     }
 
@@ -130,6 +135,7 @@ impl Session {
             SessionParts {
                 unwinder: self.unwinder.as_ref(),
                 memo: Some((&self.memo, read)),
+                roots: Some(&self.roots),
             },
             Stop {
                 prefetch: &|addr, len| snap.prefetch(addr, len),

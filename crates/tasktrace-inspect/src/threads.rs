@@ -28,6 +28,54 @@ const CHUNK: u64 = 64 * 1024;
 /// Smallest read of the scan, near the top of a stack mapping.
 const PAGE: u64 = 4096;
 
+/// The root futures a session found on each `block_on` thread's stack at its last scan.
+///
+/// A root future does not move while its `block_on` runs, so a read re-checks the ones found
+/// before — each still above the stack pointer and as plausible as when found, a few reads —
+/// instead of scanning the stack again (up to [`STACK_WINDOW`] copied while the target is
+/// stopped: half a sample's stop). Any change (a candidate gone or scoring otherwise, a
+/// thread new or gone) rescans, and so does every [`RESCAN_EVERY`]th read: a root future that
+/// appeared above the remembered ones (a `block_on` entered again) is found within that many
+/// samples.
+#[derive(Default)]
+pub struct RootCache(std::sync::Mutex<std::collections::HashMap<i32, Remembered>>);
+
+/// One thread's root futures, with their scores, and reads since they were scanned for.
+struct Remembered {
+    found: Vec<(u32, RootFuture)>,
+    reads: u32,
+}
+
+/// Reads between two full scans of a `block_on` thread's stack.
+const RESCAN_EVERY: u32 = 16;
+
+impl RootCache {
+    /// The root futures on thread `tid`'s stack: the remembered ones if they all still hold,
+    /// else a scan's.
+    fn root_futures(&self, scan: &Scan<'_, '_, '_>, tid: i32) -> Vec<RootFuture> {
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let rsp = scan.r.target.registers(tid).map(|regs| regs.rsp);
+        let still = cache.get(&tid).is_some_and(|m| {
+            m.reads < RESCAN_EVERY
+                && !m.found.is_empty()
+                && rsp.is_some_and(|rsp| {
+                    m.found.iter().all(|&(score, f)| {
+                        f.addr >= rsp && scan.plausible(f.addr, f.ty, 0) == Some(score)
+                    })
+                })
+        });
+        if still {
+            let m = cache.get_mut(&tid).expect("checked above");
+            m.reads += 1;
+            return m.found.iter().map(|&(_, f)| f).collect();
+        }
+        let found = scan.scored_root_futures(tid);
+        let out = found.iter().map(|&(_, f)| f).collect();
+        cache.insert(tid, Remembered { found, reads: 1 });
+        out
+    }
+}
+
 /// A root future found on a `block_on` thread's stack.
 #[derive(Clone, Copy, Debug)]
 pub struct RootFuture {
@@ -57,8 +105,13 @@ pub fn threads(
     contexts: &[ThreadContext],
     runtimes: &[Runtime],
     tasks: &[RawTask],
+    remembered: Option<&RootCache>,
 ) -> Vec<ThreadFacts> {
     let scan = Scan::new(r, tk, roots);
+    let root_futures = |tid: i32| match remembered {
+        Some(cache) => cache.root_futures(&scan, tid),
+        None => scan.root_futures(tid),
+    };
     let runtime_no = |rt: &Runtime| {
         runtimes
             .iter()
@@ -98,11 +151,11 @@ pub fn threads(
                 info.role = ThreadRole::BlockOn;
                 info.local_queue = tk.current_thread_queue_len(s);
                 info.task = c.task_id.filter(|&id| running(id));
-                candidates = scan.root_futures(tid);
+                candidates = root_futures(tid);
             }
             (None, Some(true), Some(_)) => {
                 info.role = ThreadRole::BlockOn;
-                candidates = scan.root_futures(tid);
+                candidates = root_futures(tid);
             }
             (None, _, Some(_)) => {
                 info.role = ThreadRole::Blocking;
@@ -224,6 +277,14 @@ impl<'r, 'a, 't> Scan<'r, 'a, 't> {
     /// Every plausible root future on the stack of thread `tid`, the most plausible first (on
     /// a tie, the innermost).
     pub fn root_futures(&self, tid: i32) -> Vec<RootFuture> {
+        self.scored_root_futures(tid)
+            .into_iter()
+            .map(|(_, f)| f)
+            .collect()
+    }
+
+    /// [`root_futures`](Self::root_futures) with their scores.
+    fn scored_root_futures(&self, tid: i32) -> Vec<(u32, RootFuture)> {
         if self.candidates.is_empty() {
             return Vec::new();
         }
@@ -251,7 +312,7 @@ impl<'r, 'a, 't> Scan<'r, 'a, 't> {
         }
         // Best score first; on a tie the innermost (lowest) copy.
         found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.addr.cmp(&b.1.addr)));
-        found.into_iter().map(|f| f.1).collect()
+        found
     }
 
     /// Whether a value of type `ty` at `addr` looks live: state machines in a valid state
