@@ -32,9 +32,9 @@ const PAGE: u64 = 4096;
 ///
 /// A root future does not move while its `block_on` runs, so a read re-checks the ones found
 /// before — each still above the stack pointer and as plausible as when found, a few reads —
-/// instead of scanning the stack again (up to [`STACK_WINDOW`] copied while the target is
+/// instead of scanning the stack again (up to `STACK_WINDOW`, 512 KiB, copied while the target is
 /// stopped: half a sample's stop). Any change (a candidate gone or scoring otherwise, a
-/// thread new or gone) rescans, and so does every [`RESCAN_EVERY`]th read: a root future that
+/// thread new or gone) rescans, and so does every `RESCAN_EVERY`th (16th) read: a root future that
 /// appeared above the remembered ones (a `block_on` entered again) is found within that many
 /// samples.
 #[derive(Default)]
@@ -146,11 +146,13 @@ pub fn threads(
                     info.local_queue = tk.local_queue_len(h, i as u64);
                 }
                 info.task = c.task_id.filter(|&id| running(id));
+                info.scheduler_tick = tk.scheduler_tick(s);
             }
             (Some(s), _, _) => {
                 info.role = ThreadRole::BlockOn;
                 info.local_queue = tk.current_thread_queue_len(s);
                 info.task = c.task_id.filter(|&id| running(id));
+                info.scheduler_tick = tk.scheduler_tick(s);
                 candidates = root_futures(tid);
             }
             (None, Some(true), Some(_)) => {

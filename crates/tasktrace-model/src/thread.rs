@@ -62,6 +62,11 @@ pub struct ThreadInfo {
     /// code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syscall: Option<Syscall>,
+    /// Its scheduler's tick (a worker's, or a current-thread runtime's): the count of its
+    /// run loop's turns, one per task it takes from its queues. Unchanged between two reads
+    /// while the thread runs the same task: it was inside one poll all along.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler_tick: Option<u64>,
 }
 
 /// A system call a thread was inside.

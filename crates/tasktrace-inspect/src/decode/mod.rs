@@ -91,7 +91,7 @@ pub struct Decoder<'r, 'a, 't> {
     enclosing: Vec<(u64, u64)>,
     /// Whether async fn frames get their values ([`crate::Options::values`]).
     values: bool,
-    /// The task's context met on the way: task-locals in scope, spans ([`context`]).
+    /// The task's context met on the way: task-locals in scope, spans (see `decode/context.rs`).
     pub context: Vec<tasktrace_model::TaskContext>,
 }
 

@@ -257,6 +257,22 @@ impl Tokio<'_, '_> {
         Some(tail.wrapping_sub(head & mask) & mask)
     }
 
+    /// The tick of the scheduler whose context is `ctx` (a worker's `Core::tick`, or a
+    /// current-thread runtime's): one per turn of its run loop, each turn taking one task.
+    /// `None` when its core is not in place (a worker between turns, or inside
+    /// `block_in_place`, whose core another thread took).
+    pub fn scheduler_tick(&self, ctx: &SchedulerContext) -> Option<u64> {
+        let r = self.r;
+        let l = self.types.layout.resolver(r);
+        let (c_off, c_ty) = l.opt(ctx.ty, layout::CT_CTX_CORE)?;
+        let (core, core_ty) = r.thin_pointer(c_ty, ctx.addr + c_off).ok()??;
+        if core == 0 {
+            return None;
+        }
+        let (t_off, t_ty) = l.opt(core_ty?, layout::CORE_TICK)?;
+        self.r.int(core + t_off, t_ty)
+    }
+
     /// Tasks in the run queue of a current_thread scheduler (`current_thread::Context` at
     /// `ctx`), when its core is in place.
     pub fn current_thread_queue_len(&self, ctx: &SchedulerContext) -> Option<u64> {

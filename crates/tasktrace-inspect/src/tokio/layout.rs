@@ -250,8 +250,12 @@ pub const REMOTE_QUEUE: &[&str] = &["steal.__0", "steal"];
 pub const QUEUE_HEAD: &[&str] = &["head"];
 /// See [`QUEUE_HEAD`].
 pub const QUEUE_TAIL: &[&str] = &["tail"];
-/// `current_thread::Context` → `core` (`RefCell<Option<Box<Core>>>`).
+/// `current_thread::Context` and `multi_thread::worker::Context` → `core`
+/// (`RefCell<Option<Box<Core>>>`: the core, while the thread runs the scheduler).
 pub const CT_CTX_CORE: &[&str] = &["core.value.value", "core.value"];
+/// A scheduler's `Core` → `tick` (`u32`; a worker's and a current-thread runtime's alike, in
+/// every supported version).
+pub const CORE_TICK: &[&str] = &["tick"];
 /// `current_thread::Core` → `tasks.len` (the local run queue, a `VecDeque`).
 pub const CT_CORE_QUEUE_LEN: &[&str] = &["tasks.len"];
 /// Subprograms whose template parameter `F` is a `block_on` root future, inline in their frame.

@@ -15,7 +15,7 @@
 //! sample may have run between them and been woken again, and no fact of a dump tells the two
 //! apart (tokio keeps no count of a task's polls).
 //!
-//! [`SampledDiagnosis::HeldWhileWaiting`]: see [`held`].
+//! [`SampledDiagnosis::HeldWhileWaiting`]: see [`HeldWhileWaiting`].
 //!
 //! [`task_flags`] says, per task, which diagnoses name it — a table's narrow column.
 //! [`SampledDiagnoser`] finds them all, fed each sample in order.
@@ -64,7 +64,7 @@ pub enum SampledDiagnosis {
         seen_ms: u64,
     },
     /// A task holding what other tasks wait for, suspended at an await of its own, in every
-    /// one of `samples` consecutive samples over `seen_ms` ([`held`]).
+    /// one of `samples` consecutive samples over `seen_ms` ([`HeldWhileWaiting`](crate::HeldWhileWaiting)).
     HeldWhileWaiting {
         /// The task holding it.
         holder: u64,
