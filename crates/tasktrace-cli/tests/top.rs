@@ -674,6 +674,51 @@ fn once_json(t: &Target) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
+/// A worker busy on the CPU inside one poll — the demo's burner, computing in a loop that
+/// never yields — is diagnosed with its thread and task (its scheduler's tick did not move),
+/// and the spinner (blocked in a system call) is told apart; the yielder, as busy but
+/// yielding after each step, is not diagnosed.
+#[test]
+fn a_worker_busy_in_one_poll_is_diagnosed_and_a_yielding_task_is_not() {
+    let t = Target::start(TARGET, &["--burner", "--yielder"]);
+    let v = once_json(&t);
+    let sampled = v["sampled_diagnoses"]
+        .as_array()
+        .expect("sampled_diagnoses");
+    let busy: Vec<&serde_json::Value> = sampled
+        .iter()
+        .filter_map(|d| d.get("worker_busy"))
+        .collect();
+    assert_eq!(busy.len(), 1, "only the burner: {sampled:#?}");
+    let d = busy[0];
+    assert_eq!(d["function"], "tasktrace_demo_target::burner", "{d:#}");
+    assert!(d["samples"].as_u64().unwrap() >= 3, "{d:#}");
+    assert!(d["seen_ms"].as_u64().unwrap() >= 1000, "{d:#}");
+    let blocked: Vec<&serde_json::Value> = sampled
+        .iter()
+        .filter_map(|d| d.get("worker_blocked"))
+        .collect();
+    assert_eq!(blocked.len(), 1, "the spinner, blocked: {sampled:#?}");
+    assert_ne!(blocked[0]["task"], d["task"], "{sampled:#?}");
+    assert_eq!(sampled.len(), 2, "nothing else: {sampled:#?}");
+    let out = tasktrace(&[
+        "top",
+        &t.pid.to_string(),
+        "--once",
+        "--samples",
+        "5",
+        "--interval",
+        "0.4",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = Regex::new(
+        "(?m)^WORKER BUSY: thread \\d+ \\S* ?was inside one poll of task \\d+ \\(tasktrace_demo_target::burner\\), on the CPU, in all \\d+ samples over \\d+\\.\\d s: its scheduler took no other task meanwhile$",
+    )
+    .unwrap();
+    assert!(line.is_match(&text), "{text}");
+    t.assert_running_and_echoes();
+}
+
 /// A worker blocked inside a poll — the demo's spinner, in `std::thread::sleep` in a loop
 /// inside one poll — is diagnosed with its thread, task, frame and system call, and its row
 /// says so; a task busy on the CPU that yields after each step (`--yielder`) is not, nor is

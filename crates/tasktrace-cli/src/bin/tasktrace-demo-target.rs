@@ -109,6 +109,14 @@ async fn yielder() {
     }
 }
 
+/// A task busy on the CPU that never yields (`--burner`): one poll that never ends, with no
+/// system call — a worker kept from every other task by computing.
+async fn burner() {
+    loop {
+        busy_step(); // @burner_step
+    }
+}
+
 /// A few hundred microseconds of arithmetic, no system call.
 #[inline(never)]
 fn busy_step() {
@@ -184,14 +192,16 @@ fn main() {
         b
     };
     let with_yielder = args.iter().any(|a| a == "--yielder");
+    let with_burner = args.iter().any(|a| a == "--burner");
     builder.enable_all().build().expect("runtime").block_on(run(
         !current_thread,
         idle_tasks,
         with_yielder,
+        with_burner,
     ));
 }
 
-async fn run(with_spinner: bool, idle_tasks: usize, with_yielder: bool) {
+async fn run(with_spinner: bool, idle_tasks: usize, with_yielder: bool, with_burner: bool) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(foo());
@@ -223,6 +233,9 @@ async fn run(with_spinner: bool, idle_tasks: usize, with_yielder: bool) {
     }
     if with_yielder {
         tokio::spawn(yielder());
+    }
+    if with_burner {
+        tokio::spawn(burner());
     }
     // Give every task its first poll so each sits at its await point.
     tokio::time::sleep(Duration::from_millis(200)).await;

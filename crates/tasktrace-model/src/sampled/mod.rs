@@ -11,6 +11,16 @@
 //! CPU (from outside, a task polled again and again at the same line looks the same as one long
 //! poll: it is not diagnosed); threads whose stacks the producer could not unwind.
 //!
+//! [`SampledDiagnosis::WorkerBusy`]: a runtime thread polling the same task, never in a
+//! system call, with its scheduler's tick (tokio's `Core::tick`, one per task taken from its
+//! queues) unchanged, in every one of at least [`BLOCKED_SAMPLES`] consecutive samples
+//! spanning at least [`BLOCKED_FOR`]. What it proves: the scheduler took no other task in all
+//! that time — one poll ran all along (with at most the few polls tokio makes from its LIFO
+//! slot inside one turn), busy on the CPU. What it cannot see: which frame is hot (the stacks
+//! of busy threads are not unwound while sampling, to keep the stop short: `--threads`
+//! records them); a thread in `block_in_place` (its core moved to another thread: no tick,
+//! not diagnosed, rightly).
+//!
 //! Tasks notified but not run (starved) are not diagnosed: a task seen scheduled in every
 //! sample may have run between them and been woken again, and no fact of a dump tells the two
 //! apart (tokio keeps no count of a task's polls).
@@ -63,6 +73,23 @@ pub enum SampledDiagnosis {
         /// Milliseconds from the first of them to the last.
         seen_ms: u64,
     },
+    /// A worker thread inside one poll of one task, on the CPU (no system call), its
+    /// scheduler taking no other task, in every one of `samples` consecutive samples over
+    /// `seen_ms`.
+    WorkerBusy {
+        /// The thread's id.
+        thread: u64,
+        /// Its name.
+        thread_name: Option<String>,
+        /// The task it polls.
+        task: u64,
+        /// The task's root function (what it was spawned with), when the dump names it.
+        function: Option<String>,
+        /// Samples it was seen in.
+        samples: u32,
+        /// Milliseconds from the first of them to the last.
+        seen_ms: u64,
+    },
     /// A task holding what other tasks wait for, suspended at an await of its own, in every
     /// one of `samples` consecutive samples over `seen_ms` ([`HeldWhileWaiting`](crate::HeldWhileWaiting)).
     HeldWhileWaiting {
@@ -89,7 +116,8 @@ impl SampledDiagnosis {
     /// The task it names.
     pub fn task(&self) -> u64 {
         match self {
-            SampledDiagnosis::WorkerBlocked { task, .. } => *task,
+            SampledDiagnosis::WorkerBlocked { task, .. }
+            | SampledDiagnosis::WorkerBusy { task, .. } => *task,
             SampledDiagnosis::HeldWhileWaiting { holder, .. } => *holder,
         }
     }
@@ -103,6 +131,9 @@ impl SampledDiagnosis {
             let mut d = d.clone();
             match &mut d {
                 SampledDiagnosis::WorkerBlocked {
+                    samples, seen_ms, ..
+                }
+                | SampledDiagnosis::WorkerBusy {
                     samples, seen_ms, ..
                 } => (*samples, *seen_ms) = (0, 0),
                 SampledDiagnosis::HeldWhileWaiting {
@@ -129,6 +160,7 @@ impl SampledDiagnosis {
     pub fn samples(&self) -> u32 {
         match self {
             SampledDiagnosis::WorkerBlocked { samples, .. }
+            | SampledDiagnosis::WorkerBusy { samples, .. }
             | SampledDiagnosis::HeldWhileWaiting { samples, .. } => *samples,
         }
     }
@@ -165,6 +197,29 @@ impl fmt::Display for SampledDiagnosis {
                 write!(
                     f,
                     ", in all {samples} samples over {:.1} s: it polls no other task while it blocks",
+                    *seen_ms as f64 / 1e3
+                )
+            }
+            SampledDiagnosis::WorkerBusy {
+                thread,
+                thread_name,
+                task,
+                function,
+                samples,
+                seen_ms,
+            } => {
+                write!(f, "WORKER BUSY: thread {thread}")?;
+                if let Some(name) = thread_name {
+                    write!(f, " \"{name}\"")?;
+                }
+                write!(f, " was inside one poll of {}", task_label(*task))?;
+                if let Some(function) = function {
+                    write!(f, " ({function})")?;
+                }
+                write!(
+                    f,
+                    ", on the CPU, in all {samples} samples over {:.1} s: its scheduler took no \
+                     other task meanwhile",
                     *seen_ms as f64 / 1e3
                 )
             }
@@ -236,14 +291,24 @@ struct Streak {
 #[derive(Default)]
 pub struct BlockedWorkers {
     streaks: HashMap<u64, Streak>,
+    /// Per thread: the task and scheduler tick it was seen busy at, since when, how often.
+    busy: HashMap<u64, BusyStreak>,
+}
+
+/// One thread seen inside the same poll, on the CPU, over the last consecutive samples.
+struct BusyStreak {
+    task: u64,
+    tick: u64,
+    first: Duration,
+    samples: u32,
 }
 
 impl BlockedWorkers {
     /// Adds the sample `dump`, taken at `at` (from any fixed start); returns the diagnoses
     /// that hold at it. A thread not seen blocked alike in this sample starts over.
     pub fn add(&mut self, dump: &Dump, at: Duration) -> Vec<SampledDiagnosis> {
+        let mut out = self.add_busy(dump, at);
         let mut next = HashMap::new();
-        let mut out = Vec::new();
         for th in &dump.threads {
             let (Some(task), Some(syscall)) = (th.task, &th.syscall) else {
                 continue;
@@ -299,6 +364,49 @@ impl BlockedWorkers {
         self.streaks = next;
         out
     }
+
+    /// [`SampledDiagnosis::WorkerBusy`] at the sample `dump` taken at `at`.
+    fn add_busy(&mut self, dump: &Dump, at: Duration) -> Vec<SampledDiagnosis> {
+        let mut next = HashMap::new();
+        let mut out = Vec::new();
+        for th in &dump.threads {
+            let (Some(task), Some(tick), None) = (th.task, th.scheduler_tick, &th.syscall) else {
+                continue;
+            };
+            if !matches!(th.role, ThreadRole::Worker | ThreadRole::BlockOn) {
+                continue;
+            }
+            let streak = match self.busy.remove(&th.tid) {
+                Some(s) if s.task == task && s.tick == tick => BusyStreak {
+                    samples: s.samples + 1,
+                    ..s
+                },
+                _ => BusyStreak {
+                    task,
+                    tick,
+                    first: at,
+                    samples: 1,
+                },
+            };
+            let seen = at.saturating_sub(streak.first);
+            if streak.samples >= BLOCKED_SAMPLES && seen >= BLOCKED_FOR {
+                out.push(SampledDiagnosis::WorkerBusy {
+                    thread: th.tid,
+                    thread_name: th.name.clone(),
+                    task,
+                    function: dump
+                        .task(task)
+                        .and_then(|t| t.trace.roots.first())
+                        .map(|r| r.frame.function.clone()),
+                    samples: streak.samples,
+                    seen_ms: seen.as_millis() as u64,
+                });
+            }
+            next.insert(th.tid, streak);
+        }
+        self.busy = next;
+        out
+    }
 }
 
 /// Every diagnosis of consecutive samples: fed each sample of one process in order.
@@ -349,22 +457,23 @@ impl fmt::Display for TaskFlag {
 /// task's flags sorted, once each).
 pub fn task_flags(dump: &Dump, sampled: &[SampledDiagnosis]) -> HashMap<u64, Vec<TaskFlag>> {
     let mut out: HashMap<u64, Vec<TaskFlag>> = HashMap::new();
-    let named = dump
-        .deadlocks
-        .iter()
-        .flatten()
-        .map(|&id| (id, TaskFlag::Deadlock))
-        .chain(dump.diagnoses.iter().map(|d| match d {
-            Diagnosis::GuardAcrossAwait { task, .. } => (*task, TaskFlag::LockHeld),
-            Diagnosis::NeverWoken { task, .. } => (*task, TaskFlag::NeverWoken),
-        }))
-        .chain(sampled.iter().map(|d| {
-            let flag = match d {
-                SampledDiagnosis::WorkerBlocked { .. } => TaskFlag::WorkerBlocked,
-                SampledDiagnosis::HeldWhileWaiting { .. } => TaskFlag::HeldWhileWaiting,
-            };
-            (d.task(), flag)
-        }));
+    let named =
+        dump.deadlocks
+            .iter()
+            .flatten()
+            .map(|&id| (id, TaskFlag::Deadlock))
+            .chain(dump.diagnoses.iter().map(|d| match d {
+                Diagnosis::GuardAcrossAwait { task, .. } => (*task, TaskFlag::LockHeld),
+                Diagnosis::NeverWoken { task, .. } => (*task, TaskFlag::NeverWoken),
+            }))
+            .chain(sampled.iter().map(|d| {
+                let flag = match d {
+                    SampledDiagnosis::WorkerBlocked { .. }
+                    | SampledDiagnosis::WorkerBusy { .. } => TaskFlag::WorkerBlocked,
+                    SampledDiagnosis::HeldWhileWaiting { .. } => TaskFlag::HeldWhileWaiting,
+                };
+                (d.task(), flag)
+            }));
     for (id, flag) in named {
         out.entry(id).or_default().push(flag);
     }
