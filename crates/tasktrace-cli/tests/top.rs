@@ -653,7 +653,21 @@ fn axum_service_release() {
     axum_service("release");
 }
 
-/// `top --once` over five samples of `args`' demo target, as JSON.
+/// `top --once` over five samples of `t`, as text.
+fn once_text(t: &Target) -> String {
+    let out = tasktrace(&[
+        "top",
+        &t.pid.to_string(),
+        "--once",
+        "--samples",
+        "5",
+        "--interval",
+        "0.4",
+    ]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `top --once` over five samples of `t`, as JSON.
 fn once_json(t: &Target) -> serde_json::Value {
     let out = tasktrace(&[
         "top",
@@ -701,16 +715,7 @@ fn a_worker_busy_in_one_poll_is_diagnosed_and_a_yielding_task_is_not() {
     assert_eq!(blocked.len(), 1, "the spinner, blocked: {sampled:#?}");
     assert_ne!(blocked[0]["task"], d["task"], "{sampled:#?}");
     assert_eq!(sampled.len(), 2, "nothing else: {sampled:#?}");
-    let out = tasktrace(&[
-        "top",
-        &t.pid.to_string(),
-        "--once",
-        "--samples",
-        "5",
-        "--interval",
-        "0.4",
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = once_text(&t);
     let line = Regex::new(
         "(?m)^WORKER BUSY: thread \\d+ \\S* ?was inside one poll of task \\d+ \\(tasktrace_demo_target::burner\\), on the CPU, in all \\d+ samples over \\d+\\.\\d s: its scheduler took no other task meanwhile$",
     )
@@ -763,16 +768,7 @@ fn a_blocked_worker_is_diagnosed_and_a_yielding_task_is_not() {
     assert_eq!(flagged[0]["state"], "running");
 
     // The same words in the text table.
-    let out = tasktrace(&[
-        "top",
-        &t.pid.to_string(),
-        "--once",
-        "--samples",
-        "5",
-        "--interval",
-        "0.4",
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = once_text(&t);
     let line = Regex::new(&format!(
         "(?m)^WORKER BLOCKED: thread \\d+ \\S* ?was in system call (clock_)?nanosleep \
          inside a poll of task \\d+, in tasktrace_demo_target::pause at \

@@ -262,20 +262,18 @@ impl Tokio<'_, '_> {
     /// `None` when its core is not in place (a worker between turns, or inside
     /// `block_in_place`, whose core another thread took).
     pub fn scheduler_tick(&self, ctx: &SchedulerContext) -> Option<u64> {
-        let r = self.r;
-        let l = self.types.layout.resolver(r);
-        let (c_off, c_ty) = l.opt(ctx.ty, layout::CT_CTX_CORE)?;
-        let (core, core_ty) = r.thin_pointer(c_ty, ctx.addr + c_off).ok()??;
-        if core == 0 {
-            return None;
-        }
-        let (t_off, t_ty) = l.opt(core_ty?, layout::CORE_TICK)?;
-        self.r.int(core + t_off, t_ty)
+        self.core_int(ctx, layout::CORE_TICK)
     }
 
     /// Tasks in the run queue of a current_thread scheduler (`current_thread::Context` at
     /// `ctx`), when its core is in place.
     pub fn current_thread_queue_len(&self, ctx: &SchedulerContext) -> Option<u64> {
+        self.core_int(ctx, layout::CT_CORE_QUEUE_LEN)
+    }
+
+    /// The integer at `path` in the `Core` of the scheduler context `ctx`, when its core is
+    /// in place (`core: RefCell<Option<Box<Core>>>`).
+    fn core_int(&self, ctx: &SchedulerContext, path: &[&str]) -> Option<u64> {
         let r = self.r;
         let l = self.types.layout.resolver(r);
         let (c_off, c_ty) = l.opt(ctx.ty, layout::CT_CTX_CORE)?;
@@ -283,7 +281,7 @@ impl Tokio<'_, '_> {
         if core == 0 {
             return None;
         }
-        let (q_off, q_ty) = l.opt(core_ty?, layout::CT_CORE_QUEUE_LEN)?;
-        self.r.int(core + q_off, q_ty)
+        let (off, ty) = l.opt(core_ty?, path)?;
+        self.r.int(core + off, ty)
     }
 }

@@ -1,7 +1,8 @@
 //! [`SampledDiagnosis::HeldWhileWaiting`]: a task that holds what other tasks wait for (a
 //! lock, a permit, a pool's connection: their waits name it as the holder) while it waits
-//! on something else itself, in every one of at least [`BLOCKED_SAMPLES`] consecutive
-//! samples spanning at least [`BLOCKED_FOR`].
+//! on something else itself, in every one of at least
+//! [`BLOCKED_SAMPLES`](super::BLOCKED_SAMPLES) consecutive samples spanning at least
+//! [`BLOCKED_FOR`](super::BLOCKED_FOR).
 //!
 //! What it proves: at each of those moments the holder was suspended at an await with the
 //! thing held, and the waiters could not go on; the await it was at is the one named. What it
@@ -10,7 +11,7 @@
 //! outside the runtime, holders past the ones a wait lists). Tasks of a deadlock are left to
 //! the DEADLOCK line, which says more.
 
-use super::{SampledDiagnosis, BLOCKED_FOR, BLOCKED_SAMPLES};
+use super::{SampledDiagnosis, Streak};
 use crate::{Dump, FrameKind, Holder, Node, TaskState, Wait, WaitOn};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
@@ -20,12 +21,7 @@ use std::time::Duration;
 #[derive(Default)]
 pub struct HeldWhileWaiting {
     /// Per holder and kind of wait: since when, in how many consecutive samples.
-    streaks: HashMap<(u64, WaitOn), Streak>,
-}
-
-struct Streak {
-    first: Duration,
-    samples: u32,
+    streaks: HashMap<(u64, WaitOn), Streak<()>>,
 }
 
 /// The wait a leaf of `nodes` shows, with the innermost async fn or block above it.
@@ -102,18 +98,8 @@ impl HeldWhileWaiting {
             let Some((own_wait, at_frame)) = first_wait(&task.trace.roots, None) else {
                 continue;
             };
-            let streak = match self.streaks.remove(&key) {
-                Some(s) => Streak {
-                    samples: s.samples + 1,
-                    ..s
-                },
-                None => Streak {
-                    first: at,
-                    samples: 1,
-                },
-            };
-            let seen = at.saturating_sub(streak.first);
-            if streak.samples >= BLOCKED_SAMPLES && seen >= BLOCKED_FOR {
+            let streak = Streak::next(self.streaks.remove(&key), (), at);
+            if let Some(seen) = streak.proven(at) {
                 out.push(SampledDiagnosis::HeldWhileWaiting {
                     holder,
                     waiters: waiters.iter().copied().collect(),

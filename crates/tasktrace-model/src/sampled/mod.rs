@@ -261,15 +261,41 @@ impl fmt::Display for SampledDiagnosis {
     }
 }
 
-/// What one thread was seen doing over the last consecutive samples.
-struct Streak {
-    task: u64,
-    syscall: u64,
-    /// The native stack's pcs.
-    pcs: Vec<u64>,
+/// One thing (`key`: what must stay the same) seen in each of the last consecutive samples:
+/// since when, in how many.
+struct Streak<K> {
+    key: K,
     first: Duration,
     samples: u32,
 }
+
+impl<K: PartialEq> Streak<K> {
+    /// The streak after a sample at `at` that saw `key`: `prev` one longer if it saw the same,
+    /// else a new one.
+    fn next(prev: Option<Streak<K>>, key: K, at: Duration) -> Self {
+        match prev {
+            Some(s) if s.key == key => Streak {
+                samples: s.samples + 1,
+                ..s
+            },
+            _ => Streak {
+                key,
+                first: at,
+                samples: 1,
+            },
+        }
+    }
+
+    /// How long it spans at `at`, once it proves something: [`BLOCKED_SAMPLES`] samples over
+    /// [`BLOCKED_FOR`] at least.
+    fn proven(&self, at: Duration) -> Option<Duration> {
+        let seen = at.saturating_sub(self.first);
+        (self.samples >= BLOCKED_SAMPLES && seen >= BLOCKED_FOR).then_some(seen)
+    }
+}
+
+/// What a blocked thread must keep: its task, its system call, its native stack's pcs.
+type BlockedAt = (u64, u64, Vec<u64>);
 
 /// Finds [`SampledDiagnosis::WorkerBlocked`] over the samples of one process, added in order.
 ///
@@ -290,17 +316,10 @@ struct Streak {
 /// ```
 #[derive(Default)]
 pub struct BlockedWorkers {
-    streaks: HashMap<u64, Streak>,
-    /// Per thread: the task and scheduler tick it was seen busy at, since when, how often.
-    busy: HashMap<u64, BusyStreak>,
-}
-
-/// One thread seen inside the same poll, on the CPU, over the last consecutive samples.
-struct BusyStreak {
-    task: u64,
-    tick: u64,
-    first: Duration,
-    samples: u32,
+    /// Per thread: blocked alike.
+    streaks: HashMap<u64, Streak<BlockedAt>>,
+    /// Per thread: inside one poll, by its task and scheduler tick.
+    busy: HashMap<u64, Streak<(u64, u64)>>,
 }
 
 impl BlockedWorkers {
@@ -319,23 +338,12 @@ impl BlockedWorkers {
                 continue;
             }
             let pcs: Vec<u64> = th.native_stack.iter().map(|f| f.pc).collect();
-            let streak = match self.streaks.remove(&th.tid) {
-                Some(s) if s.task == task && s.syscall == syscall.number && s.pcs == pcs => {
-                    Streak {
-                        samples: s.samples + 1,
-                        ..s
-                    }
-                }
-                _ => Streak {
-                    task,
-                    syscall: syscall.number,
-                    pcs,
-                    first: at,
-                    samples: 1,
-                },
-            };
-            let seen = at.saturating_sub(streak.first);
-            if streak.samples >= BLOCKED_SAMPLES && seen >= BLOCKED_FOR {
+            let streak = Streak::next(
+                self.streaks.remove(&th.tid),
+                (task, syscall.number, pcs),
+                at,
+            );
+            if let Some(seen) = streak.proven(at) {
                 // The innermost frame of the program's own code: a Rust function (a path;
                 // C's, as in libc, are bare names) in a source file of no registry crate and
                 // not the toolchain's.
@@ -376,20 +384,8 @@ impl BlockedWorkers {
             if !matches!(th.role, ThreadRole::Worker | ThreadRole::BlockOn) {
                 continue;
             }
-            let streak = match self.busy.remove(&th.tid) {
-                Some(s) if s.task == task && s.tick == tick => BusyStreak {
-                    samples: s.samples + 1,
-                    ..s
-                },
-                _ => BusyStreak {
-                    task,
-                    tick,
-                    first: at,
-                    samples: 1,
-                },
-            };
-            let seen = at.saturating_sub(streak.first);
-            if streak.samples >= BLOCKED_SAMPLES && seen >= BLOCKED_FOR {
+            let streak = Streak::next(self.busy.remove(&th.tid), (task, tick), at);
+            if let Some(seen) = streak.proven(at) {
                 out.push(SampledDiagnosis::WorkerBusy {
                     thread: th.tid,
                     thread_name: th.name.clone(),
