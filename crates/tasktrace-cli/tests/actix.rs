@@ -192,9 +192,8 @@ fn actix(profile: &str) {
     let clients = Clients::open(port);
     t.wait_for("ready");
     settle(t.pid, half_sent_read);
-    let pid = t.pid.to_string();
     check_actix(
-        &clean_dump(&["attach", &pid]),
+        &whole_dump(t.pid),
         &clients,
         &format!("actix {profile}, attach"),
     );

@@ -76,21 +76,41 @@ pub fn all_nodes(nodes: &[Node]) -> Vec<&Node> {
     out
 }
 
-/// Reads the target `pid` until no task is inside a poll and `done` holds (30 s at most):
+/// Reads the target `pid` until a read is whole, no task is inside a poll and `done` holds
+/// (60 s at most, then the test fails saying so):
 /// `ready` is printed by one task while another may still be between its last counter update
 /// and its suspension (or, for a tower `Buffer`, before the worker took the request).
 pub fn settle(pid: u32, done: fn(&Dump) -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let d = clean_dump(&["attach", &pid.to_string()]);
         let polling = d
             .tasks
             .iter()
             .any(|t| t.state == tasktrace_model::TaskState::InPoll);
-        if (!polling && done(&d)) || std::time::Instant::now() > deadline {
+        if !polling && d.partial.is_empty() && done(&d) {
             return;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process {pid} did not settle within 60 s (a whole read, no task in a poll, the \
+             expected state); the last read's partial reasons: {:?}",
+            d.partial
+        );
     }
+}
+
+/// The default view of the process `pid`, read whole: a read that says it is partial (a task
+/// list cut short) is taken again, up to three times, the last one kept.
+pub fn whole_dump(pid: u32) -> Dump {
+    let mut d = clean_dump(&["attach", &pid.to_string()]);
+    for _ in 0..2 {
+        if d.partial.is_empty() {
+            break;
+        }
+        d = clean_dump(&["attach", &pid.to_string()]);
+    }
+    d
 }
 
 /// The default view of a dump, as JSON (`--format json`).
