@@ -12,6 +12,9 @@
 //! pool (held by a slow task) to run its query, the SQL kept in sqlx's own frames. A client
 //! sends both requests over real TCP connections and keeps them open.
 
+#[path = "../own_snapshot.rs"]
+mod own_snapshot;
+
 use axum::extract::{Json, Path, Query, State};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -247,26 +250,9 @@ async fn main() {
         "t-5".to_string(),
         serve_request(5, gate.clone()).instrument(tracing::info_span!("request", id = 5)),
     ));
-    // Its own snapshot once every task is parked at its await, the LocalSet's too (which its
-    // thread starts on its own time): an event, not a sleep (60 s at most).
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // Its own snapshot once every task is parked at its await, the LocalSet's too.
     let options = tasktrace::snapshot::SnapshotOptions::default().values(true);
-    let inside = loop {
-        match tasktrace::snapshot::snapshot_with(&options) {
-            Ok(d) if all_parked(&d) || std::time::Instant::now() > deadline => break Ok(d),
-            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            Err(e) => break Err(e),
-        }
-    };
-    println!("ready");
-    match inside {
-        Ok(dump) => println!(
-            "snapshot {}",
-            dump.render(tasktrace::model::Format::Json)
-                .replace('\n', " ")
-        ),
-        Err(e) => println!("snapshot-error {e}"),
-    }
+    own_snapshot::print_when(&options, all_parked).await;
     loop {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         let _ = &gate;

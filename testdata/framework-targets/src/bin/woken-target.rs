@@ -7,6 +7,9 @@
 //! (crates/tasktrace-cli/tests/never_woken.rs), and by its own in-process snapshot: prints
 //! `ready` once every task is at its await, then `snapshot {…}` (JSON on one line).
 
+#[path = "../own_snapshot.rs"]
+mod own_snapshot;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -143,26 +146,8 @@ async fn main() {
     tokio::spawn(on_socket(server));
     tokio::spawn(on_mutex(lock));
     tokio::spawn(on_join_set());
-    // Its own snapshot once every task is parked at its await, the LocalSet's too (which its
-    // thread starts on its own time): an event, not a sleep (60 s at most).
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let options = tasktrace::snapshot::SnapshotOptions::default();
-    let inside = loop {
-        match tasktrace::snapshot::snapshot_with(&options) {
-            Ok(d) if all_parked(&d) || std::time::Instant::now() > deadline => break Ok(d),
-            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            Err(e) => break Err(e),
-        }
-    };
-    println!("ready");
-    match inside {
-        Ok(dump) => println!(
-            "snapshot {}",
-            dump.render(tasktrace::model::Format::Json)
-                .replace('\n', " ")
-        ),
-        Err(e) => println!("snapshot-error {e}"),
-    }
+    // Its own snapshot once every task is parked at its await, the LocalSet's too.
+    own_snapshot::print_when(&tasktrace::snapshot::SnapshotOptions::default(), all_parked).await;
     // Everything the waiting tasks wait on stays alive: the sender, the guard, the client.
     loop {
         tokio::time::sleep(Duration::from_secs(3600)).await;
