@@ -12,8 +12,8 @@
 //! pool (held by a slow task) to run its query, the SQL kept in sqlx's own frames. A client
 //! sends both requests over real TCP connections and keeps them open.
 
-#[path = "../own_snapshot.rs"]
-mod own_snapshot;
+#[path = "../fixture.rs"]
+mod fixture;
 
 use axum::extract::{Json, Path, Query, State};
 use std::net::SocketAddr;
@@ -201,19 +201,10 @@ async fn main() {
     tasktrace::snapshot::register_runtime(&tokio::runtime::Handle::current());
     let gate = Arc::new(Notify::new());
     let local_gate = gate.clone();
-    std::thread::Builder::new()
-        .name("local-rt".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let local = tokio::task::LocalSet::new();
-            let counter = Arc::new(std::sync::Mutex::new(0u64));
-            local.spawn_local(hold_guard(counter, local_gate));
-            rt.block_on(local.run_until(std::future::pending::<()>()));
-        })
-        .unwrap();
+    fixture::local_set_thread(move |local| {
+        let counter = Arc::new(std::sync::Mutex::new(0u64));
+        local.spawn_local(hold_guard(counter, local_gate));
+    });
     tokio::spawn(place_order(
         981,
         "bob".to_string(),
@@ -252,7 +243,7 @@ async fn main() {
     ));
     // Its own snapshot once every task is parked at its await, the LocalSet's too.
     let options = tasktrace::snapshot::SnapshotOptions::default().values(true);
-    own_snapshot::print_when(&options, all_parked).await;
+    fixture::print_own_snapshot_when(&options, all_parked).await;
     loop {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         let _ = &gate;

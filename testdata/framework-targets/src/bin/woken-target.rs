@@ -7,8 +7,8 @@
 //! (crates/tasktrace-cli/tests/never_woken.rs), and by its own in-process snapshot: prints
 //! `ready` once every task is at its await, then `snapshot {…}` (JSON on one line).
 
-#[path = "../own_snapshot.rs"]
-mod own_snapshot;
+#[path = "../fixture.rs"]
+mod fixture;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -116,19 +116,10 @@ async fn main() {
     tasktrace::snapshot::register_runtime(&tokio::runtime::Handle::current());
     let gate = Arc::new(Notify::new());
     let local_gate = gate.clone();
-    std::thread::Builder::new()
-        .name("local-rt".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let local = tokio::task::LocalSet::new();
-            local.spawn_local(stuck_local(3));
-            local.spawn_local(local_on_notify(local_gate));
-            rt.block_on(local.run_until(std::future::pending::<()>()));
-        })
-        .unwrap();
+    fixture::local_set_thread(move |local| {
+        local.spawn_local(stuck_local(3));
+        local.spawn_local(local_on_notify(local_gate));
+    });
     let (tx, rx) = mpsc::channel(4);
     let lock = Arc::new(Mutex::new(0));
     let held = lock.clone().lock_owned().await;
@@ -147,7 +138,8 @@ async fn main() {
     tokio::spawn(on_mutex(lock));
     tokio::spawn(on_join_set());
     // Its own snapshot once every task is parked at its await, the LocalSet's too.
-    own_snapshot::print_when(&tasktrace::snapshot::SnapshotOptions::default(), all_parked).await;
+    let options = tasktrace::snapshot::SnapshotOptions::default();
+    fixture::print_own_snapshot_when(&options, all_parked).await;
     // Everything the waiting tasks wait on stays alive: the sender, the guard, the client.
     loop {
         tokio::time::sleep(Duration::from_secs(3600)).await;

@@ -1,13 +1,31 @@
-//! What a fixture prints of its own in-process snapshot, shared by the fixtures that read
-//! themselves (included with `#[path]`: the bins of this crate have no library).
+//! What the fixtures that read themselves share (included with `#[path]`: the bins of this
+//! crate have no library): a `LocalSet` on a thread of its own, and the print of their own
+//! in-process snapshot.
 
 use std::time::Duration;
+
+/// Starts a thread named `local-rt` running a current-thread runtime and a `LocalSet`, on
+/// which `spawn` spawns its tasks (they need not be `Send`: they are made on that thread).
+pub fn local_set_thread(spawn: impl FnOnce(&tokio::task::LocalSet) + Send + 'static) {
+    std::thread::Builder::new()
+        .name("local-rt".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let local = tokio::task::LocalSet::new();
+            spawn(&local);
+            rt.block_on(local.run_until(std::future::pending::<()>()));
+        })
+        .unwrap();
+}
 
 /// Takes this process's snapshot with `options` until `parked` holds for it (every task at
 /// its await; an event, not a sleep: the LocalSet's thread starts on its own time), 60 s at
 /// most; then prints `ready` and the snapshot as `snapshot {…}` (JSON on one line), or
 /// `snapshot-error …`.
-pub async fn print_when(
+pub async fn print_own_snapshot_when(
     options: &tasktrace::snapshot::SnapshotOptions,
     parked: fn(&tasktrace::model::Dump) -> bool,
 ) {
