@@ -50,6 +50,13 @@ struct Remembered {
 const RESCAN_EVERY: u32 = 16;
 
 impl RootCache {
+    /// Forgets the threads not in `tids` (those that exited): a long session of a program
+    /// that starts threads again and again keeps only the live ones.
+    fn keep_only(&self, tids: &[i32]) {
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|tid, _| tids.contains(tid));
+    }
+
     /// The root futures on thread `tid`'s stack: the remembered ones if they all still hold,
     /// else a scan's.
     fn root_futures(&self, scan: &Scan<'_, '_, '_>, tid: i32) -> Vec<RootFuture> {
@@ -123,6 +130,10 @@ pub fn threads(
         Flavor::CurrentThread => "current_thread",
     };
     let running = |id: u64| tasks.iter().any(|t| t.id == id && t.running);
+    if let Some(cache) = remembered {
+        let tids: Vec<i32> = contexts.iter().map(|c| c.thread.tid).collect();
+        cache.keep_only(&tids);
+    }
     let mut out = Vec::new();
     for c in contexts {
         let tid = c.thread.tid;
