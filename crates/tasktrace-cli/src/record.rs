@@ -117,13 +117,17 @@ pub fn record(args: RecordArgs) -> Result<(), String> {
         );
     }
     let (median, max) = sampler.stopped_summary(usize::MAX);
+    let copies = sampler.copies_only();
     eprintln!(
         "tasktrace record: {} samples in {:.1}s; process stopped per sample: median {:.1} ms, \
-         max {:.1} ms",
+         max {:.1} ms; {} read from copies made in one step, {} stopped twice (the copies \
+         lacked a page the read needed: new tasks or memory)",
         rec.samples(),
         started.elapsed().as_secs_f64(),
         median.as_secs_f64() * 1e3,
-        max.as_secs_f64() * 1e3
+        max.as_secs_f64() * 1e3,
+        copies.whole,
+        copies.missed,
     );
     for d in &diagnoses {
         eprintln!("{d}");

@@ -118,6 +118,12 @@ impl Sampler {
         }
     }
 
+    /// How the samples read from copies made in one step went
+    /// ([`Session::sample`](tasktrace_inspect::Session::sample)).
+    pub fn copies_only(&self) -> tasktrace_inspect::CopiesOnly {
+        self.session.copies_only()
+    }
+
     /// How many samples were taken.
     pub fn samples(&self) -> usize {
         self.stopped.len()

@@ -2,7 +2,7 @@
 //! the one that dumped it, and what a core cannot tell said once.
 
 use crate::options::Progress;
-use crate::read::{read_phased, SessionParts, Stop};
+use crate::read::{read_held, SessionParts};
 use crate::session::{free_in_background, rename_path};
 use crate::{debuginfo, process, unwind, Error, Options, Prepared, Result};
 use tasktrace_model::{Dump, FrameStatus};
@@ -84,7 +84,7 @@ pub fn core(core: &str, exe: Option<&str>, opts: &Options) -> Result<Dump> {
             });
             unwind::Unwinder::from_maps(&maps, &files, exe_debug)
         });
-        read_phased(
+        read_held(
             &file,
             &info,
             &Prepared::new(&info)?,
@@ -95,7 +95,6 @@ pub fn core(core: &str, exe: Option<&str>, opts: &Options) -> Result<Dump> {
                 memo: None,
                 roots: None,
             },
-            Stop::none(),
         )
     });
     drop(debug_file);

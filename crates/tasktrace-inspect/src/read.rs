@@ -25,15 +25,27 @@ pub fn read_prepared(
     prepared: &Prepared,
     opts: &Options,
 ) -> Result<Dump> {
-    read_phased(
+    read_held(
         t,
         info,
         prepared,
         opts,
         &Progress::new(opts.progress),
         SessionParts::default(),
-        Stop::none(),
     )
+}
+
+/// [`read_phased`] of a target that stays stopped (or never ran: a core file).
+pub(crate) fn read_held(
+    t: &dyn process::Target,
+    info: &debuginfo::DebugInfo,
+    prepared: &Prepared,
+    opts: &Options,
+    progress: &Progress,
+    parts: SessionParts<'_>,
+) -> Result<Dump> {
+    let dump = read_phased(t, info, prepared, opts, progress, parts, Stop::none())?;
+    Ok(dump.expect("a read whose resume always goes on is never abandoned"))
 }
 
 /// What a session keeps across its reads, for one read ([`read_phased`]).
@@ -50,17 +62,21 @@ pub(crate) struct SessionParts<'s> {
 /// Most blocking threads whose stacks are copied while the target is stopped.
 const MAX_BLOCKING_STACKS: usize = 32;
 
-/// How much of a blocking thread's stack is copied, from its stack pointer up: enough for the
-/// frames above tokio's blocking pool (a closure and what it calls), bounded so that the
-/// pause stays short.
-const BLOCKING_STACK_COPY: u64 = 128 * 1024;
+/// How much of a thread's stack is copied while the target is stopped, from its stack pointer
+/// up (one read), to be unwound after it resumes: enough for the frames of a poll above the
+/// worker's loop, or above tokio's blocking pool (a closure and what it calls); bounded so
+/// that the pause stays short. What an unwind needs beyond it is read from the running
+/// process (the outermost frames, which outlive the poll; counted as late reads).
+const STACK_COPY: u64 = 128 * 1024;
 
 /// How a read meets its target's stop ([`read_phased`]).
 pub(crate) struct Stop<'h> {
     /// Called for each task's cell (address, length) while the target is stopped: copy it now.
     pub(crate) prefetch: &'h dyn Fn(u64, u64),
     /// Called once everything that must be read stopped is read: let the target run on.
-    pub(crate) resume: &'h mut dyn FnMut(),
+    /// False abandons the read (`read_phased` gives `None`): what was read stopped is not
+    /// whole (a read from copies made beforehand met a page that was not copied).
+    pub(crate) resume: &'h mut dyn FnMut() -> bool,
 }
 
 impl Stop<'static> {
@@ -69,7 +85,7 @@ impl Stop<'static> {
         Stop {
             prefetch: &|_, _| {},
             // A closure without captures is zero-sized: leaking its box allocates nothing.
-            resume: Box::leak(Box::new(|| {})),
+            resume: Box::leak(Box::new(|| true)),
         }
     }
 }
@@ -77,7 +93,7 @@ impl Stop<'static> {
 /// [`read`] in two phases: first everything that must be read while the target is stopped
 /// (thread contexts, task lists, stacks), with `stop.prefetch(addr, len)` called for each
 /// task's cell; then `stop.resume()`, then the decoding (from what was copied, see
-/// [`snapshot`]).
+/// [`snapshot`]). `None` when `stop.resume()` abandoned the read.
 pub(crate) fn read_phased(
     t: &dyn process::Target,
     info: &debuginfo::DebugInfo,
@@ -86,7 +102,7 @@ pub(crate) fn read_phased(
     progress: &Progress,
     parts: SessionParts<'_>,
     stop: Stop<'_>,
-) -> Result<Dump> {
+) -> Result<Option<Dump>> {
     let SessionParts {
         unwinder,
         memo,
@@ -210,31 +226,23 @@ pub(crate) fn read_phased(
             if local_sets == 1 { "" } else { "s" }
         ));
     }
-    // Native stacks of the threads inside a poll (their stacks change once resumed).
-    if opts.threads {
-        let polling: Vec<usize> = (0..facts.len())
+    // The threads inside a poll: their stacks change once resumed, so a few pages of each
+    // are copied now, from the stack pointer up (one read), and unwound after the resume.
+    let polling: Vec<usize> = if opts.threads {
+        (0..facts.len())
             .filter(|&i| {
                 let info = &facts[i].info;
                 info.task.is_some()
                     && info.role != ThreadRole::Blocking
                     && (!opts.blocked_stacks_only || info.syscall.is_some())
             })
-            .collect();
-        if !polling.is_empty() {
-            let own;
-            let unwinder = match unwinder {
-                Some(u) => u,
-                None => {
-                    own = own_unwinder(t, opts);
-                    &own
-                }
-            };
-            for i in polling {
-                let tid = facts[i].info.tid as i32;
-                if let Some(regs) = t.registers(tid) {
-                    facts[i].info.native_stack = unwinder.native_stack(t, regs);
-                }
-            }
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for &i in &polling {
+        if let Some(regs) = t.registers(facts[i].info.tid as i32) {
+            (stop.prefetch)(regs.rsp, STACK_COPY);
         }
     }
     // A blocking thread's stack changes once resumed: a few pages of it are copied now, from
@@ -246,7 +254,7 @@ pub(crate) fn read_phased(
         .take(MAX_BLOCKING_STACKS)
     {
         if let Some(regs) = t.registers(f.info.tid as i32) {
-            (stop.prefetch)(regs.rsp, BLOCKING_STACK_COPY);
+            (stop.prefetch)(regs.rsp, STACK_COPY);
         }
     }
     // Copy each task's cell (header to the end of its future) while the target is stopped;
@@ -257,7 +265,25 @@ pub(crate) fn read_phased(
             (stop.prefetch)(t.header, end.saturating_sub(t.header));
         }
     }
-    (stop.resume)();
+    if !(stop.resume)() {
+        return Ok(None);
+    }
+    if !polling.is_empty() {
+        let own;
+        let unwinder = match unwinder {
+            Some(u) => u,
+            None => {
+                own = own_unwinder(t, opts);
+                &own
+            }
+        };
+        for i in polling {
+            let tid = facts[i].info.tid as i32;
+            if let Some(regs) = t.registers(tid) {
+                facts[i].info.native_stack = unwinder.native_stack(t, regs);
+            }
+        }
+    }
     progress.say(|| format!("copied {} tasks; decoding them", raw.len()));
     // Which types can hold a future: decided once per type, for every read of the process.
     let shapes = decode::Shapes::with_cache(&prepared.shapes);
@@ -411,7 +437,7 @@ pub(crate) fn read_phased(
     if opts.threads {
         dump.threads = facts.into_iter().map(|f| f.info).collect();
     }
-    Ok(dump)
+    Ok(Some(dump))
 }
 
 /// A task's state, from its header's state bits.

@@ -33,6 +33,10 @@ pub struct Session {
     memo: memo::Memo,
     /// The root futures on `block_on` threads' stacks, re-checked instead of scanned for.
     roots: threads::RootCache,
+    /// The pages the last sample copied while the process was stopped: copied first, all at
+    /// once, by the next one (most are needed again: the runtime, the task lists and cells,
+    /// the threads' contexts), instead of one system call per page as the reader meets them.
+    warm: std::sync::Mutex<Warm>,
 }
 
 impl Session {
@@ -91,12 +95,58 @@ impl Session {
             progress,
             memo: memo::Memo::default(),
             roots: threads::RootCache::default(),
+            warm: std::sync::Mutex::default(),
         })
     }
 
     /// Stops every thread, reads every task, detaches (on every path): the dump, and how long
     /// the process was stopped.
+    ///
+    /// From the second sample on, the stop is shorter: the pages the last sample needed are
+    /// copied at once (one system call per 1,024 pages), the process is let go at once, and
+    /// what must be of one instant (thread contexts, task lists, cells) is read from those
+    /// copies alone. If that read meets a page that was not copied (a new task, a new
+    /// allocation), it is thrown away and the process is stopped again for a read as the
+    /// first (counted in the stopped time); tries that keep failing are made less often.
     pub fn sample(&self, opts: &Options) -> Result<(Dump, Duration)> {
+        let try_copies = {
+            let mut warm = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+            let ready = !warm.pages.is_empty() && warm.wait == 0;
+            warm.wait = warm.wait.saturating_sub(1);
+            ready
+        };
+        let mut stopped_before = Duration::ZERO;
+        if try_copies {
+            match self.read_once(opts, true)? {
+                Once::Whole(dump, stopped) => {
+                    let mut warm = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+                    warm.backoff = 0;
+                    warm.counts.whole += 1;
+                    return Ok((dump, stopped));
+                }
+                Once::Missed(stopped) => {
+                    stopped_before = stopped;
+                    let mut warm = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+                    warm.counts.missed += 1;
+                    warm.wait = warm.backoff;
+                    warm.backoff = (warm.backoff * 2).clamp(1, MAX_WARM_BACKOFF);
+                }
+            }
+        }
+        match self.read_once(opts, false)? {
+            Once::Whole(dump, stopped) => Ok((dump, stopped + stopped_before)),
+            Once::Missed(_) => unreachable!("a read made stopped never misses a copy"),
+        }
+    }
+
+    /// How the session's reads from copies alone went (see [`sample`](Self::sample)).
+    pub fn copies_only(&self) -> CopiesOnly {
+        self.warm.lock().unwrap_or_else(|e| e.into_inner()).counts
+    }
+
+    /// One stop and read: with `copies_only`, of the last sample's pages copied at once, the
+    /// process let go before anything is read ([`Once::Missed`] when a page was missing).
+    fn read_once(&self, opts: &Options, copies_only: bool) -> Result<Once> {
         let (pid, ids, info, progress) = (self.pid, self.ids, &self.info, &self.progress);
         let process = process::live::LiveProcess::attach(pid, opts.timeout).map_err(|e| {
             if exited(pid) {
@@ -123,8 +173,15 @@ impl Session {
         // Read through a page cache: once the task lists, stacks and task cells are copied,
         // the process is detached and runs on while the copies are decoded.
         let snap = snapshot::Snapshot::new(&process, process::ProcessMemory(pid));
+        let mut warm = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+        snap.copy_pages(warm.pages.iter().copied());
         let mut process = Some(process);
         let mut stopped_for = None;
+        if copies_only {
+            process.take();
+            stopped_for = Some(stopped.elapsed());
+            snap.copies_only();
+        }
         let read = self.memo.begin_read();
         let dump = read_phased(
             &snap,
@@ -140,15 +197,31 @@ impl Session {
             Stop {
                 prefetch: &|addr, len| snap.prefetch(addr, len),
                 resume: &mut || {
-                    process.take();
-                    stopped_for = Some(stopped.elapsed());
+                    if copies_only {
+                        if !snap.missed().is_empty() {
+                            return false;
+                        }
+                        warm.pages = snap.pages_used();
+                    } else {
+                        process.take();
+                        stopped_for = Some(stopped.elapsed());
+                        warm.pages = snap.pages_copied_stopped();
+                    }
+                    snap.resumed();
+                    true
                 },
             },
         );
+        drop(warm);
         drop(process.take()); // detach (if not yet) before formatting anything
-        self.memo.end_read(read);
         info.release_pages();
         let stopped_for = stopped_for.unwrap_or_else(|| stopped.elapsed());
+        if copies_only && !snap.missed().is_empty() {
+            // Whatever came of it (an error too) was read from copies that were not whole;
+            // the memo keeps what it had (this read met none of its tasks).
+            return Ok(Once::Missed(stopped_for));
+        }
+        self.memo.end_read(read);
         // Killed (or exited) while stopped: its memory went away under the reader.
         let mut dump = match dump {
             Err(_) if exited(pid) => {
@@ -157,24 +230,65 @@ impl Session {
                     during: "read",
                 })
             }
-            Ok(mut d) if exited(pid) => {
+            Ok(Some(mut d)) if exited(pid) => {
                 d.partial
                     .push(format!("{ids} exited while it was being read"));
                 d
             }
-            other => other?,
+            Ok(Some(d)) => d,
+            Ok(None) => return Ok(Once::Missed(stopped_for)),
+            Err(e) => return Err(e),
         };
         dump.notes.push(format!(
-            "{ids} was stopped for {:.1} ms ({} KiB copied; decoded after it resumed{})",
+            "{ids} was stopped for {:.1} ms ({} KiB copied; {}{})",
             stopped_for.as_secs_f64() * 1e3,
             snap.copied() / 1024,
+            if copies_only {
+                "read from the copies while it ran on"
+            } else {
+                "decoded after it resumed"
+            },
             match snap.late_reads() {
                 0 => String::new(),
                 n => format!(", reading {n} more pages from the running process"),
             }
         ));
-        Ok((dump, stopped_for))
+        Ok(Once::Whole(dump, stopped_for))
     }
+}
+
+/// How [`Session::read_once`] went.
+enum Once {
+    /// A whole read, and how long the process was stopped for it.
+    Whole(Dump, Duration),
+    /// A read from copies alone met a page that was not copied: thrown away (the process was
+    /// stopped this long for it).
+    Missed(Duration),
+}
+
+/// Most samples a session waits, after reads from copies alone kept failing, before it tries
+/// one again (the wait doubles with each failure in a row).
+const MAX_WARM_BACKOFF: u32 = 32;
+
+/// What a session learns from one sample for the next ([`Session::sample`]).
+#[derive(Default)]
+struct Warm {
+    /// The pages the last sample needed copied while the process was stopped.
+    pages: Vec<u64>,
+    /// Samples to read stopped (without trying copies alone) before trying again.
+    wait: u32,
+    /// How many to wait after the next failed try.
+    backoff: u32,
+    counts: CopiesOnly,
+}
+
+/// How the reads from copies alone went over a session's samples ([`Session::copies_only`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CopiesOnly {
+    /// Samples read whole from the copies (the process stopped only to copy them).
+    pub whole: u64,
+    /// Tries that met a page not copied: the process was stopped again for a read.
+    pub missed: u64,
 }
 
 /// Drops the debuginfo index on another thread: freeing its million small allocations takes

@@ -1,8 +1,20 @@
 //! A page cache in front of a target, so that a live process is stopped only while the reader
 //! copies what it needs: [`Snapshot`] keeps every page read (4 KiB, read whole), and can be
-//! told to [`prefetch`](Snapshot::prefetch) ranges (each task's cell). Once the process is
-//! resumed ([`Snapshot::resumed`]), decoding goes on from the copied pages; a read of a page
-//! never copied then goes to the running process (counted: [`Snapshot::late_reads`]).
+//! told to [`prefetch`](Snapshot::prefetch) ranges (each task's cell) or to copy many pages at
+//! once ([`copy_pages`](Snapshot::copy_pages)). Once the process is resumed
+//! ([`Snapshot::resumed`]), decoding goes on from the copied pages; a read of a page never
+//! copied then goes to the running process (counted: [`Snapshot::late_reads`]).
+//!
+//! Invariants (what makes a read from copies whole):
+//! - While [`Phase::Stopped`], every page is read from the stopped process: all of them are
+//!   of one instant.
+//! - After [`Snapshot::copies_only`] (the process runs again, but the reader has not yet
+//!   read what must be read stopped), no page is read from the source: a page not copied
+//!   is recorded as [`missed`](Snapshot::missed) and reads as unreadable. A read that met
+//!   none was made of one instant's copies, as if the process had stayed stopped; one that
+//!   met any is thrown away by its caller.
+//! - After [`Snapshot::resumed`], a page not copied is read from the running process and
+//!   counted as late: only for decoding, whose readers check what they read.
 
 use crate::addr_hash::AddrMap;
 use crate::error::{Error, Result};
@@ -29,13 +41,32 @@ pub struct Snapshot<S: Source> {
     maps: Vec<MappedFile>,
     /// The copied pages, in the order copied.
     pages: RefCell<Vec<Box<[u8]>>>,
+    /// The number of each page tried (copied, or found unreadable), in the order tried.
+    numbers: RefCell<Vec<u64>>,
+    /// How many of `numbers` were tried while the process was stopped.
+    copied_stopped: Cell<usize>,
     /// Page number → index in `pages` ([`UNREADABLE`]: not readable whole).
     index: RefCell<AddrMap<u32>>,
     /// The pages looked up last, by page number modulo [`RECENT`]: the reads of one task
     /// header (its page, and its vtable's in the executable) find theirs without a lookup.
     recent: [Cell<(u64, u32)>; RECENT],
-    resumed: Cell<bool>,
+    phase: Cell<Phase>,
     late: Cell<u64>,
+    /// Pages met in [`Phase::CopiesOnly`] that were not copied.
+    missed: RefCell<Vec<u64>>,
+    /// Pages met in [`Phase::CopiesOnly`] that were (copied, or found unreadable).
+    used: RefCell<crate::addr_hash::AddrSet>,
+}
+
+/// Where the process is, for the reads of a [`Snapshot`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    /// Stopped: pages not copied yet are read from it.
+    Stopped,
+    /// Running, and the reader still reads what must be of one instant: only copies.
+    CopiesOnly,
+    /// Running, and what is read now may be late.
+    Resumed,
 }
 
 impl<S: Source> Snapshot<S> {
@@ -59,16 +90,57 @@ impl<S: Source> Snapshot<S> {
             proc_pid: t.proc_pid(),
             maps: t.mapped_files(),
             pages: RefCell::new(Vec::new()),
+            numbers: RefCell::new(Vec::new()),
+            copied_stopped: Cell::new(0),
             index: RefCell::new(AddrMap::default()),
             recent: std::array::from_fn(|_| Cell::new((u64::MAX, UNREADABLE))),
-            resumed: Cell::new(false),
+            phase: Cell::new(Phase::Stopped),
             late: Cell::new(0),
+            missed: RefCell::new(Vec::new()),
+            used: RefCell::default(),
         }
     }
 
     /// From now on the target runs: reads of pages not copied yet are counted as late.
     pub fn resumed(&self) {
-        self.resumed.set(true);
+        if self.phase.get() == Phase::Stopped {
+            self.copied_stopped.set(self.numbers.borrow().len());
+        }
+        self.phase.set(Phase::Resumed);
+    }
+
+    /// From now on the target runs, and reads must be of the copies only (until
+    /// [`resumed`](Self::resumed)): a page not copied reads as unreadable and is recorded
+    /// ([`missed`](Self::missed)).
+    pub fn copies_only(&self) {
+        self.copied_stopped.set(self.numbers.borrow().len());
+        self.phase.set(Phase::CopiesOnly);
+    }
+
+    /// The pages a read from copies only met without a copy: when any, what it read is not
+    /// whole.
+    pub fn missed(&self) -> Vec<u64> {
+        self.missed.borrow().clone()
+    }
+
+    /// The copied pages a read from copies only used: what the next read needs copied
+    /// (the others were copied for nothing).
+    pub fn pages_used(&self) -> Vec<u64> {
+        let mut used: Vec<u64> = self.used.borrow().iter().copied().collect();
+        used.sort_unstable();
+        used
+    }
+
+    /// The numbers of the pages tried while the process was stopped (copied, or found
+    /// unreadable): what a next read of the same process will likely need, to be tried at
+    /// once with [`copy_pages`](Self::copy_pages).
+    pub fn pages_copied_stopped(&self) -> Vec<u64> {
+        let n = if self.phase.get() != Phase::Stopped {
+            self.copied_stopped.get()
+        } else {
+            self.numbers.borrow().len()
+        };
+        self.numbers.borrow()[..n].to_vec()
     }
 
     /// Pages read after [`resumed`](Self::resumed) (from the running process).
@@ -81,20 +153,73 @@ impl<S: Source> Snapshot<S> {
         self.pages.borrow().len() as u64 * PAGE
     }
 
-    /// Copies the pages of `[addr, addr + len)` (best effort).
+    /// Copies the pages of `[addr, addr + len)` (best effort; at most 1,025 pages).
     pub fn prefetch(&self, addr: u64, len: u64) {
         let first = addr / PAGE;
         let Some(last) = addr.checked_add(len.max(1) - 1).map(|e| e / PAGE) else {
             return;
         };
-        for p in first..=last.min(first + 1024) {
-            let _ = self.page(p);
-        }
+        self.copy_pages(first..=last.min(first + 1024));
     }
 
-    /// Whether page `p` is readable (copied on first use).
-    fn page(&self, p: u64) -> bool {
-        self.with_page(p, |_| ()).is_some()
+    /// Copies the pages numbered `pages` that are not copied yet, as few reads of the source
+    /// as it allows ([`Source::read_many`]: one system call per 1,024 pages of a live
+    /// process, where reading them one by one as met costs one each). A page that cannot be
+    /// read whole is left to be tried again when it is used (best effort).
+    pub fn copy_pages(&self, pages: impl IntoIterator<Item = u64>) {
+        let all: Vec<u64> = pages.into_iter().collect();
+        let mut missing: Vec<u64> = {
+            let index = self.index.borrow();
+            all.iter()
+                .copied()
+                .filter(|p| !index.contains_key(p))
+                .collect()
+        };
+        missing.sort_unstable();
+        missing.dedup();
+        if self.phase.get() == Phase::CopiesOnly {
+            let mut used = self.used.borrow_mut();
+            used.extend(
+                all.into_iter()
+                    .filter(|p| missing.binary_search(p).is_err()),
+            );
+            self.missed.borrow_mut().extend(missing);
+            return;
+        }
+        let mut bufs: Vec<Box<[u8]>> = missing
+            .iter()
+            .map(|_| vec![0u8; PAGE as usize].into_boxed_slice())
+            .collect();
+        let mut read = vec![false; missing.len()];
+        let mut from = 0;
+        while from < missing.len() {
+            let mut parts: Vec<(u64, &mut [u8])> = missing[from..]
+                .iter()
+                .zip(bufs[from..].iter_mut())
+                .map(|(&p, buf)| (p * PAGE, &mut buf[..]))
+                .collect();
+            let n = self.source.read_many(&mut parts);
+            read[from..from + n].iter_mut().for_each(|r| *r = true);
+            from += n + 1; // past the page that failed
+        }
+        if self.phase.get() == Phase::Resumed {
+            self.late
+                .set(self.late.get() + read.iter().filter(|&&r| r).count() as u64);
+        }
+        let mut pages = self.pages.borrow_mut();
+        let mut numbers = self.numbers.borrow_mut();
+        let mut index = self.index.borrow_mut();
+        for ((p, buf), ok) in missing.into_iter().zip(bufs).zip(read) {
+            let at = match u32::try_from(pages.len()) {
+                Ok(at) if ok => {
+                    pages.push(buf);
+                    at
+                }
+                _ => UNREADABLE,
+            };
+            numbers.push(p);
+            index.insert(p, at);
+        }
     }
 
     /// `f` of page `p`'s bytes (copied on first use, one lookup when it was); `None` when the
@@ -105,6 +230,9 @@ impl<S: Source> Snapshot<S> {
             (page, at) if page == p => at,
             _ => {
                 let known = self.index.borrow().get(&p).copied();
+                if known.is_some() && self.phase.get() == Phase::CopiesOnly {
+                    self.used.borrow_mut().insert(p);
+                }
                 let at = known.unwrap_or_else(|| self.copy_page(p));
                 recent.set((p, at));
                 at
@@ -118,8 +246,14 @@ impl<S: Source> Snapshot<S> {
 
     /// Copies page `p` (first use): its index in `pages`, or [`UNREADABLE`].
     fn copy_page(&self, p: u64) -> u32 {
-        if self.resumed.get() {
-            self.late.set(self.late.get() + 1);
+        match self.phase.get() {
+            Phase::Stopped => {}
+            Phase::CopiesOnly => {
+                self.missed.borrow_mut().push(p);
+                self.index.borrow_mut().insert(p, UNREADABLE);
+                return UNREADABLE;
+            }
+            Phase::Resumed => self.late.set(self.late.get() + 1),
         }
         let mut buf = vec![0u8; PAGE as usize].into_boxed_slice();
         let at = if self.source.read(p * PAGE, &mut buf).is_ok() {
@@ -129,6 +263,7 @@ impl<S: Source> Snapshot<S> {
         } else {
             UNREADABLE
         };
+        self.numbers.borrow_mut().push(p);
         self.index.borrow_mut().insert(p, at);
         at
     }
@@ -150,6 +285,9 @@ impl<S: Source> Target for Snapshot<S> {
                 .with_page(p, |page| out.copy_from_slice(&page[off..off + n]))
                 .is_none()
             {
+                if self.phase.get() == Phase::CopiesOnly {
+                    return Err(Error::Memory(addr, buf.len()));
+                }
                 // A page that is not whole (e.g. the end of a mapping): read the bytes directly.
                 return self
                     .source
@@ -229,5 +367,41 @@ mod tests {
             &mem[(3 * PAGE + 10) as usize..(3 * PAGE + 60) as usize]
         );
         assert!(s.read(3 * PAGE + 90, &mut [0u8; 20]).is_err());
+    }
+
+    /// Pages copied in one step are what a read from copies alone sees; a page not copied is
+    /// never read from the source then: it reads as unreadable and is recorded as missed.
+    #[test]
+    fn a_read_from_copies_alone_records_what_it_lacked() {
+        let mem: Vec<u8> = (0..4 * PAGE).map(|i| (i % 253) as u8).collect();
+        let s = Snapshot::new(&crate::process::NoMemory, Mem(mem.clone()));
+        s.copy_pages([1, 0, 1]);
+        assert_eq!(s.copied(), 2 * PAGE);
+        assert_eq!(s.pages_copied_stopped(), [0, 1]);
+        s.copies_only();
+        let mut buf = [0u8; 16];
+        s.read(PAGE + 8, &mut buf).unwrap();
+        assert_eq!(&buf[..], &mem[(PAGE + 8) as usize..(PAGE + 24) as usize]);
+        assert!(s.read(2 * PAGE + 8, &mut buf).is_err(), "not copied: not read");
+        s.prefetch(3 * PAGE, 10);
+        assert_eq!(s.missed(), [2, 3]);
+        assert_eq!(s.pages_used(), [1], "page 0 was copied for nothing");
+        assert_eq!(s.copied(), 2 * PAGE, "nothing read from the source");
+    }
+
+    /// One `process_vm_readv` for many pages; it stops at the first it cannot read.
+    #[test]
+    fn process_memory_reads_many_ranges_at_once() {
+        let mem: Vec<u8> = (0..3 * PAGE).map(|i| (i % 241) as u8).collect();
+        let base = mem.as_ptr() as u64;
+        let own = crate::process::ProcessMemory(std::process::id() as i32);
+        let (mut a, mut b, mut c) = ([0u8; 64], [0u8; 64], [0u8; 64]);
+        let mut parts: Vec<(u64, &mut [u8])> =
+            vec![(base, &mut a), (base + 2 * PAGE, &mut b), (8, &mut c)];
+        assert_eq!(own.read_many(&mut parts), 2);
+        assert_eq!(&a[..], &mem[..64]);
+        assert_eq!(&b[..], &mem[2 * PAGE as usize..2 * PAGE as usize + 64]);
+        let mut parts: Vec<(u64, &mut [u8])> = vec![(8, &mut a), (base, &mut b)];
+        assert_eq!(own.read_many(&mut parts), 0, "the first unreadable: none");
     }
 }

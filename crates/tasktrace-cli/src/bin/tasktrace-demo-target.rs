@@ -117,6 +117,23 @@ async fn burner() {
     }
 }
 
+/// Spawns a task every 10 ms that keeps 8 KiB across its await, forever (`--task-churn`):
+/// new tasks in new memory between any two samples of a recorder (what its reads from the
+/// last sample's copies cannot have copied).
+async fn churner() {
+    let mut keep = Vec::new();
+    loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let (tx, rx) = oneshot::channel::<()>();
+        keep.push(tx);
+        tokio::spawn(async move {
+            let buf = [7u8; 8192];
+            let _ = rx.await;
+            std::hint::black_box(&buf);
+        });
+    }
+}
+
 /// A few hundred microseconds of arithmetic, no system call.
 #[inline(never)]
 fn busy_step() {
@@ -193,15 +210,29 @@ fn main() {
     };
     let with_yielder = args.iter().any(|a| a == "--yielder");
     let with_burner = args.iter().any(|a| a == "--burner");
+    let with_churn = args.iter().any(|a| a == "--task-churn");
     builder.enable_all().build().expect("runtime").block_on(run(
         !current_thread,
         idle_tasks,
-        with_yielder,
-        with_burner,
+        Extras {
+            yielder: with_yielder,
+            burner: with_burner,
+            churn: with_churn,
+        },
     ));
 }
 
-async fn run(with_spinner: bool, idle_tasks: usize, with_yielder: bool, with_burner: bool) {
+/// The tasks only some tests want.
+struct Extras {
+    /// `--yielder`.
+    yielder: bool,
+    /// `--burner`.
+    burner: bool,
+    /// `--task-churn`.
+    churn: bool,
+}
+
+async fn run(with_spinner: bool, idle_tasks: usize, extras: Extras) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(foo());
@@ -231,11 +262,14 @@ async fn run(with_spinner: bool, idle_tasks: usize, with_yielder: bool, with_bur
     if with_spinner {
         tokio::spawn(spinner());
     }
-    if with_yielder {
+    if extras.yielder {
         tokio::spawn(yielder());
     }
-    if with_burner {
+    if extras.burner {
         tokio::spawn(burner());
+    }
+    if extras.churn {
+        tokio::spawn(churner());
     }
     // Give every task its first poll so each sits at its await point.
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -32,6 +32,9 @@ const NAMES: &[(libc::c_long, &str)] = &[
     (libc::SYS_flock, "flock"),
     (libc::SYS_fsync, "fsync"),
     (libc::SYS_fdatasync, "fdatasync"),
+    // A call a ptrace stop interrupted, going on once resumed (a sleep, a futex wait with
+    // a timeout): the diagnoses take it for the call it continues.
+    (libc::SYS_restart_syscall, "restart_syscall"),
 ];
 
 /// The system call `number` as the model keeps it: with its name when it is a common one.

@@ -2,7 +2,8 @@
 //! 31): what no single dump proves, but the same thing seen in every one of many samples does.
 //!
 //! [`SampledDiagnosis::WorkerBlocked`]: a runtime thread polling the same task, stopped inside
-//! a system call, with the same native stack (the same return addresses, frame by frame), in
+//! a system call (a call a previous stop interrupted goes on as `restart_syscall`: the same
+//! call), with the same native stack (the same return addresses, frame by frame), in
 //! every one of at least [`BLOCKED_SAMPLES`] consecutive samples spanning at least
 //! [`BLOCKED_FOR`]. What it proves: at each of those moments the thread was blocked in the
 //! kernel inside that task's poll, at that frame, and so polled no other task. What it cannot
@@ -294,8 +295,15 @@ impl<K: PartialEq> Streak<K> {
     }
 }
 
-/// What a blocked thread must keep: its task, its system call, its native stack's pcs.
-type BlockedAt = (u64, u64, Vec<u64>);
+/// What a blocked thread must keep: its task and its native stack's pcs (the system call's
+/// number is not part of it: a call interrupted by a sample's stop goes on, once resumed, as
+/// `restart_syscall`, from the same instruction).
+type BlockedAt = (u64, Vec<u64>);
+
+/// Whether `syscall` is the kernel's continuation of a call a stop interrupted.
+fn is_restart(syscall: &Syscall) -> bool {
+    syscall.name.as_deref() == Some("restart_syscall")
+}
 
 /// Finds [`SampledDiagnosis::WorkerBlocked`] over the samples of one process, added in order.
 ///
@@ -318,6 +326,9 @@ type BlockedAt = (u64, u64, Vec<u64>);
 pub struct BlockedWorkers {
     /// Per thread: blocked alike.
     streaks: HashMap<u64, Streak<BlockedAt>>,
+    /// Per thread in a streak: the system call it was seen in (not a `restart_syscall`
+    /// when any sample saw the call itself).
+    calls: HashMap<u64, Syscall>,
     /// Per thread: inside one poll, by its task and scheduler tick.
     busy: HashMap<u64, Streak<(u64, u64)>>,
 }
@@ -328,6 +339,7 @@ impl BlockedWorkers {
     pub fn add(&mut self, dump: &Dump, at: Duration) -> Vec<SampledDiagnosis> {
         let mut out = self.add_busy(dump, at);
         let mut next = HashMap::new();
+        let mut calls = HashMap::new();
         for th in &dump.threads {
             let (Some(task), Some(syscall)) = (th.task, &th.syscall) else {
                 continue;
@@ -338,11 +350,11 @@ impl BlockedWorkers {
                 continue;
             }
             let pcs: Vec<u64> = th.native_stack.iter().map(|f| f.pc).collect();
-            let streak = Streak::next(
-                self.streaks.remove(&th.tid),
-                (task, syscall.number, pcs),
-                at,
-            );
+            let streak = Streak::next(self.streaks.remove(&th.tid), (task, pcs), at);
+            let call = match self.calls.remove(&th.tid) {
+                Some(seen) if streak.samples > 1 && is_restart(syscall) => seen,
+                _ => syscall.clone(),
+            };
             if let Some(seen) = streak.proven(at) {
                 // The innermost frame of the program's own code: a Rust function (a path;
                 // C's, as in libc, are bare names) in a source file of no registry crate and
@@ -362,14 +374,16 @@ impl BlockedWorkers {
                         l.file = short_path(&l.file).into_owned();
                         l
                     }),
-                    syscall: syscall.clone(),
+                    syscall: call.clone(),
                     samples: streak.samples,
                     seen_ms: seen.as_millis() as u64,
                 });
             }
             next.insert(th.tid, streak);
+            calls.insert(th.tid, call);
         }
         self.streaks = next;
+        self.calls = calls;
         out
     }
 
@@ -549,6 +563,37 @@ mod tests {
         );
         let flags = task_flags(&Dump::new(Vec::new()), &found);
         assert_eq!(flags[&7], [TaskFlag::WorkerBlocked]);
+    }
+
+    /// A sleep a sample's stop interrupted goes on as `restart_syscall` (from the same
+    /// instruction): the streak goes on, and names the call itself.
+    #[test]
+    fn a_call_restarted_after_a_stop_keeps_the_streak_and_its_name() {
+        let restarted = |mut w: ThreadInfo| {
+            w.syscall = Some(Syscall {
+                number: 219,
+                name: Some("restart_syscall".into()),
+            });
+            w
+        };
+        let mut b = BlockedWorkers::default();
+        b.add(&sample(vec![worker(7, Some(230), 0x10)]), ms(0));
+        b.add(
+            &sample(vec![restarted(worker(7, Some(230), 0x10))]),
+            ms(600),
+        );
+        let found = b.add(
+            &sample(vec![restarted(worker(7, Some(230), 0x10))]),
+            ms(1200),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0]
+                .to_string()
+                .contains("in system call clock_nanosleep inside"),
+            "{}",
+            found[0]
+        );
     }
 
     #[test]
