@@ -87,7 +87,9 @@ fn a_spans_fields_in_process_with_values_only() {
     // Made on this thread, first in each registry: the same slot, so the same id.
     let (global_tx, global_rx) = oneshot::channel();
     let global_span = tracing::info_span!("request", order_id = 981, user = "bob");
-    let global_id = global_span.id().expect("the global subscriber enables the span");
+    let global_id = global_span
+        .id()
+        .expect("the global subscriber enables the span");
     rt.spawn(serve(global_rx).instrument(global_span));
     let scoped = tracing::Dispatch::new(
         tracing_subscriber::fmt()
