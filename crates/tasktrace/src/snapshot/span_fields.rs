@@ -12,6 +12,11 @@
 //! closed since and its slot been reused. The registry's ids carry the slot's generation (a
 //! reused slot answers to a new id), and a span's fields are taken only when the span found
 //! has the name and target read from memory: otherwise the span shows without its fields.
+//! The reader keeps the id only of a span whose dispatcher is global (`Kind::Global`): the
+//! global default's, or, rarely, that of a `Dispatch::from_static` subscriber set as a scoped
+//! one, which nothing here tells apart from the global's but the name-and-target check (the
+//! one case where a span could be shown with another span's fields: same id, name and
+//! target in both subscribers).
 
 use tasktrace_model::{Dump, TaskContext};
 use tracing_subscriber::fmt::format::DefaultFields;
