@@ -109,7 +109,8 @@ struct Output {
     /// Also show the values in each async fn frame: its arguments and the locals it keeps
     /// across its await (`place_order(order_id: 981, user: "bob")`), and the values of the
     /// task-locals in scope for a task on its header line (`TRACE_ID = "t-5"`). Off by
-    /// default: values may hold secrets.
+    /// default: values may hold secrets. The fields a `tracing` span recorded are not read
+    /// from outside (they live in the subscriber): the program's own snapshot shows them.
     #[arg(long)]
     values: bool,
 }

@@ -8,7 +8,8 @@
 //! a connection show the query's SQL. A LocalSet's task holding a `std::sync::MutexGuard`
 //! across its await is diagnosed — and nothing else is (no false positive). A request's task
 //! shows its context on its header line: the task-local `TRACE_ID` in scope (its value only
-//! with values) and the `tracing` span it is instrumented with.
+//! with values) and the `tracing` span it is instrumented with, its id read from outside
+//! too, and its recorded fields only in the program's own snapshot with values.
 
 mod support;
 
@@ -121,7 +122,6 @@ fn check(d: &Dump, what: &str) {
     );
     check_requests(d, what);
     check_diagnosis(d, what);
-    check_context(d, Some(text("t-5")), what);
 }
 
 /// The request's task (its async fn is under its task-local's scope and its span).
@@ -140,9 +140,18 @@ fn request_task<'d>(d: &'d Dump, what: &str) -> &'d Task {
     found[0]
 }
 
-/// The request's task context: its trace id (with `value` when values are read) and its span.
-fn check_context(d: &Dump, value: Option<Value>, what: &str) {
+/// The fields the request's span recorded, as tracing-subscriber's `fmt` layer keeps them.
+const SPAN_FIELDS: &str = "id=5 user=\"bob\"";
+
+/// The request's task context: its trace id (with `value` when values are read) and its span
+/// (with `fields` when the program's own snapshot read them). Returns the span's id: the
+/// program's subscriber is its global one, so every read has it.
+fn check_context(d: &Dump, value: Option<Value>, fields: Option<&str>, what: &str) -> u64 {
     let task = request_task(d, what);
+    let id = match task.context.get(1) {
+        Some(TaskContext::Span { id: Some(id), .. }) => *id,
+        _ => panic!("{what}: the span's id: {:?}", task.context),
+    };
     assert_eq!(
         task.context,
         vec![
@@ -153,6 +162,8 @@ fn check_context(d: &Dump, value: Option<Value>, what: &str) {
             TaskContext::Span {
                 name: "request".into(),
                 target: "values_target".into(),
+                id: Some(id),
+                fields: fields.map(String::from),
             },
         ],
         "{what}: {}",
@@ -165,6 +176,7 @@ fn check_context(d: &Dump, value: Option<Value>, what: &str) {
             .all(|t| t.id == task.id || t.context.is_empty()),
         "{what}: {d}"
     );
+    id
 }
 
 fn field(name: &str, value: Value) -> NamedValue {
@@ -301,47 +313,74 @@ fn values(profile: &str) {
     t.wait_for("ready");
     let inside: Dump = serde_json::from_str(&t.wait_for("snapshot "))
         .unwrap_or_else(|e| panic!("the target's own snapshot is a dump: {e}"));
-    check(&inside, &format!("values {profile}, in-process snapshot"));
+    let what = format!("values {profile}, in-process snapshot");
+    check(&inside, &what);
+    // In process, with values, the span's recorded fields from the program's subscriber.
+    let id = check_context(&inside, Some(text("t-5")), Some(SPAN_FIELDS), &what);
+    let header = request_task(&inside, &what).header();
+    assert!(
+        header.contains(", TRACE_ID = \"t-5\", in span request{id=5 user=\"bob\"} (values_target)"),
+        "{what}: {header}"
+    );
+    // Without values, neither the task-local's value nor the span's fields.
+    let plain: Dump = serde_json::from_str(&t.wait_for("plain-snapshot "))
+        .unwrap_or_else(|e| panic!("the target's own snapshot without values is a dump: {e}"));
+    let what = format!("values {profile}, in-process snapshot without values");
+    assert_eq!(check_context(&plain, None, None, &what), id, "{what}");
+    let header = request_task(&plain, &what).header();
+    assert!(
+        header.contains(", task-local TRACE_ID, in span request (values_target)"),
+        "{what}: {header}"
+    );
     let pid = t.pid.to_string();
     let d = clean_dump(&["attach", &pid, "--values"]);
-    check(&d, &format!("values {profile}, attach"));
+    let what = format!("values {profile}, attach");
+    check(&d, &what);
+    // From outside, the same span (the same id), without its fields even with values: they
+    // are the subscriber's, not read out of process.
+    assert_eq!(
+        check_context(&d, Some(text("t-5")), None, &what),
+        id,
+        "{what}"
+    );
     // The text shows them as a call.
-    let text =
+    let shown =
         String::from_utf8_lossy(&tasktrace(&["attach", &pid, "--values"]).stdout).into_owned();
     assert!(
-        text.contains(
+        shown.contains(
             "async fn values_target::place_order(order_id: 981, user: \"bob\", lines: [4 items: \
              2, 5, 7, …], coupon: Some('x'), cart: Cart { id: 17, total_cents: 4599 }, timeout: \
              Duration(1.5s), peer: 10.0.0.7:443"
         ),
-        "{text}"
+        "{shown}"
     );
     assert!(
-        text.contains(
+        shown.contains(
             "id: Path(981), delivery: Query(Delivery { express: true, note: \"gift wrap\" }), \
              order: NewOrder { user: \"bob\", qty: 2 })"
         ),
-        "{text}"
+        "{shown}"
     );
     assert!(
-        text.contains("(self: Query { sql: \"select count(*) from orders where user = ?\" }"),
-        "{text}"
+        shown.contains("(self: Query { sql: \"select count(*) from orders where user = ?\" }"),
+        "{shown}"
     );
     assert!(
-        text.contains(", TRACE_ID = \"t-5\", in span request (values_target)\n"),
-        "{text}"
+        shown.contains(", TRACE_ID = \"t-5\", in span request (values_target)\n"),
+        "{shown}"
     );
     // Opt-in: no values without the flag (a task-local's key, and the span, still show).
     let plain = clean_dump(&["attach", &pid]);
     check_context(
         &plain,
         None,
+        None,
         &format!("values {profile}, attach without values"),
     );
-    let text = String::from_utf8_lossy(&tasktrace(&["attach", &pid]).stdout).into_owned();
+    let plain_text = String::from_utf8_lossy(&tasktrace(&["attach", &pid]).stdout).into_owned();
     assert!(
-        text.contains(", task-local TRACE_ID, in span request (values_target)\n"),
-        "{text}"
+        plain_text.contains(", task-local TRACE_ID, in span request (values_target)\n"),
+        "{plain_text}"
     );
     assert!(
         plain.tasks.iter().all(|t| t
@@ -357,7 +396,13 @@ fn values(profile: &str) {
     if let Some(core) = gcore(t.pid, &prefix) {
         let d = clean_dump(&["core", &core, "--exe", exe, "--values"]);
         let _ = std::fs::remove_file(&core);
-        check(&d, &format!("values {profile}, core"));
+        let what = format!("values {profile}, core");
+        check(&d, &what);
+        assert_eq!(
+            check_context(&d, Some(text("t-5")), None, &what),
+            id,
+            "{what}"
+        );
     }
 }
 

@@ -66,8 +66,9 @@ pub struct DumpOptions {
     /// get polled: a task whose executor stopped then reads "not captured".
     pub fresh: bool,
     /// With the `snapshot` feature: also read the values of the async fn frames of the
-    /// tasks the snapshot lists (their arguments and the locals kept across their await);
-    /// default false.
+    /// tasks the snapshot lists (their arguments and the locals kept across their await),
+    /// of the task-locals in scope, and the fields their `tracing` spans recorded; default
+    /// false.
     pub values: bool,
 }
 

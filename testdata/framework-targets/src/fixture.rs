@@ -23,8 +23,7 @@ pub fn local_set_thread(spawn: impl FnOnce(&tokio::task::LocalSet) + Send + 'sta
 
 /// Takes this process's snapshot with `options` until `parked` holds for it (every task at
 /// its await; an event, not a sleep: the LocalSet's thread starts on its own time), 60 s at
-/// most; then prints `ready` and the snapshot as `snapshot {…}` (JSON on one line), or
-/// `snapshot-error …`.
+/// most; then prints `ready` and the snapshot ([`print_snapshot`] as `snapshot`).
 pub async fn print_own_snapshot_when(
     options: &tasktrace::snapshot::SnapshotOptions,
     parked: fn(&tasktrace::model::Dump) -> bool,
@@ -38,12 +37,20 @@ pub async fn print_own_snapshot_when(
         }
     };
     println!("ready");
-    match inside {
+    print_snapshot("snapshot", inside);
+}
+
+/// Prints a snapshot as `{label} {…}` (JSON on one line), or `{label}-error …`.
+pub fn print_snapshot(
+    label: &str,
+    snapshot: Result<tasktrace::model::Dump, tasktrace::snapshot::SnapshotError>,
+) {
+    match snapshot {
         Ok(dump) => println!(
-            "snapshot {}",
+            "{label} {}",
             dump.render(tasktrace::model::Format::Json)
                 .replace('\n', " ")
         ),
-        Err(e) => println!("snapshot-error {e}"),
+        Err(e) => println!("{label}-error {e}"),
     }
 }

@@ -9,9 +9,12 @@
 //!   only when values are asked for (it may be a secret); the key alone otherwise.
 //! - A span: `Instrumented { inner, span }`, whose `Span { inner: Option<Inner>, meta }` is
 //!   enabled when `inner` is `Some`; its name and target are the `&'static str`s of its
-//!   `&'static Metadata`. The fields a span recorded are not read: they live in the
-//!   subscriber (tracing-subscriber's `Registry` keeps them, when a layer formats them, as a
-//!   `String` in a type-keyed map of each span's slot in a sharded slab): no layout to rely on.
+//!   `&'static Metadata`. `Inner { id: Id, subscriber: Dispatch }` gives its id, kept when
+//!   its dispatcher is the global one (`Dispatch { subscriber: Kind::Global(..) }`, what
+//!   `set_global_default` stores): the program's own snapshot looks the id up there for the
+//!   span's fields. The fields are not read here: they live in the subscriber
+//!   (tracing-subscriber's `Registry` keeps them, when a layer formats them, as a `String` in
+//!   a type-keyed map of each span's slot in a sharded slab): no layout to rely on.
 
 use super::values::read_value;
 use super::Decoder;
@@ -65,9 +68,11 @@ impl Decoder<'_, '_, '_> {
         let (s_off, s_ty) = r.member(ty, "span")?;
         let span = addr + s_off;
         let (i_off, i_ty) = r.member(s_ty, "inner")?;
-        if r.variant(i_ty, span + i_off).ok()??.name != "Some" {
+        let some = r.variant(i_ty, span + i_off).ok()??;
+        if some.name != "Some" {
             return None;
         }
+        let id = self.global_span_id(span + i_off + some.offset, some.ty);
         let (m_off, m_ty) = r.member(s_ty, "meta")?;
         let (meta, meta_ty) = r.thin_pointer(m_ty, span + m_off).ok()??;
         let meta_ty = r.strip(meta_ty?);
@@ -84,6 +89,29 @@ impl Decoder<'_, '_, '_> {
         Some(TaskContext::Span {
             name: text("name")?,
             target: text("target")?,
+            id,
+            fields: None,
         })
+    }
+
+    /// The id of the span whose `Some(Inner { id, subscriber })` payload (type `some_ty`) is
+    /// at `addr`, when its dispatcher is the global one: an id means something only in its
+    /// own subscriber, and the global one is the subscriber the program's snapshot can find
+    /// again (a scoped dispatcher is some thread's, for a while).
+    fn global_span_id(&self, addr: u64, some_ty: u64) -> Option<u64> {
+        let r = self.r;
+        let (inner_off, inner_ty) = r.member(some_ty, "__0")?;
+        let inner = addr + inner_off;
+        let (d_off, d_ty) = r.member(inner_ty, "subscriber")?;
+        let (k_off, k_ty) = r.member(d_ty, "subscriber")?;
+        if r.variant(k_ty, inner + d_off + k_off).ok()??.name != "Global" {
+            return None;
+        }
+        // `Id(NonZeroU64)`: eight bytes, never zero.
+        let (id_off, id_ty) = r.member(inner_ty, "id")?;
+        if r.type_size(id_ty) != 8 {
+            return None;
+        }
+        r.u64(inner + id_off).ok().filter(|&id| id != 0)
     }
 }

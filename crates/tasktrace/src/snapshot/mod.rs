@@ -20,6 +20,7 @@
 
 mod fork;
 mod reader;
+mod span_fields;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -56,7 +57,9 @@ pub struct SnapshotOptions {
     /// next snapshot starts another (and indexes again).
     pub reader_idle: Duration,
     /// Also read the values of async fn frames: their arguments and the locals they keep
-    /// across their await (default false: values may hold what a dump should not show).
+    /// across their await, the values of the task-locals in scope, and the fields the
+    /// `tracing` spans of the tasks recorded (where tracing-subscriber's `fmt` layer keeps
+    /// them) (default false: values may hold what a dump should not show).
     pub values: bool,
 }
 
@@ -216,6 +219,9 @@ pub fn snapshot_measured(options: &SnapshotOptions) -> Result<Measured, Snapshot
     drop(registered);
     drop(current);
     let dump = &mut measured.dump;
+    if options.values {
+        span_fields::fill(dump);
+    }
     dump.notes.retain(|n| !n.starts_with("read out of process"));
     for t in &mut dump.tasks {
         t.source = Some("snapshot".into());

@@ -2,10 +2,11 @@
 //! order being placed waits for stock, with its id, user, lines, coupon, cart, timeout and
 //! peer kept across the await. A task of a LocalSet keeps a `std::sync::MutexGuard` across
 //! its await (a diagnosis). A request's task runs in a task-local's scope (`TRACE_ID`) and a
-//! `tracing` span (`request`, a tracing-subscriber `fmt` subscriber enables it): its task
-//! context. Read by `tasktrace attach --values` and `core --values`
-//! (crates/tasktrace-cli/tests/values.rs), and by its own in-process snapshot with values:
-//! prints `ready` once every task is at its await, then `snapshot {…}` (JSON on one line).
+//! `tracing` span (`request{id=5 user="bob"}`, a tracing-subscriber `fmt` subscriber enables
+//! it and keeps its fields): its task context. Read by `tasktrace attach --values` and
+//! `core --values` (crates/tasktrace-cli/tests/values.rs), and by its own in-process snapshot
+//! with values: prints `ready` once every task is at its await, then `snapshot {…}` (JSON on
+//! one line), then `plain-snapshot {…}`, its snapshot without values.
 //!
 //! Requests, as a service sees them: an axum handler holds its extractors (`Path`, `Query`,
 //! `Json`) across its await for stock, and another waits for the one connection of a sqlx
@@ -239,11 +240,17 @@ async fn main() {
     tokio::spawn(client(port));
     tokio::spawn(TRACE_ID.scope(
         "t-5".to_string(),
-        serve_request(5, gate.clone()).instrument(tracing::info_span!("request", id = 5)),
+        serve_request(5, gate.clone()).instrument(tracing::info_span!(
+            "request",
+            id = 5,
+            user = "bob"
+        )),
     ));
     // Its own snapshot once every task is parked at its await, the LocalSet's too.
     let options = tasktrace::snapshot::SnapshotOptions::default().values(true);
     fixture::print_own_snapshot_when(&options, all_parked).await;
+    // And one without values: no values, and no span fields (they are values too).
+    fixture::print_snapshot("plain-snapshot", tasktrace::snapshot::snapshot());
     loop {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         let _ = &gate;
