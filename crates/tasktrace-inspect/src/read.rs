@@ -71,8 +71,9 @@ const STACK_COPY: u64 = 128 * 1024;
 
 /// How a read meets its target's stop ([`read_phased`]).
 pub(crate) struct Stop<'h> {
-    /// Called for each task's cell (address, length) while the target is stopped: copy it now.
-    pub(crate) prefetch: &'h dyn Fn(u64, u64),
+    /// Called once, while the target is stopped, with the ranges (address, length) to copy
+    /// now: the stacks that change once it runs, every task's cell.
+    pub(crate) prefetch: &'h dyn Fn(&[(u64, u64)]),
     /// Called once everything that must be read stopped is read: let the target run on.
     /// False abandons the read (`read_phased` gives `None`): what was read stopped is not
     /// whole (a read from copies made beforehand met a page that was not copied).
@@ -83,7 +84,7 @@ impl Stop<'static> {
     /// A target that stays stopped (or never ran: a core file): nothing to copy or resume.
     pub(crate) fn none() -> Self {
         Stop {
-            prefetch: &|_, _| {},
+            prefetch: &|_| {},
             // A closure without captures is zero-sized: leaking its box allocates nothing.
             resume: Box::leak(Box::new(|| true)),
         }
@@ -91,8 +92,8 @@ impl Stop<'static> {
 }
 
 /// [`read`] in two phases: first everything that must be read while the target is stopped
-/// (thread contexts, task lists, stacks), with `stop.prefetch(addr, len)` called for each
-/// task's cell; then `stop.resume()`, then the decoding (from what was copied, see
+/// (thread contexts, task lists, stacks), then `stop.prefetch(ranges)` with the stacks and cells
+/// to copy; then `stop.resume()`, then the decoding (from what was copied, see
 /// [`snapshot`]). `None` when `stop.resume()` abandoned the read.
 pub(crate) fn read_phased(
     t: &dyn process::Target,
@@ -240,31 +241,30 @@ pub(crate) fn read_phased(
     } else {
         Vec::new()
     };
-    for &i in &polling {
-        if let Some(regs) = t.registers(facts[i].info.tid as i32) {
-            (stop.prefetch)(regs.rsp, STACK_COPY);
-        }
-    }
-    // A blocking thread's stack changes once resumed: a few pages of it are copied now, from
-    // its stack pointer up, to be unwound later for the blocking task it runs (if a task
-    // awaits that one, it is listed with the closure's native callees).
-    for f in facts
+    // What is copied now, while the target is stopped, in one step (`stop.prefetch`): those
+    // stacks; a blocking thread's (it changes once resumed: a few pages of it, from its stack
+    // pointer up, are unwound later for the blocking task it runs — if a task awaits that one,
+    // it is listed with the closure's native callees); and each task's cell (header to the
+    // end of its future). Then the target runs on: the decoding below reads from the copies.
+    let mut copy: Vec<(u64, u64)> = Vec::with_capacity(raw.len() + polling.len());
+    let blocking = facts
         .iter()
-        .filter(|f| f.info.role == ThreadRole::Blocking && f.info.task.is_some())
+        .enumerate()
+        .filter(|(_, f)| f.info.role == ThreadRole::Blocking && f.info.task.is_some())
         .take(MAX_BLOCKING_STACKS)
-    {
-        if let Some(regs) = t.registers(f.info.tid as i32) {
-            (stop.prefetch)(regs.rsp, STACK_COPY);
+        .map(|(i, _)| i);
+    for i in polling.iter().copied().chain(blocking) {
+        if let Some(regs) = t.registers(facts[i].info.tid as i32) {
+            copy.push((regs.rsp, STACK_COPY));
         }
     }
-    // Copy each task's cell (header to the end of its future) while the target is stopped;
-    // then let it run on: the decoding below reads from the copies.
     for t in &raw {
         if let Some((addr, ty)) = t.future {
             let end = addr.saturating_add(reader.type_size(ty));
-            (stop.prefetch)(t.header, end.saturating_sub(t.header));
+            copy.push((t.header, end.saturating_sub(t.header)));
         }
     }
+    (stop.prefetch)(&copy);
     if !(stop.resume)() {
         return Ok(None);
     }

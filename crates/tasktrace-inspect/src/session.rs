@@ -195,7 +195,7 @@ impl Session {
                 roots: Some(&self.roots),
             },
             Stop {
-                prefetch: &|addr, len| snap.prefetch(addr, len),
+                prefetch: &|ranges| snap.prefetch(ranges),
                 resume: &mut || {
                     if copies_only {
                         if !snap.missed().is_empty() {

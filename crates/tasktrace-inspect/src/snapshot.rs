@@ -153,13 +153,16 @@ impl<S: Source> Snapshot<S> {
         self.pages.borrow().len() as u64 * PAGE
     }
 
-    /// Copies the pages of `[addr, addr + len)` (best effort; at most 1,025 pages).
-    pub fn prefetch(&self, addr: u64, len: u64) {
-        let first = addr / PAGE;
-        let Some(last) = addr.checked_add(len.max(1) - 1).map(|e| e / PAGE) else {
-            return;
-        };
-        self.copy_pages(first..=last.min(first + 1024));
+    /// Copies the pages of each `[addr, addr + len)` of `ranges`, all in one step (best
+    /// effort; at most 1,025 pages a range).
+    pub fn prefetch(&self, ranges: &[(u64, u64)]) {
+        self.copy_pages(ranges.iter().flat_map(|&(addr, len)| {
+            let first = addr / PAGE;
+            let last = addr.checked_add(len.max(1) - 1).map(|e| e / PAGE);
+            last.map(|last| first..=last.min(first + 1024))
+                .into_iter()
+                .flatten()
+        }));
     }
 
     /// Copies the pages numbered `pages` that are not copied yet, as few reads of the source
@@ -350,7 +353,7 @@ mod tests {
     fn reads_across_pages_and_counts_late_reads() {
         let mem: Vec<u8> = (0..3 * PAGE + 100).map(|i| (i % 251) as u8).collect();
         let s = Snapshot::new(&crate::process::NoMemory, Mem(mem.clone()));
-        s.prefetch(0, 10);
+        s.prefetch(&[(0, 10)]);
         let mut buf = vec![0u8; 1000];
         s.read(4000, &mut buf).unwrap();
         assert_eq!(&buf[..], &mem[4000..5000]);
@@ -383,7 +386,7 @@ mod tests {
         s.read(PAGE + 8, &mut buf).unwrap();
         assert_eq!(&buf[..], &mem[(PAGE + 8) as usize..(PAGE + 24) as usize]);
         assert!(s.read(2 * PAGE + 8, &mut buf).is_err(), "not copied: not read");
-        s.prefetch(3 * PAGE, 10);
+        s.prefetch(&[(3 * PAGE, 10)]);
         assert_eq!(s.missed(), [2, 3]);
         assert_eq!(s.pages_used(), [1], "page 0 was copied for nothing");
         assert_eq!(s.copied(), 2 * PAGE, "nothing read from the source");
