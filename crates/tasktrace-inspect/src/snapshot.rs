@@ -385,7 +385,10 @@ mod tests {
         let mut buf = [0u8; 16];
         s.read(PAGE + 8, &mut buf).unwrap();
         assert_eq!(&buf[..], &mem[(PAGE + 8) as usize..(PAGE + 24) as usize]);
-        assert!(s.read(2 * PAGE + 8, &mut buf).is_err(), "not copied: not read");
+        assert!(
+            s.read(2 * PAGE + 8, &mut buf).is_err(),
+            "not copied: not read"
+        );
         s.prefetch(&[(3 * PAGE, 10)]);
         assert_eq!(s.missed(), [2, 3]);
         assert_eq!(s.pages_used(), [1], "page 0 was copied for nothing");
