@@ -77,7 +77,9 @@ impl fmt::Display for HumanDuration {
 }
 
 /// One task: its identity, state and logical stack trace.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+// `Deserialize`: src/task_serde.rs (one pass over the map; the derived one buffers the
+// flattened state).
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Task {
     /// Unique id within the dump (the producer's task id).
     pub id: u64,
@@ -362,8 +364,8 @@ impl Dump {
 }
 
 /// Serde helper: a [`Duration`] as a number of milliseconds (fractional).
-mod millis {
-    use serde::{Deserialize, Deserializer, Serializer};
+pub(crate) mod millis {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -372,7 +374,12 @@ mod millis {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let ms = f64::deserialize(d)?;
-        Ok(Duration::from_secs_f64(ms.max(0.0) / 1e3))
+        from_ms(ms).ok_or_else(|| D::Error::custom(format!("{ms} ms out of range")))
+    }
+
+    /// `ms` milliseconds (a negative number is none); `None` past what a `Duration` holds.
+    pub(crate) fn from_ms(ms: f64) -> Option<Duration> {
+        Duration::try_from_secs_f64(ms.max(0.0) / 1e3).ok()
     }
 }
 
