@@ -44,7 +44,9 @@ count() { # count N [NOWIRE]: instructions of reader_instr reading N warm dumps
 for wire in "" nowire; do
     a=$(count 2 $wire)
     b=$(count 6 $wire)
-    awk -v a="$a" -v b="$b" -v w="${wire:-with the answer's JSON}" -v n="$TASKS" \
+    label="reads and their JSON answers"
+    [[ -n "$wire" ]] && label="reads alone"
+    awk -v a="$a" -v b="$b" -v w="$label" -v n="$TASKS" \
         'BEGIN { printf "warm dump of %d tasks (%s): %.1fM instructions\n", n, w, (b - a) / 4e6 }'
 done
 echo "callgrind files (callgrind_annotate): $out/cg.*.out"
