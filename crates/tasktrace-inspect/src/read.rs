@@ -307,7 +307,9 @@ pub(crate) fn read_phased(
     let total = raw.len();
     let mut links = vec![Vec::new(); total];
     let (mut frames, mut undecoded) = (0usize, 0usize);
-    let listed: std::collections::HashSet<u64> = raw.iter().map(|t| t.header).collect();
+    // The listed tasks' headers, looked up only when a task awaits a `spawn_blocking` one
+    // (below): sorted then, not hashed on every read.
+    let mut listed: Vec<u64> = raw.iter().map(|t| t.header).collect();
     let mut awaited_headers: Vec<u64> = Vec::new();
     for (i, rt) in raw.into_iter().enumerate() {
         if i > 0 && i % 10_000 == 0 {
@@ -371,9 +373,12 @@ pub(crate) fn read_phased(
     // found through it, and listed as the tasks they are.
     awaited_headers.sort_unstable();
     awaited_headers.dedup();
+    if !awaited_headers.is_empty() {
+        listed.sort_unstable();
+    }
     let mut blocking_unwinder = None;
     for header in awaited_headers {
-        if listed.contains(&header) || tasks.len() >= opts.max_tasks {
+        if listed.binary_search(&header).is_ok() || tasks.len() >= opts.max_tasks {
             continue;
         }
         if let Some((rt, func)) = tk.blocking_task(header) {

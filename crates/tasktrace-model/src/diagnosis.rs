@@ -19,6 +19,7 @@
 use crate::{Dump, FrameKind, Location, Node, TaskState};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// One thing a dump proves wrong.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -121,12 +122,30 @@ impl Dump {
     /// The diagnoses of this dump's tasks, from their frames' facts.
     pub fn find_diagnoses(&self) -> Vec<Diagnosis> {
         let mut out = Vec::new();
+        // Tasks suspended alike share one tree (an `Arc`), and a producer lists them side
+        // by side: the frames holding guards are looked for once per run of tasks sharing a
+        // tree, not once per task (10,000 idle tasks of one kind are one walk, not 10,000).
+        let mut last: Option<&Arc<Vec<Node>>> = None;
+        let mut guarded: Vec<&Node> = Vec::new();
+        let mut stack: Vec<&Node> = Vec::new();
         for task in &self.tasks {
             if let Some(d) = never_woken(task) {
                 out.push(d);
             }
-            let mut stack: Vec<&Node> = task.trace.roots.iter().collect();
-            while let Some(n) = stack.pop() {
+            let roots = &task.trace.roots;
+            if !last.is_some_and(|l| Arc::ptr_eq(l, roots)) {
+                last = Some(roots);
+                guarded.clear();
+                stack.clear();
+                stack.extend(roots.iter());
+                while let Some(n) = stack.pop() {
+                    if !n.frame.guards.is_empty() {
+                        guarded.push(n);
+                    }
+                    stack.extend(n.children.iter());
+                }
+            }
+            for n in &guarded {
                 for guard in &n.frame.guards {
                     out.push(Diagnosis::GuardAcrossAwait {
                         task: task.id,
@@ -135,7 +154,6 @@ impl Dump {
                         guard: guard.clone(),
                     });
                 }
-                stack.extend(n.children.iter());
             }
         }
         out
@@ -203,6 +221,40 @@ mod tests {
             "lock_api::mutex::MutexGuard<parking_lot::raw_mutex::RawMutex, u32>"
         ));
         assert!(!is_blocking_guard("tokio::sync::mutex::MutexGuard<u32>"));
+    }
+
+    /// Tasks sharing a tree (one `Arc`, as a producer gives tasks suspended alike), listed
+    /// side by side or apart, each get the tree's diagnosis under their own id.
+    #[test]
+    fn tasks_sharing_a_tree_each_get_its_guard() {
+        let mut frame = Frame::new("app::bump", Some(Location::new("src/main.rs", 9, None)))
+            .with_kind(FrameKind::AsyncFn);
+        frame.guards = vec!["std::sync::poison::mutex::MutexGuard<u64>".into()];
+        let mut guarded = Trace::new();
+        guarded.insert_path([Frame::new("app::outer", None), frame]);
+        let mut plain = Trace::new();
+        plain.insert_path([Frame::new("app::idle", None)]);
+        let task = |id, trace: &Trace| {
+            let mut t = Task::new(id);
+            t.trace = trace.clone();
+            t
+        };
+        let dump = Dump::new(vec![
+            task(1, &guarded),
+            task(2, &guarded),
+            task(3, &plain),
+            task(4, &guarded),
+            task(5, &plain),
+        ]);
+        let tasks: Vec<u64> = dump
+            .diagnoses
+            .iter()
+            .map(|d| match d {
+                Diagnosis::GuardAcrossAwait { task, .. } => *task,
+                other => panic!("{other}"),
+            })
+            .collect();
+        assert_eq!(tasks, [1, 2, 4]);
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub mod pprof;
 pub mod record;
 mod render;
 mod sampled;
+mod task_serde;
 mod thread;
 mod trace;
 mod value;

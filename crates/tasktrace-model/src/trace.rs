@@ -157,6 +157,16 @@ impl Trace {
         out
     }
 
+    /// Whether `f` holds for some node of the tree, visited depth first and stopping at the
+    /// first that does. Unlike [`walk`](Self::walk) it allocates nothing: a dump asks it of
+    /// each of its tasks.
+    pub fn any_node(&self, mut f: impl FnMut(&Node) -> bool) -> bool {
+        fn go(nodes: &[Node], f: &mut dyn FnMut(&Node) -> bool) -> bool {
+            nodes.iter().any(|n| f(n) || go(&n.children, f))
+        }
+        go(&self.roots, &mut f)
+    }
+
     /// Every node of the tree, depth first, with its depth (roots are at 0).
     pub fn walk(&self) -> Vec<(usize, &Node)> {
         fn go<'a>(node: &'a Node, depth: usize, out: &mut Vec<(usize, &'a Node)>) {

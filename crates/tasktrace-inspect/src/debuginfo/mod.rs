@@ -572,18 +572,25 @@ impl DebugInfo {
         self.variant_tables.insert(ty, table).as_ref()
     }
 
-    /// Every type with this qualified name.
+    /// Every type with this qualified name, the ones with members (or variants, template
+    /// parameters) first: a unit may only declare a type (`DW_AT_declaration`, no members)
+    /// that another defines, and callers take the first for its layout — a build whose first
+    /// unit declared `tokio::runtime::task::core::Trailer` read as an unsupported tokio.
     pub fn types_named(&self, name: &str) -> Vec<u64> {
         let h = scan::name_hash(name);
         let names = &self.index.names;
         let from = names.partition_point(|e| e.0 < h);
-        names[from..]
-            .iter()
-            .take_while(|e| e.0 == h)
-            .map(|e| e.1)
+        let (mut defined, mut declared) = (Vec::new(), Vec::new());
+        for &(_, off) in names[from..].iter().take_while(|e| e.0 == h) {
             // A 64-bit hash: the name is checked (a collision would name another type).
-            .filter(|&off| self.die(off).is_some_and(|d| d.name == name))
-            .collect()
+            match self.die(off) {
+                Some(d) if d.name == name && !d.children.is_empty() => defined.push(off),
+                Some(d) if d.name == name => declared.push(off),
+                _ => {}
+            }
+        }
+        defined.append(&mut declared);
+        defined
     }
 
     /// Types whose qualified name starts with `prefix`, with their names (one pass over the

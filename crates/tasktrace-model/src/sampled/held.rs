@@ -57,9 +57,7 @@ impl HeldWhileWaiting {
         for t in &dump.tasks {
             let names_holder = t
                 .trace
-                .walk()
-                .iter()
-                .any(|(_, n)| n.frame.waits.iter().any(|w| !w.held_by.is_empty()));
+                .any_node(|n| n.frame.waits.iter().any(|w| !w.held_by.is_empty()));
             if !names_holder {
                 continue;
             }

@@ -317,7 +317,7 @@ fn registry_id(task: &tasktrace_model::Task) -> Option<u64> {
 /// reader's cache of idle tasks, and copying 10,000 of them to change nothing is the cost of
 /// a big dump.
 fn rename_tasks_in_frames(task: &mut tasktrace_model::Task, rename: &dyn Fn(u64) -> u64) {
-    let names_tasks = task.trace.walk().iter().any(|(_, n)| {
+    let names_tasks = task.trace.any_node(|n| {
         n.frame.waits.iter().any(|w| w.names_tasks())
             || n.frame.related.iter().any(|r| r.names_tasks())
     });
