@@ -79,11 +79,15 @@ impl Sampler {
         };
         let took = t0.elapsed();
         self.stopped.push(stopped);
-        let avg = self
-            .typical
-            .map_or(took, |t| t.mul_f64(0.8) + took.mul_f64(0.2));
-        self.typical = Some(avg);
-        self.lowered |= self.period() > self.wanted;
+        // The first sample pays for first uses (the unwinder's tables, the decoders' caches):
+        // the period follows the samples after it.
+        if self.stopped.len() > 1 {
+            let avg = self
+                .typical
+                .map_or(took, |t| t.mul_f64(0.8) + took.mul_f64(0.2));
+            self.typical = Some(avg);
+            self.lowered |= self.period() > self.wanted;
+        }
         let sampled = self
             .diagnoser
             .add(&dump, t0.saturating_duration_since(self.start));
