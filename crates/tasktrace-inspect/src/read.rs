@@ -69,11 +69,14 @@ const MAX_BLOCKING_STACKS: usize = 32;
 /// process (the outermost frames, which outlive the poll; counted as late reads).
 const STACK_COPY: u64 = 128 * 1024;
 
+/// Ranges of the target's memory: (address, length).
+pub(crate) type Ranges = [(u64, u64)];
+
 /// How a read meets its target's stop ([`read_phased`]).
 pub(crate) struct Stop<'h> {
     /// Called once, while the target is stopped, with the ranges (address, length) to copy
     /// now: the stacks that change once it runs, every task's cell.
-    pub(crate) prefetch: &'h dyn Fn(&[(u64, u64)]),
+    pub(crate) prefetch: &'h dyn Fn(&Ranges),
     /// Called once everything that must be read stopped is read: let the target run on.
     /// False abandons the read (`read_phased` gives `None`): what was read stopped is not
     /// whole (a read from copies made beforehand met a page that was not copied).

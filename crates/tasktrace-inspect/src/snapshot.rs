@@ -6,7 +6,7 @@
 //! copied then goes to the running process (counted: [`Snapshot::late_reads`]).
 //!
 //! Invariants (what makes a read from copies whole):
-//! - While [`Phase::Stopped`], every page is read from the stopped process: all of them are
+//! - While the process is stopped, every page is read from the stopped process: all of them are
 //!   of one instant.
 //! - After [`Snapshot::copies_only`] (the process runs again, but the reader has not yet
 //!   read what must be read stopped), no page is read from the source: a page not copied

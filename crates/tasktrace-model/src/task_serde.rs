@@ -148,6 +148,8 @@ mod tests {
                 context: vec![TaskContext::Span {
                     name: "request".into(),
                     target: "app".into(),
+                    id: Some(3),
+                    fields: Some("order_id=981".into()),
                 }],
             };
             let Task {
