@@ -437,6 +437,12 @@ impl Tokio<'_, '_> {
                 Some((p, _)) => p,
                 None => 0,
             };
+            // A stale copy of a root future on the stack can lead through pointers that still
+            // read to a "list" whose head is no task (seen: a head of 0x1): that is not this
+            // thread's LocalSet, and the caller tries the next candidate.
+            if head != 0 {
+                self.task_at(head)?;
+            }
             self.walk_lists(&[head], limit)
         })();
         Some(set)
