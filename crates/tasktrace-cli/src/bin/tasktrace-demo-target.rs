@@ -92,10 +92,14 @@ fn spin_step() {
     pause()
 }
 
+/// Sleeps a quarter of a second: long beside the delay a loaded machine puts between the
+/// end of a sleep and the thread running again, so that samples find the thread inside the
+/// call (a blocked-worker diagnosis needs it there in every sample of a second; with 50 ms,
+/// a CI machine busy with builds caught it between two sleeps too often).
 #[inline(never)]
 fn pause() {
-    std::thread::sleep(Duration::from_millis(50)); // @pause_sleep
-                                                   // Work after the sleep: `pause` itself stays on the stack (no tail call to `sleep`).
+    std::thread::sleep(Duration::from_millis(250)); // @pause_sleep
+                                                    // Work after the sleep: `pause` itself stays on the stack (no tail call to `sleep`).
     SPINS.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
 }
 
