@@ -2,12 +2,16 @@
 //!
 //! Invariants:
 //! - Who stops what: [`LiveProcess::attach`] `PTRACE_SEIZE`s every thread listed in
-//!   `/proc/PID/task` (re-listing until no new thread appears) and stops each with
-//!   `PTRACE_INTERRUPT`, then waits (with a deadline) until each reports its stop. Nothing
+//!   `/proc/PID/task` (re-listing until no new thread appears; a seize does not stop a
+//!   thread), then stops them all with `PTRACE_INTERRUPT` one after the other — the stop is
+//!   counted from the first — lists once more for a thread created meanwhile (seized and
+//!   interrupted at once), then waits (with a deadline) until each reports its stop. Nothing
 //!   else is ever done to the threads: no signal is sent, no register or memory is written.
-//! - When it is detached: every seized thread is recorded before it is interrupted. The
+//! - When it is detached: every seized thread is recorded as soon as it is seized. The
 //!   `Drop` of [`LiveProcess`] detaches all of them — on success, on every error (the
-//!   value is dropped by `?`), on a timeout, and on a panic (unwinding drops it). A `SIGINT`
+//!   value is dropped by `?`), on a timeout, and on a panic (unwinding drops it); a thread
+//!   seized but not yet stopped (an error between the seizes and the interrupts) is
+//!   interrupted first, since only a stopped thread can be detached. A `SIGINT`
 //!   handler (installed while a process is held) detaches the recorded threads with raw
 //!   syscalls (async-signal-safe) before exiting with status 130.
 //! - Why that is safe even if all of this fails: `PTRACE_INTERRUPT` stops are not
@@ -107,61 +111,33 @@ impl LiveProcess {
             maps: Vec::new(),
             entry: None,
         };
-        // Threads may be created while we seize: list again until nothing new appears.
+        // Seize every thread first (a seize does not stop it), listing again until nothing new
+        // appears; then interrupt them all in one go, so that the stop lasts from the first
+        // interrupt only as long as the interrupts themselves; then list once more, while they
+        // come to their stops, for a thread created since the last listing (seized and
+        // interrupted at once).
         for _round in 0..8 {
-            let mut new = 0;
-            let dir = std::fs::read_dir(&task_dir).map_err(|_| Error::NoSuchProcess(pid))?;
-            let mut tids: Vec<i32> = dir
-                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect();
-            tids.sort();
-            for tid in tids {
-                if proc.seized.contains(&tid) {
-                    continue;
-                }
-                // SAFETY: PTRACE_SEIZE takes no pointers (addr and data are 0).
-                let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, tid, 0usize, 0usize) };
-                if r != 0 {
-                    let err = std::io::Error::last_os_error();
-                    match err.raw_os_error() {
-                        Some(libc::ESRCH) => continue, // the thread exited meanwhile
-                        // A thread that has exited but is not yet reaped refuses the seize
-                        // with EPERM too (ptrace_attach checks exit_state): under thread
-                        // churn that is not a permission problem, just a thread that is gone.
-                        Some(libc::EPERM) | Some(libc::EACCES) if thread_has_exited(pid, tid) => {
-                            continue
-                        }
-                        Some(libc::EPERM) | Some(libc::EACCES) => {
-                            let ids = super::pid::ProcessIds::of(pid);
-                            return Err(Error::PermissionDenied(match tracer_of(pid) {
-                                Some(tracer) => format!(
-                                    "{ids} is already traced by process {tracer} (a \
-                                     debugger?); detach it first"
-                                ),
-                                None => format!("cannot ptrace {ids}: {err}"),
-                            }));
-                        }
-                        _ => {
-                            return Err(Error::Ptrace {
-                                op: "ptrace seize",
-                                tid,
-                                source: err,
-                            })
-                        }
-                    }
-                }
-                proc.record(tid);
-                new += 1;
-                proc.stopped_at.get_or_insert_with(Instant::now);
-                // SAFETY: PTRACE_INTERRUPT on a thread we seized; no pointers.
-                unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0usize, 0usize) };
-            }
-            if new == 0 {
+            if proc.seize_new(&task_dir)? == 0 {
                 break;
             }
         }
         if proc.seized.is_empty() {
             return Err(Error::NoSuchProcess(pid));
+        }
+        proc.stopped_at = Some(Instant::now());
+        for &tid in &proc.seized {
+            // SAFETY: PTRACE_INTERRUPT on a thread we seized; no pointers.
+            unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0usize, 0usize) };
+        }
+        for _round in 0..8 {
+            let before = proc.seized.len();
+            if proc.seize_new(&task_dir)? == 0 {
+                break;
+            }
+            for &tid in &proc.seized[before..] {
+                // SAFETY: PTRACE_INTERRUPT on a thread we seized; no pointers.
+                unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0usize, 0usize) };
+            }
         }
         let mut stopped = Vec::new();
         for i in 0..proc.seized.len() {
@@ -200,6 +176,58 @@ impl LiveProcess {
         proc.maps = maps;
         proc.entry = entry;
         Ok(proc)
+    }
+
+    /// Seizes the threads of `/proc/PID/task` not seized yet (without stopping them): how
+    /// many. A thread that exits meanwhile is skipped; a seize refused for another reason is
+    /// an error (the ones seized so far are detached by the caller's drop).
+    fn seize_new(&mut self, task_dir: &str) -> Result<usize> {
+        let pid = self.pid;
+        let dir = std::fs::read_dir(task_dir).map_err(|_| Error::NoSuchProcess(pid))?;
+        let mut tids: Vec<i32> = dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        tids.sort_unstable();
+        let mut new = 0;
+        for tid in tids {
+            if self.seized.contains(&tid) {
+                continue;
+            }
+            // SAFETY: PTRACE_SEIZE takes no pointers (addr and data are 0).
+            let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, tid, 0usize, 0usize) };
+            if r != 0 {
+                let err = std::io::Error::last_os_error();
+                match err.raw_os_error() {
+                    Some(libc::ESRCH) => continue, // the thread exited meanwhile
+                    // A thread that has exited but is not yet reaped refuses the seize with
+                    // EPERM too (ptrace_attach checks exit_state): under thread churn that is
+                    // not a permission problem, just a thread that is gone.
+                    Some(libc::EPERM) | Some(libc::EACCES) if thread_has_exited(pid, tid) => {
+                        continue
+                    }
+                    Some(libc::EPERM) | Some(libc::EACCES) => {
+                        let ids = super::pid::ProcessIds::of(pid);
+                        return Err(Error::PermissionDenied(match tracer_of(pid) {
+                            Some(tracer) => format!(
+                                "{ids} is already traced by process {tracer} (a debugger?); \
+                                 detach it first"
+                            ),
+                            None => format!("cannot ptrace {ids}: {err}"),
+                        }));
+                    }
+                    _ => {
+                        return Err(Error::Ptrace {
+                            op: "ptrace seize",
+                            tid,
+                            source: err,
+                        })
+                    }
+                }
+            }
+            self.record(tid);
+            new += 1;
+        }
+        Ok(new)
     }
 
     fn record(&mut self, tid: i32) {
@@ -258,14 +286,20 @@ fn tracer_of(pid: i32) -> Option<i32> {
 /// was on its way to the thread (a signal-delivery-stop came before our interrupt) and must be
 /// passed back on detach, or 0. `Ok(None)`: the thread exited.
 ///
-/// A thread stops some microseconds after its interrupt: the wait polls at once, then yields,
-/// then sleeps ever longer up to a millisecond (a fixed 1 ms sleep made every sample stop the
-/// process a millisecond more than it takes). Whether the thread is gone is asked of `/proc`
-/// only once the pause is that long.
+/// A thread stops some microseconds after its interrupt, once it is scheduled: the wait polls,
+/// yielding the CPU between polls, for up to [`SPIN`] (a sleep of 10 µs lasts 60 with the
+/// default timer slack: sleeping from the first poll made the stop wait for the timer, not for
+/// the threads), then sleeps ever longer up to a millisecond. Whether the thread is gone is
+/// asked of `/proc` only once the pause is that long.
+/// How long [`wait_stop`] polls without sleeping: longer than a stopping thread usually takes
+/// to be scheduled and stop (tens of µs), short enough that the tracer's core is not kept busy
+/// for a thread that takes long.
+const SPIN: Duration = Duration::from_micros(500);
+
 fn wait_stop(tid: i32, deadline: Instant, timeout: Duration) -> Result<Option<i32>> {
     const LONGEST: Duration = Duration::from_millis(1);
-    let mut polls = 0u32;
-    let mut pause = Duration::from_micros(10);
+    let spin_until = Instant::now() + SPIN;
+    let mut pause = Duration::from_micros(20);
     loop {
         let mut status = 0;
         // SAFETY: `status` is a valid out-pointer for the duration of the call.
@@ -304,8 +338,7 @@ fn wait_stop(tid: i32, deadline: Instant, timeout: Duration) -> Result<Option<i3
                 timeout.as_secs_f64()
             )));
         }
-        polls += 1;
-        if polls <= 20 {
+        if Instant::now() < spin_until {
             std::thread::yield_now();
         } else {
             std::thread::sleep(pause);
@@ -374,7 +407,12 @@ impl Drop for LiveProcess {
             // number to deliver (0: none), not a pointer.
             let r = unsafe { libc::ptrace(libc::PTRACE_DETACH, tid, 0usize, sig) };
             if r != 0 {
-                // Not stopped yet (ESRCH): wait briefly for its stop, then detach again.
+                // Not stopped (ESRCH): still on its way to the stop, or seized but never
+                // interrupted (an error came between the seizes and the interrupts). Interrupt
+                // it (a second interrupt of an interrupted thread changes nothing), wait
+                // briefly for its stop, then detach again.
+                // SAFETY: PTRACE_INTERRUPT on a thread we seized; no pointers.
+                unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0usize, 0usize) };
                 let grace = Duration::from_millis(200);
                 let _ = wait_stop(tid, Instant::now() + grace, grace);
                 // SAFETY: as above.
@@ -435,5 +473,46 @@ impl Target for LiveProcess {
 
     fn mapped_files(&self) -> Vec<MappedFile> {
         self.maps.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tracer of `pid` (`TracerPid` of its status), 0 when none.
+    fn tracer(pid: i32) -> i32 {
+        tracer_of(pid).unwrap_or(0)
+    }
+
+    /// A thread seized but never interrupted (an error came between the seizes and the
+    /// interrupts) cannot be detached as a stopped one is: the drop interrupts it first, and
+    /// the process is left untraced and running.
+    #[test]
+    fn a_seized_thread_never_interrupted_is_detached_by_the_drop() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep runs");
+        let pid = child.id() as i32;
+        let mut proc = LiveProcess {
+            old_actions: None,
+            pid,
+            seized: Vec::new(),
+            slots: Vec::new(),
+            stopped_at: None,
+            signals: Vec::new(),
+            threads: Vec::new(),
+            states: crate::process::ThreadStates::default(),
+            maps: Vec::new(),
+            entry: None,
+        };
+        assert_eq!(proc.seize_new(&format!("/proc/{pid}/task")).unwrap(), 1);
+        assert_ne!(tracer(pid), 0, "seized (by this test's thread)");
+        drop(proc);
+        assert_eq!(tracer(pid), 0, "detached");
+        assert!(!thread_gone(pid), "and running on");
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 }
