@@ -117,7 +117,7 @@ pub fn record(args: RecordArgs) -> Result<(), String> {
         );
     }
     let (median, max) = sampler.stopped_summary(usize::MAX);
-    let copies = sampler.copies_only();
+    let copies = sampler.copy_reads();
     eprintln!(
         "tasktrace record: {} samples in {:.1}s; process stopped per sample: median {:.1} ms, \
          max {:.1} ms; {} read from copies made in one step, {} stopped twice (the copies \

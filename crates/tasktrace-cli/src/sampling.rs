@@ -124,8 +124,8 @@ impl Sampler {
 
     /// How the samples read from copies made in one step went
     /// ([`Session::sample`](tasktrace_inspect::Session::sample)).
-    pub fn copies_only(&self) -> tasktrace_inspect::CopiesOnly {
-        self.session.copies_only()
+    pub fn copy_reads(&self) -> tasktrace_inspect::CopyReads {
+        self.session.copy_reads()
     }
 
     /// How many samples were taken.

@@ -55,7 +55,7 @@ pub use error::{Error, FileFound, Looked, Result, ServerAnswer, TaskTypeMissing}
 pub use options::Options;
 pub use prepared::Prepared;
 pub use read::{read, read_prepared};
-pub use session::{attach, CopiesOnly, Session};
+pub use session::{attach, CopyReads, Session};
 
 /// The README's examples, compiled (and run) as doctests.
 #[cfg(doctest)]

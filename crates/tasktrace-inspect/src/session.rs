@@ -140,7 +140,7 @@ impl Session {
     }
 
     /// How the session's reads from copies alone went (see [`sample`](Self::sample)).
-    pub fn copies_only(&self) -> CopiesOnly {
+    pub fn copy_reads(&self) -> CopyReads {
         self.warm.lock().unwrap_or_else(|e| e.into_inner()).counts
     }
 
@@ -198,7 +198,7 @@ impl Session {
                 prefetch: &|ranges| snap.prefetch(ranges),
                 resume: &mut || {
                     if copies_only {
-                        if !snap.missed().is_empty() {
+                        if snap.has_missed() {
                             return false;
                         }
                         warm.pages = snap.pages_used();
@@ -216,7 +216,7 @@ impl Session {
         drop(process.take()); // detach (if not yet) before formatting anything
         info.release_pages();
         let stopped_for = stopped_for.unwrap_or_else(|| stopped.elapsed());
-        if copies_only && !snap.missed().is_empty() {
+        if copies_only && snap.has_missed() {
             // Whatever came of it (an error too) was read from copies that were not whole;
             // the memo keeps what it had (this read met none of its tasks).
             return Ok(Once::Missed(stopped_for));
@@ -279,12 +279,12 @@ struct Warm {
     wait: u32,
     /// How many to wait after the next failed try.
     backoff: u32,
-    counts: CopiesOnly,
+    counts: CopyReads,
 }
 
-/// How the reads from copies alone went over a session's samples ([`Session::copies_only`]).
+/// How the reads from copies alone went over a session's samples ([`Session::copy_reads`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CopiesOnly {
+pub struct CopyReads {
     /// Samples read whole from the copies (the process stopped only to copy them).
     pub whole: u64,
     /// Tries that met a page not copied: the process was stopped again for a read.

@@ -10,11 +10,15 @@
 //!   of one instant.
 //! - After [`Snapshot::copies_only`] (the process runs again, but the reader has not yet
 //!   read what must be read stopped), no page is read from the source: a page not copied
-//!   is recorded as [`missed`](Snapshot::missed) and reads as unreadable. A read that met
+//!   is recorded as missed ([`Snapshot::has_missed`]) and reads as unreadable. A read that met
 //!   none was made of one instant's copies, as if the process had stayed stopped; one that
 //!   met any is thrown away by its caller.
 //! - After [`Snapshot::resumed`], a page not copied is read from the running process and
 //!   counted as late: only for decoding, whose readers check what they read.
+//! - A page of a mapping the process may not write (its code, read-only data, the libraries'
+//!   text: `MappedFile::writable` false) holds the same bytes stopped or running: it is never
+//!   copied while the process is stopped, and is read from the process when first used, in
+//!   any phase — neither missed nor late, nor part of what the next read copies.
 
 use crate::addr_hash::AddrMap;
 use crate::error::{Error, Result};
@@ -39,6 +43,9 @@ pub struct Snapshot<S: Source> {
     live: bool,
     proc_pid: Option<i32>,
     maps: Vec<MappedFile>,
+    /// The pages of the mappings the process may not write, as sorted `[first, end)` page
+    /// number ranges: the same stopped or running.
+    constant: Vec<(u64, u64)>,
     /// The copied pages, in the order copied.
     pages: RefCell<Vec<Box<[u8]>>>,
     /// The number of each page tried (copied, or found unreadable), in the order tried.
@@ -81,6 +88,13 @@ impl<S: Source> Snapshot<S> {
                 name: t.thread_name(th.tid),
             });
         }
+        let maps = t.mapped_files();
+        let mut constant: Vec<(u64, u64)> = maps
+            .iter()
+            .filter(|m| !m.writable)
+            .map(|m| (m.start / PAGE, m.end.div_ceil(PAGE)))
+            .collect();
+        constant.sort_unstable();
         Snapshot {
             source,
             threads,
@@ -88,7 +102,8 @@ impl<S: Source> Snapshot<S> {
             entry: t.at_entry(),
             live: t.is_live(),
             proc_pid: t.proc_pid(),
-            maps: t.mapped_files(),
+            maps,
+            constant,
             pages: RefCell::new(Vec::new()),
             numbers: RefCell::new(Vec::new()),
             copied_stopped: Cell::new(0),
@@ -111,16 +126,16 @@ impl<S: Source> Snapshot<S> {
 
     /// From now on the target runs, and reads must be of the copies only (until
     /// [`resumed`](Self::resumed)): a page not copied reads as unreadable and is recorded
-    /// ([`missed`](Self::missed)).
+    /// ([`has_missed`](Self::has_missed)).
     pub fn copies_only(&self) {
         self.copied_stopped.set(self.numbers.borrow().len());
         self.phase.set(Phase::CopiesOnly);
     }
 
-    /// The pages a read from copies only met without a copy: when any, what it read is not
+    /// True when a read from copies only met a page without a copy: what it read is not
     /// whole.
-    pub fn missed(&self) -> Vec<u64> {
-        self.missed.borrow().clone()
+    pub fn has_missed(&self) -> bool {
+        !self.missed.borrow().is_empty()
     }
 
     /// The copied pages a read from copies only used: what the next read needs copied
@@ -170,7 +185,7 @@ impl<S: Source> Snapshot<S> {
     /// process, where reading them one by one as met costs one each). A page that cannot be
     /// read whole is left to be tried again when it is used (best effort).
     pub fn copy_pages(&self, pages: impl IntoIterator<Item = u64>) {
-        let all: Vec<u64> = pages.into_iter().collect();
+        let all: Vec<u64> = pages.into_iter().filter(|&p| !self.constant(p)).collect();
         let mut missing: Vec<u64> = {
             let index = self.index.borrow();
             all.iter()
@@ -194,7 +209,9 @@ impl<S: Source> Snapshot<S> {
             .map(|_| vec![0u8; PAGE as usize].into_boxed_slice())
             .collect();
         let mut read = vec![false; missing.len()];
-        let mut from = 0;
+        // The page at address 0 is never mapped (the kernel's `mmap_min_addr`): a null
+        // pointer read is not worth a failed system call while the process is stopped.
+        let mut from = usize::from(missing.first() == Some(&0));
         while from < missing.len() {
             let mut parts: Vec<(u64, &mut [u8])> = missing[from..]
                 .iter()
@@ -233,7 +250,7 @@ impl<S: Source> Snapshot<S> {
             (page, at) if page == p => at,
             _ => {
                 let known = self.index.borrow().get(&p).copied();
-                if known.is_some() && self.phase.get() == Phase::CopiesOnly {
+                if known.is_some() && self.phase.get() == Phase::CopiesOnly && !self.constant(p) {
                     self.used.borrow_mut().insert(p);
                 }
                 let at = known.unwrap_or_else(|| self.copy_page(p));
@@ -247,9 +264,17 @@ impl<S: Source> Snapshot<S> {
         self.pages.borrow().get(at as usize).map(|page| f(page))
     }
 
+    /// True for a page of a mapping the process may not write (see the module's invariants).
+    fn constant(&self, p: u64) -> bool {
+        let i = self.constant.partition_point(|&(first, _)| first <= p);
+        i > 0 && p < self.constant[i - 1].1
+    }
+
     /// Copies page `p` (first use): its index in `pages`, or [`UNREADABLE`].
     fn copy_page(&self, p: u64) -> u32 {
+        let constant = self.constant(p);
         match self.phase.get() {
+            _ if constant => {}
             Phase::Stopped => {}
             Phase::CopiesOnly => {
                 self.missed.borrow_mut().push(p);
@@ -259,14 +284,16 @@ impl<S: Source> Snapshot<S> {
             Phase::Resumed => self.late.set(self.late.get() + 1),
         }
         let mut buf = vec![0u8; PAGE as usize].into_boxed_slice();
-        let at = if self.source.read(p * PAGE, &mut buf).is_ok() {
+        let at = if p != 0 && self.source.read(p * PAGE, &mut buf).is_ok() {
             let mut pages = self.pages.borrow_mut();
             pages.push(buf);
             u32::try_from(pages.len() - 1).unwrap_or(UNREADABLE)
         } else {
             UNREADABLE
         };
-        self.numbers.borrow_mut().push(p);
+        if !constant {
+            self.numbers.borrow_mut().push(p);
+        }
         self.index.borrow_mut().insert(p, at);
         at
     }
@@ -335,11 +362,18 @@ impl<S: Source> Target for Snapshot<S> {
 mod tests {
     use super::*;
 
+    /// Memory from page [`B`] on (page 0 is never read: the null page).
     struct Mem(Vec<u8>);
+
+    /// The first page of [`Mem`], and its address.
+    const B: u64 = 16;
+    const BASE: u64 = B * PAGE;
 
     impl Source for Mem {
         fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
-            let a = addr as usize;
+            let a = addr
+                .checked_sub(BASE)
+                .ok_or(Error::Memory(addr, buf.len()))? as usize;
             let src = self
                 .0
                 .get(a..a + buf.len())
@@ -353,23 +387,23 @@ mod tests {
     fn reads_across_pages_and_counts_late_reads() {
         let mem: Vec<u8> = (0..3 * PAGE + 100).map(|i| (i % 251) as u8).collect();
         let s = Snapshot::new(&crate::process::NoMemory, Mem(mem.clone()));
-        s.prefetch(&[(0, 10)]);
+        s.prefetch(&[(BASE, 10)]);
         let mut buf = vec![0u8; 1000];
-        s.read(4000, &mut buf).unwrap();
+        s.read(BASE + 4000, &mut buf).unwrap();
         assert_eq!(&buf[..], &mem[4000..5000]);
         s.resumed();
         assert_eq!(s.late_reads(), 0);
         let mut b = [0u8; 8];
-        s.read(2 * PAGE + 8, &mut b).unwrap();
+        s.read(BASE + 2 * PAGE + 8, &mut b).unwrap();
         assert_eq!(s.late_reads(), 1);
         // The partial last page is read directly.
         let mut tail = [0u8; 50];
-        s.read(3 * PAGE + 10, &mut tail).unwrap();
+        s.read(BASE + 3 * PAGE + 10, &mut tail).unwrap();
         assert_eq!(
             &tail[..],
             &mem[(3 * PAGE + 10) as usize..(3 * PAGE + 60) as usize]
         );
-        assert!(s.read(3 * PAGE + 90, &mut [0u8; 20]).is_err());
+        assert!(s.read(BASE + 3 * PAGE + 90, &mut [0u8; 20]).is_err());
     }
 
     /// Pages copied in one step are what a read from copies alone sees; a page not copied is
@@ -378,21 +412,70 @@ mod tests {
     fn a_read_from_copies_alone_records_what_it_lacked() {
         let mem: Vec<u8> = (0..4 * PAGE).map(|i| (i % 253) as u8).collect();
         let s = Snapshot::new(&crate::process::NoMemory, Mem(mem.clone()));
-        s.copy_pages([1, 0, 1]);
+        s.copy_pages([B + 1, B, B + 1, 0]);
         assert_eq!(s.copied(), 2 * PAGE);
-        assert_eq!(s.pages_copied_stopped(), [0, 1]);
+        assert_eq!(
+            s.pages_copied_stopped(),
+            [0, B, B + 1],
+            "the null page is tried, and unreadable"
+        );
         s.copies_only();
         let mut buf = [0u8; 16];
-        s.read(PAGE + 8, &mut buf).unwrap();
+        s.read(BASE + PAGE + 8, &mut buf).unwrap();
         assert_eq!(&buf[..], &mem[(PAGE + 8) as usize..(PAGE + 24) as usize]);
         assert!(
-            s.read(2 * PAGE + 8, &mut buf).is_err(),
+            s.read(BASE + 2 * PAGE + 8, &mut buf).is_err(),
             "not copied: not read"
         );
-        s.prefetch(&[(3 * PAGE, 10)]);
-        assert_eq!(s.missed(), [2, 3]);
-        assert_eq!(s.pages_used(), [1], "page 0 was copied for nothing");
+        s.prefetch(&[(BASE + 3 * PAGE, 10)]);
+        assert_eq!(*s.missed.borrow(), [B + 2, B + 3]);
+        assert_eq!(s.pages_used(), [B + 1], "page B was copied for nothing");
         assert_eq!(s.copied(), 2 * PAGE, "nothing read from the source");
+    }
+
+    /// A mapping the process may not write is the same stopped or running: never copied with
+    /// the others, read when used in any phase, and not part of what the next read copies.
+    #[test]
+    fn pages_the_process_cannot_write_are_read_when_used() {
+        struct Mapped;
+        impl Target for Mapped {
+            fn read(&self, addr: u64, _: &mut [u8]) -> Result<()> {
+                Err(Error::Memory(addr, 0))
+            }
+            fn threads(&self) -> &[Thread] {
+                &[]
+            }
+            fn at_entry(&self) -> Option<u64> {
+                None
+            }
+            fn is_live(&self) -> bool {
+                true
+            }
+            fn mapped_files(&self) -> Vec<MappedFile> {
+                vec![MappedFile {
+                    start: BASE + 2 * PAGE,
+                    end: BASE + 4 * PAGE,
+                    offset: 0,
+                    path: "/lib/libc.so.6".into(),
+                    writable: false,
+                }]
+            }
+        }
+        let mem: Vec<u8> = (0..4 * PAGE).map(|i| (i % 239) as u8).collect();
+        let s = Snapshot::new(&Mapped, Mem(mem.clone()));
+        s.prefetch(&[(BASE, 4 * PAGE)]);
+        assert_eq!(s.copied(), 2 * PAGE, "the constant pages are not copied");
+        assert_eq!(s.pages_copied_stopped(), [B, B + 1]);
+        s.copies_only();
+        let mut buf = [0u8; 16];
+        s.read(BASE + 3 * PAGE, &mut buf).unwrap();
+        assert_eq!(&buf[..], &mem[3 * PAGE as usize..3 * PAGE as usize + 16]);
+        s.read(BASE + 8, &mut buf).unwrap();
+        assert!(!s.has_missed(), "a constant page is no miss");
+        assert_eq!(s.pages_used(), [B], "nor is it copied next time");
+        s.resumed();
+        s.read(BASE + 2 * PAGE, &mut buf).unwrap();
+        assert_eq!(s.late_reads(), 0, "nor is it late");
     }
 
     /// One `process_vm_readv` for many pages; it stops at the first it cannot read.

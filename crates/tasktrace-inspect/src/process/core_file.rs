@@ -454,6 +454,7 @@ impl Target for CoreFile {
                 end: m.end,
                 offset: m.offset,
                 path: m.path.clone(),
+                writable: true,
             })
             .collect()
     }

@@ -146,6 +146,7 @@ mod tests {
             end: 2,
             offset: 0,
             path: "/bin/sh (deleted)".into(),
+            writable: false,
         };
         assert!(TargetFiles::by_path().read_mapped(&gone).is_none());
         assert_eq!(

@@ -111,6 +111,10 @@ pub struct MappedFile {
     pub offset: u64,
     /// The file.
     pub path: String,
+    /// Whether the process may write it (`w` in `/proc/PID/maps`; true when not known, as in
+    /// a core). A mapping it may not write holds the same bytes stopped or running: the
+    /// reader need not copy it while the process is stopped.
+    pub writable: bool,
 }
 
 /// Parses `/proc/PID/maps`: the file-backed mappings.
@@ -118,7 +122,7 @@ pub fn parse_maps(maps: &str) -> Vec<MappedFile> {
     maps.lines()
         .filter_map(|l| {
             let mut f = l.split_whitespace();
-            let (range, _perms, offset, _dev, _inode) =
+            let (range, perms, offset, _dev, _inode) =
                 (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
             let path = f.collect::<Vec<_>>().join(" ");
             if !path.starts_with('/') {
@@ -130,6 +134,7 @@ pub fn parse_maps(maps: &str) -> Vec<MappedFile> {
                 end: u64::from_str_radix(b, 16).ok()?,
                 offset: u64::from_str_radix(offset, 16).ok()?,
                 path,
+                writable: perms.as_bytes().get(1) != Some(&b'-'),
             })
         })
         .collect()
