@@ -2,6 +2,8 @@
 //! file, so assertions speak of the user's functions whatever the profile inlined.
 #![allow(dead_code)]
 
+pub mod http;
+
 use tasktrace::model::{Frame, Node, Trace};
 
 /// The profile these tests were built with: `debug`, `release` or `release-lines`.
