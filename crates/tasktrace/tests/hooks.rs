@@ -7,7 +7,6 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Write as _};
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
