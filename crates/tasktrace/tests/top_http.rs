@@ -11,6 +11,7 @@ mod support;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use support::runtime;
 use tokio::sync::mpsc;
 
 const SOURCE: &str = include_str!("top_http.rs");
@@ -81,14 +82,6 @@ async fn table_until(addr: SocketAddr, target: &str, done: impl Fn(&Value) -> bo
             "the tasks did not show where they wait within 20 s:\n{body}"
         );
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 #[test]

@@ -6,6 +6,15 @@ pub mod http;
 
 use tasktrace::model::{Frame, Node, Trace};
 
+/// A multi-thread runtime with two workers.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// The profile these tests were built with: `debug`, `release` or `release-lines`.
 pub fn profile() -> String {
     let exe = std::env::current_exe().expect("test executable path");
