@@ -563,12 +563,15 @@ async fn top(top: &Top, task: Option<&regex::Regex>, fresh: bool) -> Response {
         }
     }
     let (dump, sampled, rows) = last.expect("at least one sample");
+    let (median, max) = table::median_max(&took);
     let summary = Summary {
         pid: std::process::id() as i32,
         samples: top.samples as usize,
-        interval: top.interval,
+        // A dump longer than the interval delayed the next one: the samples were that far
+        // apart at most.
+        interval: top.interval.max(max),
         producer: Producer::InProcess {
-            took: table::median_max(&took),
+            took: (median, max),
         },
         deadlocks: dump.deadlocks,
         diagnoses: dump.diagnoses,
