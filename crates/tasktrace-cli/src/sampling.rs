@@ -137,11 +137,6 @@ impl Sampler {
     /// median and max.
     pub fn stopped_summary(&self, last: usize) -> (Duration, Duration) {
         let from = self.stopped.len().saturating_sub(last);
-        let mut sorted = self.stopped[from..].to_vec();
-        sorted.sort();
-        (
-            sorted.get(sorted.len() / 2).copied().unwrap_or_default(),
-            sorted.last().copied().unwrap_or_default(),
-        )
+        tasktrace_model::top::table::median_max(&self.stopped[from..])
     }
 }

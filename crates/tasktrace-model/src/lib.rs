@@ -14,6 +14,8 @@
 //!   the default view ([`Trace::clean`]: `seed::foo::{{closure}}` reads `async fn seed::foo`,
 //!   runtime and combinator plumbing is hidden, leaves say what they wait on); `{:#}` is the
 //!   verbose view ([`Trace::normalized`]: every frame, with columns).
+//! - [`top`]: the task table of `tasktrace top` and `/debug/tasks/top` (samples → where each
+//!   task waits, for how long, how busy), as text or JSON.
 //! - [`Format`]: [`Dump::render`] / [`Trace::render`] as text, verbose text, grouped text
 //!   (`1,000 tasks like this`), JSON (schema in `docs/json-schema.md`), folded stacks and an SVG
 //!   flame graph (cargo feature `flamegraph`, default).
@@ -52,6 +54,7 @@ mod render;
 mod sampled;
 mod task_serde;
 mod thread;
+pub mod top;
 mod trace;
 mod value;
 mod wait;

@@ -7,6 +7,7 @@
 //! curl 'http://127.0.0.1:6669/debug/tasks?format=folded&task=handle_'
 //! curl -o tasks.svg 'http://127.0.0.1:6669/debug/tasks?format=svg'
 //! curl -o tasks.pb.gz 'http://127.0.0.1:6669/debug/tasks?format=pprof'   # go tool pprof -traces tasks.pb.gz
+//! curl 'http://127.0.0.1:6669/debug/tasks/top?samples=3&interval=1'   # the table of `tasktrace top`
 //! ```
 //!
 //! The endpoint shows the internals of the process: bind it to loopback or an internal admin

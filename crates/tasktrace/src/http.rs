@@ -36,12 +36,25 @@
 //! `folded`, `speedscope` or `pprof` (a `samples` value); `rate` (default 10, at most 100)
 //! and `task` as above.
 //!
+//! `GET /debug/tasks/top` ([`TOP_PATH`]) is the table of `tasktrace top PID --once`, taken
+//! in process: `samples` dumps (default 3, at most 60) `interval` seconds apart (default 1,
+//! from 0.1 to 10), one row per task — its state, root function, the innermost frame it waits
+//! in with its line, what it waits on, how long it has been seen waiting there ("seen in every
+//! sample since": `1.0s+` when already waiting at the first), how often it was seen running,
+//! the diagnoses naming it ([`model::top`](crate::model::top)) — as `format` = `text`
+//! (default, aligned columns) or `json` (the fields of `tasktrace top --once --format json`,
+//! with `"in_process": true` and how long the dumps took, `dump_ms`, in place of the stopped
+//! time `stopped_ms`); `task` as above keeps the rows of the matching tasks (the diagnoses
+//! above the table stay the whole process's), and `fresh` as above.
+//!
 //! Answers: `200` with the dump; `400` with a one-line message for an unknown format or
 //! parameter or a bad regex; `404` for any other path; `405` for a method other than `GET` or
 //! `HEAD` ([`serve`] only).
 
 use crate::model::record::RecordFormat;
-use crate::model::{Dump, Format, Task};
+use crate::model::top::history::History;
+use crate::model::top::table::{self, Producer, Summary, TableFormat};
+use crate::model::{Dump, Format, SampledDiagnoser, Task};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -57,6 +70,15 @@ pub const PATH: &str = "/debug/tasks";
 
 /// The path of a recording over time (see the [module docs](self)).
 pub const RECORD_PATH: &str = "/debug/tasks/record";
+
+/// The path of the task table (see the [module docs](self)).
+pub const TOP_PATH: &str = "/debug/tasks/top";
+
+/// The most samples a table may ask for.
+const MAX_TOP_SAMPLES: u32 = 60;
+
+/// The shortest and longest interval between a table's samples, in seconds.
+const TOP_INTERVAL: std::ops::RangeInclusive<f64> = 0.1..=10.0;
 
 /// The longest recording a request may ask for.
 const MAX_RECORD: Duration = Duration::from_secs(300);
@@ -96,6 +118,8 @@ struct Query {
     task: Option<regex::Regex>,
     /// A recording over time, instead of one dump.
     record: Option<Record>,
+    /// The task table, instead of one dump.
+    top: Option<Top>,
     /// Every task captured anew ([`crate::DumpOptions::fresh`]).
     fresh: bool,
     /// The values of async fn frames ([`crate::DumpOptions::values`]).
@@ -142,6 +166,23 @@ fn record_content_type(format: RecordFormat) -> &'static str {
     }
 }
 
+/// `/debug/tasks/top`: how many samples, how far apart, and in which form.
+#[derive(Debug)]
+struct Top {
+    samples: u32,
+    interval: Duration,
+    format: TableFormat,
+}
+
+impl Top {
+    fn content_type(&self) -> &'static str {
+        match self.format {
+            TableFormat::Text => TEXT,
+            TableFormat::Json => "application/json",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Output {
     Render(Format),
@@ -169,11 +210,12 @@ fn parse(path_and_query: &str) -> Result<Query, Response> {
         .unwrap_or((path_and_query, ""));
     // Also accept the target without its leading slash, or with a trailing one.
     let path = path.trim_end_matches('/');
-    let recording = path == RECORD_PATH || path == &RECORD_PATH[1..];
-    if path != PATH && path != &PATH[1..] && !recording {
+    let is = |p: &str| path == p || path == &p[1..];
+    let (recording, table) = (is(RECORD_PATH), is(TOP_PATH));
+    if !is(PATH) && !recording && !table {
         return Err(Response::error(
             404,
-            format_args!("not found: {path} (try {PATH} or {RECORD_PATH})"),
+            format_args!("not found: {path} (try {PATH}, {RECORD_PATH} or {TOP_PATH})"),
         ));
     }
     let mut out = Query {
@@ -184,10 +226,60 @@ fn parse(path_and_query: &str) -> Result<Query, Response> {
             rate: 10.0,
             format: RecordFormat::Svg,
         }),
+        top: table.then_some(Top {
+            samples: 3,
+            interval: Duration::from_secs(1),
+            format: TableFormat::Text,
+        }),
         fresh: false,
         values: false,
     };
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        if let Some(top) = &mut out.top {
+            match &*key {
+                "samples" => {
+                    top.samples = value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=MAX_TOP_SAMPLES).contains(n))
+                        .ok_or_else(|| {
+                            Response::error(
+                                400,
+                                format_args!(
+                                    "bad samples: {value} (a whole number, 1 <= samples <= \
+                                     {MAX_TOP_SAMPLES})"
+                                ),
+                            )
+                        })?;
+                    continue;
+                }
+                "interval" => {
+                    let seconds = value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|v| TOP_INTERVAL.contains(v))
+                        .ok_or_else(|| {
+                            Response::error(
+                                400,
+                                format_args!(
+                                    "bad interval: {value} (seconds, {} <= interval <= {})",
+                                    TOP_INTERVAL.start(),
+                                    TOP_INTERVAL.end()
+                                ),
+                            )
+                        })?;
+                    top.interval = Duration::from_secs_f64(seconds);
+                    continue;
+                }
+                "format" => {
+                    top.format = value.parse().map_err(|_| {
+                        Response::error(400, format_args!("bad format: {value} (text, json)"))
+                    })?;
+                    continue;
+                }
+                _ => {}
+            }
+        }
         if let Some(rec) = &mut out.record {
             let number = |max: f64| {
                 value
@@ -237,7 +329,7 @@ fn parse(path_and_query: &str) -> Result<Query, Response> {
                 })?)
             }
             "fresh" => out.fresh = flag("fresh", &value)?,
-            "values" if out.record.is_none() => {
+            "values" if out.record.is_none() && out.top.is_none() => {
                 out.values = flag("values", &value)?;
                 if out.values && !VALUES_ALLOWED.load(std::sync::atomic::Ordering::Relaxed) {
                     return Err(Response::error(
@@ -265,6 +357,8 @@ fn parse(path_and_query: &str) -> Result<Query, Response> {
                         "unknown parameter {other:?} (known: format, task, fresh{})",
                         if out.record.is_some() {
                             ", seconds, rate"
+                        } else if out.top.is_some() {
+                            ", samples, interval"
                         } else {
                             ", values"
                         }
@@ -377,6 +471,9 @@ pub async fn respond(path_and_query: &str) -> Response {
     if let Some(rec) = &query.record {
         return record(rec, query.task.as_ref(), query.fresh).await;
     }
+    if let Some(t) = &query.top {
+        return top(t, query.task.as_ref(), query.fresh).await;
+    }
     let dump = one_dump(query.fresh, query.values).await;
     let dump = match &query.task {
         Some(re) => filter(dump, re),
@@ -396,9 +493,16 @@ pub async fn respond(path_and_query: &str) -> Response {
 
 /// A dump; one at a time: each may wake every task, so a burst of requests is served in turn.
 async fn one_dump(fresh: bool, values: bool) -> Dump {
+    timed_dump(fresh, values).await.0
+}
+
+/// [`one_dump`], with how long the dump itself took (its turn once come).
+async fn timed_dump(fresh: bool, values: bool) -> (Dump, Duration) {
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _turn = ONE_AT_A_TIME.lock().await;
-    crate::dump_with(crate::DumpOptions::default().fresh(fresh).values(values)).await
+    let started = std::time::Instant::now();
+    let dump = crate::dump_with(crate::DumpOptions::default().fresh(fresh).values(values)).await;
+    (dump, started.elapsed())
 }
 
 /// `/debug/tasks/record`: a dump every `1/rate` s for `seconds`, summed. A dump that takes
@@ -427,6 +531,56 @@ async fn record(rec: &Record, task: Option<&regex::Regex>, fresh: bool) -> Respo
         status: 200,
         content_type: record_content_type(rec.format),
         body,
+    }
+}
+
+/// `/debug/tasks/top`: `samples` dumps `interval` apart (taken as the recording takes them:
+/// one at a time, the lock held only for the dump itself), each fed to the model's
+/// [`History`] and [`SampledDiagnoser`] as `tasktrace top` feeds its samples; the table of the
+/// last one. A dump that takes longer than the interval delays the next one.
+async fn top(top: &Top, task: Option<&regex::Regex>, fresh: bool) -> Response {
+    let mut history = History::default();
+    let mut diagnoser = SampledDiagnoser::default();
+    let mut took = Vec::with_capacity(top.samples as usize);
+    let mut first = None;
+    let mut last = None;
+    for i in 0..top.samples {
+        let started = tokio::time::Instant::now();
+        let (dump, dumped) = timed_dump(fresh, false).await;
+        // The sample's time: when its dump ended (the tasks were captured during it).
+        let at = std::time::Instant::now();
+        took.push(dumped);
+        // The whole dump goes to the history and the diagnoser: a diagnosis is proven on
+        // every task, never on the few a filter keeps.
+        let sampled = diagnoser.add(&dump, at - *first.get_or_insert(at));
+        let mut rows = history.add(&dump, at, &sampled);
+        if let Some(re) = task {
+            rows.retain(|r| dump.task(r.id).is_some_and(|t| root_matches(t, re)));
+        }
+        last = Some((dump, sampled, rows));
+        if i + 1 < top.samples {
+            tokio::time::sleep_until(started + top.interval).await;
+        }
+    }
+    let (dump, sampled, rows) = last.expect("at least one sample");
+    let (median, max) = table::median_max(&took);
+    let summary = Summary {
+        pid: std::process::id() as i32,
+        samples: top.samples as usize,
+        // A dump longer than the interval delayed the next one: the samples were that far
+        // apart at most.
+        interval: top.interval.max(max),
+        producer: Producer::InProcess {
+            took: (median, max),
+        },
+        deadlocks: dump.deadlocks,
+        diagnoses: dump.diagnoses,
+        sampled,
+    };
+    Response {
+        status: 200,
+        content_type: top.content_type(),
+        body: table::render(&rows, &summary, top.format).into_bytes(),
     }
 }
 
@@ -546,6 +700,24 @@ mod tests {
         );
     }
 
+    #[test]
+    fn parses_a_table_request() {
+        let t = parse("/debug/tasks/top").unwrap().top.unwrap();
+        assert_eq!(
+            (t.samples, t.interval, t.format),
+            (3, Duration::from_secs(1), TableFormat::Text)
+        );
+        let q = parse("/debug/tasks/top/?samples=60&interval=0.1&format=json&task=serve").unwrap();
+        let t = q.top.unwrap();
+        assert_eq!(
+            (t.samples, t.interval, t.format),
+            (60, Duration::from_millis(100), TableFormat::Json)
+        );
+        assert_eq!(t.content_type(), "application/json");
+        assert_eq!(q.task.unwrap().as_str(), "serve");
+        assert!(parse("/debug/tasks").unwrap().top.is_none());
+    }
+
     /// Values are opt-in per request, and a program can refuse them: `403` from then on.
     #[test]
     fn values_are_asked_for_and_can_be_refused() {
@@ -569,6 +741,16 @@ mod tests {
             ("/debug/tasks?fresh=maybe", 400),
             ("/debug/tasks?values=maybe", 400),
             ("/debug/tasks/record?values=1", 400),
+            ("/debug/tasks/top?values=1", 400),
+            ("/debug/tasks/top?samples=0", 400),
+            ("/debug/tasks/top?samples=61", 400),
+            ("/debug/tasks/top?samples=1.5", 400),
+            ("/debug/tasks/top?interval=0.05", 400),
+            ("/debug/tasks/top?interval=11", 400),
+            ("/debug/tasks/top?interval=NaN", 400),
+            ("/debug/tasks/top?format=svg", 400),
+            ("/debug/tasks/top?seconds=1", 400),
+            ("/debug/tasks/topx", 404),
         ] {
             let answer = parse(target).unwrap_err();
             assert_eq!(answer.status, status, "{target}");

@@ -3,7 +3,10 @@
 //! Real runtimes, real forks; waits are bounded and wait on events (or re-take a snapshot
 //! until the expected state shows, with a deadline); nothing asserts on timing.
 
+mod support;
+
 use std::time::{Duration, Instant};
+use support::runtime;
 use tasktrace::model::{Dump, FrameKind, Node, Task};
 use tokio::sync::oneshot;
 
@@ -13,25 +16,12 @@ const SOURCE: &str = include_str!("snapshot.rs");
 /// test's runtime or snapshot would change.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// A multi-thread runtime with two workers.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn line(text: &str) -> u32 {
-    SOURCE
-        .lines()
-        .position(|l| l.contains(text))
-        .map(|i| i as u32 + 1)
-        .unwrap_or_else(|| panic!("no line with {text:?}"))
+    support::line_of(SOURCE, text)
 }
 
 async fn inner_wait(rx: oneshot::Receiver<u32>) -> u32 {

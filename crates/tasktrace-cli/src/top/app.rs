@@ -1,17 +1,19 @@
 //! The live view's state and what each key does to it: the latest sample's rows, the view
-//! (sort, filter, grouping), the selected line, the mode (table, typing a filter, a task's
+//! (the model's sort and grouping), the `/` filter (a regex on a row's text, applied before
+//! the view), the selected line, the mode (table, typing a filter, a task's
 //! tree). No terminal here: [`super::screen`] draws an [`App`], [`super::live`] feeds it.
 //!
 //! Invariants: the selection follows its task (by id) across refreshes and re-sorts, and is
 //! always a valid line index (or 0 on an empty table); a filter being typed is applied at each
 //! key when it compiles, and Esc puts back the one from before `/`; nothing here blocks.
 
-use super::history::Row;
-use super::view::{Column, Line, View};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use regex::Regex;
 use std::sync::Arc;
 use std::time::Duration;
+use tasktrace_model::top::history::Row;
+use tasktrace_model::top::table::columns;
+use tasktrace_model::top::view::{id_ranges, Column, Line, View};
 use tasktrace_model::Dump;
 
 /// One refresh of the table: a sample's rows and what the status line says of it.
@@ -60,8 +62,10 @@ pub struct App {
     pub pid: i32,
     /// The latest refresh; `None` before the first sample.
     pub refresh: Option<Refresh>,
-    /// Sort, filter, grouping.
+    /// Sort and grouping.
     pub view: View,
+    /// Only the rows whose text ([`Row::text`]) matches.
+    pub filter: Option<Regex>,
     /// The lines of the latest refresh as the view shows them.
     pub lines: Vec<Line>,
     /// The columns shown.
@@ -87,6 +91,7 @@ impl App {
             pid,
             refresh: None,
             view: View::default(),
+            filter: None,
             lines: Vec::new(),
             columns: Column::ALL.to_vec(),
             selected: 0,
@@ -100,7 +105,7 @@ impl App {
 
     /// Shows a new sample.
     pub fn refreshed(&mut self, refresh: Refresh) {
-        self.columns = super::once::columns(&refresh.rows);
+        self.columns = columns(&refresh.rows);
         self.refresh = Some(refresh);
         self.relayout();
     }
@@ -109,7 +114,10 @@ impl App {
     fn relayout(&mut self) {
         let keep = self.lines.get(self.selected).map(|l| l.row.id);
         self.lines = match &self.refresh {
-            Some(r) => self.view.lines(&r.rows),
+            Some(r) => {
+                let kept = |r: &&Row| self.filter.as_ref().is_none_or(|re| re.is_match(&r.text()));
+                self.view.lines(r.rows.iter().filter(kept))
+            }
             None => Vec::new(),
         };
         if let Some(id) = keep {
@@ -129,7 +137,7 @@ impl App {
         match &mut self.mode {
             Mode::Filter { text, before } => match key.code {
                 KeyCode::Esc => {
-                    self.view.filter = before.take();
+                    self.filter = before.take();
                     self.error = None;
                     self.mode = Mode::Table;
                     self.relayout();
@@ -186,16 +194,15 @@ impl App {
             KeyCode::Char('/') => {
                 self.mode = Mode::Filter {
                     text: self
-                        .view
                         .filter
                         .as_ref()
                         .map(|re| re.as_str().to_string())
                         .unwrap_or_default(),
-                    before: self.view.filter.clone(),
+                    before: self.filter.clone(),
                 }
             }
-            KeyCode::Esc if self.view.filter.is_some() => {
-                self.view.filter = None;
+            KeyCode::Esc if self.filter.is_some() => {
+                self.filter = None;
                 self.relayout();
             }
             KeyCode::Char('g') => {
@@ -232,12 +239,12 @@ impl App {
             return;
         };
         if text.is_empty() {
-            self.view.filter = None;
+            self.filter = None;
             self.error = None;
         } else {
             match Regex::new(text) {
                 Ok(re) => {
-                    self.view.filter = Some(re);
+                    self.filter = Some(re);
                     self.error = None;
                 }
                 Err(e) => {
@@ -269,7 +276,7 @@ impl App {
             out.push_str(&format!(
                 "{} tasks like this: ids {}\n\n",
                 ids.len(),
-                super::view::id_ranges(ids)
+                id_ranges(ids)
             ));
         }
         out.push_str(&Dump::new(vec![task.clone()]).render(tasktrace_model::Format::Text));
@@ -280,8 +287,8 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::top::history::History;
     use std::time::Instant;
+    use tasktrace_model::top::history::History;
     use tasktrace_model::{Frame, FrameKind, Location, Task, TaskState, Trace};
 
     fn dump(n: u64) -> Dump {

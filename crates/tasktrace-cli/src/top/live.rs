@@ -12,7 +12,6 @@
 //! ends (and, past the deadline, this process's exit detaches it).
 
 use super::app::{App, Refresh};
-use super::history::History;
 use super::keys::{Input, Keys};
 use super::terminal::Screen;
 use super::Ending;
@@ -21,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tasktrace_model::top::history::History;
 
 /// What the sampler sends.
 enum Msg {

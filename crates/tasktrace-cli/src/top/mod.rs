@@ -3,33 +3,30 @@
 //! `--interval` by the sampling engine of `record` ([`crate::sampling`]); `--once` prints the
 //! table for scripts.
 //!
-//! Modules, one job each: [`spot`] (a task's tree → where it waits), [`history`] (samples →
-//! rows with waits and busy %), [`view`] (sort, filter, grouping), [`once`] (the printed
-//! table), [`app`] (the live view's state and keys), [`screen`] (drawing), [`terminal`] (raw
-//! mode and its restoring), [`keys`] (keys read from the terminal, a closed terminal seen),
-//! [`live`] (the sampler and screen threads).
+//! The table itself — where each task waits, its rows over the samples, their sort and
+//! grouping, the table printed once — is the model's ([`tasktrace_model::top`]), shared with
+//! the in-process `/debug/tasks/top`. Modules here, one job each: [`app`] (the live view's
+//! state, its `/` filter and keys), [`screen`] (drawing), [`terminal`] (raw mode and its
+//! restoring), [`keys`] (keys read from the terminal, a closed terminal seen), [`live`] (the
+//! sampler and screen threads).
 //!
 //! Invariants: the process is stopped only inside a sample, and left running on every way out
 //! (q, Ctrl-C, SIGTERM, the terminal closed, the process exiting, an error); each way out ends
 //! with one line on stderr saying why, after the terminal is restored.
 
 mod app;
-mod history;
 mod keys;
 mod live;
-mod once;
 mod screen;
-mod spot;
 mod terminal;
-mod view;
 
 use crate::sampling::Sampler;
-use history::History;
-use once::{OnceFormat, Summary};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 use tasktrace_inspect::process::pid::exited;
 use tasktrace_inspect::Options;
+use tasktrace_model::top::history::History;
+use tasktrace_model::top::table::{self, Producer, Summary, TableFormat};
 
 /// The signals that end the view (blocked while a sample holds the process).
 const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGHUP, libc::SIGTERM];
@@ -53,7 +50,7 @@ pub struct TopArgs {
     pub samples: u32,
     /// With `--once`: text or json.
     #[arg(long, value_name = "FMT", default_value = "text", requires = "once")]
-    pub format: OnceFormat,
+    pub format: TableFormat,
     /// Deadline for stopping every thread at each sample, in seconds.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = crate::parse_timeout,
           allow_negative_numbers = true)]
@@ -163,14 +160,13 @@ fn print_once(mut sampler: Sampler, args: &TopArgs) -> Result<(), String> {
         pid: args.pid,
         samples: sampler.samples(),
         interval: sampler.period(),
-        stopped: sampler.stopped_summary(usize::MAX),
+        producer: Producer::Attached {
+            stopped: sampler.stopped_summary(usize::MAX),
+        },
         deadlocks: last.dump.deadlocks,
         diagnoses: last.dump.diagnoses,
         sampled: last.sampled,
     };
-    let out = match args.format {
-        OnceFormat::Text => once::text(&rows, &summary),
-        OnceFormat::Json => once::json(&rows, &summary),
-    };
+    let out = table::render(&rows, &summary, args.format);
     crate::write_stdout(out.as_bytes())
 }

@@ -8,15 +8,15 @@
 //! only where the table is scrolled to.
 
 use super::app::{App, Mode};
-use super::history::human;
-use super::once::cell;
-use super::spot::Place;
-use super::view::{Column, Line};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::{Paragraph, Row, Table};
 use ratatui::Frame;
+use tasktrace_model::top::history::human;
+use tasktrace_model::top::spot::Place;
+use tasktrace_model::top::table::cell;
+use tasktrace_model::top::view::{Column, Line};
 
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame, app: &mut App) {
@@ -125,7 +125,7 @@ fn alert_lines(app: &App) -> Vec<TextLine<'static>> {
 fn info_line(app: &App) -> TextLine<'static> {
     let order = if app.view.descending { "↓" } else { "↑" };
     let mut view = format!("sorted by {}{order}", app.view.sort.title(app.view.grouped));
-    if let Some(re) = &app.view.filter {
+    if let Some(re) = &app.filter {
         view.push_str(&format!(
             " · filter /{}/ {} shown",
             re.as_str(),
@@ -270,7 +270,7 @@ fn draw_table(frame: &mut Frame, app: &mut App, area: Rect) {
         .column_spacing(1);
     frame.render_widget(table, area);
     if app.lines.is_empty() && app.refresh.is_some() {
-        let text = if app.view.filter.is_some() {
+        let text = if app.filter.is_some() {
             "no task matches the filter (Esc clears it)"
         } else {
             "no tasks"

@@ -2,7 +2,18 @@
 //! file, so assertions speak of the user's functions whatever the profile inlined.
 #![allow(dead_code)]
 
+pub mod http;
+
 use tasktrace::model::{Frame, Node, Trace};
+
+/// A multi-thread runtime with two workers.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
 
 /// The profile these tests were built with: `debug`, `release` or `release-lines`.
 pub fn profile() -> String {

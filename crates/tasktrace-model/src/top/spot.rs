@@ -1,6 +1,6 @@
 //! Where one task waits, in a row's few words: its root function, the innermost user frame of
 //! the path it waits on (with its line), and that path's leaf — read from the task's
-//! default-view tree ([`tasktrace_model::Dump::cleaned`]), in which runtime and framework
+//! default-view tree ([`crate::Dump::cleaned`]), in which runtime and framework
 //! plumbing is already hidden.
 //!
 //! Invariants: the path shown is the deepest one that still waits (a completed `join!` branch
@@ -10,9 +10,9 @@
 //! locations only, so what changes from one sample to the next (a timer's time left) does not
 //! change it.
 
+use crate::clean::{segments, trim_generics};
+use crate::{Frame, FrameKind, FrameStatus, Trace};
 use std::hash::{Hash, Hasher};
-use tasktrace_model::clean::{segments, trim_generics};
-use tasktrace_model::{Frame, FrameKind, FrameStatus, Trace};
 
 /// A frame's place in the source: a short function name, its file and line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,7 +123,7 @@ pub fn of(trace: &Trace) -> Option<Spot> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tasktrace_model::{Location, Timer, Wait, WaitOn};
+    use crate::{Location, Timer, Wait, WaitOn};
 
     fn async_fn(name: &str, line: u32) -> Frame {
         Frame::new(name, Some(Location::new("src/main.rs", line, None)))

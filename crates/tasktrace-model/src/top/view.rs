@@ -1,13 +1,16 @@
-//! What the table shows of the rows: the columns, the sort, the `/` filter and the grouping of
-//! identical tasks. Plain functions of the rows, the same for the screen and `--once`.
+//! What the table shows of the rows: the columns, the sort and the grouping of identical
+//! tasks. Plain functions of the rows, the same for the CLI's screen, its `--once` and the
+//! in-process `/debug/tasks/top`.
 //!
-//! Invariants: the filter is applied before grouping; a sort is stable and breaks ties by task
-//! id, so a refresh never shuffles equal rows; a group is the tasks with the same root and the
-//! same spot ([`super::spot::Spot::key`]), shown with its first task's row, the longest wait
-//! and the mean busy %.
+//! Filtering is the caller's: [`View::lines`] shows the rows it is given, so a filter (the
+//! CLI's `/` regex, an endpoint's `task=`) is applied before grouping, and the model needs no
+//! regex engine.
+//!
+//! Invariants: a sort is stable and breaks ties by task id, so a refresh never shuffles equal
+//! rows; a group is the tasks with the same root and the same spot ([`super::spot::Spot::key`]),
+//! shown with its first task's row, the longest wait and the mean busy %.
 
 use super::history::{Row, State};
-use regex::Regex;
 use std::cmp::Ordering;
 
 /// A column of the table.
@@ -85,8 +88,6 @@ pub struct View {
     pub sort: Column,
     /// Largest first.
     pub descending: bool,
-    /// Only the rows whose text ([`Row::text`]) matches.
-    pub filter: Option<Regex>,
     /// Identical tasks as one line.
     pub grouped: bool,
 }
@@ -97,7 +98,6 @@ impl Default for View {
         View {
             sort: Column::Waited,
             descending: true,
-            filter: None,
             grouped: false,
         }
     }
@@ -114,11 +114,9 @@ impl View {
         }
     }
 
-    /// The lines of `rows` (in id order) as this view shows them.
-    pub fn lines(&self, rows: &[Row]) -> Vec<Line> {
-        let kept = rows
-            .iter()
-            .filter(|r| self.filter.as_ref().is_none_or(|re| re.is_match(&r.text())));
+    /// The lines of `rows` (in id order, already filtered) as this view shows them.
+    pub fn lines<'a>(&self, rows: impl IntoIterator<Item = &'a Row>) -> Vec<Line> {
+        let kept = rows.into_iter();
         let mut lines: Vec<Line> = if self.grouped {
             group(kept)
         } else {
@@ -262,7 +260,7 @@ mod tests {
     }
 
     #[test]
-    fn filters_on_any_column_then_groups() {
+    fn groups_the_rows_kept_by_a_filter() {
         let rows = [
             row(1, "idle", 7, 5, 0),
             row(2, "idle", 7, 9, 50),
@@ -270,11 +268,14 @@ mod tests {
             row(4, "idle", 7, 2, 100),
         ];
         let v = View {
-            filter: Some(Regex::new("^[124] ").unwrap()),
             grouped: true,
             ..View::default()
         };
-        let lines = v.lines(&rows);
+        // The CLI's `/` filter matches a row's text: `^[124] `.
+        let kept = rows
+            .iter()
+            .filter(|r| r.text().starts_with(['1', '2', '4']));
+        let lines = v.lines(kept);
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0].ids, [1, 2, 4]);
         assert_eq!(lines[0].row.waited, Some(Duration::from_secs(9)));

@@ -10,10 +10,10 @@
 //! forgotten. Each distinct tree of a sample is summarised once.
 
 use super::spot::{self, Place, Spot};
+use crate::{task_flags, Dump, Node, SampledDiagnosis, TaskFlag, TaskState};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tasktrace_model::{task_flags, Dump, Node, SampledDiagnosis, TaskFlag, TaskState};
 
 /// Busy % is over this many of a task's last samples.
 pub const BUSY_WINDOW: u32 = 64;
@@ -239,7 +239,7 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tasktrace_model::{Frame, FrameKind, Location, Task, Trace};
+    use crate::{Frame, FrameKind, Location, Task, Trace};
 
     fn task(id: u64, line: u32, running: bool) -> Task {
         let mut t = Task::new(id);
