@@ -99,18 +99,7 @@ impl LiveProcess {
                     .collect()
             })
             .unwrap_or_default();
-        let mut proc = LiveProcess {
-            old_actions: Some(install_sigint()),
-            pid,
-            seized: Vec::new(),
-            slots: Vec::new(),
-            stopped_at: None,
-            signals: Vec::new(),
-            threads: Vec::new(),
-            states: super::ThreadStates::default(),
-            maps: Vec::new(),
-            entry: None,
-        };
+        let mut proc = LiveProcess::holding(pid, Some(install_sigint()));
         // Seize every thread first (a seize does not stop it), listing again until nothing new
         // appears; then interrupt them all in one go, so that the stop lasts from the first
         // interrupt only as long as the interrupts themselves; then list once more, while they
@@ -176,6 +165,23 @@ impl LiveProcess {
         proc.maps = maps;
         proc.entry = entry;
         Ok(proc)
+    }
+
+    /// A process of which nothing is seized yet; `old_actions`: the signal actions to restore
+    /// when it is dropped.
+    fn holding(pid: i32, old_actions: Option<[libc::sigaction; 2]>) -> LiveProcess {
+        LiveProcess {
+            old_actions,
+            pid,
+            seized: Vec::new(),
+            slots: Vec::new(),
+            stopped_at: None,
+            signals: Vec::new(),
+            threads: Vec::new(),
+            states: super::ThreadStates::default(),
+            maps: Vec::new(),
+            entry: None,
+        }
     }
 
     /// Seizes the threads of `/proc/PID/task` not seized yet (without stopping them): how
@@ -495,18 +501,7 @@ mod tests {
             .spawn()
             .expect("sleep runs");
         let pid = child.id() as i32;
-        let mut proc = LiveProcess {
-            old_actions: None,
-            pid,
-            seized: Vec::new(),
-            slots: Vec::new(),
-            stopped_at: None,
-            signals: Vec::new(),
-            threads: Vec::new(),
-            states: crate::process::ThreadStates::default(),
-            maps: Vec::new(),
-            entry: None,
-        };
+        let mut proc = LiveProcess::holding(pid, None);
         assert_eq!(proc.seize_new(&format!("/proc/{pid}/task")).unwrap(), 1);
         assert_ne!(tracer(pid), 0, "seized (by this test's thread)");
         drop(proc);
