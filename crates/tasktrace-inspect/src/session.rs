@@ -111,7 +111,9 @@ impl Session {
     pub fn sample(&self, opts: &Options) -> Result<(Dump, Duration)> {
         let try_copies = {
             let mut warm = self.warm.lock().unwrap_or_else(|e| e.into_inner());
-            let ready = !warm.pages.is_empty() && warm.wait == 0;
+            // A rescan of a `block_on` thread's stack (every 16th read) reads a window of it
+            // the copies lack: that read is made stopped, not tried from copies first.
+            let ready = !warm.pages.is_empty() && warm.wait == 0 && !self.roots.rescan_due();
             warm.wait = warm.wait.saturating_sub(1);
             ready
         };

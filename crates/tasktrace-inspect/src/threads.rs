@@ -57,6 +57,14 @@ impl RootCache {
         cache.retain(|tid, _| tids.contains(tid));
     }
 
+    /// True when the next read rescans a thread's stack for its count of reads alone: it
+    /// needs a stack window no read before copied, so a read from copies alone would miss it
+    /// ([`Session::sample`](crate::Session::sample) reads stopped instead).
+    pub fn rescan_due(&self) -> bool {
+        let cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cache.values().any(|m| m.reads >= RESCAN_EVERY)
+    }
+
     /// The root futures on thread `tid`'s stack: the remembered ones if they all still hold,
     /// else a scan's.
     fn root_futures(&self, scan: &Scan<'_, '_, '_>, tid: i32) -> Vec<RootFuture> {
