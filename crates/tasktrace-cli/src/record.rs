@@ -119,7 +119,7 @@ pub fn record(args: RecordArgs) -> Result<(), String> {
     let (median, max) = sampler.stopped_summary(usize::MAX);
     let copies = sampler.copy_reads();
     eprintln!(
-        "tasktrace record: {} samples in {:.1}s; process stopped per sample: median {:.1} ms, \
+        "tasktrace record: {} samples in {:.1}s; process stopped per sample: median {:.2} ms, \
          max {:.1} ms; {} read from copies made in one step, {} stopped twice (the copies \
          lacked a page the read needed: new tasks or memory)",
         rec.samples(),

@@ -5,7 +5,8 @@
 //! wait first, then id); the JSON's fields are stable and documented in the CLI's README (an
 //! in-process table says so with `"in_process": true` and gives how long its dumps took,
 //! `dump_ms`, where a table sampled from outside gives how long the process was stopped,
-//! `stopped_ms`: nothing stops a process that dumps itself).
+//! `stopped_ms`: a process that dumps itself is not stopped for the whole dump — with the
+//! `snapshot` feature its reader process stops it for part of each, as the dump's notes say).
 
 use super::history::Row;
 use super::view::{Column, Line, View};
@@ -41,7 +42,8 @@ pub enum Producer {
         stopped: (Duration, Duration),
     },
     /// The process dumped itself (`/debug/tasks/top`): how long each dump took, median and
-    /// max (the tasks kept running meanwhile, each paused only for its own capture).
+    /// max (the program ran on meanwhile, but for what the dump needs stopped: each task's
+    /// own capture, and with the `snapshot` feature the reader process's stop).
     InProcess {
         /// Median and max time a dump took.
         took: (Duration, Duration),
