@@ -111,9 +111,10 @@ pub struct MappedFile {
     pub offset: u64,
     /// The file.
     pub path: String,
-    /// Whether the process may write it (`w` in `/proc/PID/maps`; true when not known, as in
-    /// a core). A mapping it may not write holds the same bytes stopped or running: the
-    /// reader need not copy it while the process is stopped.
+    /// Whether its bytes may change while the process runs: the process may write it (`w` in
+    /// `/proc/PID/maps`), or it is shared (`s`: another process may write the file); true
+    /// when not known, as in a core. A private mapping the process may not write holds the
+    /// same bytes stopped or running: the reader need not copy it while it is stopped.
     pub writable: bool,
 }
 
@@ -134,7 +135,8 @@ pub fn parse_maps(maps: &str) -> Vec<MappedFile> {
                 end: u64::from_str_radix(b, 16).ok()?,
                 offset: u64::from_str_radix(offset, 16).ok()?,
                 path,
-                writable: perms.as_bytes().get(1) != Some(&b'-'),
+                writable: perms.as_bytes().get(1) != Some(&b'-')
+                    || perms.as_bytes().get(3) != Some(&b'p'),
             })
         })
         .collect()
@@ -222,4 +224,35 @@ pub(crate) fn auxv_value(auxv: &[u8], key: u64) -> Option<u64> {
         let val = u64::from_le_bytes(c[8..].try_into().ok()?);
         (k == key).then_some(val)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a private mapping the process cannot write is taken as unchanging; anonymous
+    /// mappings are not listed.
+    #[test]
+    fn maps_say_which_files_may_change() {
+        let maps = "\
+55b1ea922000-55b1ea9c1000 r-xp 00041000 fe:00 5456907 /app/server
+55b1ea9c1000-55b1ea9c8000 r--p 000df000 fe:00 5456907 /app/server
+55b1ea9c8000-55b1ea9ca000 rw-p 000e5000 fe:00 5456907 /app/server
+7fea7e400000-7fea7e401000 r--s 00000000 00:05 42 /dev/shm/table
+55b2242ec000-55b22430d000 rw-p 00000000 00:00 0 [heap]
+";
+        let m = parse_maps(maps);
+        let writable: Vec<(u64, bool)> = m.iter().map(|m| (m.start, m.writable)).collect();
+        assert_eq!(
+            writable,
+            [
+                (0x55b1ea922000, false),
+                (0x55b1ea9c1000, false),
+                (0x55b1ea9c8000, true),
+                (0x7fea7e400000, true),
+            ]
+        );
+        assert_eq!(m[1].offset, 0xdf000);
+        assert_eq!(m[3].path, "/dev/shm/table");
+    }
 }
