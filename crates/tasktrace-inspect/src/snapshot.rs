@@ -15,10 +15,11 @@
 //!   met any is thrown away by its caller.
 //! - After [`Snapshot::resumed`], a page not copied is read from the running process and
 //!   counted as late: only for decoding, whose readers check what they read.
-//! - A page of a mapping the process may not write (its code, read-only data, the libraries'
-//!   text: `MappedFile::writable` false) holds the same bytes stopped or running: it is never
-//!   copied while the process is stopped, and is read from the process when first used, in
-//!   any phase — neither missed nor late, nor part of what the next read copies.
+//! - A page of a private file mapping the process may not write (its code, read-only data,
+//!   the libraries' text: `MappedFile::writable` false) holds the same bytes stopped or
+//!   running: it is never copied while the process is stopped, and is read from the process
+//!   when first used, in any phase — neither missed nor late, nor part of what the next read
+//!   copies.
 
 use crate::addr_hash::AddrMap;
 use crate::error::{Error, Result};
