@@ -569,6 +569,7 @@ fn axum_service(profile: &str) {
     let exe = exe.to_str().unwrap();
     let mut server = Target::spawn(exe, &["serve", "5"]);
     let port: u16 = server.wait_for("port ").parse().unwrap();
+    let debug_port: u16 = server.wait_for("debug-port ").parse().unwrap();
     let _client = Target::spawn(exe, &["client", &port.to_string(), "3", "2"]);
     server.wait_for("ready");
     let Some(tmux) = Tmux::top(
@@ -640,6 +641,43 @@ fn axum_service(profile: &str) {
     );
     tmux.assert_terminal_restored();
     assert_not_stopped(server.pid);
+    support::frameworks::assert_serves(port);
+
+    // In process, the same table: the service's own `/debug/tasks/top` (`tasktrace::http`
+    // with the `snapshot` feature, no `tasktrace::spawn` in it) lists the five requests at
+    // the same await, waiting since the first of its samples.
+    let body = support::frameworks::debug_get(
+        debug_port,
+        "/debug/tasks/top?samples=3&interval=0.3&format=json",
+    );
+    let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        (&v["in_process"], &v["samples"]),
+        (&true.into(), &3.into()),
+        "{v:#}"
+    );
+    let waiting: Vec<&serde_json::Value> = v["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter(|t| t["where"]["function"] == "wait_for_approval")
+        .collect();
+    assert_eq!(waiting.len(), 5, "{v:#}");
+    for t in waiting {
+        assert_eq!(t["where"]["line"], approval, "{t:#}");
+        assert_eq!(t["state"], "idle", "{t:#}");
+        assert!(
+            t["waits_on"]
+                .as_str()
+                .unwrap()
+                .contains("[waiting on Notify]"),
+            "{t:#}"
+        );
+        // How long: from the first sample's dump to the last's (the first dump, which starts
+        // the reader process, may take longer than the interval: no lower bound here).
+        assert!(t["waited_ms"].as_u64().is_some(), "{t:#}");
+        assert_eq!(t["waiting_since_first_sample"], true, "{t:#}");
+    }
     support::frameworks::assert_serves(port);
 }
 

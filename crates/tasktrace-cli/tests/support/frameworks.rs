@@ -136,16 +136,24 @@ pub fn root_of(t: &Task) -> &Node {
 
 /// The service's own `GET /debug/tasks?format=json`.
 pub fn debug_tasks(port: u16) -> Dump {
+    serde_json::from_str(&debug_get(port, "/debug/tasks?format=json")).expect("a JSON dump")
+}
+
+/// The body of `GET target` on a service's debug port (`tasktrace::http`), asserting a `200`.
+pub fn debug_get(port: u16, target: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     // The first snapshot indexes the executable's debuginfo: seconds for a dev build.
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    s.write_all(b"GET /debug/tasks?format=json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut answer = String::new();
     s.read_to_string(&mut answer).expect("an answer");
     let (head, body) = answer.split_once("\r\n\r\n").expect("HTTP head");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    serde_json::from_str(body).expect("a JSON dump")
+    assert!(head.starts_with("HTTP/1.1 200"), "{target}: {head}");
+    body.to_string()
 }
 
 /// `GET /health` answers `ok`.
