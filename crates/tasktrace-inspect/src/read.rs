@@ -8,6 +8,7 @@ use crate::{
     debugfile, debuginfo, decode, memo, process, threads, tokio, unwind, value, Error, Options,
     Prepared, Result,
 };
+use std::sync::OnceLock;
 use tasktrace_model::{
     Dump, Frame, FrameKind, FrameStatus, Node, Task, TaskState, ThreadRole, Trace,
 };
@@ -51,8 +52,9 @@ pub(crate) fn read_held(
 /// What a session keeps across its reads, for one read ([`read_phased`]).
 #[derive(Clone, Copy, Default)]
 pub(crate) struct SessionParts<'s> {
-    /// The mapped files' unwind tables (for `--threads`).
-    pub(crate) unwinder: Option<&'s unwind::Unwinder>,
+    /// The mapped files' unwind tables (for `--threads`, and the stacks of `spawn_blocking`
+    /// threads): made at a session's first need, and kept for its later reads.
+    pub(crate) unwinder: Option<&'s OnceLock<unwind::Unwinder>>,
     /// The last read's trees, and this read's number.
     pub(crate) memo: Option<(&'s memo::Memo, u64)>,
     /// The root futures found on `block_on` threads' stacks by the last reads.
@@ -272,14 +274,8 @@ pub(crate) fn read_phased(
         return Ok(None);
     }
     if !polling.is_empty() {
-        let own;
-        let unwinder = match unwinder {
-            Some(u) => u,
-            None => {
-                own = own_unwinder(t, opts);
-                &own
-            }
-        };
+        let mut own = None;
+        let unwinder = unwinder_for(unwinder, &mut own, t, opts);
         for i in polling {
             let tid = facts[i].info.tid as i32;
             if let Some(regs) = t.registers(tid) {
@@ -379,7 +375,7 @@ pub(crate) fn read_phased(
     if !awaited_headers.is_empty() {
         listed.sort_unstable();
     }
-    let mut blocking_unwinder = None;
+    let mut own_unwinder = None;
     for header in awaited_headers {
         if listed.binary_search(&header).is_ok() || tasks.len() >= opts.max_tasks {
             continue;
@@ -396,11 +392,7 @@ pub(crate) fn read_phased(
             // while stopped), unwound now that the target runs on.
             let stack = match thread.and_then(|tid| t.registers(tid as i32)) {
                 Some(regs) if rt.running => {
-                    let u = match unwinder {
-                        Some(u) => u,
-                        None => blocking_unwinder.get_or_insert_with(|| own_unwinder(t, opts)),
-                    };
-                    u.native_stack(t, regs)
+                    unwinder_for(unwinder, &mut own_unwinder, t, opts).native_stack(t, regs)
                 }
                 _ => Vec::new(),
             };
@@ -527,6 +519,22 @@ fn blocking_task(
         roots: std::sync::Arc::new(vec![node]),
     };
     task
+}
+
+/// The session's unwinder, made at its first need and kept (loading the mapped files' unwind
+/// tables and symbols costs ~200 ms for a service's executable with compressed debug
+/// sections: made again for every read, it was most of an in-process dump's time whenever the
+/// dump's own `spawn_blocking` thread was unwound), or without a session one for this read.
+fn unwinder_for<'u>(
+    kept: Option<&'u OnceLock<unwind::Unwinder>>,
+    own: &'u mut Option<unwind::Unwinder>,
+    t: &dyn process::Target,
+    opts: &Options,
+) -> &'u unwind::Unwinder {
+    match kept {
+        Some(cell) => cell.get_or_init(|| own_unwinder(t, opts)),
+        None => own.get_or_insert_with(|| own_unwinder(t, opts)),
+    }
 }
 
 /// An unwinder of the target's native stacks built for one read (a session keeps its own):

@@ -27,7 +27,9 @@ pub struct Session {
     ids: process::pid::ProcessIds,
     info: debuginfo::DebugInfo,
     prepared: Prepared,
-    unwinder: Option<unwind::Unwinder>,
+    /// The mapped files' unwind tables and symbols: loaded at `new` for `--threads`, else at
+    /// the first read that unwinds a stack (a `spawn_blocking` thread's), then kept.
+    unwinder: std::sync::OnceLock<unwind::Unwinder>,
     progress: Progress,
     /// The trees of the last read, for the tasks whose futures have not changed since.
     memo: memo::Memo,
@@ -78,14 +80,17 @@ impl Session {
         progress.say(|| format!("indexed the debuginfo of {}; stopping {ids}", exe.display()));
         // The threads view unwinds native stacks: load the mapped files' unwind tables and
         // symbols now, not while the process is stopped.
-        let unwinder = opts.threads.then(|| {
+        let unwinder = std::sync::OnceLock::new();
+        if opts.threads {
             let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
             let exe_debug = debug_file.as_ref().map(|file| unwind::ExeDebugFile {
                 exe_path: &exe_path,
                 file,
             });
-            unwind::Unwinder::from_maps(&process::parse_maps(&maps), &files, exe_debug)
-        });
+            let loaded =
+                unwind::Unwinder::from_maps(&process::parse_maps(&maps), &files, exe_debug);
+            let _ = unwinder.set(loaded);
+        }
         Ok(Session {
             pid,
             ids,
@@ -192,7 +197,7 @@ impl Session {
             opts,
             progress,
             SessionParts {
-                unwinder: self.unwinder.as_ref(),
+                unwinder: Some(&self.unwinder),
                 memo: Some((&self.memo, read)),
                 roots: Some(&self.roots),
             },
