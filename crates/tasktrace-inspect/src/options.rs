@@ -22,6 +22,12 @@ pub struct Options {
     /// polling one. Unwinding happens while the target is stopped: `record` and `top` sample
     /// a hundred times a second, and a worker busy on the CPU is most of what they stop.
     pub blocked_stacks_only: bool,
+    /// The target's own thread that asked for this read, when it reads itself (the `snapshot`
+    /// feature's reader is asked by a thread of the program, which waits for the answer): its
+    /// stack is tasktrace's wait, so it is neither copied nor unwound — a `dump()` runs on a
+    /// `spawn_blocking` thread that the requesting task awaits, and that thread's stack would
+    /// otherwise be unwound at every dump (an unwinder costs the reader ~200 ms and ~50 MiB).
+    pub reading_thread: Option<i32>,
     /// A separate debug file for the executable (`objcopy --only-keep-debug` output, a
     /// distribution's `.debug` file). Without it, an executable without debuginfo is looked up
     /// by build id and `.gnu_debuglink` ([`debugfile`](crate::debugfile)).
@@ -80,6 +86,7 @@ impl Default for Options {
             max_frames: 1_000_000,
             threads: false,
             blocked_stacks_only: false,
+            reading_thread: None,
             debuginfo: None,
             sysroot: None,
             progress: false,

@@ -255,7 +255,11 @@ pub(crate) fn read_phased(
     let blocking = facts
         .iter()
         .enumerate()
-        .filter(|(_, f)| f.info.role == ThreadRole::Blocking && f.info.task.is_some())
+        .filter(|(_, f)| {
+            f.info.role == ThreadRole::Blocking
+                && f.info.task.is_some()
+                && Some(f.info.tid as i32) != opts.reading_thread
+        })
         .take(MAX_BLOCKING_STACKS)
         .map(|(i, _)| i);
     for i in polling.iter().copied().chain(blocking) {
@@ -390,7 +394,10 @@ pub(crate) fn read_phased(
                 .map(|f| f.info.tid);
             // What the closure runs now: its thread's native stack (from the pages copied
             // while stopped), unwound now that the target runs on.
-            let stack = match thread.and_then(|tid| t.registers(tid as i32)) {
+            let stack = match thread
+                .filter(|&tid| Some(tid as i32) != opts.reading_thread)
+                .and_then(|tid| t.registers(tid as i32))
+            {
                 Some(regs) if rt.running => {
                     unwinder_for(unwinder, &mut own_unwinder, t, opts).native_stack(t, regs)
                 }

@@ -60,6 +60,9 @@ struct Request {
     /// Read the values of async fn frames.
     #[serde(default)]
     values: bool,
+    /// The program's thread asking (it waits for the answer: its stack is not unwound).
+    #[serde(default)]
+    asking_thread: Option<i32>,
 }
 
 /// A dump as the reader sends it: each distinct tree once (tasks suspended alike share one:
@@ -206,6 +209,8 @@ impl Reader {
             timeout_ms: options.timeout.as_millis() as u64,
             idle_ms: options.reader_idle.as_millis() as u64,
             values: options.values,
+            // SAFETY: gettid has no preconditions.
+            asking_thread: Some(unsafe { libc::gettid() }),
         };
         let mut line =
             serde_json::to_string(&request).map_err(|e| SnapshotError(format!("snapshot: {e}")))?;
@@ -361,6 +366,7 @@ fn serve(parent: i32) -> i32 {
             timeout: Duration::from_millis(request.timeout_ms.max(100)),
             runtime_handles: request.handles,
             values: request.values,
+            reading_thread: request.asking_thread,
             ..Default::default()
         };
         let (result, stopped) = read(parent, &mut session, &opts);
