@@ -77,14 +77,16 @@ pub fn core(core: &str, exe: Option<&str>, opts: &Options) -> Result<Dump> {
     let files = files.with_executable(mapped, exe);
     file.set_files(files.clone());
     let dump = check_core_matches(&file, &info, core, exe, exe_given).and_then(|()| {
-        let unwinder = std::sync::OnceLock::new();
-        if opts.threads {
-            let exe_debug = debug_file.as_ref().map(|file| unwind::ExeDebugFile {
-                exe_path: mapped,
-                file,
-            });
-            let _ = unwinder.set(unwind::Unwinder::from_maps(&maps, &files, exe_debug));
-        }
+        let unwinder = opts
+            .threads
+            .then(|| {
+                let exe_debug = debug_file.as_ref().map(|file| unwind::ExeDebugFile {
+                    exe_path: mapped,
+                    file,
+                });
+                unwind::Unwinder::from_maps(&maps, &files, exe_debug)
+            })
+            .map_or_else(std::sync::OnceLock::new, std::sync::OnceLock::from);
         read_held(
             &file,
             &info,

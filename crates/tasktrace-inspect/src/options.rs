@@ -78,6 +78,13 @@ impl Progress {
     }
 }
 
+impl Options {
+    /// True for the target's thread that asked for this read ([`Options::reading_thread`]).
+    pub(crate) fn asked_from(&self, tid: u64) -> bool {
+        self.reading_thread.is_some_and(|t| t as u64 == tid)
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {

@@ -258,7 +258,7 @@ pub(crate) fn read_phased(
         .filter(|(_, f)| {
             f.info.role == ThreadRole::Blocking
                 && f.info.task.is_some()
-                && Some(f.info.tid as i32) != opts.reading_thread
+                && !opts.asked_from(f.info.tid)
         })
         .take(MAX_BLOCKING_STACKS)
         .map(|(i, _)| i);
@@ -395,7 +395,7 @@ pub(crate) fn read_phased(
             // What the closure runs now: its thread's native stack (from the pages copied
             // while stopped), unwound now that the target runs on.
             let stack = match thread
-                .filter(|&tid| Some(tid as i32) != opts.reading_thread)
+                .filter(|&tid| !opts.asked_from(tid))
                 .and_then(|tid| t.registers(tid as i32))
             {
                 Some(regs) if rt.running => {

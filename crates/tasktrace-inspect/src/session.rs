@@ -80,17 +80,17 @@ impl Session {
         progress.say(|| format!("indexed the debuginfo of {}; stopping {ids}", exe.display()));
         // The threads view unwinds native stacks: load the mapped files' unwind tables and
         // symbols now, not while the process is stopped.
-        let unwinder = std::sync::OnceLock::new();
-        if opts.threads {
-            let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-            let exe_debug = debug_file.as_ref().map(|file| unwind::ExeDebugFile {
-                exe_path: &exe_path,
-                file,
-            });
-            let loaded =
-                unwind::Unwinder::from_maps(&process::parse_maps(&maps), &files, exe_debug);
-            let _ = unwinder.set(loaded);
-        }
+        let unwinder = opts
+            .threads
+            .then(|| {
+                let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+                let exe_debug = debug_file.as_ref().map(|file| unwind::ExeDebugFile {
+                    exe_path: &exe_path,
+                    file,
+                });
+                unwind::Unwinder::from_maps(&process::parse_maps(&maps), &files, exe_debug)
+            })
+            .map_or_else(std::sync::OnceLock::new, std::sync::OnceLock::from);
         Ok(Session {
             pid,
             ids,

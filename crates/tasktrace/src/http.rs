@@ -553,16 +553,16 @@ async fn top(top: &Top, task: Option<&regex::Regex>, fresh: bool) -> Response {
         // The whole dump goes to the history and the diagnoser: a diagnosis is proven on
         // every task, never on the few a filter keeps.
         let sampled = diagnoser.add(&dump, at - *first.get_or_insert(at));
-        let mut rows = history.add(&dump, at, &sampled);
-        if let Some(re) = task {
-            rows.retain(|r| dump.task(r.id).is_some_and(|t| root_matches(t, re)));
-        }
+        let rows = history.add(&dump, at, &sampled);
         last = Some((dump, sampled, rows));
         if i + 1 < top.samples {
             tokio::time::sleep_until(started + top.interval).await;
         }
     }
-    let (dump, sampled, rows) = last.expect("at least one sample");
+    let (dump, sampled, mut rows) = last.expect("at least one sample");
+    if let Some(re) = task {
+        rows.retain(|r| dump.task(r.id).is_some_and(|t| root_matches(t, re)));
+    }
     let (median, max) = table::median_max(&took);
     let summary = Summary {
         pid: std::process::id() as i32,

@@ -114,19 +114,13 @@ impl LiveProcess {
             return Err(Error::NoSuchProcess(pid));
         }
         proc.stopped_at = Some(Instant::now());
-        for &tid in &proc.seized {
-            // SAFETY: PTRACE_INTERRUPT on a thread we seized; no pointers.
-            unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0usize, 0usize) };
-        }
+        proc.seized.iter().for_each(|&tid| interrupt(tid));
         for _round in 0..8 {
             let before = proc.seized.len();
             if proc.seize_new(&task_dir)? == 0 {
                 break;
             }
-            for &tid in &proc.seized[before..] {
-                // SAFETY: PTRACE_INTERRUPT on a thread we seized; no pointers.
-                unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0usize, 0usize) };
-            }
+            proc.seized[before..].iter().for_each(|&tid| interrupt(tid));
         }
         let mut stopped = Vec::new();
         for i in 0..proc.seized.len() {
@@ -288,6 +282,19 @@ fn tracer_of(pid: i32) -> Option<i32> {
     (tracer != 0).then_some(tracer)
 }
 
+/// Stops seized thread `tid` (`PTRACE_INTERRUPT`): its stop is reported to [`wait_stop`]. A
+/// second interrupt of an interrupted thread changes nothing.
+fn interrupt(tid: i32) {
+    // SAFETY: PTRACE_INTERRUPT takes no pointers; on a thread we did not seize it fails
+    // (ESRCH) and does nothing.
+    unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0usize, 0usize) };
+}
+
+/// How long [`wait_stop`] polls without sleeping: longer than a stopping thread usually takes
+/// to be scheduled and stop (tens of µs), short enough that the tracer's core is not kept busy
+/// for a thread that takes long.
+const SPIN: Duration = Duration::from_micros(500);
+
 /// Waits until `tid` reports a ptrace stop. `Ok(Some(sig))`: stopped; `sig` is a signal that
 /// was on its way to the thread (a signal-delivery-stop came before our interrupt) and must be
 /// passed back on detach, or 0. `Ok(None)`: the thread exited.
@@ -297,11 +304,6 @@ fn tracer_of(pid: i32) -> Option<i32> {
 /// default timer slack: sleeping from the first poll made the stop wait for the timer, not for
 /// the threads), then sleeps ever longer up to a millisecond. Whether the thread is gone is
 /// asked of `/proc` only once the pause is that long.
-/// How long [`wait_stop`] polls without sleeping: longer than a stopping thread usually takes
-/// to be scheduled and stop (tens of µs), short enough that the tracer's core is not kept busy
-/// for a thread that takes long.
-const SPIN: Duration = Duration::from_micros(500);
-
 fn wait_stop(tid: i32, deadline: Instant, timeout: Duration) -> Result<Option<i32>> {
     const LONGEST: Duration = Duration::from_millis(1);
     let spin_until = Instant::now() + SPIN;
@@ -417,8 +419,7 @@ impl Drop for LiveProcess {
                 // interrupted (an error came between the seizes and the interrupts). Interrupt
                 // it (a second interrupt of an interrupted thread changes nothing), wait
                 // briefly for its stop, then detach again.
-                // SAFETY: PTRACE_INTERRUPT on a thread we seized; no pointers.
-                unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0usize, 0usize) };
+                interrupt(tid);
                 let grace = Duration::from_millis(200);
                 let _ = wait_stop(tid, Instant::now() + grace, grace);
                 // SAFETY: as above.
